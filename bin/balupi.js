@@ -10,7 +10,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'src', 'cli.ts');
 const major = Number(process.versions.node.split('.')[0]);
 if (major >= 24) {
-  await import(cli);
+  const { main } = await import(cli);
+  process.exitCode = await main(process.argv.slice(2));
 } else {
   const own = join(root, 'node_modules', 'node', 'bin', 'node');
   if (!existsSync(own)) {

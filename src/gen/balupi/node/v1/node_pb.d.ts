@@ -172,17 +172,17 @@ export declare type Memory = Message<"balupi.node.v1.Memory"> & {
 export declare const MemorySchema: GenMessage<Memory>;
 
 /**
- * Disk is in bytes, for one filesystem.
+ * Disk is in bytes, for the filesystem that holds the data directory.
  *
  * @generated from message balupi.node.v1.Disk
  */
 export declare type Disk = Message<"balupi.node.v1.Disk"> & {
   /**
-   * Mount point of the filesystem holding the data directory.
+   * The data directory (absolute path) whose filesystem is described.
    *
-   * @generated from field: string mount = 1;
+   * @generated from field: string path = 1;
    */
-  mount: string;
+  path: string;
 
   /**
    * Size of the filesystem.

@@ -1,0 +1,105 @@
+// The `balupi` command: global options (--config, --data-dir), then one sub-command. Configuration is loaded here,
+// once, and passed down. User errors (bad settings, bad arguments) print one clear line and exit 2, never a stack.
+import { ConfigError, loadConfig } from './config.ts';
+import { UsageError, type CommandContext } from './commands/context.ts';
+import { VERSION } from './version.ts';
+
+
+type Command = { summary: string; run: (args: string[], ctx: CommandContext) => Promise<number> };
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    summary: 'run the daemon (REST on BALUPI_PORT, gRPC on BALUPI_GRPC_PORT)',
+    run: async (_args, ctx) => (await import('./commands/serve.ts')).serve(ctx),
+  },
+  token: {
+    summary: 'print an access token: token --user NAME [--id N] [--user-role admin|user] [--ttl 15m]',
+    run: async (args, ctx) => (await import('./commands/token.ts')).token(args, ctx),
+  },
+  version: {
+    summary: 'print the version',
+    run: async (_args, ctx) => {
+      ctx.stdout.write(`balupi ${VERSION}\n`);
+      return 0;
+    },
+  },
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return [
+    `balupi ${VERSION}: cache, sync peer and energy monitor in front of the BaluHost NAS`,
+    '',
+    'usage: balupi [--config FILE] [--data-dir DIR] [--role pi|hub] <command> [options]',
+    '',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Settings come from BALUPI_* environment variables or a YAML file; see README.md.',
+  ].join('\n');
+}
+
+const GLOBAL_VALUE_OPTIONS = { '--config': 'config', '--data-dir': 'dataDir', '--role': 'role' } as const;
+
+/** Splits the global options off (wherever they stand) and turns them into BALUPI_* overrides, so that config.ts
+ *  stays the one reader of settings. Everything else is left, in order, for the sub-command. */
+function globalOptions(argv: string[], env: NodeJS.ProcessEnv) {
+  const found: Partial<Record<'config' | 'dataDir' | 'role', string>> = {};
+  const rest: string[] = [];
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const key = GLOBAL_VALUE_OPTIONS[flag as keyof typeof GLOBAL_VALUE_OPTIONS];
+    if (key) {
+      const value = inline ?? argv[++i];
+      if (value === undefined) throw new UsageError(`${flag} needs a value`);
+      found[key] = value;
+    } else if (arg === '--help' || arg === '-h') {
+      help = true;
+    } else {
+      rest.push(arg);
+    }
+  }
+  const overrides: NodeJS.ProcessEnv = { ...env };
+  if (found.dataDir !== undefined) overrides.BALUPI_DATA_DIR = found.dataDir;
+  if (found.role !== undefined) overrides.BALUPI_ROLE = found.role;
+  return { env: overrides, configFile: found.config, help, rest };
+}
+
+export async function main(argv: string[], io = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  let parsed;
+  try {
+    parsed = globalOptions(argv, io.env);
+  } catch (err) {
+    io.stderr.write(`balupi: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const [name, ...args] = parsed.rest;
+  if (!name || parsed.help || name === 'help') {
+    (name && name !== 'help' ? io.stderr : io.stdout).write(help() + '\n');
+    return name || parsed.help ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.stderr.write(`balupi: unknown command "${name}"\n\n${help()}\n`);
+    return 2;
+  }
+  try {
+    const config = loadConfig(parsed.env, parsed.configFile);
+    return await command.run(args, { config, stdout: io.stdout, stderr: io.stderr });
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      io.stderr.write(`balupi: ${(err as Error).message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

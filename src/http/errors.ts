@@ -1,0 +1,87 @@
+// The one place where errors become HTTP responses, in BaluHost's envelope: {"detail": ...}; validation failures are
+// 422 with FastAPI's list of {type, loc, msg, input} so that clients written against BaluHost parse them.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { TokenError } from '../auth/tokens.ts';
+
+/** An error that already knows its HTTP status and the detail the client should see. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  readonly status: number;
+  readonly detail: unknown;
+  readonly headers: Record<string, string>;
+  constructor(status: number, detail: unknown, headers: Record<string, string> = {}) {
+    super(typeof detail === 'string' ? detail : JSON.stringify(detail));
+    this.status = status;
+    this.detail = detail;
+    this.headers = headers;
+  }
+}
+
+/**
+ * Domain errors carry a stable `code`; this table is the whole mapping from codes to HTTP statuses. Codes not listed
+ * are internal errors.
+ */
+const STATUS_BY_CODE: Record<string, number> = {
+  invalid_name: 400,
+  invalid_argument: 422,
+  not_found: 404,
+  conflict: 409,
+  hash_mismatch: 422,
+  cache_full: 507,
+  no_space: 507,
+  corrupt_chunk: 500,
+  unavailable: 503,
+  too_large: 413,
+};
+
+interface FastApiValidationItem {
+  type: string;
+  loc: (string | number)[];
+  msg: string;
+  input: unknown;
+}
+
+const LOCATION: Record<string, string> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' };
+
+function validationItems(err: FastifyError): FastApiValidationItem[] {
+  const where = LOCATION[err.validationContext ?? 'body'] ?? 'body';
+  return (err.validation ?? []).map((v) => {
+    const params = v.params as Record<string, unknown>;
+    const path = v.instancePath.split('/').filter(Boolean);
+    if (v.keyword === 'required') {
+      return { type: 'missing', loc: [where, ...path, String(params.missingProperty)], msg: 'Field required', input: null };
+    }
+    if (v.keyword === 'additionalProperties') {
+      return { type: 'extra_forbidden', loc: [where, ...path, String(params.additionalProperty)], msg: 'Extra inputs are not permitted', input: null };
+    }
+    const msg = v.keyword === 'enum'
+      ? `Input should be ${(params.allowedValues as unknown[]).map((x) => `'${x}'`).join(' or ')}`
+      : `Input ${v.message ?? 'is invalid'}`;
+    return { type: v.keyword, loc: [where, ...path], msg, input: (v as { data?: unknown }).data ?? null };
+  });
+}
+
+export function sendError(reply: FastifyReply, status: number, detail: unknown, headers: Record<string, string> = {}): FastifyReply {
+  return reply.code(status).headers(headers).type('application/json').send({ detail });
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setNotFoundHandler((_req, reply) => sendError(reply, 404, 'Not Found'));
+  app.setErrorHandler((err: FastifyError & { code?: string }, req: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof ApiError) return sendError(reply, err.status, err.detail, err.headers);
+    if (err instanceof TokenError) return sendError(reply, 401, err.message, { 'WWW-Authenticate': 'Bearer' });
+    if (err.validation) return sendError(reply, 422, validationItems(err));
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+      return sendError(reply, 422, [{ type: 'json_invalid', loc: ['body'], msg: err.message, input: null }]);
+    }
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 413, 'Request body is too large');
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, 415, 'Unsupported media type');
+    const status = err.code ? STATUS_BY_CODE[err.code] : undefined;
+    if (status) return sendError(reply, status, err.message);
+    if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      return sendError(reply, err.statusCode, err.message);
+    }
+    req.log.error({ err }, 'unhandled error');
+    return sendError(reply, 500, 'Internal server error');
+  });
+}

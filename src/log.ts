@@ -1,0 +1,14 @@
+// One pino logger for the process: JSON lines for journald and log shippers, or pino-pretty on a terminal.
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import type { Config } from './config.ts';
+
+export type { Logger };
+
+export function createLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, stream: NodeJS.WritableStream = process.stdout): Logger {
+  const usePretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && (stream as { isTTY?: boolean }).isTTY === true);
+  const options = { level: config.logLevel, base: { service: 'balupi' } };
+  if (!usePretty) return pino(options, stream);
+  // Synchronous pretty stream rather than a worker-thread transport: one thread less on a 1 GB Pi.
+  return pino(options, pretty({ destination: stream, colorize: true, ignore: 'pid,hostname,service', translateTime: 'SYS:HH:MM:ss.l' }));
+}

@@ -1,0 +1,29 @@
+// RPC peers prove they are paired by sending the shared peer secret as `Authorization: Bearer <secret>`.
+// NodeService.GetStatus stays open: a peer (or an operator with buf curl) may ask who we are before pairing.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
+import { toConnectError } from './errors.ts';
+
+/** Methods that answer without the secret. */
+export const OPEN_METHODS: ReadonlySet<string> = new Set(['balupi.node.v1.NodeService/GetStatus']);
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export function peerAuthInterceptor(peerSecret: string, open: ReadonlySet<string> = OPEN_METHODS): Interceptor {
+  const expected = digest(peerSecret);
+  return (next) => async (req) => {
+    if (!open.has(`${req.service.typeName}/${req.method.name}`)) {
+      const header = req.header.get('authorization') ?? '';
+      const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
+      // Compare digests so that the comparison time does not depend on the secret's length either.
+      if (!match || !timingSafeEqual(digest(match[1]!), expected)) {
+        throw new ConnectError(match ? 'wrong peer secret' : 'peer secret required (Authorization: Bearer <BALUPI_PEER_SECRET>)', Code.Unauthenticated);
+      }
+    }
+    try {
+      return await next(req);
+    } catch (err) {
+      throw toConnectError(err);
+    }
+  };
+}

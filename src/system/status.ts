@@ -1,0 +1,82 @@
+// Host figures for /api/system/status and NodeService.GetStatus. They are sampled in the background every few
+// seconds so a request never waits for a measurement (the Python BaluPi blocked each request for a CPU sample).
+import { statfs } from 'node:fs/promises';
+import { hostname, loadavg, uptime } from 'node:os';
+import si from 'systeminformation';
+
+export interface HostStatus {
+  hostname: string;
+  cpu_percent: number;
+  cpu_temp_celsius: number | null;
+  memory: { total: number; used: number; free: number; available: number; percent: number };
+  disk: { path: string; total: number; used: number; free: number; percent: number };
+  uptime_seconds: number;
+  load_avg: [number, number, number];
+  sampled_at: string;
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+export class SystemMonitor {
+  readonly #dataDir: string;
+  readonly #intervalMs: number;
+  #timer: NodeJS.Timeout | null = null;
+  #latest: HostStatus | null = null;
+  #sampling: Promise<void> | null = null;
+
+  constructor(opts: { dataDir: string; intervalMs: number }) {
+    this.#dataDir = opts.dataDir;
+    this.#intervalMs = opts.intervalMs;
+  }
+
+  /** Takes the first sample (so the first request has data) and keeps sampling until stop(). */
+  async start(): Promise<void> {
+    await this.#sample();
+    this.#timer = setInterval(() => void this.#sample(), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    await this.#sampling;
+  }
+
+  /** The latest sample; never waits. */
+  current(): HostStatus {
+    if (!this.#latest) throw new Error('SystemMonitor.current() called before start()');
+    return this.#latest;
+  }
+
+  #sample(): Promise<void> {
+    // A slow sample (an SD card stalling statfs) must not pile up behind itself.
+    this.#sampling ??= this.#measure().finally(() => {
+      this.#sampling = null;
+    });
+    return this.#sampling;
+  }
+
+  async #measure(): Promise<void> {
+    const [load, temp, mem, fs] = await Promise.all([
+      si.currentLoad().catch(() => null),
+      si.cpuTemperature().catch(() => null),
+      si.mem(),
+      statfs(this.#dataDir),
+    ]);
+    const diskTotal = fs.blocks * fs.bsize;
+    const diskFree = fs.bavail * fs.bsize;
+    const diskUsed = diskTotal - fs.bfree * fs.bsize;
+    const memUsed = mem.total - mem.available;
+    const avg = loadavg();
+    this.#latest = {
+      hostname: hostname(),
+      cpu_percent: round1(load?.currentLoad ?? 0),
+      cpu_temp_celsius: typeof temp?.main === 'number' && Number.isFinite(temp.main) ? temp.main : null,
+      memory: { total: mem.total, used: memUsed, free: mem.free, available: mem.available, percent: round1((memUsed / mem.total) * 100) },
+      disk: { path: this.#dataDir, total: diskTotal, used: diskUsed, free: diskFree, percent: diskTotal ? round1((diskUsed / diskTotal) * 100) : 0 },
+      uptime_seconds: Math.floor(uptime()),
+      load_avg: [avg[0] ?? 0, avg[1] ?? 0, avg[2] ?? 0],
+      sampled_at: new Date().toISOString(),
+    };
+  }
+}
