@@ -61,7 +61,7 @@ export class KlapTransport {
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: KlapTransportOptions) {
-    this.#opts = { timeoutMs: 5_000, now: Date.now, ...options };
+    this.#opts = { ...options, timeoutMs: options.timeoutMs ?? 5_000, now: options.now ?? Date.now };
     this.#authHash = klapAuthHash(options.username, options.password);
     this.target = formatHostPort(options.host, options.port);
   }

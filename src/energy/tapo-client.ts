@@ -70,7 +70,11 @@ export class TapoPlugClient implements PlugClient {
   };
 
   constructor(device: Pick<PlugDevice, 'host' | 'port'>, credentials: PlugCredentials, options: TapoClientOptions = {}) {
-    this.#opts = { timeoutMs: 5_000, now: Date.now, legacyFallback: true, ...options };
+    this.#opts = {
+      timeoutMs: options.timeoutMs ?? 5_000,
+      now: options.now ?? Date.now,
+      legacyFallback: options.legacyFallback ?? true,
+    };
     this.#creds = credentials;
     this.target = formatHostPort(device.host, device.port);
     this.#klap = new KlapTransport({
@@ -143,6 +147,10 @@ export class TapoPlugClient implements PlugClient {
 
   #noteFirmware(firmware: string | null): void {
     if (firmware === null || firmware === this.#caps.firmware) return;
+    if (this.#caps.firmware === null) {
+      this.#caps.firmware = firmware;
+      return;
+    }
     // A firmware update can add (or remove) methods: learn them again.
     this.#caps = { batch: null, currentPower: null, emeter: null, firmware };
   }

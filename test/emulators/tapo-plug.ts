@@ -364,9 +364,9 @@ export class TapoPlugEmulator {
       current_power: Math.round(this.#powerW(now) * 1000),
       electricity_charge: [0, 0, 0],
       local_time: this.#localTime(now),
-      month_energy: Math.floor(this.#monthWh),
+      month_energy: wholeWh(this.#monthWh),
       month_runtime: Math.floor(this.#monthOnMs / 60_000),
-      today_energy: Math.floor(this.#todayWh),
+      today_energy: wholeWh(this.#todayWh),
       today_runtime: Math.floor(this.#todayOnMs / 60_000),
     };
   }
@@ -377,7 +377,7 @@ export class TapoPlugEmulator {
     const v = this.options.voltageV;
     return {
       current_ma: Math.round((p / v) * 1000),
-      energy_wh: Math.floor(this.#totalWh),
+      energy_wh: wholeWh(this.#totalWh),
       power_mw: Math.round(p * 1000),
       voltage_mv: Math.round(v * 1000),
     };
@@ -604,6 +604,11 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('end', () => resolve(Buffer.concat(parts)));
     req.on('error', reject);
   });
+}
+
+/** Plugs count whole Wh; the small epsilon keeps 149.99999 (float sum of an exact 150) from reading as 149. */
+function wholeWh(wh: number): number {
+  return Math.floor(wh + 1e-6);
 }
 
 function randomMac(): string {
