@@ -6,7 +6,8 @@
 // it at every buffer flush).
 
 import type { PlugCallOptions, PlugClient, PlugClientFactory, PlugCredentials, PlugDeviceInfo } from './plug-client.ts';
-import { PlugError, formatHostPort } from './plug-client.ts';
+import { formatHostPort } from './plug-client.ts';
+import { DeviceRegistryError } from './device-registry.ts';
 import type { PlugDevice, PlugReading } from './types.ts';
 
 /** What the poller needs from the device registry (DeviceRegistry implements it). */
@@ -147,7 +148,7 @@ export class PlugPoller {
   async setOn(deviceId: number, on: boolean): Promise<PlugReading | undefined> {
     this.#reconcile();
     const st = this.#states.get(deviceId);
-    if (!st) throw new PlugError('PLUG_CLOSED', String(deviceId), `No plug with id ${deviceId}`);
+    if (!st) throw new DeviceRegistryError('DEVICE_NOT_FOUND', `No plug with id ${deviceId}`);
     const call = this.#callOptions();
     await st.client.setOn(on, call);
     try {

@@ -19,6 +19,7 @@ import {
   klapVerify,
   type KlapKeys,
 } from '../../src/energy/klap-crypto.ts';
+import { formatHostPort } from '../../src/energy/plug-client.ts';
 
 export type EmulatedModel = 'P110' | 'P115';
 
@@ -161,7 +162,7 @@ export class TapoPlugEmulator {
 
   /** `host:port` as BaluPi's device list takes it. */
   get address(): string {
-    return `${this.options.host}:${this.#port}`;
+    return formatHostPort(this.options.host, this.#port);
   }
 
   get deviceOn(): boolean {

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { DeviceRegistry } from '../../src/energy/device-registry.ts';
+import { DeviceRegistry, DeviceRegistryError } from '../../src/energy/device-registry.ts';
 import { PlugPoller, type PlugPollerOptions } from '../../src/energy/poller.ts';
 import { tapoClientFactory } from '../../src/energy/tapo-client.ts';
 import { PlugError } from '../../src/energy/plug-client.ts';
@@ -200,7 +200,7 @@ test('toggle through the poller: the relay switches and latest() shows it at onc
   assert.equal(poller.latest(1)?.deviceOn, true);
   assert.equal(readings.length, 3);
   assert.equal(emus[0]!.counters.handshake1, 1, 'the toggle reused the polling session');
-  await assert.rejects(poller.setOn(99, true), PlugError);
+  await assert.rejects(poller.setOn(99, true), DeviceRegistryError);
 });
 
 test('registry changes are picked up: an added plug is polled, a removed one forgotten', async (t) => {
@@ -236,5 +236,5 @@ test('start(): the timer loop reads every plug repeatedly; stop() ends it and cl
   await enough;
   await poller.stop();
   assert.equal(poller.pollState(1), undefined);
-  await assert.rejects(poller.setOn(1, true), PlugError);
+  await assert.rejects(poller.setOn(1, true), DeviceRegistryError);
 });

@@ -59,3 +59,17 @@ test('firmware update on the plug: capabilities are learnt again (emeter appears
   assert.equal(after.voltageV, 230);
   assert.equal(after.powerW, 30);
 });
+
+test('plug at an IPv6 address ([::1]:port): our client and the library both reach it', async (t) => {
+  const emu = new TapoPlugEmulator({ username: 'u@x.org', password: 'p', host: '::1', powerCurve: () => 4 });
+  await emu.start();
+  t.after(() => emu.stop());
+  assert.equal(emu.address, `[::1]:${emu.port}`);
+  const cl = createTapoClient({ host: '::1', port: emu.port }, { username: 'u@x.org', password: 'p' });
+  t.after(() => cl.close());
+  assert.equal((await cl.getReading()).powerW, 4);
+  assert.equal(cl.target, `[::1]:${emu.port}`);
+  // The library builds http://${target}/app/...: the bracketed form is what its legacy fallback will be given.
+  const { loginDeviceByIp } = await import('tp-link-tapo-connect/dist/klap-transport.js');
+  assert.equal((await (await loginDeviceByIp('u@x.org', 'p', cl.target)).getDeviceInfo()).model, 'P110');
+});
