@@ -20,6 +20,8 @@ import {
   type KlapKeys,
 } from '../../src/energy/klap-crypto.ts';
 import { formatHostPort } from '../../src/energy/plug-client.ts';
+import { TapoMeter } from './tapo-meter.ts';
+import { discoveryFrame } from './tapo-discovery-frame.ts';
 
 export type EmulatedModel = 'P110' | 'P115';
 
@@ -83,7 +85,6 @@ interface Answer {
 
 const MAX_SESSIONS = 8; // small devices keep few; the oldest is dropped, as a plug forgets it
 const MAX_BODY = 64 * 1024;
-const DAY_MS = 86_400_000;
 const UNKNOWN_METHOD = -1002;
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
@@ -103,7 +104,6 @@ export class TapoPlugEmulator {
   rejectCredentials = false;
 
   #now: () => number;
-  #curve: (tMs: number) => number;
   #authHash: Buffer;
   #sessions = new Map<string, Session>();
   #server: Server | null = null;
@@ -115,15 +115,7 @@ export class TapoPlugEmulator {
   #failures: { left: number; code: number } = { left: 0, code: -1 };
   #udp: UdpSocket | null = null;
   #deviceId: string;
-  #on: boolean;
-  #onSince: number;
-  // energy accounting, integrated lazily up to #lastT
-  #lastT: number;
-  #todayWh = 0;
-  #monthWh = 0;
-  #totalWh = 0;
-  #todayOnMs = 0;
-  #monthOnMs = 0;
+  #meter: TapoMeter;
 
   constructor(options: TapoPlugEmulatorOptions) {
     const model = options.model ?? 'P110';
@@ -148,12 +140,14 @@ export class TapoPlugEmulator {
       sessionTimeoutS: options.sessionTimeoutS ?? 86_400,
     };
     this.#now = options.now ?? Date.now;
-    this.#curve = options.powerCurve ?? (() => 0);
     this.#authHash = klapAuthHash(options.username, options.password);
     this.#deviceId = randomBytes(20).toString('hex').toUpperCase();
-    this.#on = this.options.deviceOn;
-    this.#lastT = this.#now();
-    this.#onSince = this.#lastT;
+    this.#meter = new TapoMeter({
+      now: this.#now,
+      curve: options.powerCurve ?? (() => 0),
+      on: this.options.deviceOn,
+      timeDiffMin: this.options.timeDiffMin,
+    });
   }
 
   get port(): number {
@@ -166,7 +160,7 @@ export class TapoPlugEmulator {
   }
 
   get deviceOn(): boolean {
-    return this.#on;
+    return this.#meter.on;
   }
 
   async start(): Promise<number> {
@@ -216,14 +210,11 @@ export class TapoPlugEmulator {
   }
 
   setOn(on: boolean): void {
-    this.#advance();
-    if (on && !this.#on) this.#onSince = this.#now();
-    this.#on = on;
+    this.#meter.setOn(on);
   }
 
   setPowerCurve(curve: (tMs: number) => number): void {
-    this.#advance();
-    this.#curve = curve;
+    this.#meter.setCurve(curve);
   }
 
   /** Starts answering the discovery probe on a loopback UDP port; returns the port. */
@@ -243,88 +234,34 @@ export class TapoPlugEmulator {
     return udp.address().port;
   }
 
-  /** A port-20002 answer: 16-byte header (version 2, payload length, CRC32) followed by the discovery JSON. */
+  /** The answer to the discovery probe, naming this plug's model, MAC, transport and HTTP port. */
   discoveryReply(): Buffer {
-    const payload = Buffer.from(
-      JSON.stringify({
-        error_code: 0,
-        result: {
-          device_id: this.#deviceId.slice(0, 32),
-          device_model: `${this.options.model}(EU)`,
-          device_type: 'SMART.TAPOPLUG',
-          factory_default: false,
-          ip: this.options.host,
-          is_support_iot_cloud: true,
-          mac: this.options.mac,
-          mgt_encrypt_schm: {
-            encrypt_type: this.options.klap ? 'KLAP' : 'AES',
-            http_port: this.#port,
-            is_support_https: false,
-            lv: 2,
-          },
-          obd_src: 'tplink',
-          owner: createHash('md5').update(this.options.username).digest('hex').toUpperCase(),
-          protocol_version: 1,
+    return discoveryFrame({
+      error_code: 0,
+      result: {
+        device_id: this.#deviceId.slice(0, 32),
+        device_model: `${this.options.model}(EU)`,
+        device_type: 'SMART.TAPOPLUG',
+        factory_default: false,
+        ip: this.options.host,
+        is_support_iot_cloud: true,
+        mac: this.options.mac,
+        mgt_encrypt_schm: {
+          encrypt_type: this.options.klap ? 'KLAP' : 'AES',
+          http_port: this.#port,
+          is_support_https: false,
+          lv: 2,
         },
-      }),
-    );
-    const header = Buffer.alloc(16);
-    header.writeUInt8(2, 0);
-    header.writeUInt8(0, 1);
-    header.writeUInt16BE(1, 2);
-    header.writeUInt16BE(payload.length, 4);
-    header.writeUInt8(0x11, 6);
-    header.writeUInt32BE(randomBytes(4).readUInt32BE(0), 8);
-    header.writeUInt32BE(0x5a6b7c8d, 12);
-    const frame = Buffer.concat([header, payload]);
-    frame.writeUInt32BE(crc32(frame), 12);
-    return frame;
+        obd_src: 'tplink',
+        owner: createHash('md5').update(this.options.username).digest('hex').toUpperCase(),
+        protocol_version: 1,
+      },
+    });
   }
 
   // ---- state the methods report ---------------------------------------------------------------------------------
 
-  #powerW(t: number): number {
-    return this.#on ? Math.max(0, this.#curve(t)) : 0;
-  }
-
-  /** Integrates the power curve up to now, resetting today's and this month's counters at the plug's local
-   *  midnight and month start (the plug keeps its counters in local time). */
-  #advance(): void {
-    const now = this.#now();
-    const offset = this.options.timeDiffMin * 60_000;
-    while (this.#lastT < now) {
-      const local = this.#lastT + offset;
-      const nextMidnightUtc = (Math.floor(local / DAY_MS) + 1) * DAY_MS - offset;
-      const end = Math.min(now, nextMidnightUtc);
-      const span = end - this.#lastT;
-      const steps = Math.min(5000, Math.max(1, Math.ceil(span / 10_000)));
-      const dt = span / steps;
-      let wh = 0;
-      for (let i = 0; i < steps; i++) wh += (this.#powerW(this.#lastT + (i + 0.5) * dt) * dt) / 3_600_000;
-      const onMs = this.#on ? span : 0;
-      this.#todayWh += wh;
-      this.#monthWh += wh;
-      this.#totalWh += wh;
-      this.#todayOnMs += onMs;
-      this.#monthOnMs += onMs;
-      this.#lastT = end;
-      if (end === nextMidnightUtc) {
-        this.#todayWh = 0;
-        this.#todayOnMs = 0;
-        if (new Date(end + offset).getUTCDate() === 1) {
-          this.#monthWh = 0;
-          this.#monthOnMs = 0;
-        }
-      }
-    }
-  }
-
-  #localTime(t: number): string {
-    return new Date(t + this.options.timeDiffMin * 60_000).toISOString().slice(0, 19).replace('T', ' ');
-  }
-
   #deviceInfo(): Record<string, unknown> {
-    const now = this.#now();
     const newerFw = !this.options.firmware.startsWith('1.0.');
     return {
       device_id: this.#deviceId,
@@ -349,38 +286,12 @@ export class TapoPlugEmulator {
       specs: '',
       nickname: b64(this.options.nickname),
       has_set_location_info: false,
-      device_on: this.#on,
-      on_time: this.#on ? Math.floor((now - this.#onSince) / 1000) : 0,
+      device_on: this.#meter.on,
+      on_time: this.#meter.onTimeS,
       default_states: { state: {}, type: 'last_states' },
       overheated: false,
       power_protection_status: 'normal',
       ...(newerFw ? { overcurrent_status: 'normal', auto_off_status: 'off', auto_off_remain_time: 0 } : {}),
-    };
-  }
-
-  #energyUsage(): Record<string, unknown> {
-    this.#advance();
-    const now = this.#now();
-    return {
-      current_power: Math.round(this.#powerW(now) * 1000),
-      electricity_charge: [0, 0, 0],
-      local_time: this.#localTime(now),
-      month_energy: wholeWh(this.#monthWh),
-      month_runtime: Math.floor(this.#monthOnMs / 60_000),
-      today_energy: wholeWh(this.#todayWh),
-      today_runtime: Math.floor(this.#todayOnMs / 60_000),
-    };
-  }
-
-  #emeterData(): Record<string, unknown> {
-    this.#advance();
-    const p = this.#powerW(this.#now());
-    const v = this.options.voltageV;
-    return {
-      current_ma: Math.round((p / v) * 1000),
-      energy_wh: wholeWh(this.#totalWh),
-      power_mw: Math.round(p * 1000),
-      voltage_mv: Math.round(v * 1000),
     };
   }
 
@@ -391,14 +302,14 @@ export class TapoPlugEmulator {
       case 'get_device_info':
         return { error_code: 0, result: this.#deviceInfo() };
       case 'get_energy_usage':
-        return { error_code: 0, result: this.#energyUsage() };
+        return { error_code: 0, result: this.#meter.energyUsage() };
       case 'get_current_power':
         // Firmware reports whole watts here (a P115 drawing 8962 mW answered 9).
         return this.options.hasCurrentPower
-          ? { error_code: 0, result: { current_power: Math.round(this.#powerW(this.#now())) } }
+          ? { error_code: 0, result: { current_power: Math.round(this.#meter.powerW()) } }
           : missing;
       case 'get_emeter_data':
-        return this.options.hasEmeterData ? { error_code: 0, result: this.#emeterData() } : missing;
+        return this.options.hasEmeterData ? { error_code: 0, result: this.#meter.emeterData(this.options.voltageV) } : missing;
       case 'component_nego':
         return {
           error_code: 0,
@@ -607,28 +518,7 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-/** Plugs count whole Wh; the small epsilon keeps 149.99999 (float sum of an exact 150) from reading as 149. */
-function wholeWh(wh: number): number {
-  return Math.floor(wh + 1e-6);
-}
-
 function randomMac(): string {
   const b = randomBytes(3);
   return ['9C', '53', '22', ...[...b].map((x) => x.toString(16).padStart(2, '0').toUpperCase())].join('-');
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(buf: Buffer): number {
-  let c = 0xffffffff;
-  for (const byte of buf) c = (CRC_TABLE[(c ^ byte) & 0xff] ?? 0) ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }

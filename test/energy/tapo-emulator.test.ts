@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loginDeviceByIp } from 'tp-link-tapo-connect/dist/klap-transport.js';
 import { TapoPlugEmulator } from '../emulators/tapo-plug.ts';
+import { crc32 } from '../emulators/tapo-discovery-frame.ts';
 import { createTapoClient } from '../../src/energy/tapo-client.ts';
 import { clock } from './plug-client-conformance.ts';
 
@@ -69,13 +70,17 @@ test('energy follows a varying curve and stops while the relay is off', async (t
   assert.equal(r.powerW, 0);
 });
 
-test('discovery answer: 16-byte header carrying the payload length, JSON naming model, MAC and the HTTP port', async (t) => {
+test('discovery answer: 16-byte header with payload length and CRC32, JSON naming model, MAC and the HTTP port', async (t) => {
   const emu = new TapoPlugEmulator({ ...CREDS, model: 'P115', mac: 'A8-42-A1-00-00-01' });
   await emu.start();
   t.after(() => emu.stop());
   const frame = emu.discoveryReply();
   assert.equal(frame[0], 2);
   assert.equal(frame.readUInt16BE(4), frame.length - 16);
+  assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926, 'the standard CRC-32 check value');
+  const unsealed = Buffer.from(frame);
+  unsealed.writeUInt32BE(0x5a6b7c8d, 12);
+  assert.equal(frame.readUInt32BE(12), crc32(unsealed));
   const json = JSON.parse(frame.subarray(16).toString('utf8'));
   assert.equal(json.result.device_type, 'SMART.TAPOPLUG');
   assert.equal(json.result.device_model, 'P115(EU)');
