@@ -9,7 +9,10 @@ export interface PlugDevice {
   id: number;
   host: string;
   port: number;
+  /** The operator's name for the plug; when none was given, the plug's own nickname, else `Tapo <host>`. */
   name: string;
+  /** The nickname set in the Tapo app (decoded from the plug's base64), null until the plug was reached. */
+  nickname?: string | null;
   role: DeviceRole;
   model: string | null;
   firmware: string | null;
