@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { parseDeviceList, type PlugAddress } from './energy/device-list.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -45,6 +46,34 @@ const optBytes: Parser<number | null> = (raw) => {
   const unit = (m[2] ?? '').toLowerCase().replace(/i?b$/, '');
   const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[unit];
   return mult === undefined ? fail('has an unknown unit') : Math.floor(Number(m[1]) * mult);
+};
+
+const nonNegative: Parser<number> = (raw) =>
+  /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : fail('must be a number of 0 or more');
+const timeZone: Parser<string> = (raw) => {
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: raw }).resolvedOptions().timeZone;
+  } catch {
+    return fail('must be an IANA time zone such as Europe/Berlin');
+  }
+};
+const hostPort: Parser<string> = (raw) =>
+  /^(\[[0-9a-f:.]+\]|[^:\s]+):\d{1,5}$/i.test(raw.trim()) ? raw.trim() : fail('must be host:port, e.g. 255.255.255.255:20002');
+const optUrl: Parser<string | null> = (raw) => {
+  if (raw === '') return null;
+  try {
+    const u = new URL(raw);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? raw : fail('must be an http:// or https:// URL');
+  } catch {
+    return fail('must be an http:// or https:// URL');
+  }
+};
+const deviceList: Parser<PlugAddress[]> = (raw) => parseDeviceList(raw);
+const thresholds: Parser<[number, number, number]> = (raw) => {
+  const parts = raw.split(',').map((x) => Number(x.trim()));
+  return parts.length === 3 && parts.every((x) => Number.isFinite(x) && x >= 0) && parts[0]! < parts[1]! && parts[1]! < parts[2]!
+    ? (parts as [number, number, number])
+    : fail('must be three rising watt values "off,standby,idle", e.g. 3,15,40');
 };
 
 const setting = <T>(s: Setting<T>): Setting<T> => s;
@@ -96,6 +125,54 @@ export const SETTINGS = {
   statusIntervalS: setting({
     env: 'BALUPI_STATUS_INTERVAL_S', yaml: 'status_interval_s', default: 5, parse: positiveInt,
     doc: 'Seconds between background samples of CPU, memory and disk for the status endpoints.',
+  }),
+  tapoUsername: setting({
+    env: 'BALUPI_TAPO_USERNAME', yaml: 'tapo_username', default: '', parse: str,
+    doc: 'TP-Link (Tapo app) account e-mail; the plugs check it locally, nothing goes to the cloud.',
+  }),
+  tapoPassword: setting({
+    env: 'BALUPI_TAPO_PASSWORD', yaml: 'tapo_password', default: '', parse: str,
+    doc: 'TP-Link account password.',
+  }),
+  tapoDevices: setting({
+    env: 'BALUPI_TAPO_DEVICES', yaml: 'tapo_devices', default: [] as PlugAddress[], parse: deviceList,
+    doc: 'Plugs to poll, comma-separated `host[:port]` (`192.168.1.20, [fd00::5]:80`). More can be added through the API.',
+  }),
+  tapoDiscoveryAddress: setting({
+    env: 'BALUPI_TAPO_DISCOVERY_ADDRESS', yaml: 'tapo_discovery_address', default: '255.255.255.255:20002', parse: hostPort,
+    doc: 'Where `POST /api/tapo/devices/discover` sends TP-Link\'s UDP discovery probe.',
+  }),
+  energyIntervalS: setting({
+    env: 'BALUPI_ENERGY_INTERVAL_S', yaml: 'energy_interval_s', default: 30, parse: positiveInt,
+    doc: 'Seconds between polls of each plug.',
+  }),
+  energyRetentionDays: setting({
+    env: 'BALUPI_ENERGY_RETENTION_DAYS', yaml: 'energy_retention_days', default: 365, parse: positiveInt,
+    doc: 'Days raw samples are kept (hour/day/month rollups are kept for ever).',
+  }),
+  timeZone: setting({
+    env: 'BALUPI_TIMEZONE', yaml: 'timezone', default: Intl.DateTimeFormat().resolvedOptions().timeZone, parse: timeZone,
+    doc: 'IANA time zone for days, months and time-of-use tariffs. Default: the system\'s.',
+  }),
+  energyPrice: setting({
+    env: 'BALUPI_ENERGY_PRICE', yaml: 'energy_price', default: 0.32, parse: nonNegative,
+    doc: 'Price per kWh (currency units) used until a tariff is set through `POST /api/energy/prices`.',
+  }),
+  currency: setting({
+    env: 'BALUPI_CURRENCY', yaml: 'currency', default: 'EUR', parse: (raw) => (/^[A-Z]{3}$/.test(raw) ? raw : fail('must be an ISO 4217 code such as EUR')),
+    doc: 'Currency of prices and costs.',
+  }),
+  nasPowerThresholds: setting({
+    env: 'BALUPI_NAS_POWER_THRESHOLDS', yaml: 'nas_power_thresholds', default: [3, 15, 40] as [number, number, number], parse: thresholds,
+    doc: 'Watts separating the NAS plug\'s states `off,standby,idle` (above the last: active).',
+  }),
+  alertWebhook: setting({
+    env: 'BALUPI_ALERT_WEBHOOK', yaml: 'alert_webhook', default: null as string | null, parse: optUrl,
+    doc: 'URL that receives every new alert as a JSON POST.',
+  }),
+  demoPlugs: setting({
+    env: 'BALUPI_DEMO_PLUGS', yaml: 'demo_plugs', default: 0, parse: (raw) => (/^\d+$/.test(raw) && Number(raw) <= 10 ? Number(raw) : fail('must be a number of plugs from 0 to 10')),
+    doc: 'Start this many emulated Tapo plugs on 127.0.0.1 and poll them (demo without hardware).',
   }),
 } as const;
 
