@@ -191,14 +191,22 @@ export function encodeRollup(a: RollupAcc): Uint8Array {
   return bytes;
 }
 
+export class RollupCodecError extends Error {
+  readonly code = 'ENERGY_CORRUPT_ROLLUP';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RollupCodecError';
+  }
+}
+
 export function decodeRollup(bytes: Uint8Array): RollupAcc {
-  if (bytes[0] !== ROLLUP_VERSION) throw new Error(`unknown rollup version ${bytes[0]}`);
+  if (bytes[0] !== ROLLUP_VERSION) throw new RollupCodecError(`unknown rollup version ${bytes[0]}`);
   let i = 1;
   const get = (): number => {
     let v = 0, mul = 1;
     for (;;) {
       const b = bytes[i++];
-      if (b === undefined) throw new Error('rollup truncated');
+      if (b === undefined) throw new RollupCodecError('rollup truncated');
       v += (b & 127) * mul;
       if (b < 128) return v;
       mul *= 128;
@@ -210,6 +218,7 @@ export function decodeRollup(bytes: Uint8Array): RollupAcc {
   const maxMw = unzig(get());
   const coveredMs = get();
   const c = get();
+  if (bytes.length !== i + 8) throw new RollupCodecError('rollup has the wrong length');
   const energyWh = new DataView(bytes.buffer, bytes.byteOffset + i, 8).getFloat64(0);
   return { samples, sumMw, minMw, maxMw, energyWh, coveredMs, counterWh: c === 0 ? null : unzig(c - 1) };
 }

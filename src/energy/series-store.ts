@@ -72,6 +72,13 @@ export class SeriesStore {
     return out;
   }
 
+  /** Bucket starts of stored rollups in [from, to) without decoding them (a damaged record can still be replaced). */
+  async rollupStarts(id: number, kind: Kind, from: number, to: number): Promise<number[]> {
+    if (to <= from) return [];
+    const keys = await this.#series.keys({ gte: seriesKey(id, kind, from), lt: seriesKey(id, kind, to) }).all();
+    return keys.map((k) => parseSeriesKey(k).t);
+  }
+
   /**
    * Decoded raw blocks that may hold samples in [from, to), oldest first. The iterator (and so its snapshot) is
    * created synchronously on the first next() call.

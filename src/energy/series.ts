@@ -419,7 +419,7 @@ export class EnergySeries {
       const a = Math.max(d, lo), b = Math.min(cal.dayEnd(d), hi);
       const accs = await this.#aggregateHours(id, a, b, null);
       const batch = this.#store.newBatch();
-      for (const [start] of await this.#store.rollups(id, KIND.hour, a, b)) {
+      for (const start of await this.#store.rollupStarts(id, KIND.hour, a, b)) {
         if (!accs.has(start)) batch.delSeries(seriesKey(id, KIND.hour, start));
       }
       for (const [start, acc] of accs) batch.putSeries(seriesKey(id, KIND.hour, start), encodeRollup(acc));
