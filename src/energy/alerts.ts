@@ -10,13 +10,12 @@
 // and timeouts are logged and dropped, never thrown.
 
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import type { AbstractLevel } from 'abstract-level';
 
 export type AlertKind = 'plug_offline' | 'power_over_limit' | 'power_anomaly' | 'nas_idle_long';
 
 export interface Alert {
-  /** Time-sortable: 12 hex digits of openedAt then 8 random hex digits. */
+  /** 20 hex digits, increasing in creation order: openedAt × 2^32, bumped past the previous id if needed. */
   id: string;
   kind: AlertKind;
   deviceId: number;
@@ -80,6 +79,7 @@ export class AlertCenter extends EventEmitter<{ alert: [AlertEvent] }> {
   /** Uncleared alert id per kind+device. */
   readonly #active = new Map<string, string>();
   #count = 0;
+  #lastId = 0n;
   #chain: Promise<unknown> = Promise.resolve();
   #queue: AlertEvent[] = [];
   #sending: Promise<void> | null = null;
@@ -104,6 +104,8 @@ export class AlertCenter extends EventEmitter<{ alert: [AlertEvent] }> {
     await this.#exclusive(async () => {
       this.#active.clear();
       this.#count = 0;
+      const [newest] = await this.#db.keys({ reverse: true, limit: 1 }).all();
+      this.#lastId = newest && /^[0-9a-f]{20}$/.test(newest) ? BigInt(`0x${newest}`) : 0n;
       for await (const a of this.#db.values()) {
         this.#count++;
         if (a.clearedAt === null) this.#active.set(slot(a.kind, a.deviceId), a.id);
@@ -126,7 +128,7 @@ export class AlertCenter extends EventEmitter<{ alert: [AlertEvent] }> {
         }
       }
       const alert: Alert = {
-        id: at.toString(16).padStart(12, '0') + randomBytes(4).toString('hex'),
+        id: this.#nextId(at),
         kind, deviceId, message, details,
         openedAt: at, lastSeenAt: at, occurrences: 1, clearedAt: null, acknowledgedAt: null,
       };
@@ -203,6 +205,12 @@ export class AlertCenter extends EventEmitter<{ alert: [AlertEvent] }> {
     const run = this.#chain.then(fn);
     this.#chain = run.catch(() => undefined);
     return run;
+  }
+
+  #nextId(at: number): string {
+    const byTime = BigInt(Math.max(0, Math.floor(at))) << 32n;
+    this.#lastId = byTime > this.#lastId ? byTime : this.#lastId + 1n;
+    return this.#lastId.toString(16).padStart(20, '0');
   }
 
   async #prune(): Promise<void> {
