@@ -172,7 +172,7 @@ export class Store {
   }
 
   /** Deletes a file: its record becomes a tombstone in the change feed; unreferenced chunks are removed. */
-  delete(path: string, opts: { baseVersion?: number } = {}): Promise<FileRecord> {
+  async delete(path: string, opts: { baseVersion?: number } = {}): Promise<FileRecord> {
     validateName(path);
     const e = this.#e;
     return e.track(() =>
@@ -332,7 +332,7 @@ export class Store {
   }
 
   /** Pinned files are never evicted. */
-  pin(path: string, pinned = true): Promise<FileRecord> {
+  async pin(path: string, pinned = true): Promise<FileRecord> {
     validateName(path);
     const e = this.#e;
     return e.track(() =>
@@ -428,7 +428,7 @@ export class Store {
   }
 
   /** Evicts clean, unpinned files (coldest first) until stored bytes are at most `targetBytes` (default: low water). */
-  evict(targetBytes?: number): Promise<{ files: number; bytes: number }> {
+  async evict(targetBytes?: number): Promise<{ files: number; bytes: number }> {
     const e = this.#e;
     return e.lock.run(() => evictLocked(e, targetBytes ?? e.budget * e.lowWater));
   }
