@@ -1,0 +1,198 @@
+// Chunk bytes on disk: <root>/chunks/<first two hex chars>/<64-hex hash>, one file per chunk. Writes go to
+// <root>/tmp/, are fsynced, then renamed into place, so a chunk file under its final name is always complete; the
+// fan-out directories are fsynced before an index batch may reference the renamed files. Every read re-hashes the
+// bytes: a chunk that rotted on disk is an error, never wrong bytes.
+
+import fs from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Blake3 } from './hasher.ts';
+import { isHexHash, toHex } from './hasher.ts';
+import { StoreError, mapIoError } from './errors.ts';
+
+/** The filesystem calls the chunk writer makes, injectable so tests can make the disk "full" at a chosen point. */
+export interface ChunkIo {
+  /** Opens a new temp file for writing (default: fs.open(path, 'wx')). */
+  openTemp(tmpPath: string): Promise<FileHandle>;
+}
+
+const defaultIo: ChunkIo = {
+  openTemp: (p) => fs.open(p, 'wx'),
+};
+
+/** Hash in slices of this size, yielding to the event loop between them, so reading a large chunk stays fair. */
+const HASH_SLICE = 1024 * 1024;
+
+export class ChunkFiles {
+  readonly chunkDir: string;
+  readonly tmpDir: string;
+  private readonly blake3: Blake3;
+  private readonly io: ChunkIo;
+  private readonly madeDirs = new Set<string>();
+  /** Temp files being written right now (gc must not touch them). */
+  private readonly activeTemps = new Set<string>();
+
+  constructor(root: string, blake3: Blake3, io?: Partial<ChunkIo>) {
+    this.chunkDir = path.join(root, 'chunks');
+    this.tmpDir = path.join(root, 'tmp');
+    this.blake3 = blake3;
+    this.io = { ...defaultIo, ...io };
+  }
+
+  async init(): Promise<void> {
+    await fs.mkdir(this.chunkDir, { recursive: true });
+    await fs.mkdir(this.tmpDir, { recursive: true });
+  }
+
+  pathOf(hash: string): string {
+    return path.join(this.chunkDir, hash.slice(0, 2), hash);
+  }
+
+  /** temp -> write -> fdatasync -> rename. The caller has verified that `hash` is the BLAKE3 of `data`. */
+  async write(hash: string, data: Uint8Array): Promise<void> {
+    const tmp = path.join(this.tmpDir, `${hash.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`);
+    this.activeTemps.add(tmp);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await this.io.openTemp(tmp);
+      let off = 0;
+      while (off < data.length) {
+        const { bytesWritten } = await fh.write(data, off, data.length - off);
+        off += bytesWritten;
+      }
+      await fh.datasync();
+      await fh.close();
+      fh = undefined;
+      const dir = path.dirname(this.pathOf(hash));
+      if (!this.madeDirs.has(dir)) {
+        await fs.mkdir(dir, { recursive: true });
+        this.madeDirs.add(dir);
+      }
+      await fs.rename(tmp, this.pathOf(hash));
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      await fs.rm(tmp, { force: true }).catch(() => {});
+      throw mapIoError(err, `writing chunk ${hash}`);
+    } finally {
+      this.activeTemps.delete(tmp);
+    }
+  }
+
+  /** Makes renames into these chunks' fan-out directories durable. */
+  async syncDirsOf(hashes: Iterable<string>): Promise<void> {
+    const dirs = new Set<string>();
+    for (const h of hashes) dirs.add(path.dirname(this.pathOf(h)));
+    await Promise.all(
+      [...dirs].map(async (dir) => {
+        const fh = await fs.open(dir, 'r');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      }),
+    );
+  }
+
+  /** Reads a chunk and verifies it against its hash (and size, when known). Missing or altered -> 'corrupt_chunk'. */
+  async read(hash: string, expectedSize?: number): Promise<Buffer> {
+    let data: Buffer;
+    try {
+      data = await fs.readFile(this.pathOf(hash));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new StoreError('corrupt_chunk', `chunk ${hash} is missing from disk`, { cause: err, details: { hash } });
+      }
+      throw err;
+    }
+    if (expectedSize !== undefined && data.length !== expectedSize) {
+      throw new StoreError('corrupt_chunk', `chunk ${hash} has ${data.length} bytes on disk, expected ${expectedSize}`, { details: { hash } });
+    }
+    const actual = await this.hashSliced(data);
+    if (actual !== hash) {
+      throw new StoreError('corrupt_chunk', `chunk ${hash} on disk hashes to ${actual}`, { details: { hash, actual } });
+    }
+    return data;
+  }
+
+  /** BLAKE3 hex of `data`, yielding to the event loop between 1 MiB slices. */
+  async hashSliced(data: Uint8Array): Promise<string> {
+    if (data.length <= HASH_SLICE) return toHex(this.blake3.hash(data));
+    const h = this.blake3.create();
+    try {
+      for (let off = 0; off < data.length; off += HASH_SLICE) {
+        if (off > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        h.update(data.subarray(off, off + HASH_SLICE));
+      }
+      return toHex(h.digest());
+    } finally {
+      h.dispose();
+    }
+  }
+
+  async exists(hash: string): Promise<boolean> {
+    try {
+      await fs.access(this.pathOf(hash));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async unlink(hash: string): Promise<void> {
+    await fs.rm(this.pathOf(hash), { force: true });
+  }
+
+  /** Every file under chunks/, with whether its name is a valid chunk name in the right fan-out directory. */
+  async *scan(): AsyncGenerator<{ file: string; hash: string | null; size: number }> {
+    let fanouts: string[];
+    try {
+      fanouts = (await fs.readdir(this.chunkDir)).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const fan of fanouts) {
+      const dir = path.join(this.chunkDir, fan);
+      let names: string[];
+      try {
+        names = (await fs.readdir(dir)).sort();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') {
+          yield { file: dir, hash: null, size: 0 };
+          continue;
+        }
+        throw err;
+      }
+      for (const name of names) {
+        const file = path.join(dir, name);
+        const st = await fs.stat(file).catch(() => null);
+        if (!st) continue;
+        const ok = st.isFile() && isHexHash(name) && name.startsWith(fan);
+        yield { file, hash: ok ? name : null, size: st.size };
+      }
+    }
+  }
+
+  /** Removes temp files not being written right now; returns how many and their bytes. */
+  async cleanTemp(): Promise<{ files: number; bytes: number }> {
+    let files = 0;
+    let bytes = 0;
+    for (const name of await fs.readdir(this.tmpDir).catch(() => [] as string[])) {
+      const p = path.join(this.tmpDir, name);
+      if (this.activeTemps.has(p)) continue;
+      const st = await fs.stat(p).catch(() => null);
+      await fs.rm(p, { force: true, recursive: true });
+      files += 1;
+      bytes += st?.size ?? 0;
+    }
+    return { files, bytes };
+  }
+
+  /** Temp files present that no writer owns (fsck reports them). */
+  async strayTemps(): Promise<string[]> {
+    const names = await fs.readdir(this.tmpDir).catch(() => [] as string[]);
+    return names.map((n) => path.join(this.tmpDir, n)).filter((p) => !this.activeTemps.has(p));
+  }
+}

@@ -1,0 +1,171 @@
+// Making a file version visible: one transaction that writes the record, moves its change-feed entry, adjusts the
+// reference counts of the chunks it starts and stops using, updates the counters and its place in the eviction
+// index. Chunks whose last reference goes are unlinked only after the batch is durable.
+
+import type { Engine } from './engine.ts';
+import type { Tx } from './indexes.ts';
+import type { ChunkRef, ChunkRow, FileRecord, FileState } from './records.ts';
+import { StoreError } from './errors.ts';
+import { bumpHeat, isEvictionCandidate, putHeat } from './cache-policy.ts';
+
+export interface NewVersion {
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  hash: string;
+  chunks: ChunkRef[];
+  deleted: boolean;
+  state: FileState;
+}
+
+export interface VersionOptions {
+  /** Chunks the caller holds and knows to be on disk under their final names. */
+  onDisk?: ReadonlySet<string>;
+  /** Chunks that get a row for the first time are new bytes this peer must still sync. */
+  dirtyNew?: boolean;
+  /** Count this write as an access (ingest does; sync commits do not). */
+  touch?: boolean;
+}
+
+/** The live record or tombstone for `path`, whichever exists. */
+export async function currentRecord(engine: Engine, path: string): Promise<FileRecord | undefined> {
+  return (await engine.idx.getFile(path)) ?? (await engine.idx.getTomb(path));
+}
+
+/**
+ * Optimistic concurrency: `baseVersion` must be the current version. For a path that does not exist (never did, or
+ * was deleted) 0 is accepted as well, so a client that never saw the tombstone can still create the file.
+ */
+export function checkBase(path: string, prev: FileRecord | undefined, baseVersion: number | undefined): void {
+  if (baseVersion === undefined) return;
+  const current = prev?.version ?? 0;
+  if (baseVersion === current) return;
+  if (baseVersion === 0 && (prev === undefined || prev.deleted)) return;
+  throw new StoreError('conflict', `${path} is at version ${current}, not ${baseVersion}`, {
+    details: { path, currentVersion: current, baseVersion, current: prev },
+  });
+}
+
+export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: FileRecord | undefined, v: NewVersion, opts: VersionOptions = {}): Promise<FileRecord> {
+  const seq = tx.counters.seq + 1;
+  tx.counters.seq = seq;
+  const next: FileRecord = {
+    path,
+    size: v.size,
+    mtimeMs: v.mtimeMs,
+    mode: v.mode,
+    hash: v.hash,
+    chunks: v.chunks,
+    version: (prev?.version ?? 0) + 1,
+    seq,
+    deleted: v.deleted,
+    state: v.state,
+    pinned: !v.deleted && (prev?.pinned ?? false),
+  };
+  const prevLive = prev && !prev.deleted ? prev : undefined;
+  const nextLive = next.deleted ? undefined : next;
+
+  // Reference deltas per distinct chunk.
+  const delta = new Map<string, { size: number; refs: number; local: number }>();
+  const add = (c: ChunkRef, refs: number, local: number): void => {
+    const d = delta.get(c.hash) ?? { size: c.size, refs: 0, local: 0 };
+    d.refs += refs;
+    d.local += local;
+    delta.set(c.hash, d);
+  };
+  if (nextLive) for (const c of nextLive.chunks) add(c, 1, nextLive.state === 'local' ? 1 : 0);
+  if (prevLive) for (const c of prevLive.chunks) add(c, -1, prevLive.state === 'local' ? -1 : 0);
+  await tx.load(delta.keys());
+  for (const [hash, d] of delta) {
+    if (d.refs === 0 && d.local === 0) continue;
+    const before = tx.chunk(hash);
+    const onDisk = opts.onDisk?.has(hash) ?? false;
+    let row: ChunkRow;
+    if (before) {
+      row = before;
+      if (!row.present && onDisk) row.present = true;
+    } else {
+      if (d.refs < 0) throw new Error(`index inconsistency: chunk ${hash} of ${path} has no row`);
+      row = { size: d.size, refs: 0, localRefs: 0, present: onDisk };
+      if (onDisk && opts.dirtyNew) tx.setDirty(hash, d.size, true);
+    }
+    row.refs += d.refs;
+    row.localRefs += d.local;
+    if (row.refs > 0) delete row.stagedAt;
+    if (row.localRefs > 0 && !row.present) throw new Error(`index inconsistency: local file ${path} needs absent chunk ${hash}`);
+    if (row.refs <= 0) {
+      tx.setChunk(hash, undefined);
+      if (row.present) tx.afterCommit(() => engine.unlinkUnheld(hash));
+    } else {
+      tx.setChunk(hash, row);
+    }
+  }
+
+  if (prev) {
+    tx.delChange(prev.seq);
+    if (prev.deleted !== next.deleted) tx.delFile(path, prev.deleted);
+  }
+  tx.putChange(seq, path);
+  tx.putFile(next);
+
+  const c = tx.counters;
+  if (prevLive) {
+    c.files -= 1;
+    c.logicalBytes -= prevLive.size;
+    if (prevLive.state === 'local') {
+      c.localFiles -= 1;
+      c.localBytes -= prevLive.size;
+    }
+  }
+  if (nextLive) {
+    c.files += 1;
+    c.logicalBytes += nextLive.size;
+    if (nextLive.state === 'local') {
+      c.localFiles += 1;
+      c.localBytes += nextLive.size;
+    }
+  }
+
+  const heat = await engine.idx.heat.get(path);
+  if (nextLive) {
+    const h = opts.touch || !heat ? bumpHeat(heat, engine.now()) : heat;
+    putHeat(tx, path, heat, h, isEvictionCandidate(next));
+  } else {
+    putHeat(tx, path, heat, undefined, false);
+  }
+  tx.afterCommit(() => engine.emitChange(next));
+  return next;
+}
+
+/** remote -> local once every chunk is present again (the sync layer fetched them). Caller has loaded the rows. */
+export async function promote(engine: Engine, tx: Tx, rec: FileRecord): Promise<FileRecord> {
+  await tx.load(rec.chunks.map((c) => c.hash));
+  for (const c of rec.chunks) {
+    const row = tx.chunk(c.hash);
+    if (!row?.present) throw new StoreError('not_local', `${rec.path} is not complete on this disk`, { details: { path: rec.path } });
+    row.localRefs += 1;
+    tx.setChunk(c.hash, row);
+  }
+  const next: FileRecord = { ...rec, state: 'local' };
+  tx.putFile(next);
+  tx.counters.localFiles += 1;
+  tx.counters.localBytes += rec.size;
+  const heat = await engine.idx.heat.get(rec.path);
+  putHeat(tx, rec.path, heat, bumpHeat(heat, engine.now()), isEvictionCandidate(next));
+  return next;
+}
+
+/** Pinned files leave the eviction index; unpinned local files re-enter it. Not a new version (local fact). */
+export async function setPinned(engine: Engine, tx: Tx, rec: FileRecord, pinned: boolean): Promise<FileRecord> {
+  const next: FileRecord = { ...rec, pinned };
+  tx.putFile(next);
+  const heat = await engine.idx.heat.get(rec.path);
+  putHeat(tx, rec.path, heat, heat ?? bumpHeat(undefined, engine.now()), isEvictionCandidate(next));
+  return next;
+}
+
+/** One access (a read): count + recency. */
+export async function touch(engine: Engine, tx: Tx, rec: FileRecord): Promise<void> {
+  const heat = await engine.idx.heat.get(rec.path);
+  putHeat(tx, rec.path, heat, bumpHeat(heat, engine.now()), isEvictionCandidate(rec));
+}

@@ -1,0 +1,244 @@
+// The shared core of a store instance: indexes, chunk files, the write lock, chunk holds, the byte budget and the
+// counters. The operation modules (ingest, reader, commit, cache-policy, maintenance) work on an Engine; store.ts is
+// the public facade over them.
+
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Blake3, Blake3Choice } from './hasher.ts';
+import { blake3 as loadBlake3 } from './hasher.ts';
+import type { ChunkParams } from './chunker.ts';
+import { DEFAULT_CHUNK_PARAMS, checkChunkParams } from './chunker.ts';
+import type { ChunkIo } from './chunk-files.ts';
+import { ChunkFiles } from './chunk-files.ts';
+import type { StoreConfig } from './indexes.ts';
+import { Indexes, Tx } from './indexes.ts';
+import type { Counters, FileRecord } from './records.ts';
+import { ChunkHolds } from './holds.ts';
+import { Mutex } from './lock.ts';
+import { StoreError } from './errors.ts';
+import { evictLocked, formatBytes } from './cache-policy.ts';
+
+export interface StoreOptions {
+  /** A directory the store owns (the daemon passes <dataDir>/store). Created if missing. */
+  dir: string;
+  /** Byte budget for chunk bytes on disk. null/undefined: 80 % of the free space seen when the store was created. */
+  cacheMaxBytes?: number | null;
+  /** Fractions of the budget: eviction starts above highWater and frees down to lowWater. */
+  highWater?: number;
+  lowWater?: number;
+  /** Clock (ms since epoch), injectable for hotness tests. */
+  now?: () => number;
+  blake3?: Blake3Choice;
+  /** Only used when the store is created; afterwards the persisted parameters win (cut points must never change). */
+  chunkParams?: ChunkParams;
+  chunkIo?: Partial<ChunkIo>;
+  /** Chunks received by putChunk that no file references are removed by gc after this long (default 24 h). */
+  stagedGraceMs?: number;
+  /** Chunk files one ingest writes concurrently (fsync latency hides behind the next chunk's hashing). */
+  writeConcurrency?: number;
+}
+
+export class Engine {
+  readonly dir: string;
+  readonly idx: Indexes;
+  readonly files: ChunkFiles;
+  readonly blake3: Blake3;
+  readonly holds = new ChunkHolds();
+  readonly lock = new Mutex();
+  readonly events = new EventEmitter();
+  readonly config: StoreConfig;
+  readonly budget: number;
+  readonly highWater: number;
+  readonly lowWater: number;
+  readonly now: () => number;
+  readonly stagedGraceMs: number;
+  readonly writeConcurrency: number;
+  counters: Counters;
+  /** Bytes of chunk files written by operations that have not committed yet. */
+  reserved = 0;
+  closed = false;
+  activeOps = 0;
+  private readonly pendingWrites = new Map<string, Promise<void>>();
+  private readonly pendingUnlinks = new Map<string, Promise<void>>();
+
+  private constructor(init: {
+    opts: StoreOptions;
+    idx: Indexes;
+    files: ChunkFiles;
+    blake3: Blake3;
+    config: StoreConfig;
+    counters: Counters;
+  }) {
+    const { opts } = init;
+    this.dir = opts.dir;
+    this.idx = init.idx;
+    this.files = init.files;
+    this.blake3 = init.blake3;
+    this.config = init.config;
+    this.counters = init.counters;
+    this.budget = opts.cacheMaxBytes ?? init.config.defaultBudget;
+    this.highWater = opts.highWater ?? 0.85;
+    this.lowWater = opts.lowWater ?? 0.7;
+    this.now = opts.now ?? Date.now;
+    this.stagedGraceMs = opts.stagedGraceMs ?? 24 * 3600 * 1000;
+    this.writeConcurrency = Math.max(1, opts.writeConcurrency ?? 4);
+    this.events.setMaxListeners(0);
+  }
+
+  static async open(opts: StoreOptions): Promise<Engine> {
+    if (opts.cacheMaxBytes != null && !(Number.isFinite(opts.cacheMaxBytes) && opts.cacheMaxBytes > 0)) {
+      throw new StoreError('invalid_argument', `cacheMaxBytes must be a positive number: ${opts.cacheMaxBytes}`);
+    }
+    const high = opts.highWater ?? 0.85;
+    const low = opts.lowWater ?? 0.7;
+    if (!(low > 0 && low < high && high <= 1)) {
+      throw new StoreError('invalid_argument', `need 0 < lowWater < highWater <= 1 (got ${low}, ${high})`);
+    }
+    const hasher = loadBlake3(opts.blake3 ?? 'auto');
+    await fs.mkdir(opts.dir, { recursive: true });
+    const files = new ChunkFiles(opts.dir, hasher, opts.chunkIo);
+    await files.init();
+    let idx: Indexes;
+    try {
+      idx = await Indexes.open(path.join(opts.dir, 'index'));
+    } catch (err) {
+      const e = err as { code?: string; cause?: { code?: string } };
+      if (e.code === 'LEVEL_LOCKED' || e.cause?.code === 'LEVEL_LOCKED') {
+        throw new StoreError('locked', `the store in ${opts.dir} is open in another process`, { cause: err, details: { dir: opts.dir } });
+      }
+      throw err;
+    }
+    try {
+      let config = await idx.readConfig();
+      if (!config) {
+        const chunkParams = { ...(opts.chunkParams ?? DEFAULT_CHUNK_PARAMS) };
+        checkChunkParams(chunkParams);
+        const st = await fs.statfs(opts.dir);
+        config = { format: 1, chunkParams, defaultBudget: Math.floor(st.bavail * st.bsize * 0.8) };
+        await idx.putMetaSync('config', config);
+      }
+      const counters = await idx.readCounters();
+      return new Engine({ opts, idx, files, blake3: hasher, config, counters });
+    } catch (err) {
+      await idx.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  assertOpen(): void {
+    if (this.closed) throw new StoreError('closed', 'the store is closed');
+  }
+
+  /** Counts an operation as active for its duration (close() uses this to decide whether shutdown was clean). */
+  async track<T>(fn: () => Promise<T>): Promise<T> {
+    this.assertOpen();
+    this.activeOps += 1;
+    try {
+      return await fn();
+    } finally {
+      this.activeOps -= 1;
+    }
+  }
+
+  /** Runs `fn` under the write lock and commits its transaction atomically. */
+  transact<T>(fn: (tx: Tx) => Promise<T>, opts: { sync?: boolean } = {}): Promise<T> {
+    return this.lock.run(() => this.transactLocked(fn, opts));
+  }
+
+  async transactLocked<T>(fn: (tx: Tx) => Promise<T>, opts: { sync?: boolean } = {}): Promise<T> {
+    this.assertOpen();
+    const tx = new Tx(this.idx, this.counters);
+    const result = await fn(tx);
+    await tx.write(opts.sync ?? true);
+    this.counters = tx.counters;
+    await tx.runAfter();
+    return result;
+  }
+
+  emitChange(record: FileRecord): void {
+    this.events.emit('change', record);
+  }
+
+  /**
+   * Writes a chunk file unless another operation is writing the same chunk right now, in which case it waits for that
+   * write instead. Returns true if this call wrote the file.
+   */
+  async writeChunk(hash: string, data: Uint8Array): Promise<boolean> {
+    const unlinking = this.pendingUnlinks.get(hash);
+    if (unlinking) await unlinking;
+    const other = this.pendingWrites.get(hash);
+    if (other) {
+      await other;
+      return false;
+    }
+    const p = this.files.write(hash, data);
+    this.pendingWrites.set(hash, p);
+    try {
+      await p;
+      return true;
+    } finally {
+      this.pendingWrites.delete(hash);
+    }
+  }
+
+  isBeingWritten(hash: string): boolean {
+    return this.pendingWrites.has(hash);
+  }
+
+  /** Unlinks a chunk file the committed index no longer wants, unless an operation holds it. */
+  async unlinkUnheld(hash: string): Promise<void> {
+    if (this.holds.has(hash) || this.pendingWrites.has(hash)) return;
+    const p = this.files.unlink(hash);
+    this.pendingUnlinks.set(hash, p);
+    try {
+      await p;
+    } finally {
+      this.pendingUnlinks.delete(hash);
+    }
+  }
+
+  /**
+   * Reserves budget for `bytes` of new chunk data. Above the high-water mark it first evicts clean, unpinned files
+   * (coldest first) down to the low-water mark; if the budget still cannot take the bytes, everything left is dirty
+   * or pinned and the operation fails with 'cache_full' rather than dropping data that exists nowhere else.
+   */
+  async reserve(bytes: number): Promise<void> {
+    if (this.counters.storedBytes + this.reserved + bytes <= this.budget * this.highWater) {
+      this.reserved += bytes;
+      return;
+    }
+    await this.lock.run(() => evictLocked(this, Math.max(0, this.budget * this.lowWater - this.reserved - bytes)));
+    if (this.counters.storedBytes + this.reserved + bytes > this.budget) {
+      throw new StoreError(
+        'cache_full',
+        `cache full: ${formatBytes(this.counters.storedBytes + this.reserved)} of the ${formatBytes(this.budget)} budget are in use ` +
+          `(${formatBytes(this.counters.dirtyBytes)} not yet synced to the hub, the rest pinned or in use) and nothing more can be evicted`,
+        { details: { budget: this.budget, storedBytes: this.counters.storedBytes, dirtyBytes: this.counters.dirtyBytes, needed: bytes } },
+      );
+    }
+    this.reserved += bytes;
+  }
+
+  unreserve(bytes: number): void {
+    this.reserved = Math.max(0, this.reserved - bytes);
+  }
+
+  /** After a commit: if stored bytes passed the high-water mark, evict down to the low-water mark. */
+  async maybeEvict(): Promise<void> {
+    if (this.closed || this.counters.storedBytes + this.reserved <= this.budget * this.highWater) return;
+    await this.lock.run(() => evictLocked(this, Math.max(0, this.budget * this.lowWater - this.reserved)));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.lock.run(async () => {
+      this.closed = true;
+      // Unfinished operations may leave chunk files without index rows: record an unclean shutdown so the next open
+      // runs the recovery scan.
+      await this.idx.putMetaSync('clean', this.activeOps === 0);
+    });
+    this.events.removeAllListeners();
+    await this.idx.close();
+  }
+}

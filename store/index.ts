@@ -1,0 +1,23 @@
+// BaluPi's content-addressed storage engine. A library: nothing here imports from src/.
+//
+// On disk, under the directory the store owns:
+//   index/            LevelDB (classic-level): file records, change feed, chunk rows, dirty set, hotness
+//   chunks/xx/<hash>  one file per chunk (BLAKE3 hex), fan-out by the first two hex characters
+//   tmp/              chunk files being written (temp -> fsync -> rename into chunks/)
+
+export { Store, openStore } from './store.ts';
+export type { CommitMeta, CommitOptions, DirEntry, StoreEvent, StoreStats } from './store.ts';
+export type { StoreOptions } from './engine.ts';
+export type { ChunkRef, FileRecord, FileState } from './records.ts';
+export type { IngestMeta, IngestOptions, IngestResult } from './ingest.ts';
+export type { OpenedRead, ReadRange } from './reader.ts';
+export type { FsckReport, GcReport, Problem } from './maintenance.ts';
+export type { ChunkIo } from './chunk-files.ts';
+export { StoreError, isStoreError } from './errors.ts';
+export type { StoreErrorCode } from './errors.ts';
+export { Chunker, chunkStream, DEFAULT_CHUNK_PARAMS } from './chunker.ts';
+export type { ChunkParams } from './chunker.ts';
+export { blake3, nativeBlake3Problem, HASH_BYTES } from './hasher.ts';
+export type { Blake3, Blake3Choice, IncrementalHash } from './hasher.ts';
+export { validateName } from './names.ts';
+export { formatBytes } from './cache-policy.ts';

@@ -1,0 +1,258 @@
+// LevelDB (classic-level) indexes, one sublevel per concern, and the transaction type that ties every index change of
+// one operation (plus the counters) into a single atomic batch.
+//
+//   files    path -> live FileRecord            tombs    path -> deleted FileRecord (so listings never see them)
+//   changes  seq  -> path (latest seq per path) chunks   hash -> ChunkRow (size, refs, localRefs, present)
+//   dirty    hash -> size (not yet on the hub)  heat     path -> decayed access counter
+//   hot      heatKey|path -> '' (eviction candidates, coldest first)
+//   meta     'counters' | 'config' | 'clean'
+
+import { ClassicLevel } from 'classic-level';
+import type { AbstractSublevel, AbstractSnapshot } from 'abstract-level';
+import type { ChunkRow, ChunkRowJson, Counters, FileRecord, FileRecordJson } from './records.ts';
+import { decodeChunk, decodeFile, encodeChunk, encodeFile, zeroCounters } from './records.ts';
+import { mapIoError } from './errors.ts';
+
+type Root = ClassicLevel<string, string>;
+type Sub<V> = AbstractSublevel<Root, string | Buffer | Uint8Array, string, V>;
+
+export interface Heat {
+  /** Decayed access count as of `t`. */
+  c: number;
+  t: number;
+  /** The file's key in `hot` while it is an eviction candidate (local, not pinned). */
+  k?: string;
+}
+
+export interface StoreConfig {
+  format: 1;
+  chunkParams: { minSize: number; avgSize: number; maxSize: number };
+  /** 80 % of the free space seen at first start; used when no explicit budget is configured. */
+  defaultBudget: number;
+}
+
+export function seqKey(seq: number): string {
+  return seq.toString().padStart(16, '0');
+}
+
+export class Indexes {
+  readonly db: Root;
+  readonly files: Sub<FileRecordJson>;
+  readonly tombs: Sub<FileRecordJson>;
+  readonly changes: Sub<string>;
+  readonly chunks: Sub<ChunkRowJson>;
+  readonly dirty: Sub<number>;
+  readonly heat: Sub<Heat>;
+  readonly hot: Sub<string>;
+  readonly meta: Sub<unknown>;
+
+  private constructor(db: Root) {
+    this.db = db;
+    const json = { valueEncoding: 'json' } as const;
+    this.files = db.sublevel<string, FileRecordJson>('files', json);
+    this.tombs = db.sublevel<string, FileRecordJson>('tombs', json);
+    this.changes = db.sublevel<string, string>('changes', { valueEncoding: 'utf8' });
+    this.chunks = db.sublevel<string, ChunkRowJson>('chunks', json);
+    this.dirty = db.sublevel<string, number>('dirty', json);
+    this.heat = db.sublevel<string, Heat>('heat', json);
+    this.hot = db.sublevel<string, string>('hot', { valueEncoding: 'utf8' });
+    this.meta = db.sublevel<string, unknown>('meta', json);
+  }
+
+  /** Throws classic-level's LEVEL_DATABASE_NOT_OPEN (cause LEVEL_LOCKED) when another process holds the directory. */
+  static async open(location: string): Promise<Indexes> {
+    // LevelDB's defaults (8 MiB block cache, 4 MiB write buffer) already fit the Pi's 1 GB.
+    const db: Root = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    await db.open();
+    return new Indexes(db);
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  snapshot(): AbstractSnapshot {
+    return this.db.snapshot();
+  }
+
+  async getFile(path: string, snapshot?: AbstractSnapshot): Promise<FileRecord | undefined> {
+    const j = await this.files.get(path, snapshot ? { snapshot } : {});
+    return j === undefined ? undefined : decodeFile(path, j);
+  }
+
+  async getTomb(path: string, snapshot?: AbstractSnapshot): Promise<FileRecord | undefined> {
+    const j = await this.tombs.get(path, snapshot ? { snapshot } : {});
+    return j === undefined ? undefined : decodeFile(path, j);
+  }
+
+  async getChunk(hash: string): Promise<ChunkRow | undefined> {
+    const j = await this.chunks.get(hash);
+    return j === undefined ? undefined : decodeChunk(j);
+  }
+
+  async getChunks(hashes: string[]): Promise<(ChunkRow | undefined)[]> {
+    if (hashes.length === 0) return [];
+    const js = await this.chunks.getMany(hashes);
+    return js.map((j) => (j === undefined ? undefined : decodeChunk(j)));
+  }
+
+  async readCounters(): Promise<Counters> {
+    return { ...zeroCounters(), ...((await this.meta.get('counters')) as Partial<Counters> | undefined) };
+  }
+
+  /** A durable write of one meta key (the sublevel put() typings do not carry classic-level's `sync`). */
+  async putMetaSync(key: string, value: unknown): Promise<void> {
+    await this.db.batch([{ type: 'put', sublevel: this.meta, key, value }] as never, { sync: true });
+  }
+
+  async readConfig(): Promise<StoreConfig | undefined> {
+    return (await this.meta.get('config')) as StoreConfig | undefined;
+  }
+}
+
+type Op =
+  | { type: 'put'; sublevel: Sub<any>; key: string; value: unknown }
+  | { type: 'del'; sublevel: Sub<any>; key: string };
+
+/**
+ * Collects the index changes of one operation. Chunk rows and dirty flags are read through the transaction so that
+ * several changes to the same chunk compose, and the counters follow every row change automatically. Callers run
+ * transactions one at a time (the store's write lock), which is what makes read-modify-write of rows safe.
+ */
+export class Tx {
+  readonly counters: Counters;
+  private readonly idx: Indexes;
+  private readonly ops: Op[] = [];
+  private readonly rows = new Map<string, ChunkRow | undefined>();
+  private readonly dirtyRows = new Map<string, number | undefined>();
+  private readonly after: (() => void | Promise<void>)[] = [];
+
+  constructor(idx: Indexes, counters: Counters) {
+    this.idx = idx;
+    this.counters = { ...counters };
+  }
+
+  get empty(): boolean {
+    return this.ops.length === 0;
+  }
+
+  /** Loads chunk rows and dirty flags for the given hashes (once each) before they are read or changed. */
+  async load(hashes: Iterable<string>): Promise<void> {
+    const want = [...new Set(hashes)].filter((h) => !this.rows.has(h));
+    if (want.length === 0) return;
+    const [rows, dirty] = await Promise.all([this.idx.getChunks(want), this.idx.dirty.getMany(want)]);
+    want.forEach((h, i) => {
+      this.rows.set(h, rows[i]);
+      this.dirtyRows.set(h, dirty[i]);
+    });
+  }
+
+  chunk(hash: string): ChunkRow | undefined {
+    if (!this.rows.has(hash)) throw new Error(`chunk ${hash} not loaded in transaction`);
+    const row = this.rows.get(hash);
+    return row && { ...row };
+  }
+
+  isDirty(hash: string): boolean {
+    this.chunk(hash);
+    return this.dirtyRows.get(hash) !== undefined;
+  }
+
+  setChunk(hash: string, row: ChunkRow | undefined): void {
+    const prev = this.chunk(hash);
+    const c = this.counters;
+    if (prev) {
+      c.chunks -= 1;
+      if (prev.present) c.storedBytes -= prev.size;
+    }
+    if (row) {
+      c.chunks += 1;
+      if (row.present) c.storedBytes += row.size;
+      this.ops.push({ type: 'put', sublevel: this.idx.chunks, key: hash, value: encodeChunk(row) });
+    } else {
+      this.ops.push({ type: 'del', sublevel: this.idx.chunks, key: hash });
+      this.setDirty(hash, 0, false);
+    }
+    this.rows.set(hash, row && { ...row });
+  }
+
+  setDirty(hash: string, size: number, dirty: boolean): void {
+    const prev = this.dirtyRows.get(hash);
+    if ((prev !== undefined) === dirty) return;
+    const c = this.counters;
+    if (dirty) {
+      c.dirtyChunks += 1;
+      c.dirtyBytes += size;
+      this.dirtyRows.set(hash, size);
+      this.ops.push({ type: 'put', sublevel: this.idx.dirty, key: hash, value: size });
+    } else {
+      c.dirtyChunks -= 1;
+      c.dirtyBytes -= prev!;
+      this.dirtyRows.set(hash, undefined);
+      this.ops.push({ type: 'del', sublevel: this.idx.dirty, key: hash });
+    }
+  }
+
+  putFile(r: FileRecord): void {
+    this.ops.push({ type: 'put', sublevel: r.deleted ? this.idx.tombs : this.idx.files, key: r.path, value: encodeFile(r) });
+  }
+
+  delFile(path: string, deleted: boolean): void {
+    this.ops.push({ type: 'del', sublevel: deleted ? this.idx.tombs : this.idx.files, key: path });
+  }
+
+  putChange(seq: number, path: string): void {
+    this.ops.push({ type: 'put', sublevel: this.idx.changes, key: seqKey(seq), value: path });
+  }
+
+  delChange(seq: number): void {
+    this.ops.push({ type: 'del', sublevel: this.idx.changes, key: seqKey(seq) });
+  }
+
+  putHeat(path: string, heat: Heat): void {
+    this.ops.push({ type: 'put', sublevel: this.idx.heat, key: path, value: heat });
+  }
+
+  delHeat(path: string): void {
+    this.ops.push({ type: 'del', sublevel: this.idx.heat, key: path });
+  }
+
+  putHot(key: string, path: string): void {
+    this.ops.push({ type: 'put', sublevel: this.idx.hot, key, value: path });
+  }
+
+  delHot(key: string): void {
+    this.ops.push({ type: 'del', sublevel: this.idx.hot, key });
+  }
+
+  putMeta(key: string, value: unknown): void {
+    this.ops.push({ type: 'put', sublevel: this.idx.meta, key, value });
+  }
+
+  /** Runs after the batch is durable (e.g. unlinking chunk files the batch stopped referencing). */
+  afterCommit(fn: () => void | Promise<void>): void {
+    this.after.push(fn);
+  }
+
+  /** Writes the batch (with the counters). `sync` for anything a crash must not lose. */
+  async write(sync: boolean): Promise<void> {
+    if (this.ops.length === 0) return;
+    this.ops.push({ type: 'put', sublevel: this.idx.meta, key: 'counters', value: this.counters });
+    try {
+      await this.idx.db.batch(this.ops as never, { sync });
+    } catch (err) {
+      throw mapIoError(err, 'writing the index');
+    }
+  }
+
+  /** Post-commit work is best effort: a failed unlink leaves an unreferenced file that gc removes later. */
+  async runAfter(): Promise<void> {
+    for (const fn of this.after) {
+      try {
+        await fn();
+      } catch {
+        // see above
+      }
+    }
+  }
+}

@@ -1,0 +1,462 @@
+// The public face of the storage engine. Every method validates its input, then delegates to the operation modules;
+// see README-level notes in store/index.ts for the on-disk layout.
+
+import type { Readable } from 'node:stream';
+import type { ChunkRef, FileRecord, FileState } from './records.ts';
+import type { StoreOptions } from './engine.ts';
+import type { IngestMeta, IngestOptions, IngestResult } from './ingest.ts';
+import type { OpenedRead, ReadRange } from './reader.ts';
+import type { FsckReport, GcReport } from './maintenance.ts';
+import type { ChunkParams } from './chunker.ts';
+import { Engine } from './engine.ts';
+import { ingest } from './ingest.ts';
+import { openRead } from './reader.ts';
+import { fsck, gc, recover } from './maintenance.ts';
+import { checkBase, currentRecord, setPinned, writeVersion } from './commit.ts';
+import { evictLocked } from './cache-policy.ts';
+import { validateDir, validateName } from './names.ts';
+import { isHexHash, toHex } from './hasher.ts';
+import { StoreError } from './errors.ts';
+import { decodeFile } from './records.ts';
+import { seqKey } from './indexes.ts';
+
+/** putChunk refuses larger payloads (the chunker never makes chunks above 64 MiB, see checkChunkParams). */
+const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
+
+export interface DirEntry {
+  name: string;
+  path: string;
+  type: 'file' | 'dir';
+  size?: number;
+  mtimeMs?: number;
+  mode?: number;
+  hash?: string;
+  version?: number;
+  state?: FileState;
+  pinned?: boolean;
+}
+
+export interface CommitMeta {
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  chunks: ChunkRef[];
+  hash: string;
+}
+
+export interface CommitOptions {
+  /** Optimistic concurrency (0 = the path must not exist); a mismatch throws 'conflict'. */
+  baseVersion?: number;
+  /**
+   * Record the version even if some chunks are not here: it becomes a 'remote' file (metadata of a hub file whose
+   * bytes were never fetched). Without this, missing chunks throw 'missing_chunks'.
+   */
+  allowRemote?: boolean;
+  /** Re-read the chunks and check the whole-file hash before committing (default true when all chunks are here). */
+  verify?: boolean;
+}
+
+export interface StoreStats {
+  files: number;
+  logicalBytes: number;
+  localFiles: number;
+  localBytes: number;
+  storedBytes: number;
+  chunks: number;
+  /** Logical bytes of local files per stored byte (>= 1 when chunks are shared). */
+  dedupRatio: number;
+  dirtyChunks: number;
+  dirtyBytes: number;
+  budgetBytes: number;
+  /** storedBytes / budgetBytes. */
+  budgetUse: number;
+  highWater: number;
+  lowWater: number;
+  seq: number;
+  hasher: 'native' | 'wasm';
+  chunkParams: ChunkParams;
+}
+
+export type StoreEvent = 'change' | 'evict';
+
+export class Store {
+  readonly #e: Engine;
+
+  private constructor(engine: Engine) {
+    this.#e = engine;
+  }
+
+  static async open(opts: StoreOptions): Promise<Store> {
+    const engine = await Engine.open(opts);
+    try {
+      const clean = (await engine.idx.meta.get('clean')) === true;
+      await recover(engine, !clean);
+      await engine.idx.putMetaSync('clean', false);
+    } catch (err) {
+      await engine.idx.close().catch(() => {});
+      throw err;
+    }
+    return new Store(engine);
+  }
+
+  get dir(): string {
+    return this.#e.dir;
+  }
+
+  /** The highest change-sequence number so far. */
+  get seq(): number {
+    return this.#e.counters.seq;
+  }
+
+  /** Stores a stream as the next version of `path`. */
+  ingest(path: string, source: AsyncIterable<Uint8Array>, meta?: IngestMeta, opts?: IngestOptions): Promise<IngestResult> {
+    return ingest(this.#e, path, source, meta, opts);
+  }
+
+  /** Opens a file (or a byte range) for reading; resolves once the file is found, with its record. Counts an access. */
+  openRead(path: string, range?: ReadRange): Promise<OpenedRead> {
+    return openRead(this.#e, path, range);
+  }
+
+  async read(path: string, range?: ReadRange): Promise<Readable> {
+    return (await openRead(this.#e, path, range)).stream;
+  }
+
+  /** The live record, or throws 'not_found'. */
+  async stat(path: string): Promise<FileRecord> {
+    validateName(path);
+    const r = await this.#e.idx.getFile(path);
+    if (!r) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
+    return r;
+  }
+
+  /** The live record or the tombstone, if any. */
+  async record(path: string): Promise<FileRecord | undefined> {
+    validateName(path);
+    return currentRecord(this.#e, path);
+  }
+
+  /** Immediate children of a directory ('' = root), files and sub-directories, in name order. */
+  async list(dir?: string): Promise<DirEntry[]> {
+    const d = validateDir(dir);
+    const prefix = d === '' ? '' : d + '/';
+    // '0' is the character after '/', so [d/, d0) is exactly the keys under d/.
+    const it = this.#e.idx.files.iterator(d === '' ? {} : { gte: prefix, lt: d + '0' });
+    const out: DirEntry[] = [];
+    try {
+      for (;;) {
+        const entry = await it.next();
+        if (!entry) break;
+        const [key, j] = entry;
+        const rest = key.slice(prefix.length);
+        const slash = rest.indexOf('/');
+        if (slash < 0) {
+          const r = decodeFile(key, j);
+          out.push({ name: rest, path: key, type: 'file', size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, version: r.version, state: r.state, pinned: r.pinned });
+        } else {
+          const name = rest.slice(0, slash);
+          out.push({ name, path: prefix + name, type: 'dir' });
+          it.seek(prefix + name + '0'); // skip the whole sub-tree
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    if (d !== '' && out.length === 0) {
+      const r = await this.#e.idx.getFile(d);
+      if (!r) throw new StoreError('not_found', `no such directory: ${d}`, { details: { path: d } });
+      const name = d.slice(d.lastIndexOf('/') + 1);
+      out.push({ name, path: d, type: 'file', size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, version: r.version, state: r.state, pinned: r.pinned });
+    }
+    return out;
+  }
+
+  /** Deletes a file: its record becomes a tombstone in the change feed; unreferenced chunks are removed. */
+  async delete(path: string, opts: { baseVersion?: number } = {}): Promise<FileRecord> {
+    validateName(path);
+    const e = this.#e;
+    return e.track(() =>
+      e.transact(async (tx) => {
+        const prev = await e.idx.getFile(path);
+        if (!prev) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
+        checkBase(path, prev, opts.baseVersion);
+        return writeVersion(e, tx, path, prev, { size: 0, mtimeMs: e.now(), mode: prev.mode, hash: '', chunks: [], deleted: true, state: 'local' });
+      }),
+    );
+  }
+
+  /**
+   * Makes a version assembled from chunks visible (the sync layer's path: putChunk the missing chunks, then commit).
+   * Visible only if every chunk is present (unless allowRemote); optimistic concurrency through baseVersion.
+   */
+  async commitFile(path: string, meta: CommitMeta, opts: CommitOptions = {}): Promise<FileRecord> {
+    validateName(path);
+    checkCommitMeta(meta);
+    const e = this.#e;
+    return e.track(async () => {
+      const hashes = [...new Set(meta.chunks.map((c) => c.hash))];
+      for (const h of hashes) e.holds.acquire(h);
+      try {
+        const rows = await e.idx.getChunks(hashes);
+        const onDisk = new Set(hashes.filter((_, i) => rows[i]?.present));
+        rows.forEach((row, i) => {
+          if (row && row.size !== meta.chunks.find((c) => c.hash === hashes[i])!.size) {
+            throw new StoreError('invalid_argument', `chunk ${hashes[i]} is ${row.size} bytes, not as listed`);
+          }
+        });
+        const missing = hashes.filter((h) => !onDisk.has(h));
+        if (missing.length > 0 && !opts.allowRemote) {
+          throw new StoreError('missing_chunks', `${path}: ${missing.length} of ${hashes.length} chunks are not in the store`, {
+            details: { path, missing: missing.slice(0, 1000) },
+          });
+        }
+        if (missing.length === 0 && opts.verify !== false) {
+          const h = e.blake3.create();
+          try {
+            for (const c of meta.chunks) h.update(await e.files.read(c.hash, c.size));
+            const actual = toHex(h.digest());
+            if (actual !== meta.hash) {
+              throw new StoreError('hash_mismatch', `${path}: chunks hash to ${actual}, not ${meta.hash}`, { details: { path, actual, expected: meta.hash } });
+            }
+          } finally {
+            h.dispose();
+          }
+        }
+        const record = await e.transact(async (tx) => {
+          const prev = await currentRecord(e, path);
+          checkBase(path, prev, opts.baseVersion);
+          const state = missing.length === 0 ? 'local' : 'remote';
+          return writeVersion(e, tx, path, prev, { ...meta, deleted: false, state }, { onDisk, dirtyNew: false, touch: false });
+        });
+        await e.maybeEvict();
+        return record;
+      } finally {
+        for (const h of hashes) e.holds.release(h);
+      }
+    });
+  }
+
+  /**
+   * Stores one chunk after checking that `bytes` hash to `hash` ('hash_mismatch' otherwise). Returns false if it was
+   * already present. `clean: true` for chunks that came from the hub (they need no upload); default dirty.
+   */
+  async putChunk(hash: string, bytes: Uint8Array, opts: { clean?: boolean } = {}): Promise<boolean> {
+    if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
+    if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > MAX_CHUNK_BYTES) {
+      throw new StoreError('invalid_argument', `chunk must be 1 byte to ${MAX_CHUNK_BYTES} bytes`);
+    }
+    const e = this.#e;
+    return e.track(async () => {
+      e.holds.acquire(hash);
+      let reserved = 0;
+      try {
+        const actual = await e.files.hashSliced(bytes);
+        if (actual !== hash) throw new StoreError('hash_mismatch', `chunk bytes hash to ${actual}, not ${hash}`, { details: { expected: hash, actual } });
+        if ((await e.idx.getChunk(hash))?.present) return false;
+        await e.reserve(bytes.length);
+        reserved = bytes.length;
+        await e.writeChunk(hash, bytes);
+        await e.files.syncDirsOf([hash]);
+        const stored = await e.transact(async (tx) => {
+          await tx.load([hash]);
+          const row = tx.chunk(hash);
+          if (row?.present) return false;
+          tx.setChunk(hash, row ? { ...row, present: true } : { size: bytes.length, refs: 0, localRefs: 0, present: true, stagedAt: e.now() });
+          if (!row && !opts.clean) tx.setDirty(hash, bytes.length, true);
+          return true;
+        });
+        e.unreserve(reserved);
+        reserved = 0;
+        await e.maybeEvict();
+        return stored;
+      } finally {
+        e.unreserve(reserved);
+        e.holds.release(hash);
+      }
+    });
+  }
+
+  /** A chunk's bytes, verified against its hash ('not_found' if absent here, 'corrupt_chunk' if damaged). */
+  async getChunk(hash: string): Promise<Buffer> {
+    if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
+    const e = this.#e;
+    e.assertOpen();
+    e.holds.acquire(hash);
+    try {
+      const row = await e.idx.getChunk(hash);
+      if (!row?.present) throw new StoreError('not_found', `chunk ${hash} is not in the store`, { details: { hash } });
+      return await e.files.read(hash, row.size);
+    } finally {
+      e.holds.release(hash);
+    }
+  }
+
+  /** The subset of `hashes` whose bytes are here (input order, duplicates kept). */
+  async hasChunks(hashes: string[]): Promise<string[]> {
+    for (const h of hashes) if (!isHexHash(h)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(h)}`);
+    const rows = await this.#e.idx.getChunks(hashes);
+    return hashes.filter((_, i) => rows[i]?.present);
+  }
+
+  /** Distinct chunks of a file whose bytes are not here (what the sync layer must fetch before reading it). */
+  async missingChunks(path: string): Promise<ChunkRef[]> {
+    const rec = await this.stat(path);
+    const seen = new Set<string>();
+    const distinct = rec.chunks.filter((c) => !seen.has(c.hash) && seen.add(c.hash));
+    const rows = await this.#e.idx.getChunks(distinct.map((c) => c.hash));
+    return distinct.filter((_, i) => !rows[i]?.present);
+  }
+
+  /** The hub acknowledged these chunks: they may be evicted from now on. Returns how many were dirty. */
+  async markClean(hashes: string[]): Promise<number> {
+    const e = this.#e;
+    const n = await e.track(() =>
+      e.transact(async (tx) => {
+        await tx.load(hashes);
+        let cleaned = 0;
+        for (const h of new Set(hashes)) {
+          if (!tx.isDirty(h)) continue;
+          tx.setDirty(h, 0, false);
+          cleaned += 1;
+        }
+        return cleaned;
+      }),
+    );
+    await e.maybeEvict();
+    return n;
+  }
+
+  /** Chunks not yet acknowledged by the hub, in hash order. */
+  async *dirtyChunks(): AsyncGenerator<ChunkRef> {
+    for await (const [hash, size] of this.#e.idx.dirty.iterator()) yield { hash, size };
+  }
+
+  /** Pinned files are never evicted. */
+  async pin(path: string, pinned = true): Promise<FileRecord> {
+    validateName(path);
+    const e = this.#e;
+    return e.track(() =>
+      e.transact(async (tx) => {
+        const rec = await e.idx.getFile(path);
+        if (!rec) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
+        return setPinned(e, tx, rec, pinned);
+      }),
+    );
+  }
+
+  /** Records (live and tombstones) changed after `seq`, in seq order; a consistent snapshot. */
+  async *changesSince(seq: number): AsyncGenerator<FileRecord> {
+    const idx = this.#e.idx;
+    const snapshot = idx.snapshot();
+    try {
+      for await (const [key, path] of idx.changes.iterator({ gt: seqKey(Math.max(0, seq)), snapshot })) {
+        const s = Number(key);
+        const r = (await idx.getFile(path, snapshot)) ?? (await idx.getTomb(path, snapshot));
+        if (r && r.seq === s) yield r;
+      }
+    } finally {
+      await snapshot.close();
+    }
+  }
+
+  /** changesSince(seq), then every later change as it is committed, until `signal` aborts or the store closes. */
+  async *followChanges(seq: number, opts: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> {
+    const events = this.#e.events;
+    let last = seq;
+    while (!opts.signal?.aborted && !this.#e.closed) {
+      let wake!: () => void;
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      events.on('change', wake);
+      events.on('close', wake);
+      opts.signal?.addEventListener('abort', wake, { once: true });
+      try {
+        for await (const r of this.changesSince(last)) {
+          yield r;
+          last = r.seq;
+        }
+        if (last >= this.#e.counters.seq) await woken;
+      } finally {
+        events.off('change', wake);
+        events.off('close', wake);
+        opts.signal?.removeEventListener('abort', wake);
+      }
+    }
+  }
+
+  /** 'change' (FileRecord) after every committed version; 'evict' (FileRecord) when a file becomes remote. */
+  on(event: StoreEvent, listener: (record: FileRecord) => void): this {
+    this.#e.events.on(event, listener);
+    return this;
+  }
+
+  off(event: StoreEvent, listener: (record: FileRecord) => void): this {
+    this.#e.events.off(event, listener);
+    return this;
+  }
+
+  stats(): StoreStats {
+    const e = this.#e;
+    const c = e.counters;
+    return {
+      files: c.files,
+      logicalBytes: c.logicalBytes,
+      localFiles: c.localFiles,
+      localBytes: c.localBytes,
+      storedBytes: c.storedBytes,
+      chunks: c.chunks,
+      dedupRatio: c.storedBytes > 0 ? c.localBytes / c.storedBytes : 1,
+      dirtyChunks: c.dirtyChunks,
+      dirtyBytes: c.dirtyBytes,
+      budgetBytes: e.budget,
+      budgetUse: c.storedBytes / e.budget,
+      highWater: e.highWater,
+      lowWater: e.lowWater,
+      seq: c.seq,
+      hasher: e.blake3.name,
+      chunkParams: { ...e.config.chunkParams },
+    };
+  }
+
+  /** Re-hashes every chunk and cross-checks every index. Blocks writers while it runs. */
+  fsck(): Promise<FsckReport> {
+    return fsck(this.#e);
+  }
+
+  /** Removes temp files, chunk files no index row wants, and staged chunks nobody committed within the grace period. */
+  gc(): Promise<GcReport> {
+    return gc(this.#e);
+  }
+
+  /** Evicts clean, unpinned files (coldest first) until stored bytes are at most `targetBytes` (default: low water). */
+  async evict(targetBytes?: number): Promise<{ files: number; bytes: number }> {
+    const e = this.#e;
+    return e.lock.run(() => evictLocked(e, targetBytes ?? e.budget * e.lowWater));
+  }
+
+  async close(): Promise<void> {
+    this.#e.events.emit('close');
+    await this.#e.close();
+  }
+}
+
+export function openStore(opts: StoreOptions): Promise<Store> {
+  return Store.open(opts);
+}
+
+function checkCommitMeta(m: CommitMeta): void {
+  const bad = (why: string): never => {
+    throw new StoreError('invalid_argument', `invalid file metadata: ${why}`);
+  };
+  if (!Number.isSafeInteger(m.size) || m.size < 0) bad(`size ${m.size}`);
+  if (!Number.isFinite(m.mtimeMs)) bad(`mtimeMs ${m.mtimeMs}`);
+  if (!Number.isInteger(m.mode) || m.mode < 0 || m.mode > 0o7777) bad(`mode ${m.mode}`);
+  if (!isHexHash(m.hash)) bad(`hash ${JSON.stringify(m.hash)}`);
+  if (!Array.isArray(m.chunks)) bad('chunks is not a list');
+  let sum = 0;
+  for (const c of m.chunks) {
+    if (!isHexHash(c?.hash)) bad(`chunk hash ${JSON.stringify(c?.hash)}`);
+    if (!Number.isSafeInteger(c.size) || c.size <= 0 || c.size > MAX_CHUNK_BYTES) bad(`chunk size ${c.size}`);
+    sum += c.size;
+  }
+  if (sum !== m.size) bad(`chunk sizes add up to ${sum}, not ${m.size}`);
+}
