@@ -16,6 +16,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'print an access token: token --user NAME [--id N] [--user-role admin|user] [--ttl 15m]',
     run: async (args, ctx) => (await import('./commands/token.ts')).token(args, ctx),
   },
+  ...storeCommandEntries(),
   version: {
     summary: 'print the version',
     run: async (_args, ctx) => {
@@ -24,6 +25,32 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/** The store's commands (ingest, cat, ls, rm, fsck, gc, stats) run on the data directory, or through the daemon's
+ *  local API when a running daemon holds it. */
+function storeCommandEntries(): Record<string, Command> {
+  const summaries: Record<string, string> = {
+    ingest: 'store files: ingest PATH... [--as NAME] [--json]',
+    cat: 'write a stored file to stdout: cat NAME',
+    ls: 'list a stored directory: ls [DIR] [--json]',
+    rm: 'delete a stored file: rm NAME [--json]',
+    fsck: 're-hash every chunk and check every reference [--json]',
+    gc: 'remove unreferenced chunks and leftovers [--json]',
+    stats: 'files, bytes, chunks, dedup ratio, dirty bytes, budget use [--json]',
+  };
+  return Object.fromEntries(
+    Object.entries(summaries).map(([name, summary]) => [
+      name,
+      {
+        summary,
+        run: async (args: string[], ctx: CommandContext) => {
+          const { storeCommands } = await import('./commands/store.ts');
+          return storeCommands[name]!(args, { dataDir: ctx.config.dataDir, cacheMaxBytes: ctx.config.cacheMaxBytes, stdout: ctx.stdout, stderr: ctx.stderr });
+        },
+      },
+    ]),
+  );
+}
 
 function help(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));

@@ -20,6 +20,8 @@ import { SystemMonitor } from './system/status.ts';
 import { NodeStatusService } from './system/node-status.ts';
 import { nodeService, NodeService } from './rpc/node-service.ts';
 import { peerAuthInterceptor } from './rpc/peer-auth.ts';
+import { openStore } from '../store/index.ts';
+import { startLocalApi } from './http/local-api.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -39,6 +41,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
 
   const db = new ClassicLevel<string, string>(join(config.dataDir, 'db'), { valueEncoding: 'utf8' });
   await db.open();
+  const store = await openStore({ dir: join(config.dataDir, 'store'), cacheMaxBytes: config.cacheMaxBytes ?? undefined });
   const monitor = new SystemMonitor({ dataDir: config.dataDir, intervalMs: config.statusIntervalS * 1000 });
   await monitor.start();
   const status = new NodeStatusService(monitor, config.role);
@@ -62,7 +65,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     logger: log,
     verifier: new TokenVerifier(secrets.jwtSecret),
     plugins: [
-      (a) => a.register(healthRoutes, { role: config.role, capabilities: ['node.v1'] }),
+      (a) => a.register(healthRoutes, { role: config.role, capabilities: ['node.v1', 'store.v1'] }),
       (a) => a.register(systemRoutes, { status }),
     ],
     connect: { routes, options: rpcOptions },
@@ -75,12 +78,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     s.on('close', () => sessions.delete(s));
   });
 
+  let localApi: Awaited<ReturnType<typeof startLocalApi>> | null = null;
   try {
     await app.listen({ host: config.host, port: config.port });
     await listen(h2, config.host, config.grpcPort);
+    localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store });
   } catch (err) {
     await app.close();
+    await localApi?.close();
     await monitor.stop();
+    await store.close();
     await db.close();
     throw err;
   }
@@ -100,10 +107,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         // server.close() reaps idle keep-alive connections only once; a connection whose request finishes later
         // would hold the exit until the client's keep-alive timeout. Reap again until everything is closed.
         const reap = setInterval(() => app.server.closeIdleConnections(), 100);
-        await Promise.all([app.close(), h2Closed]);
+        await Promise.all([app.close(), h2Closed, localApi.close()]);
         clearInterval(reap);
         clearTimeout(abortRpcs);
         await monitor.stop();
+        await store.close();
         await db.close();
       })();
       return closing;

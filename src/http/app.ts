@@ -17,7 +17,7 @@ export interface AppOptions {
 }
 
 /** Fastify logs a request twice (received, completed); one line when it completes is enough on a Pi's SD card. */
-class OneLinePerRequest extends LogController {
+export class OneLinePerRequest extends LogController {
   override incomingRequest(req: FastifyRequest): void {
     req.log.debug({ method: req.method, url: req.url }, 'request received');
   }

@@ -1,0 +1,25 @@
+// The local API on <dataDir>/balupi.sock: while the daemon holds the data directory's LevelDB locks, the CLI's store
+// commands reach the store through it. The socket is mode 0600, so only the daemon's user can use it; no token.
+import { chmod, rm } from 'node:fs/promises';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../log.ts';
+import type { Store } from '../../store/index.ts';
+import { localStoreRoutes } from '../routes/local-store.ts';
+import { OneLinePerRequest } from './app.ts';
+import { socketPath } from '../commands/store-access.ts';
+
+export async function startLocalApi(opts: { dataDir: string; logger: Logger; store: Store }): Promise<{ close(): Promise<void> }> {
+  const path = socketPath(opts.dataDir);
+  // We hold the store's lock, so no other daemon can be serving this socket: a file left there is stale.
+  await rm(path, { force: true });
+  const app = Fastify({ loggerInstance: opts.logger.child({ api: 'local' }) as FastifyBaseLogger, bodyLimit: 1024 * 1024, logController: new OneLinePerRequest() });
+  await app.register(localStoreRoutes, { store: opts.store });
+  await app.listen({ path });
+  await chmod(path, 0o600);
+  return {
+    async close() {
+      await app.close();
+      await rm(path, { force: true });
+    },
+  };
+}
