@@ -20,6 +20,10 @@ import { SystemMonitor } from './system/status.ts';
 import { NodeStatusService } from './system/node-status.ts';
 import { nodeService, NodeService } from './rpc/node-service.ts';
 import { peerAuthInterceptor } from './rpc/peer-auth.ts';
+import { EnergyMonitor } from './energy/monitor.ts';
+import { energyRoutes } from './routes/energy.ts';
+import { tapoRoutes } from './routes/tapo.ts';
+import { energyService, EnergyService } from './rpc/energy-service.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -42,9 +46,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const monitor = new SystemMonitor({ dataDir: config.dataDir, intervalMs: config.statusIntervalS * 1000 });
   await monitor.start();
   const status = new NodeStatusService(monitor, config.role);
+  // Energy: plugs, series, tariffs, alerts; polls from here on (the first readings arrive right after start).
+  const energy = new EnergyMonitor({ db, config, logger: log.child({ module: 'energy' }) });
+  await energy.start();
 
   const routes = (router: ConnectRouter) => {
     router.service(NodeService, nodeService(status));
+    router.service(EnergyService, energyService(energy));
   };
   // Aborted only if in-flight RPCs outlast the shutdown grace period (connect-fastify's own shutdownTimeoutMs keeps
   // a timer alive that delays exit by its full length even when nothing is in flight).
@@ -62,8 +70,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     logger: log,
     verifier: new TokenVerifier(secrets.jwtSecret),
     plugins: [
-      (a) => a.register(healthRoutes, { role: config.role, capabilities: ['node.v1'] }),
+      (a) => a.register(healthRoutes, { role: config.role, capabilities: ['node.v1', 'energy.v1'] }),
       (a) => a.register(systemRoutes, { status }),
+      (a) => a.register(energyRoutes, { monitor: energy }),
+      (a) => a.register(tapoRoutes, { monitor: energy }),
     ],
     connect: { routes, options: rpcOptions },
   });
@@ -80,6 +90,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     await listen(h2, config.host, config.grpcPort);
   } catch (err) {
     await app.close();
+    await energy.stop();
     await monitor.stop();
     await db.close();
     throw err;
@@ -103,6 +114,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         await Promise.all([app.close(), h2Closed]);
         clearInterval(reap);
         clearTimeout(abortRpcs);
+        await energy.stop();
         await monitor.stop();
         await db.close();
       })();
