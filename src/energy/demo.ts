@@ -24,7 +24,7 @@ interface Profile {
   name: string;
   role: DeviceRole;
   model: 'P110' | 'P115';
-  /** Newer P110 firmware reports voltage and current; the P115 here does not, so the API shows null for it. */
+  /** Newer P110 firmware reports voltage and current; the P115s here do not, so the API shows null for them. */
   emeter: boolean;
   maxPowerW: number | null;
   curve: (t: number) => number;
@@ -71,8 +71,8 @@ function tvCurve(t: number): number {
 
 const PROFILES: Profile[] = [
   { name: 'Demo NAS', role: 'nas', model: 'P110', emeter: true, maxPowerW: 150, curve: nasCurve },
-  { name: 'Demo fridge', role: 'generic', model: 'P110', emeter: true, maxPowerW: 250, curve: fridgeCurve },
-  { name: 'Demo desk', role: 'generic', model: 'P115', emeter: false, maxPowerW: null, curve: deskCurve },
+  { name: 'Demo fridge', role: 'generic', model: 'P115', emeter: false, maxPowerW: 250, curve: fridgeCurve },
+  { name: 'Demo desk', role: 'generic', model: 'P110', emeter: true, maxPowerW: null, curve: deskCurve },
   { name: 'Demo TV', role: 'generic', model: 'P110', emeter: true, maxPowerW: null, curve: tvCurve },
   { name: 'Demo router', role: 'generic', model: 'P115', emeter: false, maxPowerW: null, curve: (t) => 9.5 + wobble(t, 0.4, 8) },
 ];
