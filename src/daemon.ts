@@ -7,6 +7,7 @@ import { createServer as createH2Server, type Http2Server, type ServerHttp2Sessi
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ClassicLevel } from 'classic-level';
+import type { FastifyInstance } from 'fastify';
 import type { ConnectRouter, ConnectRouterOptions } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Config } from './config.ts';
@@ -22,6 +23,10 @@ import { nodeService, NodeService } from './rpc/node-service.ts';
 import { peerAuthInterceptor } from './rpc/peer-auth.ts';
 import { openStore } from '../store/index.ts';
 import { startLocalApi } from './http/local-api.ts';
+import { EnergyMonitor } from './energy/monitor.ts';
+import { energyRoutes } from './routes/energy.ts';
+import { tapoRoutes } from './routes/tapo.ts';
+import { energyService, EnergyService } from './rpc/energy-service.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -39,82 +44,102 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const secrets = await loadSecrets(config.dataDir, config);
   if (secrets.generated.jwtSecret) log.warn('BALUPI_JWT_SECRET is not set: using a generated secret (balupi token prints tokens for it); set it to BaluHost\'s SECRET_KEY to accept BaluHost tokens');
 
-  const db = new ClassicLevel<string, string>(join(config.dataDir, 'db'), { valueEncoding: 'utf8' });
-  await db.open();
-  const store = await openStore({ dir: join(config.dataDir, 'store'), cacheMaxBytes: config.cacheMaxBytes ?? undefined });
-  const monitor = new SystemMonitor({ dataDir: config.dataDir, intervalMs: config.statusIntervalS * 1000 });
-  await monitor.start();
-  const status = new NodeStatusService(monitor, config.role);
-
-  const routes = (router: ConnectRouter) => {
-    router.service(NodeService, nodeService(status));
+  // Everything opened is pushed here and closed in reverse order, on shutdown or when start-up fails half-way.
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close();
   };
+  try {
+    const db = new ClassicLevel<string, string>(join(config.dataDir, 'db'), { valueEncoding: 'utf8' });
+    await db.open();
+    closers.push(() => db.close());
+    const store = await openStore({ dir: join(config.dataDir, 'store'), cacheMaxBytes: config.cacheMaxBytes ?? undefined });
+    closers.push(() => store.close());
+    const monitor = new SystemMonitor({ dataDir: config.dataDir, intervalMs: config.statusIntervalS * 1000 });
+    await monitor.start();
+    closers.push(() => monitor.stop());
+    const status = new NodeStatusService(monitor, config.role);
+    // Energy: plugs, series, tariffs, alerts; polls from here on (the first readings arrive right after start).
+    const energy = new EnergyMonitor({ db, config, logger: log.child({ module: 'energy' }) });
+    await energy.start();
+    closers.push(() => energy.stop());
+
+    const routes = (router: ConnectRouter) => {
+      router.service(NodeService, nodeService(status));
+      router.service(EnergyService, energyService(energy));
+    };
+    const capabilities = ['node.v1', 'store.v1', 'energy.v1'];
+    const plugins = [
+      (a: FastifyInstance) => a.register(healthRoutes, { role: config.role, capabilities }),
+      (a: FastifyInstance) => a.register(systemRoutes, { status }),
+      (a: FastifyInstance) => a.register(energyRoutes, { monitor: energy }),
+      (a: FastifyInstance) => a.register(tapoRoutes, { monitor: energy }),
+    ];
+
+    const servers = await listenAll(config, log, { verifier: new TokenVerifier(secrets.jwtSecret), peerSecret: secrets.peerSecret, routes, plugins });
+    closers.push(() => servers.close());
+    const localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store });
+    closers.push(() => localApi.close());
+    log.info({ ...servers.ports, host: config.host, role: config.role, dataDir: config.dataDir }, 'balupi listening');
+
+    let closing: Promise<void> | null = null;
+    return { ports: servers.ports, close: () => (closing ??= closeAll()) };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/**
+ * The two network listeners: Fastify (REST + Connect over HTTP/1.1) and the h2c server (gRPC, Connect, gRPC-Web).
+ * close() stops both from accepting and lets requests and streams in flight finish (RPCs are cancelled after
+ * RPC_GRACE_MS).
+ */
+async function listenAll(
+  config: Config,
+  log: Logger,
+  opts: { verifier: TokenVerifier; peerSecret: string; routes: (router: ConnectRouter) => void; plugins: ((app: FastifyInstance) => unknown)[] },
+): Promise<{ ports: { http: number; grpc: number }; close(): Promise<void> }> {
   // Aborted only if in-flight RPCs outlast the shutdown grace period (connect-fastify's own shutdownTimeoutMs keeps
   // a timer alive that delays exit by its full length even when nothing is in flight).
   const rpcShutdown = new AbortController();
   const rpcOptions: ConnectRouterOptions = {
     shutdownSignal: rpcShutdown.signal,
-    interceptors: [peerAuthInterceptor(secrets.peerSecret)],
+    interceptors: [peerAuthInterceptor(opts.peerSecret)],
     // Chunks are content-addressed media, mostly incompressible: gzip would cut stream throughput ~6x for nothing.
     acceptCompression: [],
     readMaxBytes: RPC_MAX_BYTES,
     writeMaxBytes: RPC_MAX_BYTES,
   };
-
-  const app = await buildApp({
-    logger: log,
-    verifier: new TokenVerifier(secrets.jwtSecret),
-    plugins: [
-      (a) => a.register(healthRoutes, { role: config.role, capabilities: ['node.v1', 'store.v1'] }),
-      (a) => a.register(systemRoutes, { status }),
-    ],
-    connect: { routes, options: rpcOptions },
-  });
-
-  const h2 = createH2Server(connectNodeAdapter({ ...rpcOptions, routes }));
+  const app = await buildApp({ logger: log, verifier: opts.verifier, plugins: opts.plugins, connect: { routes: opts.routes, options: rpcOptions } });
+  const h2 = createH2Server(connectNodeAdapter({ ...rpcOptions, routes: opts.routes }));
   const sessions = new Set<ServerHttp2Session>();
   h2.on('session', (s) => {
     sessions.add(s);
     s.on('close', () => sessions.delete(s));
   });
-
-  let localApi: Awaited<ReturnType<typeof startLocalApi>> | null = null;
   try {
     await app.listen({ host: config.host, port: config.port });
     await listen(h2, config.host, config.grpcPort);
-    localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store });
   } catch (err) {
     await app.close();
-    await localApi?.close();
-    await monitor.stop();
-    await store.close();
-    await db.close();
+    if (h2.listening) await new Promise((res) => h2.close(res));
     throw err;
   }
-  const ports = { http: (app.server.address() as AddressInfo).port, grpc: (h2.address() as AddressInfo).port };
-  log.info({ ...ports, host: config.host, role: config.role, dataDir: config.dataDir }, 'balupi listening');
-
-  let closing: Promise<void> | null = null;
   return {
-    ports,
-    close() {
-      closing ??= (async () => {
-        const abortRpcs = setTimeout(() => rpcShutdown.abort(new Error('server shutting down')), RPC_GRACE_MS);
-        abortRpcs.unref();
-        const h2Closed = new Promise<void>((res) => h2.close(() => res()));
-        // GOAWAY lets streams already open finish while refusing new ones.
-        for (const s of sessions) s.close();
-        // server.close() reaps idle keep-alive connections only once; a connection whose request finishes later
-        // would hold the exit until the client's keep-alive timeout. Reap again until everything is closed.
-        const reap = setInterval(() => app.server.closeIdleConnections(), 100);
-        await Promise.all([app.close(), h2Closed, localApi.close()]);
-        clearInterval(reap);
-        clearTimeout(abortRpcs);
-        await monitor.stop();
-        await store.close();
-        await db.close();
-      })();
-      return closing;
+    ports: { http: (app.server.address() as AddressInfo).port, grpc: (h2.address() as AddressInfo).port },
+    async close() {
+      const abortRpcs = setTimeout(() => rpcShutdown.abort(new Error('server shutting down')), RPC_GRACE_MS);
+      abortRpcs.unref();
+      const h2Closed = new Promise<void>((res) => h2.close(() => res()));
+      // GOAWAY lets streams already open finish while refusing new ones.
+      for (const s of sessions) s.close();
+      // server.close() reaps idle keep-alive connections only once; a connection whose request finishes later
+      // would hold the exit until the client's keep-alive timeout. Reap again until everything is closed.
+      const reap = setInterval(() => app.server.closeIdleConnections(), 100);
+      await Promise.all([app.close(), h2Closed]);
+      clearInterval(reap);
+      clearTimeout(abortRpcs);
     },
   };
 }

@@ -31,3 +31,8 @@ export function registerAuth(app: FastifyInstance, verifier: TokenVerifier): voi
     }
   });
 }
+
+/** preHandler of routes only admins may call, with BaluHost's admin-gate answer. */
+export async function requireAdmin(req: FastifyRequest): Promise<void> {
+  if (req.user?.role !== 'admin') throw new ApiError(403, 'Insufficient permissions: Admin required');
+}

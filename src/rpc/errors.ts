@@ -14,6 +14,23 @@ const CODE_BY_ERROR: Record<string, Code> = {
   unavailable: Code.Unavailable,
   too_large: Code.ResourceExhausted,
   unauthenticated: Code.Unauthenticated,
+  // energy and plugs
+  DEVICE_NOT_FOUND: Code.NotFound,
+  ALERT_NOT_FOUND: Code.NotFound,
+  DEVICE_EXISTS: Code.AlreadyExists,
+  NAS_ROLE_TAKEN: Code.FailedPrecondition,
+  ENERGY_CONFIRM_REQUIRED: Code.FailedPrecondition,
+  DEVICE_INVALID: Code.InvalidArgument,
+  DEVICE_LIST_INVALID: Code.InvalidArgument,
+  ENERGY_TARIFF_INVALID: Code.InvalidArgument,
+  ENERGY_BAD_QUERY: Code.InvalidArgument,
+  PLUG_AUTH: Code.Unavailable,
+  PLUG_UNREACHABLE: Code.Unavailable,
+  PLUG_PROTOCOL: Code.Unavailable,
+  PLUG_DEVICE: Code.Unavailable,
+  PLUG_TIMEOUT: Code.DeadlineExceeded,
+  PLUG_CLOSED: Code.Unavailable,
+  ENERGY_POLLING_DISABLED: Code.FailedPrecondition,
 };
 
 export function toConnectError(err: unknown): ConnectError {

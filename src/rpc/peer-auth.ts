@@ -21,9 +21,19 @@ export function peerAuthInterceptor(peerSecret: string, open: ReadonlySet<string
       }
     }
     try {
-      return await next(req);
+      const res = await next(req);
+      // A server stream's errors surface while its messages are read, after next() has returned: map them there.
+      return res.stream ? { ...res, message: mapStreamErrors(res.message) } : res;
     } catch (err) {
       throw toConnectError(err);
     }
   };
+}
+
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (err) {
+    throw toConnectError(err);
+  }
 }

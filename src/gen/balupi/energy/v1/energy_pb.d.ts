@@ -55,7 +55,7 @@ export declare type DeviceReading = Message<"balupi.energy.v1.DeviceReading"> & 
   role: string;
 
   /**
-   * Power in watts.
+   * Power in watts (0 when the plug was never read: then timestamp is absent).
    *
    * @generated from field: double power_w = 4;
    */
@@ -144,14 +144,14 @@ export declare type StreamHistoryRequest = Message<"balupi.energy.v1.StreamHisto
   deviceId: number;
 
   /**
-   * Start of the range (inclusive).
+   * Start of the range (inclusive); absent: 24 hours before `to`.
    *
    * @generated from field: google.protobuf.Timestamp from = 2;
    */
   from?: Timestamp | undefined;
 
   /**
-   * End of the range (exclusive).
+   * End of the range (exclusive); absent: now.
    *
    * @generated from field: google.protobuf.Timestamp to = 3;
    */
@@ -218,6 +218,13 @@ export declare type StreamHistoryResponse = Message<"balupi.energy.v1.StreamHist
    * @generated from field: uint32 samples = 6;
    */
   samples: number;
+
+  /**
+   * True for the bucket that contains the still-open hour (its values will grow).
+   *
+   * @generated from field: bool partial = 7;
+   */
+  partial: boolean;
 };
 
 /**
@@ -322,6 +329,13 @@ export declare type GetSummaryResponse = Message<"balupi.energy.v1.GetSummaryRes
    * @generated from field: uint32 devices_online = 11;
    */
   devicesOnline: number;
+
+  /**
+   * Why the NAS power state is what it is, e.g. "31.5 W for 3 readings → idle (15–40 W)".
+   *
+   * @generated from field: string nas_state_reason = 12;
+   */
+  nasStateReason: string;
 };
 
 /**
