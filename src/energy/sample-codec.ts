@@ -34,6 +34,7 @@ export interface RawSample {
 
 const LIMIT = 2 ** 46; // |value| bound: keeps zigzagged deltas of any two values below 2^53
 const BLOCK_VERSION = 1;
+const MAX_BLOCK_SAMPLES = 1 << 20;
 const SAMPLE_VERSION = 1;
 
 function q(value: number | null, scale: number, field: string): number | null {
@@ -126,7 +127,9 @@ function readColumn(r: BitReader, n: number): (number | null)[] {
 /** Encode samples (strictly increasing `at`, at least one) as one block. */
 export function encodeBlock(samples: readonly RawSample[]): Uint8Array {
   const n = samples.length;
-  if (n === 0) throw new SampleCodecError('ENERGY_BAD_SAMPLE', 'a block needs at least one sample');
+  if (n === 0 || n > MAX_BLOCK_SAMPLES) {
+    throw new SampleCodecError('ENERGY_BAD_SAMPLE', `a block holds 1…${MAX_BLOCK_SAMPLES} samples, not ${n}`);
+  }
   const w = new BitWriter();
   w.write(BLOCK_VERSION, 8);
   w.write(bitLength(n), 5);
@@ -169,6 +172,8 @@ export function decodeBlock(bytes: Uint8Array): RawSample[] {
   }
   const r = new BitReader(bytes, 1);
   const n = r.read(r.read(5));
+  // A block is one hour of one plug; a count beyond this is damage, not data (and must not allocate gigabytes).
+  if (n === 0 || n > MAX_BLOCK_SAMPLES) throw new SampleCodecError('ENERGY_CORRUPT_BLOCK', `implausible sample count ${n}`);
   const at: number[] = [readLen(r)];
   if (n > 1) {
     let d = readLen(r);
