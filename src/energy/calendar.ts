@@ -48,6 +48,8 @@ export class Calendar {
   readonly #fmt: Intl.DateTimeFormat;
   /** Per UTC day: the offset, or for a day with a transition [instant, offset before, offset after]. */
   readonly #offsets = new Map<number, number | [number, number, number]>();
+  #memoSlot = Number.NaN;
+  #memoOffset = 0;
 
   constructor(timeZone: string = systemTimeZone()) {
     try {
@@ -70,6 +72,8 @@ export class Calendar {
   /** UTC offset in ms at instant t (local = t + offset). */
   offsetMs(t: number): number {
     const slot = Math.floor(t / SLOT_MS);
+    // Callers walk time in order: a one-entry memo in front of the map saves most lookups.
+    if (slot === this.#memoSlot) return this.#memoOffset;
     let cached = this.#offsets.get(slot);
     if (cached === undefined) {
       const start = slot * SLOT_MS;
@@ -89,7 +93,11 @@ export class Calendar {
       if (this.#offsets.size >= CACHE_LIMIT) this.#offsets.clear();
       this.#offsets.set(slot, cached);
     }
-    if (typeof cached === 'number') return cached;
+    if (typeof cached === 'number') {
+      this.#memoSlot = slot;
+      this.#memoOffset = cached;
+      return cached;
+    }
     return t < cached[0] ? cached[1] : cached[2];
   }
 

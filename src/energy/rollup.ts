@@ -54,10 +54,6 @@ export interface Rollup {
   partial: boolean;
 }
 
-export const EMPTY_ACC: Readonly<RollupAcc> = Object.freeze({
-  samples: 0, sumMw: 0, minMw: 0, maxMw: 0, energyWh: 0, coveredMs: 0, counterWh: null,
-});
-
 export interface IntegrationOptions {
   maxGapMs: number;
   /** Local days, for the counter's midnight reset. */

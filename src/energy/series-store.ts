@@ -74,7 +74,8 @@ export class SeriesStore {
         for (const h of p.hours) if (h[0] >= from && h[0] < to) out.push(h);
       }
       // Packs never overlap unless the time zone was changed without a recompute; keep the order regardless.
-      return out.sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < out.length; i++) if (out[i - 1]![0] > out[i]![0]) return out.sort((a, b) => a[0] - b[0]);
+      return out;
     }
     return this.#entries(id, kind, from, to, (_k, v) => decodeRollup(v));
   }
