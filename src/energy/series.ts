@@ -23,6 +23,7 @@ import {
 } from './rollup.ts';
 import { KIND, MAX_DEVICE_ID, seriesKey, walKey } from './series-keys.ts';
 import { SeriesStore } from './series-store.ts';
+import { compareCounter, type CompareOptions, type CounterComparison } from './plug-counter.ts';
 import { RollupBuilder, replaceAt, type RecomputeResult } from './series-rollups.ts';
 
 export type { RecomputeResult };
@@ -274,6 +275,14 @@ export class EnergySeries {
       return stored.map(([start, acc]) =>
         toRollup(deviceId, resolution, start, cal.bucketEnd(resolution, start), acc, start === partialStart));
     });
+  }
+
+  /**
+   * The plug's own counter energy next to the integrated energy, bucket by bucket (hour or day): the cross-check
+   * of the integral against today_energy, resets handled (see plug-counter.ts).
+   */
+  async counterCheck(deviceId: number, resolution: Resolution, from: number, to: number, opts?: CompareOptions): Promise<CounterComparison[]> {
+    return compareCounter(await this.rollups(deviceId, resolution, from, to), opts);
   }
 
   // ---- internals: commit ------------------------------------------------------------------------------------
