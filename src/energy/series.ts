@@ -22,7 +22,7 @@ import {
   aggregateBucket, toRollup,
 } from './rollup.ts';
 import { KIND, MAX_DEVICE_ID, seriesKey, walKey } from './series-keys.ts';
-import { SeriesStore } from './series-store.ts';
+import { SeriesStore, type SeriesBatch } from './series-store.ts';
 import { compareCounter, type CompareOptions, type CounterComparison } from './plug-counter.ts';
 import { RollupBuilder, replaceAt, type RecomputeResult } from './series-rollups.ts';
 
@@ -320,44 +320,59 @@ export class EnergySeries {
 
   async #apply(items: Pending[]): Promise<void> {
     let ops = this.#store.newBatch();
-    const rerolls: Array<[DeviceState, number]> = [];
+    const rerolls: Array<[number, number]> = [];
     for (const { deviceId, sample: s } of items) {
       const st = this.#device(deviceId);
-      let sealedWithThis = false;
+      const wal = encodeSample(s);
       if (st.open.length > 0 && s.at >= st.openEnd) {
-        if (ops.length > 0) { await this.#store.write(ops, this.#sync); ops = this.#store.newBatch(); }
-        await this.#seal(st, s);
-        sealedWithThis = true;
+        // The sample that closes the hour is committed in the seal's own batch: the sealed rollup includes the
+        // interval up to it, so the two must survive a crash together.
+        ops.putWal(walKey(deviceId, s.at), wal);
+        await this.#seal(st, s, ops);
+        ops = this.#store.newBatch();
+        this.#startBlock(st, s, false, rerolls);
+        continue;
       }
-      if (st.open.length === 0) {
-        // The previous hour was sealed with no successor (idle seal); if this sample bridges into it, redo it.
-        const prev = st.stored;
-        if (!sealedWithThis && prev && s.at - prev.at <= this.maxGapMs && s.at >= this.calendar.hourEnd(prev.at)) {
-          rerolls.push([st, this.calendar.hourStart(prev.at)]);
-        }
-        st.openStart = this.calendar.hourStart(s.at);
-        st.openEnd = this.calendar.hourEnd(s.at);
-      }
-      st.open.push(s);
-      ops.putWal(walKey(deviceId, s.at), encodeSample(s));
+      this.#startBlock(st, s, true, rerolls);
+      ops.putWal(walKey(deviceId, s.at), wal);
     }
     if (ops.length > 0) await this.#store.write(ops, this.#sync);
-    for (const [st, hour] of rerolls) await this.#rollups.recompute(st.id, hour, hour + 1);
+    for (const [id, hour] of rerolls) await this.#rollups.recompute(id, hour, hour + 1);
   }
 
-  /** Seal the open block of `st` with `next` as the first sample after it (null: none within reach). */
-  async #seal(st: DeviceState, next: RawSample | null): Promise<void> {
+  /**
+   * Add s to the device's open block (opening one if needed). When a new block starts right after an hour that was
+   * sealed without a successor (idle seal) and s is close enough to bridge into it, that hour must be redone.
+   */
+  #startBlock(st: DeviceState, s: RawSample, mayBridge: boolean, rerolls: Array<[number, number]>): void {
+    if (st.open.length === 0) {
+      const prev = st.stored;
+      if (mayBridge && prev && s.at - prev.at <= this.maxGapMs && s.at >= this.calendar.hourEnd(prev.at)) {
+        rerolls.push([st.id, this.calendar.hourStart(prev.at)]);
+      }
+      st.openStart = this.calendar.hourStart(s.at);
+      st.openEnd = this.calendar.hourEnd(s.at);
+    }
+    st.open.push(s);
+  }
+
+  /**
+   * Seal the open block of `st` with `next` as the first sample after it (null: none within reach), in one batch
+   * together with `pending` (write-ahead entries not yet written).
+   */
+  async #seal(st: DeviceState, next: RawSample | null, pending?: SeriesBatch): Promise<void> {
     const samples = st.open;
     const first = samples[0];
     if (!first) return;
     const hour = await this.#hourAcc(st, next);
     const cascade = await this.#rollups.cascade(st.id, st.openStart, hour);
-    const b = this.#store.newBatch();
+    const b = pending ?? this.#store.newBatch();
     b.putSeries(seriesKey(st.id, KIND.raw, first.at), encodeBlock(samples));
     for (const s of samples) b.delWal(walKey(st.id, s.at));
     cascade.apply(b);
-    // Not synced: losing this batch in a power cut leaves the (synced) write-ahead entries, rebuilt on open.
-    await this.#store.write(b, false);
+    // A seal alone need not be synced: losing it in a power cut leaves the (synced) write-ahead entries, rebuilt on
+    // open. With pending entries it carries acknowledgements and is synced like any commit.
+    await this.#store.write(b, pending ? this.#sync : false);
     st.stored = samples[samples.length - 1]!;
     st.open = [];
   }
@@ -401,18 +416,18 @@ export class EnergySeries {
       st.last = st.stored;
     }
     const stale = this.#store.newBatch();
+    const rerolls: Array<[number, number]> = [];
     for await (const [id, s] of this.#store.walEntries()) {
       const st = this.#device(id);
       if (st.stored && s.at <= st.stored.at) { stale.delWal(walKey(id, s.at)); continue; }
-      if (st.open.length > 0 && s.at >= st.openEnd) await this.#seal(st, s);
-      if (st.open.length === 0) {
-        st.openStart = this.calendar.hourStart(s.at);
-        st.openEnd = this.calendar.hourEnd(s.at);
-      }
-      st.open.push(s);
+      const sealing = st.open.length > 0 && s.at >= st.openEnd;
+      if (sealing) await this.#seal(st, s);
+      // A crash may have come between a sample's commit and the redo of the idle-sealed hour it bridges into.
+      this.#startBlock(st, s, !sealing, rerolls);
       st.last = s;
     }
     if (stale.length > 0) await this.#store.write(stale, false);
+    for (const [id, hour] of rerolls) await this.#rollups.recompute(id, hour, hour + 1);
     for (const st of this.#devices.values()) {
       st.last = st.open[st.open.length - 1] ?? st.stored;
       st.latest = st.last ? toReading(st.id, st.last) : null;
