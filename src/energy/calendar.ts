@@ -8,8 +8,10 @@
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
-const SLOT_MS = 900_000; // offsets only change on quarter-hour instants in the modern tz database
-const CACHE_LIMIT = 8192;
+// Offsets are cached per UTC day: a day whose first and last second have the same offset has it throughout (no
+// zone changes its offset twice in a day); for a transition day the instant of the change is found once.
+const SLOT_MS = 86_400_000;
+const CACHE_LIMIT = 8192; // ≈ 22 years of days
 
 export interface LocalParts {
   year: number;
@@ -44,7 +46,10 @@ export class CalendarError extends Error {
 export class Calendar {
   readonly timeZone: string;
   readonly #fmt: Intl.DateTimeFormat;
-  readonly #offsets = new Map<number, number>();
+  /** Per UTC day: the offset, or for a day with a transition [instant, offset before, offset after]. */
+  readonly #offsets = new Map<number, number | [number, number, number]>();
+  #memoSlot = Number.NaN;
+  #memoOffset = 0;
 
   constructor(timeZone: string = systemTimeZone()) {
     try {
@@ -67,15 +72,33 @@ export class Calendar {
   /** UTC offset in ms at instant t (local = t + offset). */
   offsetMs(t: number): number {
     const slot = Math.floor(t / SLOT_MS);
-    const cached = this.#offsets.get(slot);
-    if (cached !== undefined) return cached;
-    const start = slot * SLOT_MS;
-    const a = this.#exactOffset(start);
-    const b = this.#exactOffset(start + SLOT_MS - 1000);
-    if (a !== b) return this.#exactOffset(t); // a historic mid-slot transition: do not cache
-    if (this.#offsets.size >= CACHE_LIMIT) this.#offsets.clear();
-    this.#offsets.set(slot, a);
-    return a;
+    // Callers walk time in order: a one-entry memo in front of the map saves most lookups.
+    if (slot === this.#memoSlot) return this.#memoOffset;
+    let cached = this.#offsets.get(slot);
+    if (cached === undefined) {
+      const start = slot * SLOT_MS;
+      const a = this.#exactOffset(start);
+      const b = this.#exactOffset(start + SLOT_MS - 1000);
+      if (a === b) cached = a;
+      else {
+        // Transitions happen on whole seconds: find the first second with the new offset.
+        let lo = start / 1000, hi = (start + SLOT_MS - 1000) / 1000;
+        while (hi - lo > 1) {
+          const mid = Math.floor((lo + hi) / 2);
+          if (this.#exactOffset(mid * 1000) === a) lo = mid;
+          else hi = mid;
+        }
+        cached = [hi * 1000, a, b];
+      }
+      if (this.#offsets.size >= CACHE_LIMIT) this.#offsets.clear();
+      this.#offsets.set(slot, cached);
+    }
+    if (typeof cached === 'number') {
+      this.#memoSlot = slot;
+      this.#memoOffset = cached;
+      return cached;
+    }
+    return t < cached[0] ? cached[1] : cached[2];
   }
 
   #exactOffset(t: number): number {

@@ -54,10 +54,6 @@ export interface Rollup {
   partial: boolean;
 }
 
-export const EMPTY_ACC: Readonly<RollupAcc> = Object.freeze({
-  samples: 0, sumMw: 0, minMw: 0, maxMw: 0, energyWh: 0, coveredMs: 0, counterWh: null,
-});
-
 export interface IntegrationOptions {
   maxGapMs: number;
   /** Local days, for the counter's midnight reset. */
@@ -171,6 +167,10 @@ const ROLLUP_VERSION = 1;
 function zig(v: number): number { return v >= 0 ? v * 2 : -v * 2 - 1; }
 function unzig(z: number): number { return z % 2 === 0 ? z / 2 : -(z + 1) / 2; }
 
+// Scratch space for reading the big-endian float without allocating a DataView per record.
+const F64_BYTES = new Uint8Array(8);
+const F64_VIEW = new DataView(F64_BYTES.buffer);
+
 export function encodeRollup(a: RollupAcc): Uint8Array {
   const out: number[] = [ROLLUP_VERSION];
   const put = (v: number): void => {
@@ -219,8 +219,63 @@ export function decodeRollup(bytes: Uint8Array): RollupAcc {
   const coveredMs = get();
   const c = get();
   if (bytes.length !== i + 8) throw new RollupCodecError('rollup has the wrong length');
-  const energyWh = new DataView(bytes.buffer, bytes.byteOffset + i, 8).getFloat64(0);
+  for (let k = 0; k < 8; k++) F64_BYTES[k] = bytes[i + k]!;
+  const energyWh = F64_VIEW.getFloat64(0);
   return { samples, sumMw, minMw, maxMw, energyWh, coveredMs, counterWh: c === 0 ? null : unzig(c - 1) };
+}
+
+// ---- hour rollups are stored packed per local day (one key per device-day instead of 24) --------------------------
+// A year of hourly values is then ~365 keys, which keeps the 1-year hourly query far below a per-hour key scan.
+
+const PACK_VERSION = 1;
+
+export function encodeHourPack(packStart: number, hours: ReadonlyArray<readonly [number, RollupAcc]>): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const head: number[] = [PACK_VERSION];
+  putVarint(head, hours.length);
+  parts.push(Uint8Array.from(head));
+  for (const [start, acc] of hours) {
+    const h: number[] = [];
+    putVarint(h, zig(start - packStart));
+    const body = encodeRollup(acc);
+    putVarint(h, body.length);
+    parts.push(Uint8Array.from(h), body);
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+export function decodeHourPack(packStart: number, bytes: Uint8Array): Array<[number, RollupAcc]> {
+  if (bytes[0] !== PACK_VERSION) throw new RollupCodecError(`unknown hour pack version ${bytes[0]}`);
+  const pos = { i: 1 };
+  const n = getVarint(bytes, pos);
+  const out: Array<[number, RollupAcc]> = [];
+  for (let k = 0; k < n; k++) {
+    const start = packStart + unzig(getVarint(bytes, pos));
+    const len = getVarint(bytes, pos);
+    if (pos.i + len > bytes.length) throw new RollupCodecError('hour pack truncated');
+    out.push([start, decodeRollup(bytes.subarray(pos.i, pos.i + len))]);
+    pos.i += len;
+  }
+  return out;
+}
+
+function putVarint(out: number[], v: number): void {
+  while (v >= 128) { out.push((v % 128) | 128); v = Math.floor(v / 128); }
+  out.push(v);
+}
+
+function getVarint(bytes: Uint8Array, pos: { i: number }): number {
+  let v = 0, mul = 1;
+  for (;;) {
+    const b = bytes[pos.i++];
+    if (b === undefined) throw new RollupCodecError('hour pack truncated');
+    v += (b & 127) * mul;
+    if (b < 128) return v;
+    mul *= 128;
+  }
 }
 
 /** Sum per-device rollups of the same buckets into totals (power sums, energy sums; min/max are not additive). */

@@ -4,19 +4,30 @@
 import type { AbstractLevel } from 'abstract-level';
 import { HOUR_MS } from './calendar.ts';
 import { type RawSample, decodeBlock, decodeSample } from './sample-codec.ts';
-import { type RollupAcc, decodeRollup } from './rollup.ts';
+import { type RollupAcc, RollupCodecError, decodeRollup, decodeHourPack, encodeHourPack } from './rollup.ts';
 import { KIND, type Kind, seriesKey, seriesKindEnd, parseSeriesKey, parseWalKey, deviceStart } from './series-keys.ts';
 
 export type Bin = AbstractLevel<any, Uint8Array, Uint8Array>;
 type Meta = AbstractLevel<any, string, unknown>;
 
+/** A day pack is keyed by its local day start, at most 25 h before any hour it holds. */
+const HOUR_PACK_LOOKBACK_MS = 26 * HOUR_MS;
 /** Blocks cover one local hour; starting a range read this far back finds the block that holds `from`. */
 const BLOCK_LOOKBACK_MS = 3 * HOUR_MS;
-const READ_BATCH = 512;
+const READ_BATCH = 4096;
+const READ_BYTES = 256 * 1024;
 
 type Op =
   | { type: 'put'; sublevel: Bin; key: Uint8Array; value: Uint8Array }
   | { type: 'del'; sublevel: Bin; key: Uint8Array };
+
+export interface HourPack {
+  /** The local day start the pack is keyed by. */
+  key: number;
+  hours: Array<[number, RollupAcc]>;
+  /** Undecodable on disk (only with salvage): must be rewritten. */
+  corrupt: boolean;
+}
 
 export class SeriesBatch {
   readonly ops: Op[] = [];
@@ -55,28 +66,61 @@ export class SeriesStore {
     await this.#db.batch(batch.ops as never, { sync } as never);
   }
 
-  /** Stored rollups of one kind with bucket start in [from, to), oldest first. */
+  /** Stored rollups of one kind with bucket start in [from, to), oldest first (hours unpacked from day packs). */
   async rollups(id: number, kind: Kind, from: number, to: number): Promise<Array<[number, RollupAcc]>> {
-    const out: Array<[number, RollupAcc]> = [];
+    if (kind === KIND.hour) {
+      const out: Array<[number, RollupAcc]> = [];
+      for (const p of await this.hourPacks(id, from, to)) {
+        for (const h of p.hours) if (h[0] >= from && h[0] < to) out.push(h);
+      }
+      // Packs never overlap unless the time zone was changed without a recompute; keep the order regardless.
+      for (let i = 1; i < out.length; i++) if (out[i - 1]![0] > out[i]![0]) return out.sort((a, b) => a[0] - b[0]);
+      return out;
+    }
+    return this.#entries(id, kind, from, to, (_k, v) => decodeRollup(v));
+  }
+
+  /**
+   * Hour packs (key = local day start) that may hold hours in [from, to). A damaged pack throws
+   * ENERGY_CORRUPT_ROLLUP, unless `salvage` is set (recompute): then it comes back empty and marked corrupt.
+   */
+  async hourPacks(id: number, from: number, to: number, salvage = false): Promise<HourPack[]> {
+    return (await this.#entries(id, KIND.hour, from - HOUR_PACK_LOOKBACK_MS, to, (k, v) => {
+      try {
+        return { hours: decodeHourPack(k, v), corrupt: false };
+      } catch (err) {
+        if (salvage && err instanceof RollupCodecError) return { hours: [], corrupt: true };
+        throw err;
+      }
+    })).map(([key, p]) => ({ key, ...p }));
+  }
+
+  putHourPack(batch: SeriesBatch, id: number, key: number, hours: ReadonlyArray<readonly [number, RollupAcc]>): void {
+    const k = seriesKey(id, KIND.hour, key);
+    if (hours.length === 0) batch.delSeries(k);
+    else batch.putSeries(k, encodeHourPack(key, hours));
+  }
+
+  async #entries<T>(id: number, kind: Kind, from: number, to: number, decode: (t: number, v: Uint8Array) => T): Promise<Array<[number, T]>> {
+    const out: Array<[number, T]> = [];
     if (to <= from) return out;
-    const it = this.#series.iterator({ gte: seriesKey(id, kind, from), lt: seriesKey(id, kind, to) });
+    // Large reads per native call: a year of hourly rollups is ~350 KB, fetched in a few round trips.
+    const it = this.#series.iterator({
+      gte: seriesKey(id, kind, from), lt: seriesKey(id, kind, to), highWaterMarkBytes: READ_BYTES,
+    } as object);
     try {
       for (;;) {
         const entries = await it.nextv(READ_BATCH);
         if (entries.length === 0) break;
-        for (const [k, v] of entries) out.push([parseSeriesKey(k).t, decodeRollup(v)]);
+        for (const [k, v] of entries) {
+          const t = parseSeriesKey(k).t;
+          out.push([t, decode(t, v)]);
+        }
       }
     } finally {
       await it.close();
     }
     return out;
-  }
-
-  /** Bucket starts of stored rollups in [from, to) without decoding them (a damaged record can still be replaced). */
-  async rollupStarts(id: number, kind: Kind, from: number, to: number): Promise<number[]> {
-    if (to <= from) return [];
-    const keys = await this.#series.keys({ gte: seriesKey(id, kind, from), lt: seriesKey(id, kind, to) }).all();
-    return keys.map((k) => parseSeriesKey(k).t);
   }
 
   /**

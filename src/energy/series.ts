@@ -19,10 +19,14 @@ import { Calendar, HOUR_MS, DAY_MS } from './calendar.ts';
 import { type RawSample, quantize, toReading, encodeBlock, encodeSample } from './sample-codec.ts';
 import {
   type Resolution, type RollupAcc, type Rollup, type IntegrationOptions,
-  aggregateBucket, combine, isEmpty, toRollup, encodeRollup,
+  aggregateBucket, toRollup,
 } from './rollup.ts';
 import { KIND, MAX_DEVICE_ID, seriesKey, walKey } from './series-keys.ts';
 import { SeriesStore, type SeriesBatch } from './series-store.ts';
+import { compareCounter, type CompareOptions, type CounterComparison } from './plug-counter.ts';
+import { RollupBuilder, replaceAt, type RecomputeResult } from './series-rollups.ts';
+
+export type { RecomputeResult };
 
 export class EnergySeriesError extends Error {
   readonly code: string;
@@ -51,10 +55,11 @@ export interface EnergySeriesOptions {
   now?: () => number;
   /** Period of the maintenance timer (idle seal + retention); default 60 000 ms, 0 = no timer. */
   maintainEveryMs?: number;
+  /** Appends waiting for their commit beyond this are rejected with ENERGY_BUSY (default 65 536). */
+  maxPending?: number;
   logger?: EnergyLogger;
 }
 
-export interface RecomputeResult { hours: number; days: number; months: number }
 
 interface DeviceState {
   id: number;
@@ -84,10 +89,12 @@ export class EnergySeries {
   readonly intervalMs: number;
   readonly maxGapMs: number;
   readonly #store: SeriesStore;
+  readonly #rollups: RollupBuilder;
   readonly #sync: boolean;
   readonly #now: () => number;
   readonly #retentionMs: number;
   readonly #maintainEveryMs: number;
+  readonly #maxPending: number;
   readonly #log: EnergyLogger | undefined;
   readonly #integ: IntegrationOptions;
   readonly #devices = new Map<number, DeviceState>();
@@ -112,9 +119,14 @@ export class EnergySeries {
     this.#sync = opts.sync ?? true;
     this.#now = opts.now ?? Date.now;
     this.#maintainEveryMs = opts.maintainEveryMs ?? 60_000;
+    this.#maxPending = opts.maxPending ?? 65_536;
     this.#log = opts.logger;
     this.#integ = { maxGapMs: this.maxGapMs, clock: this.calendar };
     this.#store = new SeriesStore(db);
+    this.#rollups = new RollupBuilder(this.#store, this.calendar, this.#integ, (id) => {
+      const st = this.#devices.get(id);
+      return st && st.open.length > 0 ? { samples: st.open, start: st.openStart } : null;
+    });
   }
 
   // ---- lifecycle ------------------------------------------------------------------------------------------
@@ -144,8 +156,9 @@ export class EnergySeries {
   // ---- writes ---------------------------------------------------------------------------------------------
 
   /**
-   * Store one reading. Resolves once it is durable; rejects with ENERGY_OUT_OF_ORDER if its timestamp is not after
-   * the device's previous sample, ENERGY_BAD_SAMPLE for invalid numbers.
+   * Store one reading. Resolves once it is durable (fsync'd unless the series was opened with sync: false);
+   * rejects with ENERGY_OUT_OF_ORDER if its timestamp is not after the device's previous sample, ENERGY_BAD_SAMPLE
+   * for invalid numbers, ENERGY_BAD_DEVICE, ENERGY_BUSY when too many appends wait, ENERGY_STATE if not open.
    */
   append(reading: PlugReading): Promise<void> {
     if (this.#state !== 'open') {
@@ -157,6 +170,9 @@ export class EnergySeries {
       sample = quantize(reading);
     } catch (err) {
       return Promise.reject(err);
+    }
+    if (this.#inbox.length >= this.#maxPending) {
+      return Promise.reject(new EnergySeriesError('ENERGY_BUSY', `${this.#inbox.length} appends already waiting for the disk`));
     }
     const st = this.#device(reading.deviceId);
     if (st.last && sample.at <= st.last.at) {
@@ -195,7 +211,7 @@ export class EnergySeries {
   /** Rebuild the stored rollups of [from, to) from raw samples (clamped to retained raw data and sealed hours). */
   async recompute(deviceId: number, range: { from: number; to: number }): Promise<RecomputeResult> {
     checkDeviceId(deviceId);
-    return this.#exclusive(() => this.#recompute(deviceId, range.from, range.to));
+    return this.#exclusive(() => this.#rollups.recompute(deviceId, range.from, range.to));
   }
 
   /** Compact the series' key ranges on disk (tests and benchmarks measure bytes after this). */
@@ -251,7 +267,7 @@ export class EnergySeries {
         if (b >= lo && b < to) {
           const hour = await this.#hourAcc(st, null);
           const acc = resolution === 'hour' ? hour
-            : (await this.#cascade(deviceId, st.openStart, hour))[resolution === 'day' ? 0 : 1];
+            : (await this.#rollups.cascade(deviceId, st.openStart, hour))[resolution];
           replaceAt(stored, b, acc);
           partialStart = b;
         }
@@ -259,6 +275,14 @@ export class EnergySeries {
       return stored.map(([start, acc]) =>
         toRollup(deviceId, resolution, start, cal.bucketEnd(resolution, start), acc, start === partialStart));
     });
+  }
+
+  /**
+   * The plug's own counter energy next to the integrated energy, bucket by bucket (hour or day): the cross-check
+   * of the integral against today_energy, resets handled (see plug-counter.ts).
+   */
+  async counterCheck(deviceId: number, resolution: Resolution, from: number, to: number, opts?: CompareOptions): Promise<CounterComparison[]> {
+    return compareCounter(await this.rollups(deviceId, resolution, from, to), opts);
   }
 
   // ---- internals: commit ------------------------------------------------------------------------------------
@@ -296,52 +320,61 @@ export class EnergySeries {
 
   async #apply(items: Pending[]): Promise<void> {
     let ops = this.#store.newBatch();
-    const rerolls: Array<[DeviceState, number]> = [];
+    const rerolls: Array<[number, number]> = [];
     for (const { deviceId, sample: s } of items) {
       const st = this.#device(deviceId);
+      const wal = encodeSample(s);
       if (st.open.length > 0 && s.at >= st.openEnd) {
-        if (ops.length > 0) { await this.#store.write(ops, this.#sync); ops = this.#store.newBatch(); }
-        await this.#seal(st, s);
+        // The sample that closes the hour is committed in the seal's own batch: the sealed rollup includes the
+        // interval up to it, so the two must survive a crash together.
+        ops.putWal(walKey(deviceId, s.at), wal);
+        await this.#seal(st, s, ops);
+        ops = this.#store.newBatch();
+        this.#startBlock(st, s, false, rerolls);
+        continue;
       }
-      if (st.open.length === 0) {
-        // The previous hour was sealed with no successor; if this sample bridges into it, redo its rollup.
-        const prev = st.stored;
-        if (prev && s.at - prev.at <= this.maxGapMs && s.at >= this.calendar.hourEnd(prev.at)) {
-          rerolls.push([st, this.calendar.hourStart(prev.at)]);
-        }
-        st.openStart = this.calendar.hourStart(s.at);
-        st.openEnd = this.calendar.hourEnd(s.at);
-      }
-      st.open.push(s);
-      ops.putWal(walKey(deviceId, s.at), encodeSample(s));
+      this.#startBlock(st, s, true, rerolls);
+      ops.putWal(walKey(deviceId, s.at), wal);
     }
     if (ops.length > 0) await this.#store.write(ops, this.#sync);
-    for (const [st, hour] of rerolls) await this.#recompute(st.id, hour, hour + 1);
+    for (const [id, hour] of rerolls) await this.#rollups.recompute(id, hour, hour + 1);
   }
 
-  /** Seal the open block of `st` with `next` as the first sample after it (null: none within reach). */
-  async #seal(st: DeviceState, next: RawSample | null): Promise<void> {
+  /**
+   * Add s to the device's open block (opening one if needed). When a new block starts right after an hour that was
+   * sealed without a successor (idle seal) and s is close enough to bridge into it, that hour must be redone.
+   */
+  #startBlock(st: DeviceState, s: RawSample, mayBridge: boolean, rerolls: Array<[number, number]>): void {
+    if (st.open.length === 0) {
+      const prev = st.stored;
+      if (mayBridge && prev && s.at - prev.at <= this.maxGapMs && s.at >= this.calendar.hourEnd(prev.at)) {
+        rerolls.push([st.id, this.calendar.hourStart(prev.at)]);
+      }
+      st.openStart = this.calendar.hourStart(s.at);
+      st.openEnd = this.calendar.hourEnd(s.at);
+    }
+    st.open.push(s);
+  }
+
+  /**
+   * Seal the open block of `st` with `next` as the first sample after it (null: none within reach), in one batch
+   * together with `pending` (write-ahead entries not yet written).
+   */
+  async #seal(st: DeviceState, next: RawSample | null, pending?: SeriesBatch): Promise<void> {
     const samples = st.open;
     const first = samples[0];
     if (!first) return;
     const hour = await this.#hourAcc(st, next);
-    const [day, month] = await this.#cascade(st.id, st.openStart, hour);
-    const b = this.#store.newBatch();
+    const cascade = await this.#rollups.cascade(st.id, st.openStart, hour);
+    const b = pending ?? this.#store.newBatch();
     b.putSeries(seriesKey(st.id, KIND.raw, first.at), encodeBlock(samples));
     for (const s of samples) b.delWal(walKey(st.id, s.at));
-    this.#putOrDel(b, st.id, 'hour', st.openStart, hour);
-    this.#putOrDel(b, st.id, 'day', this.calendar.dayStart(st.openStart), day);
-    this.#putOrDel(b, st.id, 'month', this.calendar.monthStart(st.openStart), month);
-    // Not synced: losing this batch in a power cut leaves the (synced) write-ahead entries, rebuilt on open.
-    await this.#store.write(b, false);
+    cascade.apply(b);
+    // A seal alone need not be synced: losing it in a power cut leaves the (synced) write-ahead entries, rebuilt on
+    // open. With pending entries it carries acknowledgements and is synced like any commit.
+    await this.#store.write(b, pending ? this.#sync : false);
     st.stored = samples[samples.length - 1]!;
     st.open = [];
-  }
-
-  #putOrDel(b: SeriesBatch, id: number, res: Resolution, start: number, acc: RollupAcc): void {
-    const key = seriesKey(id, KIND[res], start);
-    if (isEmpty(acc)) b.delSeries(key);
-    else b.putSeries(key, encodeRollup(acc));
   }
 
   /** Aggregate of the open hour (with `next` after it, or none). */
@@ -351,98 +384,8 @@ export class EnergySeries {
       return aggregateBucket(st.open, st.stored, next, st.openStart, st.openEnd, this.#integ);
     }
     // A block of this same hour was sealed earlier (idle seal, then a late sample): aggregate everything.
-    const accs = await this.#aggregateHours(st.id, st.openStart, st.openEnd, next);
+    const accs = await this.#rollups.aggregateHours(st.id, st.openStart, st.openEnd, next);
     return accs.get(st.openStart) ?? aggregateBucket([], null, null, st.openStart, st.openEnd, this.#integ);
-  }
-
-  /** Day and month aggregates as they are with the hour `hourStart` replaced by `hour`. */
-  async #cascade(id: number, hourStart: number, hour: RollupAcc): Promise<[RollupAcc, RollupAcc]> {
-    const cal = this.calendar;
-    const dayStart = cal.dayStart(hourStart);
-    const hours = await this.#store.rollups(id, KIND.hour, dayStart, cal.dayEnd(hourStart));
-    replaceAt(hours, hourStart, hour);
-    const day = combine(hours.map((h) => h[1]));
-    const days = await this.#store.rollups(id, KIND.day, cal.monthStart(hourStart), cal.monthEnd(hourStart));
-    replaceAt(days, dayStart, day);
-    return [day, combine(days.map((d) => d[1]))];
-  }
-
-  /**
-   * Hour aggregates for every hour starting in [from, to) (from must be an hour start), from stored blocks plus the
-   * open block in memory; `pendingNext` stands for a sample that is about to be committed after them.
-   */
-  async #aggregateHours(id: number, from: number, to: number, pendingNext: RawSample | null): Promise<Map<number, RollupAcc>> {
-    const st = this.#devices.get(id);
-    const open = st ? st.open : [];
-    const prev = (await this.#store.lastBefore(id, from)) ?? null;
-    // Read past the last hour's end far enough to see its successor sample.
-    const reach = this.calendar.hourEnd(to - 1) + this.maxGapMs + 1;
-    const list = await this.#store.samples(id, from, reach);
-    for (const s of open) if (s.at >= from && s.at < reach) list.push(s);
-    const openPrev = lastBelow(open, from);
-    let before = openPrev ?? prev;
-    if (pendingNext && (list.length === 0 || list[list.length - 1]!.at < pendingNext.at)) list.push(pendingNext);
-    const out = new Map<number, RollupAcc>();
-    let i = 0;
-    for (let h = from; h < to; h = this.calendar.hourEnd(h)) {
-      const end = this.calendar.hourEnd(h);
-      const j0 = i;
-      while (i < list.length && list[i]!.at < end) i++;
-      const bucket = list.slice(j0, i);
-      const acc = aggregateBucket(bucket, before, list[i] ?? null, h, end, this.#integ);
-      if (!isEmpty(acc)) out.set(h, acc);
-      if (bucket.length > 0) before = bucket[bucket.length - 1]!;
-    }
-    return out;
-  }
-
-  async #recompute(id: number, from: number, to: number): Promise<RecomputeResult> {
-    const cal = this.calendar;
-    const st = this.#devices.get(id);
-    const result: RecomputeResult = { hours: 0, days: 0, months: 0 };
-    // Rollups exist only where raw samples are (or were): clamp to the stored samples' hours.
-    const first = await this.#store.firstSampleAt(id);
-    const last = await this.#store.lastSample(id);
-    if (first === null || last === null) return result;
-    let lo = Math.max(cal.hourStart(Math.max(0, from)), cal.hourStart(first));
-    let hi = Math.min(to, cal.hourEnd(last.at));
-    if (st && st.open.length > 0) hi = Math.min(hi, st.openStart); // the open hour is never stored
-    if ((await this.#store.retentionHorizon(id)) !== null) {
-      // The first retained hour lost its predecessor sample: leave it (and everything before) as stored.
-      lo = Math.max(lo, cal.hourEnd(first));
-    }
-    if (lo >= hi) return result;
-    const touchedDays = new Set<number>();
-    const touchedMonths = new Set<number>();
-    // One local day per batch keeps memory bounded (≤ 25 hours of samples).
-    for (let d = cal.dayStart(lo); d < hi; d = cal.dayEnd(d)) {
-      const a = Math.max(d, lo), b = Math.min(cal.dayEnd(d), hi);
-      const accs = await this.#aggregateHours(id, a, b, null);
-      const batch = this.#store.newBatch();
-      for (const start of await this.#store.rollupStarts(id, KIND.hour, a, b)) {
-        if (!accs.has(start)) batch.delSeries(seriesKey(id, KIND.hour, start));
-      }
-      for (const [start, acc] of accs) batch.putSeries(seriesKey(id, KIND.hour, start), encodeRollup(acc));
-      await this.#store.write(batch, false);
-      result.hours += accs.size;
-      touchedDays.add(d);
-      touchedMonths.add(cal.monthStart(d));
-    }
-    for (const d of touchedDays) {
-      const hours = await this.#store.rollups(id, KIND.hour, d, cal.dayEnd(d));
-      const batch = this.#store.newBatch();
-      this.#putOrDel(batch, id, 'day', d, combine(hours.map((h) => h[1])));
-      await this.#store.write(batch, false);
-      result.days++;
-    }
-    for (const m of touchedMonths) {
-      const days = await this.#store.rollups(id, KIND.day, m, cal.monthEnd(m));
-      const batch = this.#store.newBatch();
-      this.#putOrDel(batch, id, 'month', m, combine(days.map((x) => x[1])));
-      await this.#store.write(batch, false);
-      result.months++;
-    }
-    return result;
   }
 
   async #applyRetention(cutoff: number): Promise<void> {
@@ -473,44 +416,23 @@ export class EnergySeries {
       st.last = st.stored;
     }
     const stale = this.#store.newBatch();
+    const rerolls: Array<[number, number]> = [];
     for await (const [id, s] of this.#store.walEntries()) {
       const st = this.#device(id);
       if (st.stored && s.at <= st.stored.at) { stale.delWal(walKey(id, s.at)); continue; }
-      if (st.open.length > 0 && s.at >= st.openEnd) await this.#seal(st, s);
-      if (st.open.length === 0) {
-        st.openStart = this.calendar.hourStart(s.at);
-        st.openEnd = this.calendar.hourEnd(s.at);
-      }
-      st.open.push(s);
+      const sealing = st.open.length > 0 && s.at >= st.openEnd;
+      if (sealing) await this.#seal(st, s);
+      // A crash may have come between a sample's commit and the redo of the idle-sealed hour it bridges into.
+      this.#startBlock(st, s, !sealing, rerolls);
       st.last = s;
     }
     if (stale.length > 0) await this.#store.write(stale, false);
+    for (const [id, hour] of rerolls) await this.#rollups.recompute(id, hour, hour + 1);
     for (const st of this.#devices.values()) {
       st.last = st.open[st.open.length - 1] ?? st.stored;
       st.latest = st.last ? toReading(st.id, st.last) : null;
     }
   }
-}
-
-function replaceAt(list: Array<[number, RollupAcc]>, start: number, acc: RollupAcc): void {
-  let i = 0;
-  while (i < list.length && list[i]![0] < start) i++;
-  const empty = isEmpty(acc);
-  if (i < list.length && list[i]![0] === start) {
-    if (empty) list.splice(i, 1);
-    else list[i] = [start, acc];
-  } else if (!empty) {
-    list.splice(i, 0, [start, acc]);
-  }
-}
-
-function lastBelow(samples: readonly RawSample[], t: number): RawSample | null {
-  let found: RawSample | null = null;
-  for (const s of samples) {
-    if (s.at < t) found = s;
-    else break;
-  }
-  return found;
 }
 
 function positive(v: number, name: string): number {

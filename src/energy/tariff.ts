@@ -127,6 +127,11 @@ export class TariffBook {
 
   get tariffs(): readonly Tariff[] { return this.#tariffs; }
 
+  /** Each effective tariff with the instant it starts and the instant the next one replaces it (null = open). */
+  periods(): Array<{ tariff: Tariff; from: number; to: number | null }> {
+    return this.#tariffs.map((tariff, i) => ({ tariff, from: this.#starts[i]!, to: this.#starts[i + 1] ?? null }));
+  }
+
   inForce(t: number): Tariff | null {
     let lo = 0, hi = this.#starts.length; // first start > t
     while (lo < hi) {

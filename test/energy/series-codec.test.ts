@@ -75,6 +75,8 @@ describe('sample codec', () => {
       assert.throws(() => decodeBlock(bytes.subarray(0, len)),
         (e: unknown) => e instanceof SampleCodecError && e.code === 'ENERGY_CORRUPT_BLOCK', `length ${len}`);
     }
+    // A damaged header claiming two billion samples is rejected before anything is allocated.
+    assert.throws(() => decodeBlock(Uint8Array.of(1, 0xff, 0xff, 0xff, 0xff, 0xff)), { code: 'ENERGY_CORRUPT_BLOCK' });
     const wrongVersion = Uint8Array.from(bytes);
     wrongVersion[0] = 99;
     assert.throws(() => decodeBlock(wrongVersion), { code: 'ENERGY_CORRUPT_BLOCK' });

@@ -227,19 +227,23 @@ describe('energy series: queries and rollups', () => {
         .filter(([k]) => k[4] !== 1) // rollup kinds only
         .map(([k, v]) => [Buffer.from(k).toString('hex'), Buffer.from(v).toString('hex')]);
       const incremental = await snapshot();
-      assert.ok(incremental.length > 150, `${incremental.length} rollup records`);
+      assert.ok(incremental.length >= 16, `${incremental.length} rollup records`); // hour packs, days, months
       await s.recompute(1, { from: 0, to: Number.MAX_SAFE_INTEGER });
       await s.recompute(2, { from: 0, to: Number.MAX_SAFE_INTEGER });
       assert.deepEqual(await snapshot(), incremental);
-      // Damage: drop one hour, falsify another, add a stray one; recompute of the range repairs all three.
-      const [k1, k2] = incremental.slice(5, 7).map(([k]) => Buffer.from(k!, 'hex'));
-      await rollupsDb.del(k1!);
-      const fake = encodeRollup({ samples: 1, sumMw: 5, minMw: 5, maxMw: 5, energyWh: 99, coveredMs: 0, counterWh: null });
-      await rollupsDb.put(k2!, fake);
-      const stray = Buffer.from(k2!); stray[12] = (stray[12]! + 1) & 0xff;
-      await rollupsDb.put(stray, fake);
+      // Damage: drop a day's hour pack, garble another, add a stray undecodable pack, falsify a day record.
+      const keysOf = (kind: number) => incremental.filter(([k]) => Buffer.from(k!, 'hex')[4] === kind).map(([k]) => Buffer.from(k!, 'hex'));
+      const packs = keysOf(2), days = keysOf(3);
+      await rollupsDb.del(packs[3]!);
+      await rollupsDb.put(packs[5]!, Uint8Array.of(1, 200, 1));
+      const stray = Buffer.from(packs[5]!); stray[12] = (stray[12]! + 1) & 0xff;
+      await rollupsDb.put(stray, Uint8Array.of(0xde, 0xad));
+      await rollupsDb.put(days[1]!, encodeRollup({ samples: 1, sumMw: 5, minMw: 5, maxMw: 5, energyWh: 99, coveredMs: 0, counterWh: null }));
+      const garbledDevice = packs[5]!.readUInt32BE(0);
+      await assert.rejects(s.rollups(garbledDevice, 'hour', 0, Number.MAX_SAFE_INTEGER), { code: 'ENERGY_CORRUPT_ROLLUP' });
       assert.notDeepEqual(await snapshot(), incremental);
       await s.recompute(1, { from: start, to: start + 80 * H });
+      await s.recompute(2, { from: start, to: start + 80 * H });
       assert.deepEqual(await snapshot(), incremental);
       await s.close();
     } finally {

@@ -52,6 +52,10 @@ describe('tariffs', () => {
     assert.equal(book.priceAt(cal.localToInstant(2026, 3, 29, 17))!.tier, 'on');
     assert.equal(book.priceAt(cal.localToInstant(2026, 3, 29, 20))!.tier, 'off'); // weekend on-peak ends at 20
     assert.equal(book.priceAt(cal.localToInstant(2026, 3, 30, 20))!.tier, 'on'); // weekday on-peak includes 20
+    assert.deepEqual(book.periods().map((p) => [p.tariff.kind, p.from, p.to]), [
+      ['constant', Date.UTC(2026, 1, 28, 23), Date.UTC(2026, 2, 28, 23)],
+      ['tou', Date.UTC(2026, 2, 28, 23), null],
+    ]);
     // Two tariffs from the same date: the later created wins.
     const again = new TariffBook([tariff(CONSTANT, 1), tariff({ ...CONSTANT, pricePerKwh: 0.35 }, 5)], cal);
     assert.equal(again.priceAt(Date.UTC(2026, 5, 1))!.pricePerKwh, 0.35);
