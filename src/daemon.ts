@@ -22,6 +22,8 @@ import { nodeService, NodeService } from './rpc/node-service.ts';
 import { peerAuthInterceptor } from './rpc/peer-auth.ts';
 import { openStore } from '../store/index.ts';
 import { startLocalApi } from './http/local-api.ts';
+import { SyncRuntime } from './sync/runtime.ts';
+import { SyncService } from './gen/balupi/sync/v1/sync_pb.js';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -46,8 +48,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   await monitor.start();
   const status = new NodeStatusService(monitor, config.role);
 
+  // Sync (issue 4): the SyncService both roles serve; the pi's peer loop or the hub's root folder start after listen.
+  const sync = await SyncRuntime.create({ store, db, log, settings: { ...config, peerSecret: secrets.peerSecret } });
+
   const routes = (router: ConnectRouter) => {
     router.service(NodeService, nodeService(status));
+    router.service(SyncService, sync.service);
   };
   // Aborted only if in-flight RPCs outlast the shutdown grace period (connect-fastify's own shutdownTimeoutMs keeps
   // a timer alive that delays exit by its full length even when nothing is in flight).
@@ -65,7 +71,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     logger: log,
     verifier: new TokenVerifier(secrets.jwtSecret),
     plugins: [
-      (a) => a.register(healthRoutes, { role: config.role, capabilities: ['node.v1', 'store.v1'] }),
+      (a) => a.register(healthRoutes, { role: config.role, capabilities: ['node.v1', 'store.v1', 'sync.v1'] }),
       (a) => a.register(systemRoutes, { status }),
     ],
     connect: { routes, options: rpcOptions },
@@ -82,7 +88,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   try {
     await app.listen({ host: config.host, port: config.port });
     await listen(h2, config.host, config.grpcPort);
-    localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store });
+    localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store, sync });
   } catch (err) {
     await app.close();
     await localApi?.close();
@@ -93,6 +99,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   }
   const ports = { http: (app.server.address() as AddressInfo).port, grpc: (h2.address() as AddressInfo).port };
   log.info({ ...ports, host: config.host, role: config.role, dataDir: config.dataDir }, 'balupi listening');
+  sync.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -107,6 +114,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         // server.close() reaps idle keep-alive connections only once; a connection whose request finishes later
         // would hold the exit until the client's keep-alive timeout. Reap again until everything is closed.
         const reap = setInterval(() => app.server.closeIdleConnections(), 100);
+        await sync.close();
         await Promise.all([app.close(), h2Closed, localApi.close()]);
         clearInterval(reap);
         clearTimeout(abortRpcs);

@@ -14,6 +14,11 @@ const CODE_BY_ERROR: Record<string, Code> = {
   unavailable: Code.Unavailable,
   too_large: Code.ResourceExhausted,
   unauthenticated: Code.Unauthenticated,
+  missing_chunks: Code.FailedPrecondition,
+  not_local: Code.FailedPrecondition,
+  protocol_mismatch: Code.FailedPrecondition,
+  data_loss: Code.DataLoss,
+  unsafe_path: Code.InvalidArgument,
 };
 
 export function toConnectError(err: unknown): ConnectError {
