@@ -22,6 +22,7 @@ import type { SyncState } from './state.ts';
 import type { SendRate } from './rate.ts';
 import { SyncError } from './errors.ts';
 import { fromFileInfo, hashesFrom, hashToBytes, PROTOCOL_VERSION, toFileInfo } from './wire.ts';
+import { toConnectError } from '../rpc/errors.ts';
 
 export const CAPABILITIES = ['changes.follow', 'commit.conflict'] as const;
 
@@ -73,8 +74,12 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
 
     async *changes(req, ctx) {
       const signal = deps.closing ? AbortSignal.any([ctx.signal, deps.closing]) : ctx.signal;
-      for await (const b of changeFeed(store, { indexId: req.indexId, since: Number(req.sinceSequence), follow: req.follow, signal })) {
-        yield create(ChangesResponseSchema, { indexId: b.indexId, files: b.files.map(toFileInfo), maxSequence: BigInt(b.maxSequence), caughtUp: b.caughtUp });
+      try {
+        for await (const b of changeFeed(store, { indexId: req.indexId, since: Number(req.sinceSequence), follow: req.follow, signal })) {
+          yield create(ChangesResponseSchema, { indexId: b.indexId, files: b.files.map(toFileInfo), maxSequence: BigInt(b.maxSequence), caughtUp: b.caughtUp });
+        }
+      } catch (err) {
+        throw toConnectError(err);
       }
     },
 
@@ -96,7 +101,12 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
     async *downloadChunks(req, ctx) {
       const hashes = hashesFrom(req.hashes);
       const opts = deps.rate ? { rate: deps.rate, signal: ctx.signal } : { signal: ctx.signal };
-      for await (const m of sendChunks(store, hashes, opts)) yield m;
+      // Errors in the middle of a stream pass the interceptor by; map them here (e.g. a chunk we lack: NOT_FOUND).
+      try {
+        for await (const m of sendChunks(store, hashes, opts)) yield m;
+      } catch (err) {
+        throw toConnectError(err);
+      }
     },
 
     async commit(req) {

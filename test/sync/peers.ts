@@ -22,7 +22,7 @@ export const FAST = {
 
 /** `grpcPort`: restart a hub on the port its pi knows (default: any free port). */
 export async function startHub(opts: { root: string; dataDir?: string; env?: Record<string, string>; grpcPort?: number }): Promise<DaemonProcess> {
-  const port = opts.grpcPort ? { BALUPI_GRPC_PORT: String(opts.grpcPort) } : {};
+  const port: Record<string, string> = opts.grpcPort ? { BALUPI_GRPC_PORT: String(opts.grpcPort) } : {};
   const d = await startDaemonProcess({ env: { ...FAST, ...port, ...opts.env }, args: ['--role', 'hub', '--root', opts.root], ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
   await d.waitForLog((l) => l.msg === 'hub root scanned');
   return d;
