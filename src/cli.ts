@@ -17,6 +17,26 @@ const COMMANDS: Record<string, Command> = {
     run: async (args, ctx) => (await import('./commands/token.ts')).token(args, ctx),
   },
   ...storeCommandEntries(),
+  status: {
+    summary: 'sync status: hub connection, sequence positions, upload queue, bytes pending [--json]',
+    run: async (args, ctx) => (await import('./commands/sync.ts')).status(args, ctx),
+  },
+  pin: {
+    summary: 'keep a file (or every file under a directory) on this disk, fetching its bytes: pin NAME',
+    run: async (args, ctx) => (await import('./commands/sync.ts')).pin(args, ctx, true),
+  },
+  unpin: {
+    summary: 'let a pinned file be evicted again: unpin NAME',
+    run: async (args, ctx) => (await import('./commands/sync.ts')).pin(args, ctx, false),
+  },
+  conflicts: {
+    summary: 'list resolved sync conflicts and where the losing versions were kept [--json]',
+    run: async (args, ctx) => (await import('./commands/sync.ts')).conflicts(args, ctx),
+  },
+  sync: {
+    summary: 'sync --once: one full exchange with the hub, then exit (for scripts) [--json]',
+    run: async (args, ctx) => (await import('./commands/sync.ts')).syncCommand(args, ctx),
+  },
   version: {
     summary: 'print the version',
     run: async (_args, ctx) => {
@@ -57,7 +77,7 @@ function help(): string {
   return [
     `balupi ${VERSION}: cache, sync peer and energy monitor in front of the BaluHost NAS`,
     '',
-    'usage: balupi [--config FILE] [--data-dir DIR] [--role pi|hub] <command> [options]',
+    'usage: balupi [--config FILE] [--data-dir DIR] [--role pi|hub] [--root DIR] <command> [options]',
     '',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
@@ -65,12 +85,12 @@ function help(): string {
   ].join('\n');
 }
 
-const GLOBAL_VALUE_OPTIONS = { '--config': 'config', '--data-dir': 'dataDir', '--role': 'role' } as const;
+const GLOBAL_VALUE_OPTIONS = { '--config': 'config', '--data-dir': 'dataDir', '--role': 'role', '--root': 'root' } as const;
 
 /** Splits the global options off (wherever they stand) and turns them into BALUPI_* overrides, so that config.ts
  *  stays the one reader of settings. Everything else is left, in order, for the sub-command. */
 function globalOptions(argv: string[], env: NodeJS.ProcessEnv) {
-  const found: Partial<Record<'config' | 'dataDir' | 'role', string>> = {};
+  const found: Partial<Record<'config' | 'dataDir' | 'role' | 'root', string>> = {};
   const rest: string[] = [];
   let help = false;
   for (let i = 0; i < argv.length; i++) {
@@ -94,6 +114,7 @@ function globalOptions(argv: string[], env: NodeJS.ProcessEnv) {
   const overrides: NodeJS.ProcessEnv = { ...env };
   if (found.dataDir !== undefined) overrides.BALUPI_DATA_DIR = found.dataDir;
   if (found.role !== undefined) overrides.BALUPI_ROLE = found.role;
+  if (found.root !== undefined) overrides.BALUPI_HUB_ROOT = found.root;
   return { env: overrides, configFile: found.config, help, rest };
 }
 

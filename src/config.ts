@@ -118,6 +118,34 @@ export const SETTINGS = {
     env: 'BALUPI_PEER_SECRET', yaml: 'peer_secret', default: null as string | null, parse: optStr,
     doc: 'Pairing secret shared by sync peers; RPC calls carry it as `Authorization: Bearer <secret>`. Unset: generated at first start and kept in the data directory.',
   }),
+  hubUrl: setting({
+    env: 'BALUPI_HUB_URL', yaml: 'hub_url', default: null as string | null, parse: optUrl,
+    doc: 'Pi role: the hub\'s gRPC address, e.g. `http://nas.local:50051` (its BALUPI_GRPC_PORT). Unset: the Pi does not sync.',
+  }),
+  hubRoot: setting({
+    env: 'BALUPI_HUB_ROOT', yaml: 'hub_root', default: null as string | null, parse: (raw) => (raw === '' ? null : resolve(raw)),
+    doc: 'Hub role: the folder the hub serves and watches (BaluHost\'s files). First start ingests it. `--root DIR` overrides it.',
+  }),
+  syncHotThreshold: setting({
+    env: 'BALUPI_SYNC_HOT_THRESHOLD', yaml: 'sync_hot_threshold', default: 0.5, parse: nonNegative,
+    doc: 'Pi role: a file changed on the hub has its new bytes fetched at once if pinned or at least this hot (decayed access count; one access counts 1 and halves every week).',
+  }),
+  syncRetryMinS: setting({
+    env: 'BALUPI_SYNC_RETRY_MIN_S', yaml: 'sync_retry_min_s', default: 1, parse: nonNegative,
+    doc: 'Pi role: first wait before reconnecting to the hub or retrying a failed upload; doubles per failure (with jitter).',
+  }),
+  syncRetryMaxS: setting({
+    env: 'BALUPI_SYNC_RETRY_MAX_S', yaml: 'sync_retry_max_s', default: 300, parse: nonNegative,
+    doc: 'Pi role: longest wait between reconnects and upload retries.',
+  }),
+  syncMaxSendRate: setting({
+    env: 'BALUPI_SYNC_MAX_SEND_RATE', yaml: 'sync_max_send_rate', default: null as number | null, parse: optBytes,
+    doc: 'Bytes per second this peer sends in chunk streams (`10MiB`); leaves the Pi\'s shared USB link to clients. Unset: unlimited.',
+  }),
+  hubWatchDebounceMs: setting({
+    env: 'BALUPI_HUB_WATCH_DEBOUNCE_MS', yaml: 'hub_watch_debounce_ms', default: 300, parse: positiveInt,
+    doc: 'Hub role: a file in the root enters the change feed once it has been quiet this long.',
+  }),
   cacheMaxBytes: setting({
     env: 'BALUPI_CACHE_MAX_BYTES', yaml: 'cache_max_bytes', default: null as number | null, parse: optBytes,
     doc: 'Byte budget of the chunk cache (`200G`, `512MiB`, or bytes). Unset: 80 % of the free space at first start.',

@@ -27,6 +27,8 @@ import { EnergyMonitor } from './energy/monitor.ts';
 import { energyRoutes } from './routes/energy.ts';
 import { tapoRoutes } from './routes/tapo.ts';
 import { energyService, EnergyService } from './rpc/energy-service.ts';
+import { SyncRuntime } from './sync/runtime.ts';
+import { SyncService } from './gen/balupi/sync/v1/sync_pb.js';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -63,12 +65,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const energy = new EnergyMonitor({ db, config, logger: log.child({ module: 'energy' }) });
     await energy.start();
     closers.push(() => energy.stop());
+    // Sync: the SyncService both roles serve; the pi's peer loop or the hub's root watcher start once we listen.
+    const sync = await SyncRuntime.create({ store, db, log, settings: { ...config, peerSecret: secrets.peerSecret } });
 
     const routes = (router: ConnectRouter) => {
       router.service(NodeService, nodeService(status));
       router.service(EnergyService, energyService(energy));
+      router.service(SyncService, sync.service);
     };
-    const capabilities = ['node.v1', 'store.v1', 'energy.v1'];
+    const capabilities = ['node.v1', 'store.v1', 'energy.v1', 'sync.v1'];
     const plugins = [
       (a: FastifyInstance) => a.register(healthRoutes, { role: config.role, capabilities }),
       (a: FastifyInstance) => a.register(systemRoutes, { status }),
@@ -78,9 +83,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
 
     const servers = await listenAll(config, log, { verifier: new TokenVerifier(secrets.jwtSecret), peerSecret: secrets.peerSecret, routes, plugins });
     closers.push(() => servers.close());
-    const localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store });
+    const localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store, sync });
     closers.push(() => localApi.close());
     log.info({ ...servers.ports, host: config.host, role: config.role, dataDir: config.dataDir }, 'balupi listening');
+    // Closed before the listeners: it ends the live change-feed streams that would otherwise hold them open.
+    closers.push(() => sync.close());
+    sync.start();
 
     let closing: Promise<void> | null = null;
     return { ports: servers.ports, close: () => (closing ??= closeAll()) };

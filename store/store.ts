@@ -19,6 +19,7 @@ import { isHexHash, toHex } from './hasher.ts';
 import { StoreError } from './errors.ts';
 import { decodeFile } from './records.ts';
 import { seqKey } from './indexes.ts';
+import { filesUnder, heatOf, loadIndexId, promoteIfComplete } from './sync-support.ts';
 
 /** putChunk refuses larger payloads (the chunker never makes chunks above 64 MiB, see checkChunkParams). */
 const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
@@ -81,9 +82,12 @@ export type StoreEvent = 'change' | 'evict';
 
 export class Store {
   readonly #e: Engine;
+  /** Random id of this index, fixed for the store's life: sequence numbers are comparable only within one id. */
+  readonly indexId: string;
 
-  private constructor(engine: Engine) {
+  private constructor(engine: Engine, indexId: string) {
     this.#e = engine;
+    this.indexId = indexId;
   }
 
   static async open(opts: StoreOptions): Promise<Store> {
@@ -92,11 +96,11 @@ export class Store {
       const clean = (await engine.idx.meta.get('clean')) === true;
       await recover(engine, !clean);
       await engine.idx.putMetaSync('clean', false);
+      return new Store(engine, await loadIndexId(engine));
     } catch (err) {
       await engine.idx.close().catch(() => {});
       throw err;
     }
-    return new Store(engine);
   }
 
   get dir(): string {
@@ -329,6 +333,21 @@ export class Store {
   /** Chunks not yet acknowledged by the hub, in hash order. */
   async *dirtyChunks(): AsyncGenerator<ChunkRef> {
     for await (const [hash, size] of this.#e.idx.dirty.iterator()) yield { hash, size };
+  }
+
+  /** The decayed access count of `path` now (0 if never accessed). */
+  heat(path: string): Promise<number> {
+    return heatOf(this.#e, path);
+  }
+
+  /** A 'remote' file whose chunks are all here again becomes 'local' (no new version). */
+  promoteIfComplete(path: string): Promise<FileRecord | undefined> {
+    return promoteIfComplete(this.#e, path);
+  }
+
+  /** Live records at `dir` or below ('' = all), in path order. */
+  filesUnder(dir: string): AsyncGenerator<FileRecord> {
+    return filesUnder(this.#e, dir);
   }
 
   /** Pinned files are never evicted. */

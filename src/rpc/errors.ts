@@ -31,6 +31,11 @@ const CODE_BY_ERROR: Record<string, Code> = {
   PLUG_TIMEOUT: Code.DeadlineExceeded,
   PLUG_CLOSED: Code.Unavailable,
   ENERGY_POLLING_DISABLED: Code.FailedPrecondition,
+  missing_chunks: Code.FailedPrecondition,
+  not_local: Code.FailedPrecondition,
+  protocol_mismatch: Code.FailedPrecondition,
+  data_loss: Code.DataLoss,
+  unsafe_path: Code.InvalidArgument,
 };
 
 export function toConnectError(err: unknown): ConnectError {

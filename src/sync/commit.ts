@@ -1,0 +1,95 @@
+// Committing a version a peer proposes, with optimistic concurrency: it becomes current only if the path is still
+// at the version the peer based its change on. Otherwise both versions survive (conflict.ts decides which keeps the
+// path) and the conflict is recorded. Identical content is never a conflict.
+
+import type { CommitMeta, FileRecord, Store } from '../../store/index.ts';
+import { isStoreError } from '../../store/index.ts';
+import { conflictName, decide } from './conflict.ts';
+import type { ConflictRecord } from './state.ts';
+import { sameContent, type RemoteFile } from './wire.ts';
+
+export interface CommitOutcome {
+  status: 'ok' | 'conflict';
+  /** The record at the path afterwards (undefined: the path never existed and a deletion was asked for). */
+  file: FileRecord | undefined;
+  /** Where the losing version was kept, if anything was kept. */
+  copy?: FileRecord;
+}
+
+export interface CommitContext {
+  store: Store;
+  /** This peer's id (names the copy when the current version loses). */
+  localPeer: string;
+  /** Who last changed a path here, if known (names the copy when the current version loses). */
+  originOf?: (path: string) => Promise<string | undefined>;
+  recordConflict: (c: ConflictRecord) => Promise<void>;
+  now?: () => Date;
+}
+
+const metaOf = (f: { size: number; mtimeMs: number; mode: number; chunks: CommitMeta['chunks']; hash: string }): CommitMeta => ({
+  size: f.size,
+  mtimeMs: f.mtimeMs,
+  mode: f.mode,
+  chunks: f.chunks,
+  hash: f.hash,
+});
+
+/** Stores a copy under a fresh conflict name (never overwriting anything: base version 0). */
+async function keepCopy(store: Store, path: string, f: CommitMeta, peer: string, at: Date): Promise<FileRecord> {
+  const name = conflictName(path, at, peer);
+  for (let n = 1; ; n++) {
+    const candidate = n === 1 ? name : name.replace(`-${peer}`, `-${peer}-${n}`);
+    try {
+      return await store.commitFile(candidate, f, { baseVersion: 0, allowRemote: true, verify: false });
+    } catch (err) {
+      if (!isStoreError(err, 'conflict') || n >= 100) throw err;
+    }
+  }
+}
+
+export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, baseVersion: number, remotePeer: string): Promise<CommitOutcome> {
+  const { store } = ctx;
+  const path = incoming.path;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (incoming.deleted) {
+        const cur = await store.record(path);
+        if (!cur || cur.deleted) return { status: 'ok', file: cur };
+        return { status: 'ok', file: await store.delete(path, { baseVersion }) };
+      }
+      return { status: 'ok', file: await store.commitFile(path, metaOf(incoming), { baseVersion }) };
+    } catch (err) {
+      if (!isStoreError(err, 'conflict') || attempt >= 3) throw err;
+    }
+    const cur = await store.record(path);
+    if (!cur) continue;
+    if (sameContent(cur, incoming)) return { status: 'ok', file: cur };
+    const at = ctx.now?.() ?? new Date();
+    const curPeer = (await ctx.originOf?.(path)) ?? ctx.localPeer;
+    const verdict = decide({ deleted: cur.deleted, mtimeMs: cur.mtimeMs, peer: curPeer }, { deleted: incoming.deleted, mtimeMs: incoming.mtimeMs, peer: remotePeer });
+    let copy: FileRecord | undefined;
+    let file: FileRecord;
+    try {
+      if (verdict === 'incoming') {
+        // Keep the current version first: a crash between the two commits leaves both versions, never one.
+        if (!cur.deleted) copy = await keepCopy(store, path, metaOf(cur), curPeer, at);
+        file = await store.commitFile(path, metaOf(incoming), { baseVersion: cur.version });
+      } else {
+        if (!incoming.deleted) copy = await keepCopy(store, path, metaOf(incoming), remotePeer, at);
+        file = cur;
+      }
+    } catch (err) {
+      if (isStoreError(err, 'conflict') && attempt < 3) continue; // the path moved again meanwhile: decide anew
+      throw err;
+    }
+    await ctx.recordConflict({
+      at: at.getTime(),
+      path,
+      copy: copy?.path ?? null,
+      loserPeer: verdict === 'incoming' ? curPeer : remotePeer,
+      winnerPeer: verdict === 'incoming' ? remotePeer : curPeer,
+      reason: cur.deleted || incoming.deleted ? 'modified_vs_deleted' : 'both_modified',
+    });
+    return copy ? { status: 'conflict', file, copy } : { status: 'conflict', file };
+  }
+}

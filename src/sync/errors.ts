@@ -1,0 +1,21 @@
+// Errors of the sync layer. Callers branch on `code`; src/rpc/errors.ts maps codes to gRPC statuses in one place.
+
+export type SyncErrorCode =
+  | 'invalid_argument' // a malformed message from a peer (bad hash length, sizes that do not add up, too many items)
+  | 'missing_chunks' // a commit names chunks the callee does not hold
+  | 'protocol_mismatch' // the peer speaks a protocol version we do not
+  | 'data_loss' // chunks whose bytes did not hash to their names were rejected
+  | 'unsafe_path' // a root-relative path that would leave the hub's root (symlinked parent, ...)
+  | 'unavailable'; // the hub cannot be reached (not configured, asleep)
+
+export class SyncError extends Error {
+  readonly code: SyncErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: SyncErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SyncError';
+    this.code = code;
+    this.details = options?.details;
+  }
+}

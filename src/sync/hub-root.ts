@@ -1,0 +1,208 @@
+// The hub's model of its root folder: keeps the store (what peers see) and the folder (what BaluHost and Samba see)
+// in step, in both directions, without ever overwriting a change it has not read:
+//   refresh(path)      disk -> store: a file changed on disk is ingested as a new version; a file gone from disk
+//                      becomes a deletion. If the store moved on meanwhile (a peer committed), conflict rules apply.
+//   materialize(path)  store -> disk: the current version is written atomically with its mtime, or removed.
+// Both run under the path's lock; the disk index (disk-index.ts) says whether a file on disk is one we know.
+
+import fs from 'node:fs';
+import type { Store, FileRecord } from '../../store/index.ts';
+import { isStoreError } from '../../store/index.ts';
+import type { Logger } from '../log.ts';
+import type { SyncState } from './state.ts';
+import type { PathLocks } from './locks.ts';
+import type { DiskIndex } from './disk-index.ts';
+import { matches } from './disk-index.ts';
+import { conflictName, decide } from './conflict.ts';
+import { removeFile, safePath, statFile, walk, writeAtomic, type DiskStat } from './root-files.ts';
+
+export interface HubRootOptions {
+  store: Store;
+  state: SyncState;
+  disk: DiskIndex;
+  locks: PathLocks;
+  root: string;
+  log: Logger;
+}
+
+const readStream = (abs: string) => fs.createReadStream(abs, { highWaterMark: 1024 * 1024 });
+
+export class HubRoot {
+  private readonly o: HubRootOptions;
+
+  constructor(opts: HubRootOptions) {
+    this.o = opts;
+  }
+
+  get root(): string {
+    return this.o.root;
+  }
+
+  refresh(path: string): Promise<void> {
+    return this.o.locks.run(path, () => this.refreshLocked(path));
+  }
+
+  materialize(path: string): Promise<void> {
+    return this.o.locks.run(path, () => this.materializeLocked(path));
+  }
+
+  /** Reads the whole folder: new and changed files are ingested, files gone since last time become deletions. */
+  async scan(): Promise<{ files: number }> {
+    const seen = new Set<string>();
+    let files = 0;
+    for await (const { rel } of walk(this.o.root)) {
+      files += 1;
+      seen.add(rel);
+      await this.refreshSafely(rel);
+    }
+    const gone: string[] = [];
+    for await (const p of this.o.disk.paths()) if (!seen.has(p)) gone.push(p);
+    for (const p of gone) await this.refreshSafely(p);
+    return { files };
+  }
+
+  /** refresh(), logging instead of throwing for names the store cannot take (e.g. a file name with a newline). */
+  async refreshSafely(path: string): Promise<void> {
+    try {
+      await this.refresh(path);
+    } catch (err) {
+      if (isStoreError(err, 'invalid_name')) this.o.log.warn({ path }, 'hub root: file name not syncable, skipped');
+      else if ((err as NodeJS.ErrnoException).code === 'ENOENT') await this.refresh(path).catch(() => {});
+      else throw err;
+    }
+  }
+
+  private async refreshLocked(path: string): Promise<void> {
+    const { store, disk, state } = this.o;
+    const abs = await safePath(this.o.root, path);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const st = await statFile(abs);
+      const known = await disk.get(path);
+      const rec = await store.record(path);
+      if (!st) {
+        if (!known) return; // never on disk as far as we know (a peer's file may be on its way)
+        await disk.del(path);
+        if (!rec || rec.deleted) return;
+        if (known.v !== rec.version) {
+          // Deleted on disk while a peer changed it: the modification wins; write it back.
+          await this.recordConflict(path, null, await this.originOf(path), state.peerId, 'modified_vs_deleted');
+          return this.materializeLocked(path);
+        }
+        try {
+          await store.delete(path, { baseVersion: rec.version });
+        } catch (err) {
+          if (isStoreError(err, 'conflict')) continue;
+          throw err;
+        }
+        return;
+      }
+      if (matches(st, known)) return; // unchanged since we last read or wrote it
+      if (rec && !rec.deleted && matches(st, rec)) {
+        await disk.set(path, st, rec.version);
+        return;
+      }
+      // The disk has content the store does not: a local edit. Based on the version the disk held (0: a new file).
+      const base = known && known.v > 0 ? known.v : 0;
+      const storeMovedOn = rec !== undefined && rec.version !== base && !(rec.deleted && base === 0);
+      try {
+        if (storeMovedOn && !rec.deleted) {
+          if (await this.resolveDiskConflict(path, abs, st, rec)) return;
+          continue;
+        }
+        const result = await store.ingest(path, readStream(abs), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec?.version ?? 0 });
+        if (storeMovedOn) await this.recordConflict(path, null, state.peerId, await this.originOf(path), 'modified_vs_deleted');
+        await state.setOrigin(path, state.peerId);
+        const after = await statFile(abs);
+        if (!matches(after, st)) continue; // written to while we read it: read again
+        await disk.set(path, st, result.file.version);
+        return;
+      } catch (err) {
+        if (isStoreError(err, 'conflict')) continue;
+        throw err;
+      }
+    }
+    this.o.log.warn({ path }, 'hub root: file keeps changing, will read it at its next change');
+  }
+
+  /** Disk edit vs a peer's newer version in the store: both survive. Returns false to re-run the refresh. */
+  private async resolveDiskConflict(path: string, abs: string, st: DiskStat, rec: FileRecord): Promise<boolean> {
+    const { store, disk, state } = this.o;
+    const origin = await this.originOf(path);
+    const at = new Date();
+    const verdict = decide({ deleted: false, mtimeMs: rec.mtimeMs, peer: origin }, { deleted: false, mtimeMs: st.mtimeMs, peer: state.peerId });
+    if (verdict === 'incoming') {
+      // The disk is newer: keep the peer's version as a copy, then the disk's content takes the path.
+      const copy = await store.commitFile(conflictName(path, at, origin), { size: rec.size, mtimeMs: rec.mtimeMs, mode: rec.mode, chunks: rec.chunks, hash: rec.hash }, { baseVersion: 0, allowRemote: true, verify: false });
+      const result = await store.ingest(path, readStream(abs), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec.version });
+      await state.setOrigin(path, state.peerId);
+      await disk.set(path, st, result.file.version);
+      await this.recordConflict(path, copy.path, origin, state.peerId, 'both_modified');
+      await this.materializeLocked(copy.path);
+      return true;
+    }
+    // The peer's version is newer: the disk's content goes to a copy, then the path gets the peer's version.
+    const copy = await store.ingest(conflictName(path, at, state.peerId), readStream(abs), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: 0 });
+    await disk.set(path, st, -1);
+    await this.recordConflict(path, copy.file.path, state.peerId, origin, 'both_modified');
+    await this.materializeLocked(copy.file.path);
+    await this.materializeLocked(path);
+    return true;
+  }
+
+  private async materializeLocked(path: string): Promise<void> {
+    const { store, disk } = this.o;
+    const abs = await safePath(this.o.root, path);
+    let st = await statFile(abs);
+    let known = await disk.get(path);
+    let rec = await store.record(path);
+    if (st && !matches(st, known) && !(rec && !rec.deleted && matches(st, rec))) {
+      // Someone changed the file and we have not read it yet: read it first, so that nothing is lost.
+      await this.refreshLocked(path);
+      st = await statFile(abs);
+      known = await disk.get(path);
+      rec = await store.record(path);
+      if (st && !matches(st, known)) return; // still changing; its next event brings us back
+    }
+    if (!rec || rec.deleted) {
+      if (st) await removeFile(this.o.root, abs);
+      await disk.del(path);
+      return;
+    }
+    if (st && matches(st, rec)) {
+      if (known?.v !== rec.version) await disk.set(path, st, rec.version);
+      return;
+    }
+    if (rec.state !== 'local') {
+      this.o.log.warn({ path }, 'hub root: cannot write a file whose bytes are not in the store');
+      return;
+    }
+    const opened = await store.openRead(path);
+    await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(opened.record.mtimeMs), mode: opened.record.mode });
+    const written = await statFile(abs);
+    if (written) await disk.set(path, written, opened.record.version);
+  }
+
+  private async originOf(path: string): Promise<string> {
+    return (await this.o.state.getOrigin(path)) ?? this.o.state.peerId;
+  }
+
+  private async recordConflict(path: string, copy: string | null, loserPeer: string, winnerPeer: string, reason: 'both_modified' | 'modified_vs_deleted'): Promise<void> {
+    const c = { at: Date.now(), path, copy, loserPeer, winnerPeer, reason };
+    this.o.log.warn(c, 'sync conflict resolved in the hub root');
+    await this.o.state.recordConflict(c);
+  }
+
+  /** Writes every store change into the folder, from the saved cursor on, until `signal` aborts. */
+  async followStore(signal: AbortSignal): Promise<void> {
+    const { store, state, log } = this.o;
+    const cursor = await state.getNumber('rootCursor');
+    for await (const r of store.followChanges(cursor, { signal })) {
+      try {
+        await this.materialize(r.path);
+      } catch (err) {
+        log.error({ path: r.path, err }, 'hub root: could not write a file');
+      }
+      await state.setNumber('rootCursor', r.seq);
+    }
+  }
+}

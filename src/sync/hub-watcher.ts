@@ -1,0 +1,117 @@
+// The hub role's link to its root folder: chokidar reports add/change/unlink (a rename is an unlink plus an add;
+// the chunks are already there, so nothing is re-sent), each path is read once it has been quiet for the debounce
+// time, and the hub's own temp files are ignored. Start: watch, read the whole folder (the first start ingests it),
+// then write every store change committed by peers into the folder.
+
+import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from '../log.ts';
+import type { HubRoot } from './hub-root.ts';
+import type { DiskIndex } from './disk-index.ts';
+import { isOwnTemp, walk } from './root-files.ts';
+
+export interface HubWatcherOptions {
+  hubRoot: HubRoot;
+  disk: DiskIndex;
+  log: Logger;
+  debounceMs: number;
+  /** Paths read at the same time. */
+  concurrency?: number;
+}
+
+export class HubWatcher {
+  private readonly o: HubWatcherOptions;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly waiting: (() => Promise<void>)[] = [];
+  private running = 0;
+  private watcher: FSWatcher | null = null;
+  private readonly stop = new AbortController();
+  private follower: Promise<void> | null = null;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(opts: HubWatcherOptions) {
+    this.o = opts;
+  }
+
+  /** Resolves once the folder was read; changes are followed from then on. */
+  async start(): Promise<{ files: number; ms: number }> {
+    const root = this.o.hubRoot.root;
+    const t0 = performance.now();
+    const watcher = watch(root, {
+      ignoreInitial: true,
+      followSymlinks: false,
+      ignored: (p: string) => isOwnTemp(p),
+      alwaysStat: false,
+    });
+    this.watcher = watcher;
+    const rel = (abs: string): string => path.relative(root, abs).split(path.sep).join('/');
+    watcher.on('add', (p) => this.schedule(rel(p), 'file'));
+    watcher.on('change', (p) => this.schedule(rel(p), 'file'));
+    watcher.on('unlink', (p) => this.schedule(rel(p), 'file'));
+    watcher.on('addDir', (p) => p !== root && this.schedule(rel(p), 'dir'));
+    watcher.on('unlinkDir', (p) => p !== root && this.schedule(rel(p), 'dir'));
+    watcher.on('error', (err) => this.o.log.error({ err }, 'hub root watcher error'));
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    const { files } = await this.o.hubRoot.scan();
+    const ms = Math.round(performance.now() - t0);
+    this.o.log.info({ root, files, ms }, 'hub root scanned');
+    const signal = this.stop.signal;
+    this.follower = this.o.hubRoot.followStore(signal).catch((err) => {
+      if (!signal.aborted) this.o.log.error({ err }, 'hub root writer stopped');
+    });
+    return { files, ms };
+  }
+
+  private schedule(rel: string, kind: 'file' | 'dir'): void {
+    if (rel === '' || rel.startsWith('..') || this.stop.signal.aborted) return;
+    const key = `${kind}:${rel}`;
+    clearTimeout(this.timers.get(key));
+    this.timers.set(
+      key,
+      setTimeout(() => {
+        this.timers.delete(key);
+        this.enqueue(() => (kind === 'file' ? this.o.hubRoot.refreshSafely(rel) : this.refreshDir(rel)));
+      }, this.o.debounceMs),
+    );
+  }
+
+  /** A directory appeared or vanished (a move, usually): read what is in it now and what we knew to be in it. */
+  private async refreshDir(rel: string): Promise<void> {
+    const paths = new Set<string>();
+    for await (const { rel: p } of walk(this.o.hubRoot.root, path.join(this.o.hubRoot.root, ...rel.split('/')))) paths.add(p);
+    for await (const p of this.o.disk.paths(rel)) paths.add(p);
+    for (const p of paths) await this.o.hubRoot.refreshSafely(p);
+  }
+
+  private enqueue(job: () => Promise<void>): void {
+    this.waiting.push(job);
+    this.pump();
+  }
+
+  private pump(): void {
+    const limit = this.o.concurrency ?? 4;
+    while (this.running < limit && this.waiting.length > 0) {
+      const job = this.waiting.shift()!;
+      this.running += 1;
+      void job()
+        .catch((err) => this.o.log.error({ err }, 'hub root: could not read a change'))
+        .finally(() => {
+          this.running -= 1;
+          this.pump();
+          if (this.running === 0 && this.waiting.length === 0 && this.timers.size === 0) {
+            for (const w of this.idleWaiters.splice(0)) w();
+          }
+        });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.stop.abort();
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.waiting.length = 0;
+    await this.watcher?.close();
+    await this.follower;
+    while (this.running > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+}

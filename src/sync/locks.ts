@@ -1,0 +1,21 @@
+// One operation per path at a time: applying a hub change, pushing a local change and (on the hub) reading or
+// writing the root folder all decide from the current state of a path, so they must not interleave on the same path.
+
+export class PathLocks {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(path: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(path) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = prev.then(() => mine);
+    this.tails.set(path, tail);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.tails.get(path) === tail) this.tails.delete(path);
+    }
+  }
+}

@@ -1,0 +1,297 @@
+// The Pi's side of the sync: a loop that keeps one session with the hub alive. A session says Hello (pairing secret,
+// index id), pulls the hub's change feed from the saved cursor (metadata only), and once it has caught up follows
+// the feed live while pushing the upload queue and fetching the bytes of pinned and hot files. When the hub goes away
+// (the NAS sleeps) the session ends, and the loop reconnects with exponential backoff; meanwhile the Pi keeps working
+// and queues its own changes, which a local follower picks up from the store's change feed.
+
+import { Code, ConnectError } from '@connectrpc/connect';
+import type { SyncModel } from './model.ts';
+import type { SyncClient } from './client.ts';
+import { createSyncClient } from './client.ts';
+import { backoffDelay } from './backoff.ts';
+import { applyRemote, fetchWanted } from './pull.ts';
+import { pushPath } from './push.ts';
+import { fromFileInfo, PROTOCOL_VERSION, sameContent } from './wire.ts';
+import { CAPABILITIES, roleToWire } from './service.ts';
+import { Wakeup } from './wakeup.ts';
+
+export interface PeerOptions {
+  hubUrl: string;
+  peerSecret: string;
+  retryMinMs: number;
+  retryMaxMs: number;
+  /** Injected in tests; default: a gRPC client for hubUrl. */
+  client?: SyncClient;
+}
+
+export type Connection = 'connecting' | 'connected' | 'disconnected' | 'refused' | 'stopped';
+
+export interface PeerStatus {
+  hubUrl: string;
+  connection: Connection;
+  lastError: string | null;
+  connectedAt: number | null;
+  disconnectedAt: number | null;
+  nextAttemptAt: number | null;
+  hub: { peerId: string; indexId: string; maxSequence: number } | null;
+  /** Last hub sequence applied here. */
+  cursor: number;
+  caughtUp: boolean;
+}
+
+export interface OnceReport {
+  pulled: number;
+  pushed: number;
+  conflicts: number;
+  failed: number;
+  fetchedFiles: number;
+  fetchedBytes: number;
+  cursor: number;
+}
+
+/** Errors that mean "the hub is not there right now" rather than "this request is wrong". */
+function isConnectionError(err: unknown): boolean {
+  const code = err instanceof ConnectError ? err.code : undefined;
+  return code === Code.Unavailable || code === Code.Canceled || code === Code.DeadlineExceeded || code === Code.Unknown || code === Code.Aborted || code === Code.Internal || code === Code.Unauthenticated;
+}
+
+const message = (err: unknown): string => (err instanceof ConnectError ? `${Code[err.code]}: ${err.rawMessage}` : (err as Error)?.message ?? String(err));
+
+export class SyncPeer {
+  private readonly m: SyncModel;
+  private readonly opts: PeerOptions;
+  private readonly client: SyncClient;
+  private readonly pushWake = new Wakeup();
+  private readonly fetchWake = new Wakeup();
+  private readonly stop = new AbortController();
+  private st: PeerStatus;
+  private tasks: Promise<unknown>[] = [];
+
+  constructor(model: SyncModel, opts: PeerOptions) {
+    this.m = model;
+    this.opts = opts;
+    this.client = opts.client ?? createSyncClient({ baseUrl: opts.hubUrl, peerSecret: opts.peerSecret });
+    this.st = { hubUrl: opts.hubUrl, connection: 'disconnected', lastError: null, connectedAt: null, disconnectedAt: null, nextAttemptAt: null, hub: null, cursor: 0, caughtUp: false };
+    model.queue.events.on('enqueued', () => this.pushWake.notify());
+  }
+
+  status(): PeerStatus {
+    return { ...this.st, hub: this.st.hub && { ...this.st.hub } };
+  }
+
+  /** Starts the local follower and the session loop (background; errors are logged, never thrown). */
+  start(): void {
+    const signal = this.stop.signal;
+    this.tasks.push(this.followLocal(signal).catch((err) => signal.aborted || this.m.log.error({ err }, 'local change follower stopped')));
+    this.tasks.push(this.loop(signal));
+  }
+
+  async close(): Promise<void> {
+    this.stop.abort(new Error('sync stopped'));
+    this.st.connection = 'stopped';
+    await Promise.allSettled(this.tasks);
+  }
+
+  /** Files whose bytes are wanted were added (pin): fetch them if connected. */
+  wantBytes(): void {
+    this.fetchWake.notify();
+  }
+
+  /** Queues every local change since the saved cursor, then (follow) every later one, for upload. */
+  private async followLocal(signal: AbortSignal, follow = true): Promise<void> {
+    const { store, state, queue } = this.m;
+    const cursor = await state.getNumber('localCursor');
+    const changes = follow ? store.followChanges(cursor, { signal }) : store.changesSince(cursor);
+    for await (const r of changes) {
+      const base = await state.getBase(r.path);
+      if (!sameContent(r, base) && !(r.deleted && base === undefined)) await queue.enqueue(r.path, r.size);
+      await state.setNumber('localCursor', r.seq);
+    }
+  }
+
+  private async loop(signal: AbortSignal): Promise<void> {
+    let failures = 0;
+    while (!signal.aborted) {
+      this.st.connection = 'connecting';
+      try {
+        await this.session(signal, true, () => (failures = 0));
+      } catch (err) {
+        if (signal.aborted) break;
+        failures += 1;
+        const refused = err instanceof ConnectError && err.code === Code.Unauthenticated;
+        const wait = backoffDelay(failures, { minMs: this.opts.retryMinMs, maxMs: this.opts.retryMaxMs });
+        this.st = { ...this.st, connection: refused ? 'refused' : 'disconnected', lastError: message(err), disconnectedAt: Date.now(), nextAttemptAt: Date.now() + wait, caughtUp: false };
+        if (refused) this.m.log.error({ hub: this.opts.hubUrl, err: message(err), retryInMs: wait }, 'sync pairing refused by the hub: check BALUPI_PEER_SECRET');
+        else this.m.log.warn({ hub: this.opts.hubUrl, err: message(err), retryInMs: wait }, 'sync hub unreachable; will retry');
+        await delay(wait, signal);
+      }
+    }
+  }
+
+  private async hello(signal: AbortSignal): Promise<void> {
+    const { store, state } = this.m;
+    const res = await this.client.hello(
+      { peerId: state.peerId, role: roleToWire('pi'), protocolVersion: PROTOCOL_VERSION, capabilities: [...CAPABILITIES], indexId: store.indexId, maxSequence: BigInt(store.seq) },
+      { signal, timeoutMs: 15_000 },
+    );
+    if ((await state.getHubIndexId()) !== res.indexId) await this.resetHub(res.indexId);
+    this.st = {
+      ...this.st,
+      connection: 'connected',
+      lastError: null,
+      connectedAt: Date.now(),
+      nextAttemptAt: null,
+      hub: { peerId: res.peerId, indexId: res.indexId, maxSequence: Number(res.maxSequence) },
+      cursor: await state.getNumber('hubCursor'),
+    };
+    this.m.log.info({ hub: this.opts.hubUrl, hubPeer: res.peerId, hubIndex: res.indexId, hubSequence: Number(res.maxSequence), cursor: this.st.cursor }, 'sync connected to the hub');
+  }
+
+  /** A new hub index (first pairing, or the hub's store was recreated): start over and re-examine every local file. */
+  private async resetHub(indexId: string): Promise<void> {
+    const { store, state, queue } = this.m;
+    await state.resetHub(indexId);
+    for await (const r of store.filesUnder('')) await queue.enqueue(r.path, r.size);
+    this.m.log.info({ hubIndex: indexId }, 'sync: new hub index, reading it from the start');
+  }
+
+  /** One session: hello, pull until caught up, then (follow) pull live + push + fetch until something fails. */
+  private async session(outer: AbortSignal, follow: boolean, onConnected: () => void): Promise<void> {
+    const ac = new AbortController();
+    const abort = () => ac.abort(outer.reason);
+    outer.addEventListener('abort', abort, { once: true });
+    const signal = ac.signal;
+    try {
+      await this.hello(signal);
+      onConnected();
+      let caughtUp!: () => void;
+      const reached = new Promise<void>((resolve) => (caughtUp = resolve));
+      const pulling = this.pull(follow, signal, caughtUp);
+      await Promise.race([reached, pulling]);
+      const tasks = [pulling, this.pushLoop(signal), this.fetchLoop(signal)];
+      try {
+        await Promise.race(tasks.map((t) => t.then(() => { throw new ConnectError('the hub closed the change feed', Code.Unavailable); })));
+      } finally {
+        ac.abort(new Error('session ended'));
+        await Promise.allSettled(tasks);
+      }
+    } finally {
+      outer.removeEventListener('abort', abort);
+    }
+  }
+
+  /** Reads the feed from the cursor; resolves when the stream ends (only without follow). Returns records applied. */
+  private async pull(follow: boolean, signal: AbortSignal, onCaughtUp: () => void): Promise<number> {
+    const { state, log } = this.m;
+    let indexId = (await state.getHubIndexId()) ?? '';
+    let cursor = await state.getNumber('hubCursor');
+    let applied = 0;
+    for await (const msg of this.client.changes({ indexId, sinceSequence: BigInt(cursor), follow }, { signal })) {
+      if (msg.indexId !== indexId) {
+        await this.resetHub(msg.indexId);
+        indexId = msg.indexId;
+      }
+      for (const f of msg.files) {
+        let remote;
+        try {
+          remote = fromFileInfo(f);
+        } catch (err) {
+          log.warn({ path: f.path, err: message(err) }, 'sync: ignored an invalid record from the hub');
+          continue;
+        }
+        if ((await applyRemote(this.m, remote)) === 'applied') applied += 1;
+      }
+      const last = msg.files.at(-1);
+      if (last) {
+        cursor = Number(last.sequence);
+        await state.setNumber('hubCursor', cursor);
+      }
+      this.st.cursor = cursor;
+      if (this.st.hub) this.st.hub.maxSequence = Number(msg.maxSequence);
+      if (msg.caughtUp) {
+        if (!this.st.caughtUp) log.info({ cursor }, 'sync caught up with the hub');
+        this.st.caughtUp = true;
+        onCaughtUp();
+        this.fetchWake.notify();
+      }
+    }
+    return applied;
+  }
+
+  /** Pushes due queue rows; returns when `signal` aborts, throws when the hub is gone. */
+  private async pushLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const items = await this.m.queue.due(64);
+      if (items.length === 0) {
+        const next = await this.m.queue.nextRetryAt();
+        await this.pushWake.wait(signal, next === null ? null : Math.max(0, next - Date.now()));
+        continue;
+      }
+      for (const item of items) await this.pushOne(item.path, signal);
+    }
+  }
+
+  private async pushOne(path: string, signal: AbortSignal): Promise<'synced' | 'conflict' | 'nothing' | 'failed'> {
+    const { queue, log } = this.m;
+    const gen = await queue.take(path);
+    if (gen === undefined) return 'nothing';
+    try {
+      const r = await pushPath(this.m, this.client, path, signal);
+      await queue.synced(path, gen, r !== 'nothing');
+      if (r !== 'nothing') log.info({ path, result: r }, 'sync pushed');
+      return r;
+    } catch (err) {
+      if (signal.aborted || isConnectionError(err)) {
+        await queue.failed(path, gen, message(err));
+        throw err;
+      }
+      const permanent = err instanceof ConnectError && err.code === Code.InvalidArgument;
+      const row = await queue.failed(path, gen, message(err), permanent);
+      log.warn({ path, err: message(err), attempts: row?.attempts, retryAt: row?.nextAttemptAt }, 'sync upload failed');
+      return 'failed';
+    }
+  }
+
+  private async fetchLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const got = await fetchWanted(this.m, this.client, signal);
+      if (got.files > 0) this.m.log.info(got, 'sync fetched pinned/hot files');
+      await this.fetchWake.wait(signal);
+    }
+  }
+
+  /** `balupi sync --once`: hello, pull the feed to its end, push every queued change (failed ones too), fetch. */
+  async syncOnce(): Promise<OnceReport> {
+    const signal = this.stop.signal;
+    await this.followLocal(signal, false);
+    await this.hello(signal);
+    const pulled = await this.pull(false, signal, () => {});
+    const report: OnceReport = { pulled, pushed: 0, conflicts: 0, failed: 0, fetchedFiles: 0, fetchedBytes: 0, cursor: this.st.cursor };
+    for (let round = 0; round < 3; round++) {
+      const items = await this.m.queue.due(100_000, true);
+      if (items.length === 0) break;
+      for (const item of items) {
+        const r = await this.pushOne(item.path, signal);
+        if (r === 'synced') report.pushed += 1;
+        else if (r === 'conflict') report.conflicts += 1;
+        else if (r === 'failed') report.failed += 1;
+      }
+    }
+    const got = await fetchWanted(this.m, this.client, signal);
+    report.fetchedFiles = got.files;
+    report.fetchedBytes = got.bytes;
+    return report;
+  }
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,78 @@
+// Applying the hub's records on the Pi: metadata always (a file the Pi has no bytes for is a 'remote' record), bytes
+// only for files that are pinned or hot. A path with a local change the hub has not acknowledged yet is left alone:
+// the upload of that change meets the hub's version in a Commit, and the hub resolves the conflict for both sides.
+
+import { isStoreError } from '../../store/index.ts';
+import type { SyncModel } from './model.ts';
+import { sameContent, type RemoteFile } from './wire.ts';
+import { downloadInto, type ChunkClient } from './transfer.ts';
+
+export type PullResult = 'applied' | 'same' | 'deferred';
+
+export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResult> {
+  return m.locks.run(r.path, async () => {
+    const { store, state } = m;
+    const local = await store.record(r.path);
+    if (sameContent(local, r)) {
+      await state.setBase(r.path, r);
+      if (local && !local.deleted) await wantIfPinned(m, r.path, local.pinned, local.state === 'remote', 0);
+      return 'same';
+    }
+    const base = await state.getBase(r.path);
+    const unpushed = local !== undefined && !sameContent(local, base) && !(local.deleted && base === undefined);
+    if (unpushed) {
+      await m.queue.enqueue(r.path, local.size); // normally queued already; make sure the push happens
+      return 'deferred';
+    }
+    try {
+      if (r.deleted) {
+        if (local && !local.deleted) await store.delete(r.path, { baseVersion: local.version });
+      } else {
+        const heat = local && !local.deleted ? await store.heat(r.path) : 0;
+        const rec = await store.commitFile(
+          r.path,
+          { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash },
+          { allowRemote: true, baseVersion: local?.version ?? 0 },
+        );
+        await wantIfPinned(m, r.path, rec.pinned, rec.state === 'remote', heat);
+      }
+    } catch (err) {
+      // A local write landed between reading the record and committing: it is a local change now and gets pushed.
+      if (isStoreError(err, 'conflict')) return 'deferred';
+      throw err;
+    }
+    await state.setBase(r.path, r);
+    return 'applied';
+  });
+}
+
+async function wantIfPinned(m: SyncModel, path: string, pinned: boolean, remote: boolean, heat: number): Promise<void> {
+  let pin = pinned;
+  if (!pin && (await m.state.underPinnedDir(path))) {
+    await m.store.pin(path, true);
+    pin = true;
+  }
+  if (remote && (pin || heat >= m.hotThreshold)) await m.state.wantBytes(path);
+}
+
+/** Fetches the bytes of every wanted file from the hub; returns how many files became local. */
+export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  for (;;) {
+    const wanted = await m.state.wantedBytes(256);
+    if (wanted.length === 0) return { files, bytes };
+    for (const path of wanted) {
+      signal?.throwIfAborted();
+      const rec = await m.store.record(path);
+      if (rec && !rec.deleted && rec.state === 'remote') {
+        const missing = await m.store.missingChunks(path);
+        const got = await downloadInto(client, m.store, missing, signal ? { signal } : {});
+        bytes += got.bytes;
+        const after = await m.store.promoteIfComplete(path);
+        if (after?.state === 'local') files += 1;
+      }
+      await m.state.gotBytes(path);
+    }
+  }
+}

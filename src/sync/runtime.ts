@@ -1,0 +1,195 @@
+// Assembles the sync layer for one process: the state, the SyncService every role serves, and per role either the
+// Pi's peer loop (with BALUPI_HUB_URL) or the hub's root folder (with BALUPI_HUB_ROOT). The daemon starts it after
+// it listens; the CLI builds the same thing without starting it, to answer status/pin/conflicts/sync --once when no
+// daemon runs.
+
+import { mkdir } from 'node:fs/promises';
+import type { ClassicLevel } from 'classic-level';
+import type { ServiceImpl } from '@connectrpc/connect';
+import type { Store } from '../../store/index.ts';
+import { StoreError } from '../../store/index.ts';
+import type { Logger } from '../log.ts';
+import type { SyncService } from '../gen/balupi/sync/v1/sync_pb.js';
+import { SyncState, type ConflictRecord } from './state.ts';
+import { UploadQueue, type QueueCounts, type QueueItem } from './upload-queue.ts';
+import { PathLocks } from './locks.ts';
+import { SendRate } from './rate.ts';
+import { syncService, type PeerSeen } from './service.ts';
+import { SyncPeer, type OnceReport, type PeerStatus } from './peer.ts';
+import { DiskIndex } from './disk-index.ts';
+import { HubRoot } from './hub-root.ts';
+import { HubWatcher } from './hub-watcher.ts';
+import type { SyncModel } from './model.ts';
+import { SyncError } from './errors.ts';
+
+export interface SyncSettings {
+  role: 'pi' | 'hub';
+  hubUrl: string | null;
+  hubRoot: string | null;
+  peerSecret: string;
+  syncHotThreshold: number;
+  syncRetryMinS: number;
+  syncRetryMaxS: number;
+  syncMaxSendRate: number | null;
+  hubWatchDebounceMs: number;
+}
+
+export interface SyncStatus {
+  role: 'pi' | 'hub';
+  peerId: string;
+  indexId: string;
+  localSequence: number;
+  hub: PeerStatus | null;
+  root: { path: string; scanned: boolean; writtenSequence: number } | null;
+  peers: PeerSeen[];
+  queue: QueueCounts;
+  /** Bytes of local chunks the hub has not acknowledged yet. */
+  dirtyBytes: number;
+  conflicts: number;
+  wantedFiles: number;
+  running: boolean;
+}
+
+export interface PinResult {
+  path: string;
+  pinned: boolean;
+  files: number;
+  wanted: number;
+}
+
+export class SyncRuntime {
+  readonly service: ServiceImpl<typeof SyncService>;
+  private readonly store: Store;
+  private readonly state: SyncState;
+  private readonly queue: UploadQueue;
+  private readonly settings: SyncSettings;
+  private readonly log: Logger;
+  private readonly peer: SyncPeer | null;
+  private readonly hubRoot: HubRoot | null;
+  private readonly watcher: HubWatcher | null;
+  private readonly disk: DiskIndex;
+  private readonly peers = new Map<string, PeerSeen>();
+  private scanned = false;
+  private running = false;
+  private starting: Promise<unknown> | null = null;
+  private readonly closing = new AbortController();
+
+  private constructor(init: { store: Store; state: SyncState; queue: UploadQueue; db: ClassicLevel<string, string>; settings: SyncSettings; log: Logger }) {
+    const { store, state, queue, settings, log } = init;
+    this.store = store;
+    this.state = state;
+    this.queue = queue;
+    this.settings = settings;
+    this.log = log.child({ component: 'sync' });
+    const locks = new PathLocks();
+    const rate = new SendRate(settings.syncMaxSendRate);
+    this.disk = new DiskIndex(init.db);
+    this.hubRoot =
+      settings.role === 'hub' && settings.hubRoot
+        ? new HubRoot({ store, state, disk: this.disk, locks, root: settings.hubRoot, log: this.log })
+        : null;
+    this.watcher = this.hubRoot ? new HubWatcher({ hubRoot: this.hubRoot, disk: this.disk, log: this.log, debounceMs: settings.hubWatchDebounceMs }) : null;
+    const hubRoot = this.hubRoot;
+    this.service = syncService({
+      store,
+      state,
+      role: settings.role,
+      log: this.log,
+      rate,
+      peers: this.peers,
+      closing: this.closing.signal,
+      ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p) } : {}),
+    });
+    const model: SyncModel = { store, state, queue, locks, log: this.log, hotThreshold: settings.syncHotThreshold, rate };
+    this.peer =
+      settings.role === 'pi' && settings.hubUrl
+        ? new SyncPeer(model, { hubUrl: settings.hubUrl, peerSecret: settings.peerSecret, retryMinMs: settings.syncRetryMinS * 1000, retryMaxMs: settings.syncRetryMaxS * 1000 })
+        : null;
+  }
+
+  static async create(opts: { store: Store; db: ClassicLevel<string, string>; settings: SyncSettings; log: Logger }): Promise<SyncRuntime> {
+    const state = await SyncState.open(opts.db);
+    const queue = await UploadQueue.open(opts.db, { minMs: opts.settings.syncRetryMinS * 1000, maxMs: opts.settings.syncRetryMaxS * 1000 });
+    return new SyncRuntime({ ...opts, state, queue });
+  }
+
+  /** Starts the background work of the role: the peer loop (pi) or the root scan, watcher and writer (hub). */
+  start(): void {
+    this.running = true;
+    if (this.settings.role === 'hub' && !this.settings.hubRoot) this.log.warn('hub role without BALUPI_HUB_ROOT (--root DIR): serving the store only');
+    if (this.settings.role === 'pi' && !this.settings.hubUrl) this.log.info('BALUPI_HUB_URL is not set: this Pi does not sync');
+    this.peer?.start();
+    if (this.watcher && this.hubRoot) {
+      const root = this.hubRoot.root;
+      this.starting = mkdir(root, { recursive: true })
+        .then(() => this.watcher!.start())
+        .then(() => (this.scanned = true))
+        .catch((err) => this.log.error({ err, root }, 'hub root could not be read'));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.running = false;
+    this.closing.abort();
+    await this.peer?.close();
+    await this.starting;
+    await this.watcher?.close();
+  }
+
+  async status(): Promise<SyncStatus> {
+    const stats = this.store.stats();
+    return {
+      role: this.settings.role,
+      peerId: this.state.peerId,
+      indexId: this.store.indexId,
+      localSequence: stats.seq,
+      hub: this.peer?.status() ?? null,
+      root: this.hubRoot ? { path: this.hubRoot.root, scanned: this.scanned, writtenSequence: await this.state.getNumber('rootCursor') } : null,
+      peers: [...this.peers.values()],
+      queue: await this.queue.counts(),
+      dirtyBytes: stats.dirtyBytes,
+      conflicts: await this.state.countConflicts(),
+      wantedFiles: (await this.state.wantedBytes()).length,
+      running: this.running,
+    };
+  }
+
+  conflicts(): Promise<ConflictRecord[]> {
+    return this.state.listConflicts();
+  }
+
+  queueItems(): Promise<QueueItem[]> {
+    return this.queue.list();
+  }
+
+  /** Pins (or unpins) a file or every file under a directory; pinned files' bytes are fetched and never evicted. */
+  async pin(path: string, pinned: boolean): Promise<PinResult> {
+    const name = path === '/' || path === '.' ? '' : path.replace(/\/+$/, '');
+    const rec = name === '' ? undefined : await this.store.record(name);
+    let files = 0;
+    let wanted = 0;
+    const one = async (p: string, remote: boolean) => {
+      await this.store.pin(p, pinned);
+      files += 1;
+      if (pinned && remote) {
+        await this.state.wantBytes(p);
+        wanted += 1;
+      }
+    };
+    if (rec && !rec.deleted) {
+      await one(name, rec.state === 'remote');
+    } else {
+      for await (const r of this.store.filesUnder(name)) await one(r.path, r.state === 'remote');
+      if (files === 0 && name !== '') throw new StoreError('not_found', `no such file or directory: ${name}`, { details: { path: name } });
+      await this.state.pinDir(name, pinned);
+    }
+    if (wanted > 0) this.peer?.wantBytes();
+    return { path: name, pinned, files, wanted };
+  }
+
+  /** One full exchange with the hub (pi role). */
+  async once(): Promise<OnceReport> {
+    if (!this.peer) throw new SyncError('unavailable', this.settings.role === 'pi' ? 'BALUPI_HUB_URL is not set' : 'sync --once runs on the pi role (the hub waits for its peers)');
+    return this.peer.syncOnce();
+  }
+}

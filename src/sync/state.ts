@@ -1,0 +1,161 @@
+// The sync layer's own persistent state, in sublevels of the daemon's LevelDB (the store keeps file records; this
+// keeps what one peer knows about another):
+//   sync-meta       peerId, hubIndexId, hubCursor (last hub sequence applied), localCursor (last local sequence
+//                   examined for uploads), rootCursor (hub: last sequence written into the root folder)
+//   sync-base       path -> the hub's version and content this peer last agreed on (the base of the next commit)
+//   sync-conflicts  time|n -> a resolved conflict, for `balupi conflicts`
+//   sync-fetch      path -> '' (files whose bytes are wanted: pinned or hot, fetched when the hub is reachable)
+//   sync-pins       dir  -> '' (pinned directories: files under them are pinned as they appear)
+//   sync-origin     path -> id of the peer whose commit made the current version (names conflict copies)
+
+import { randomBytes } from 'node:crypto';
+import type { ClassicLevel } from 'classic-level';
+import type { AbstractSublevel } from 'abstract-level';
+
+type Db = ClassicLevel<string, string>;
+type Sub<V> = AbstractSublevel<Db, string | Buffer | Uint8Array, string, V>;
+
+/** The hub's record of a path as this peer last agreed with it. */
+export interface BaseEntry {
+  /** The hub's version number. */
+  v: number;
+  /** Content hash ('' when deleted). */
+  h: string;
+  d: boolean;
+}
+
+export interface ConflictRecord {
+  /** When it was resolved (ms since epoch). */
+  at: number;
+  path: string;
+  /** Where the losing version was kept; null when the loser was a deletion (nothing to keep). */
+  copy: string | null;
+  /** Id of the peer whose version lost. */
+  loserPeer: string;
+  /** Id of the peer whose version won. */
+  winnerPeer: string;
+  reason: 'both_modified' | 'modified_vs_deleted';
+}
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+function newPeerId(): string {
+  return [...randomBytes(7)].map((b) => BASE32[b & 31]).join('');
+}
+
+export class SyncState {
+  readonly peerId: string;
+  private readonly meta: Sub<unknown>;
+  private readonly base: Sub<BaseEntry>;
+  private readonly conflicts: Sub<ConflictRecord>;
+  private readonly fetch: Sub<string>;
+  private readonly pins: Sub<string>;
+  private readonly origin: Sub<string>;
+  private conflictSerial = 0;
+
+  private constructor(db: Db, peerId: string) {
+    this.peerId = peerId;
+    this.meta = db.sublevel<string, unknown>('sync-meta', { valueEncoding: 'json' });
+    this.base = db.sublevel<string, BaseEntry>('sync-base', { valueEncoding: 'json' });
+    this.conflicts = db.sublevel<string, ConflictRecord>('sync-conflicts', { valueEncoding: 'json' });
+    this.fetch = db.sublevel<string, string>('sync-fetch', { valueEncoding: 'utf8' });
+    this.pins = db.sublevel<string, string>('sync-pins', { valueEncoding: 'utf8' });
+    this.origin = db.sublevel<string, string>('sync-origin', { valueEncoding: 'utf8' });
+  }
+
+  static async open(db: Db): Promise<SyncState> {
+    const meta = db.sublevel<string, unknown>('sync-meta', { valueEncoding: 'json' });
+    let peerId = await meta.get('peerId');
+    if (typeof peerId !== 'string') {
+      peerId = newPeerId();
+      await meta.put('peerId', peerId);
+    }
+    return new SyncState(db, peerId as string);
+  }
+
+  async getNumber(key: 'hubCursor' | 'localCursor' | 'rootCursor'): Promise<number> {
+    const v = await this.meta.get(key);
+    return typeof v === 'number' ? v : 0;
+  }
+
+  async setNumber(key: 'hubCursor' | 'localCursor' | 'rootCursor', value: number): Promise<void> {
+    await this.meta.put(key, value);
+  }
+
+  async getHubIndexId(): Promise<string | null> {
+    const v = await this.meta.get('hubIndexId');
+    return typeof v === 'string' ? v : null;
+  }
+
+  /** A new hub index: cursor and every base entry belong to the old one and are dropped. */
+  async resetHub(indexId: string): Promise<void> {
+    await this.base.clear();
+    await this.meta.batch([
+      { type: 'put', key: 'hubIndexId', value: indexId },
+      { type: 'put', key: 'hubCursor', value: 0 },
+    ]);
+  }
+
+  async getBase(path: string): Promise<{ version: number; hash: string; deleted: boolean } | undefined> {
+    const b = await this.base.get(path);
+    return b && { version: b.v, hash: b.h, deleted: b.d };
+  }
+
+  async setBase(path: string, entry: { version: number; hash: string; deleted: boolean }): Promise<void> {
+    await this.base.put(path, { v: entry.version, h: entry.deleted ? '' : entry.hash, d: entry.deleted });
+  }
+
+  getOrigin(path: string): Promise<string | undefined> {
+    return this.origin.get(path);
+  }
+
+  async setOrigin(path: string, peer: string): Promise<void> {
+    await this.origin.put(path, peer);
+  }
+
+  async recordConflict(c: ConflictRecord): Promise<void> {
+    this.conflictSerial = (this.conflictSerial + 1) % 1000;
+    await this.conflicts.put(`${String(c.at).padStart(15, '0')}|${String(this.conflictSerial).padStart(3, '0')}`, c);
+  }
+
+  async listConflicts(): Promise<ConflictRecord[]> {
+    return this.conflicts.values().all();
+  }
+
+  async countConflicts(): Promise<number> {
+    let n = 0;
+    for await (const _ of this.conflicts.keys()) n += 1;
+    return n;
+  }
+
+  async wantBytes(path: string): Promise<void> {
+    await this.fetch.put(path, '');
+  }
+
+  async gotBytes(path: string): Promise<void> {
+    await this.fetch.del(path);
+  }
+
+  async wantedBytes(limit = 10_000): Promise<string[]> {
+    return this.fetch.keys({ limit }).all();
+  }
+
+  async pinDir(dir: string, pinned: boolean): Promise<void> {
+    if (pinned) await this.pins.put(dir, '');
+    else await this.pins.del(dir);
+  }
+
+  /** Whether `path` lies under a pinned directory ('' pins everything). */
+  async underPinnedDir(path: string): Promise<boolean> {
+    if ((await this.pins.get('')) !== undefined) return true;
+    const parts = path.split('/');
+    const prefixes: string[] = [];
+    for (let i = 1; i < parts.length; i++) prefixes.push(parts.slice(0, i).join('/'));
+    if (prefixes.length === 0) return false;
+    return (await this.pins.getMany(prefixes)).some((v) => v !== undefined);
+  }
+
+  async pinnedDirs(): Promise<string[]> {
+    return this.pins.keys().all();
+  }
+}

@@ -1,0 +1,181 @@
+// The Pi's persistent upload queue (LevelDB sublevel `sync-queue`, one row per path):
+//
+//   pending ──take──► uploading ──► synced (row removed, counted)
+//      ▲                  │
+//      │                  └──► failed (attempts, last error, next attempt after exponential backoff with jitter)
+//      └── a new local change, or the retry time of a failed row
+//
+// A row names a path, not a version: the pusher reads the path's current local record when it takes the row, so
+// several edits before an upload cost one upload. `gen` increases with every enqueue; finishing an upload only
+// removes the row if no newer change arrived meanwhile. Rows left 'uploading' by a crash are pending again at open.
+
+import { EventEmitter } from 'node:events';
+import type { ClassicLevel } from 'classic-level';
+import type { AbstractSublevel } from 'abstract-level';
+import { backoffDelay, type BackoffOptions } from './backoff.ts';
+
+type Db = ClassicLevel<string, string>;
+
+export type QueueState = 'pending' | 'uploading' | 'failed';
+
+export interface QueueItem {
+  path: string;
+  state: QueueState;
+  /** Failed attempts since the last success or new change. */
+  attempts: number;
+  lastError: string | null;
+  /** Epoch ms before which a failed row is not retried; null: not retried automatically (a permanent error). */
+  nextAttemptAt: number | null;
+  /** Bytes of the file when it was queued (for "bytes pending"). */
+  bytes: number;
+  gen: number;
+  updatedAt: number;
+}
+
+export interface QueueCounts {
+  pending: number;
+  uploading: number;
+  failed: number;
+  /** Uploads completed since the queue was created. */
+  synced: number;
+  bytesPending: number;
+}
+
+export interface UploadQueueOptions extends BackoffOptions {
+  now?: () => number;
+}
+
+export class UploadQueue {
+  /** 'enqueued' whenever a row becomes pending. */
+  readonly events = new EventEmitter();
+  private readonly rows: AbstractSublevel<Db, string | Buffer | Uint8Array, string, QueueItem>;
+  private readonly meta: AbstractSublevel<Db, string | Buffer | Uint8Array, string, number>;
+  private readonly opts: UploadQueueOptions;
+  private readonly now: () => number;
+
+  private constructor(db: Db, opts: UploadQueueOptions) {
+    this.rows = db.sublevel<string, QueueItem>('sync-queue', { valueEncoding: 'json' });
+    this.meta = db.sublevel<string, number>('sync-queue-meta', { valueEncoding: 'json' });
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
+    this.events.setMaxListeners(0);
+  }
+
+  static async open(db: Db, opts: UploadQueueOptions): Promise<UploadQueue> {
+    const q = new UploadQueue(db, opts);
+    for await (const item of q.rows.values()) {
+      if (item.state === 'uploading') await q.rows.put(item.path, { ...item, state: 'pending', updatedAt: q.now() });
+    }
+    return q;
+  }
+
+  get(path: string): Promise<QueueItem | undefined> {
+    return this.rows.get(path);
+  }
+
+  /** A local change of `path`: pending now (a failed row's retry count starts over). */
+  async enqueue(path: string, bytes: number): Promise<void> {
+    const prev = await this.rows.get(path);
+    await this.rows.put(path, {
+      path,
+      state: 'pending',
+      attempts: 0,
+      lastError: null,
+      nextAttemptAt: this.now(),
+      bytes,
+      gen: (prev?.gen ?? 0) + 1,
+      updatedAt: this.now(),
+    });
+    this.events.emit('enqueued', path);
+  }
+
+  /** Rows to work on now: pending, and failed ones whose retry time has come (`all`: every failed row). */
+  async due(limit: number, all = false): Promise<QueueItem[]> {
+    const now = this.now();
+    const out: QueueItem[] = [];
+    for await (const item of this.rows.values()) {
+      const ready = item.state === 'pending' || (item.state === 'failed' && (all || (item.nextAttemptAt !== null && item.nextAttemptAt <= now)));
+      if (ready) out.push(item);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Earliest retry time of a failed row (null if none will be retried automatically). */
+  async nextRetryAt(): Promise<number | null> {
+    let next: number | null = null;
+    for await (const item of this.rows.values()) {
+      if (item.state === 'failed' && item.nextAttemptAt !== null) next = next === null ? item.nextAttemptAt : Math.min(next, item.nextAttemptAt);
+    }
+    return next;
+  }
+
+  /** pending/failed -> uploading; returns the generation the upload works on (undefined if the row vanished). */
+  async take(path: string): Promise<number | undefined> {
+    const item = await this.rows.get(path);
+    if (!item) return undefined;
+    await this.rows.put(path, { ...item, state: 'uploading', updatedAt: this.now() });
+    return item.gen;
+  }
+
+  /**
+   * The upload of generation `gen` completed (`counted`: something was sent; false when the path turned out to be in
+   * step with the hub already): the row goes, unless a newer change made it pending again.
+   */
+  async synced(path: string, gen: number, counted = true): Promise<void> {
+    const item = await this.rows.get(path);
+    if (!item) return;
+    if (item.gen !== gen) {
+      await this.rows.put(path, { ...item, state: 'pending', updatedAt: this.now() });
+      return;
+    }
+    if (!counted) {
+      await this.rows.del(path);
+      return;
+    }
+    const total = (await this.meta.get('synced')) ?? 0;
+    await this.rows.db.batch([
+      { type: 'del', sublevel: this.rows, key: path },
+      { type: 'put', sublevel: this.meta, key: 'synced', value: total + 1 },
+    ] as never);
+  }
+
+  /** The upload failed: retry after a backoff (or, for a permanent error, only when asked to). */
+  async failed(path: string, gen: number, error: string, permanent = false): Promise<QueueItem | undefined> {
+    const item = await this.rows.get(path);
+    if (!item) return undefined;
+    if (item.gen !== gen) {
+      await this.rows.put(path, { ...item, state: 'pending', updatedAt: this.now() });
+      return item;
+    }
+    const attempts = item.attempts + 1;
+    const next: QueueItem = {
+      ...item,
+      state: 'failed',
+      attempts,
+      lastError: error,
+      nextAttemptAt: permanent ? null : this.now() + backoffDelay(attempts, this.opts),
+      updatedAt: this.now(),
+    };
+    await this.rows.put(path, next);
+    return next;
+  }
+
+  /** A failed row that is no longer wanted (its path is back in step with the hub). */
+  async drop(path: string): Promise<void> {
+    await this.rows.del(path);
+  }
+
+  async list(limit = 1000): Promise<QueueItem[]> {
+    return this.rows.values({ limit }).all();
+  }
+
+  async counts(): Promise<QueueCounts> {
+    const c: QueueCounts = { pending: 0, uploading: 0, failed: 0, synced: (await this.meta.get('synced')) ?? 0, bytesPending: 0 };
+    for await (const item of this.rows.values()) {
+      c[item.state] += 1;
+      c.bytesPending += item.bytes;
+    }
+    return c;
+  }
+}

@@ -1,0 +1,89 @@
+// Commits against a base version: OK when the base is current, and when it is not, both versions survive under the
+// rules of conflict.ts, identical content is no conflict, a conflict copy never overwrites anything.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { applyCommit, type CommitContext } from '../../src/sync/commit.ts';
+import type { ConflictRecord } from '../../src/sync/state.ts';
+import { bytes, node, type Node } from './in-process.ts';
+
+const at = new Date(2024, 0, 2, 3, 4, 5);
+
+async function setup(fn: (n: Node, ctx: CommitContext, conflicts: ConflictRecord[]) => Promise<void>) {
+  const n = await node();
+  const conflicts: ConflictRecord[] = [];
+  try {
+    await fn(n, { store: n.store, localPeer: 'HUBPEER', recordConflict: async (c) => void conflicts.push(c), now: () => at }, conflicts);
+  } finally {
+    await n.close();
+  }
+}
+
+/** A version of `path` with the given content whose chunks are in the store (as after an upload). */
+async function version(n: Node, content: string, mtimeMs: number) {
+  const staged = await n.store.ingest('.staging', bytes(content), { mtimeMs });
+  const f = staged.file;
+  return { path: '', size: f.size, mtimeMs, mode: 0o644, hash: f.hash, chunks: f.chunks, version: 0, seq: 0, deleted: false };
+}
+
+test('a commit on the current version is OK; on an old one with identical content too', async () => {
+  await setup(async (n, ctx, conflicts) => {
+    const v1 = await version(n, 'one', 1000);
+    const r1 = await applyCommit(ctx, { ...v1, path: 'doc.txt' }, 0, 'PIPEERX');
+    assert.equal(r1.status, 'ok');
+    assert.equal(r1.file?.version, 1);
+    const r2 = await applyCommit(ctx, { ...v1, path: 'doc.txt' }, 0, 'PIPEERX');
+    assert.equal(r2.status, 'ok', 'same content on a stale base is not a conflict');
+    assert.equal(r2.file?.version, 1, 'and writes nothing');
+    assert.equal(conflicts.length, 0);
+  });
+});
+
+test('a newer incoming version wins: the current one is kept under the conflict name of its peer', async () => {
+  await setup(async (n, ctx, conflicts) => {
+    await n.store.ingest('doc.txt', bytes('hub version'), { mtimeMs: 1000 });
+    await n.store.ingest('doc.txt', bytes('hub version 2'), { mtimeMs: 2000 });
+    const mine = await version(n, 'pi version', 3000);
+    const r = await applyCommit(ctx, { ...mine, path: 'doc.txt' }, 1, 'PIPEERX');
+    assert.equal(r.status, 'conflict');
+    assert.equal(r.file?.hash, mine.hash, 'the newer version took the path');
+    assert.equal(r.copy?.path, 'doc.sync-conflict-20240102-030405-HUBPEER.txt');
+    assert.equal((await n.store.stat(r.copy!.path)).size, 'hub version 2'.length);
+    assert.deepEqual(conflicts.map((c) => [c.path, c.loserPeer, c.winnerPeer, c.reason]), [['doc.txt', 'HUBPEER', 'PIPEERX', 'both_modified']]);
+  });
+});
+
+test('an older incoming version loses: it is kept under its own peer\'s conflict name; a second one gets a fresh name', async () => {
+  await setup(async (n, ctx) => {
+    await n.store.ingest('doc.txt', bytes('v1'), { mtimeMs: 1000 });
+    await n.store.ingest('doc.txt', bytes('hub newer'), { mtimeMs: 5000 });
+    const old = await version(n, 'pi older', 2000);
+    const r = await applyCommit(ctx, { ...old, path: 'doc.txt' }, 1, 'PIPEERX');
+    assert.equal(r.status, 'conflict');
+    assert.equal(r.file?.mtimeMs, 5000, 'the path keeps the newer version');
+    assert.equal(r.copy?.path, 'doc.sync-conflict-20240102-030405-PIPEERX.txt');
+    const older = await version(n, 'pi even older', 1500);
+    const again = await applyCommit(ctx, { ...older, path: 'doc.txt' }, 1, 'PIPEERX');
+    assert.equal(again.copy?.path, 'doc.sync-conflict-20240102-030405-PIPEERX-2.txt', 'never overwrites an existing copy');
+    assert.equal((await n.store.stat(r.copy!.path)).size, 'pi older'.length, 'the first copy is intact');
+  });
+});
+
+test('modify beats delete, both ways, without a copy', async () => {
+  await setup(async (n, ctx, conflicts) => {
+    await n.store.ingest('kept.txt', bytes('v1'), { mtimeMs: 1000 });
+    await n.store.ingest('kept.txt', bytes('hub edit'), { mtimeMs: 2000 });
+    const del = { path: 'kept.txt', size: 0, mtimeMs: 9000, mode: 0o644, hash: '', chunks: [], version: 0, seq: 0, deleted: true };
+    const r = await applyCommit(ctx, del, 1, 'PIPEERX');
+    assert.equal(r.status, 'conflict');
+    assert.equal(r.file?.deleted, false, 'the modification stays');
+    assert.equal(r.copy, undefined);
+
+    await n.store.ingest('gone.txt', bytes('v1'), { mtimeMs: 1000 });
+    await n.store.delete('gone.txt');
+    const edit = await version(n, 'pi edit of a deleted file', 500);
+    const r2 = await applyCommit(ctx, { ...edit, path: 'gone.txt' }, 1, 'PIPEERX');
+    assert.equal(r2.status, 'conflict');
+    assert.equal(r2.file?.hash, edit.hash, 'the modification is resurrected');
+    assert.deepEqual(conflicts.map((c) => c.reason), ['modified_vs_deleted', 'modified_vs_deleted']);
+  });
+});

@@ -1,0 +1,81 @@
+// The hub's root folder: files committed by peers are written atomically with their mtime and mode; a file edited
+// on disk is never overwritten by a peer's version (both survive); symlinked directories are not written through;
+// the hub's own temp files are invisible.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { HubRoot } from '../../src/sync/hub-root.ts';
+import { DiskIndex } from '../../src/sync/disk-index.ts';
+import { PathLocks } from '../../src/sync/locks.ts';
+import { safePath, TEMP_PREFIX, walk } from '../../src/sync/root-files.ts';
+import { bytes, node, silent, type Node } from './in-process.ts';
+
+async function setup(fn: (n: Node, hub: HubRoot, root: string) => Promise<void>) {
+  const n = await node('hub');
+  const root = path.join(n.dir, 'root');
+  await fs.mkdir(root);
+  try {
+    await fn(n, new HubRoot({ store: n.store, state: n.state, disk: new DiskIndex(n.db), locks: new PathLocks(), root, log: silent }), root);
+  } finally {
+    await n.close();
+  }
+}
+
+test('a version committed by a peer is written atomically with its mtime and mode, and removed when deleted', async () => {
+  await setup(async (n, hub, root) => {
+    await n.store.ingest('a/b/peer.txt', bytes('from a peer'), { mtimeMs: 1_600_000_000_000, mode: 0o640 });
+    await hub.materialize('a/b/peer.txt');
+    const f = path.join(root, 'a', 'b', 'peer.txt');
+    assert.equal(await fs.readFile(f, 'utf8'), 'from a peer');
+    const st = await fs.stat(f);
+    assert.equal(st.mtimeMs, 1_600_000_000_000);
+    assert.equal(st.mode & 0o777, 0o640);
+    assert.deepEqual((await fs.readdir(path.dirname(f))).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
+    await hub.refresh('a/b/peer.txt');
+    assert.equal((await n.store.stat('a/b/peer.txt')).version, 1, 'reading back our own write is not a change');
+    await n.store.delete('a/b/peer.txt');
+    await hub.materialize('a/b/peer.txt');
+    await assert.rejects(fs.access(f));
+    await assert.rejects(fs.access(path.join(root, 'a')), 'emptied directories are removed');
+  });
+});
+
+test('a disk edit the hub has not read yet is never overwritten by a peer version: both survive', async () => {
+  await setup(async (n, hub, root) => {
+    const f = path.join(root, 'doc.txt');
+    await fs.writeFile(f, 'original');
+    await hub.refresh('doc.txt');
+    const base = await n.store.stat('doc.txt');
+    // Someone edits the file on disk (newer), and before the watcher reads it a peer commits a version (older).
+    await fs.writeFile(f, 'edited on the NAS');
+    const now = Date.now() / 1000;
+    await fs.utimes(f, now, now);
+    const staged = await n.store.ingest('.stage', bytes('peer version'), { mtimeMs: base.mtimeMs - 5000 });
+    await n.store.commitFile('doc.txt', { size: staged.file.size, mtimeMs: base.mtimeMs - 5000, mode: 0o644, chunks: staged.file.chunks, hash: staged.file.hash }, { baseVersion: base.version });
+    await hub.materialize('doc.txt');
+    assert.equal(await fs.readFile(f, 'utf8'), 'edited on the NAS', 'the newer disk edit keeps the path');
+    const names = (await fs.readdir(root)).filter((x) => x.includes('sync-conflict'));
+    assert.equal(names.length, 1);
+    assert.equal(await fs.readFile(path.join(root, names[0]!), 'utf8'), 'peer version', 'the peer version is kept as a copy');
+    assert.equal((await n.state.listConflicts()).length, 1);
+  });
+});
+
+test('a symlinked directory in the root is not written through, and own temp files are not listed', async () => {
+  await setup(async (n, hub, root) => {
+    const outside = path.join(n.dir, 'outside');
+    await fs.mkdir(outside);
+    await fs.symlink(outside, path.join(root, 'link'));
+    await assert.rejects(safePath(root, 'link/x.txt'), (err: { code?: string }) => err.code === 'unsafe_path');
+    await assert.rejects(safePath(root, '../x.txt'), (err: { code?: string }) => err.code === 'invalid_name');
+    await n.store.ingest('link/x.txt', bytes('must not leave the root'));
+    await assert.rejects(hub.materialize('link/x.txt'));
+    assert.deepEqual(await fs.readdir(outside), []);
+    await fs.writeFile(path.join(root, `${TEMP_PREFIX}abc`), 'half written');
+    await fs.writeFile(path.join(root, 'real.txt'), 'x');
+    const listed = [];
+    for await (const f of walk(root)) listed.push(f.rel);
+    assert.deepEqual(listed, ['real.txt'], 'temp files and symlinks are skipped');
+  });
+});

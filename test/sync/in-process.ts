@@ -1,0 +1,55 @@
+// A store, a LevelDB and the SyncService in this process, for tests of one module at a time (the two-process tests
+// cover the daemon around them).
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pino } from 'pino';
+import { ClassicLevel } from 'classic-level';
+import { createClient, createRouterTransport, type Client } from '@connectrpc/connect';
+import { openStore, type Store } from '../../store/index.ts';
+import { SyncService } from '../../src/gen/balupi/sync/v1/sync_pb.js';
+import { syncService } from '../../src/sync/service.ts';
+import { SyncState } from '../../src/sync/state.ts';
+import { peerAuthInterceptor } from '../../src/rpc/peer-auth.ts';
+import { tempDir } from './peers.ts';
+
+export const SMALL_CHUNKS = { minSize: 4096, avgSize: 16384, maxSize: 65536 };
+export const silent = pino({ level: 'silent' });
+
+export interface Node {
+  dir: string;
+  store: Store;
+  db: ClassicLevel<string, string>;
+  state: SyncState;
+  client: Client<typeof SyncService>;
+  close(): Promise<void>;
+}
+
+export async function node(role: 'pi' | 'hub' = 'hub'): Promise<Node> {
+  const dir = await tempDir('balupi-node-');
+  const store = await openStore({ dir: path.join(dir.path, 'store'), chunkParams: SMALL_CHUNKS });
+  const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
+  await db.open();
+  const state = await SyncState.open(db);
+  const transport = createRouterTransport(({ service }) => service(SyncService, syncService({ store, state, role, log: silent })), {
+    router: { interceptors: [peerAuthInterceptor('s')] },
+  });
+  const client = createClient(SyncService, transport);
+  const authed = new Proxy(client, {
+    get: (t, k) => (req: unknown, opts: { headers?: Record<string, string> } = {}) =>
+      (t as any)[k](req, { ...opts, headers: { authorization: 'Bearer s', ...opts.headers } }),
+  }) as Client<typeof SyncService>;
+  return {
+    dir: dir.path,
+    store,
+    db,
+    state,
+    client: authed,
+    async close() {
+      await store.close();
+      await db.close();
+      await dir.remove();
+    },
+  };
+}
+
+export const bytes = (s: string | Buffer): AsyncIterable<Uint8Array> => Readable.from([Buffer.from(s)]);

@@ -1,0 +1,95 @@
+// The persistent upload queue: pending -> uploading -> synced | failed with retry count, last error and exponential
+// backoff with jitter; a crash while uploading leaves the row pending; a change during an upload is not lost.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { UploadQueue } from '../../src/sync/upload-queue.ts';
+import { backoffDelay } from '../../src/sync/backoff.ts';
+import { tempDir } from './peers.ts';
+
+async function withDb<T>(fn: (open: () => Promise<ClassicLevel<string, string>>) => Promise<T>): Promise<T> {
+  const dir = await tempDir('balupi-queue-');
+  try {
+    return await fn(async () => {
+      const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
+      await db.open();
+      return db;
+    });
+  } finally {
+    await dir.remove();
+  }
+}
+
+test('backoff doubles per failure up to the cap, with half of it random', () => {
+  const opts = { minMs: 1000, maxMs: 60_000 };
+  assert.equal(backoffDelay(1, { ...opts, random: () => 0 }), 500);
+  assert.equal(backoffDelay(1, { ...opts, random: () => 1 }), 1000);
+  assert.equal(backoffDelay(4, { ...opts, random: () => 1 }), 8000);
+  assert.equal(backoffDelay(30, { ...opts, random: () => 1 }), 60_000, 'capped');
+  assert.equal(backoffDelay(30, { ...opts, random: () => 0 }), 30_000, 'jitter never goes below half the cap');
+});
+
+test('rows move pending -> uploading -> synced, and failures back off, count and keep the last error', async () => {
+  await withDb(async (open) => {
+    const db = await open();
+    let now = 1_000_000;
+    const q = await UploadQueue.open(db, { minMs: 1000, maxMs: 8000, now: () => now, random: () => 1 });
+    await q.enqueue('a.txt', 10);
+    await q.enqueue('b.txt', 20);
+    assert.deepEqual((await q.due(10)).map((i) => i.path), ['a.txt', 'b.txt']);
+    assert.deepEqual(await q.counts(), { pending: 2, uploading: 0, failed: 0, synced: 0, bytesPending: 30 });
+
+    const ga = (await q.take('a.txt'))!;
+    assert.equal((await q.get('a.txt'))?.state, 'uploading');
+    await q.synced('a.txt', ga);
+    assert.equal(await q.get('a.txt'), undefined);
+
+    const gb = (await q.take('b.txt'))!;
+    const f1 = await q.failed('b.txt', gb, 'hub said no');
+    assert.equal(f1?.state, 'failed');
+    assert.equal(f1?.attempts, 1);
+    assert.equal(f1?.lastError, 'hub said no');
+    assert.equal(f1?.nextAttemptAt, now + 1000);
+    assert.deepEqual(await q.due(10), [], 'not due before its retry time');
+    assert.equal(await q.nextRetryAt(), now + 1000);
+    now += 1000;
+    assert.deepEqual((await q.due(10)).map((i) => i.path), ['b.txt']);
+    const f2 = await q.failed('b.txt', (await q.take('b.txt'))!, 'again');
+    assert.equal(f2?.attempts, 2);
+    assert.equal(f2?.nextAttemptAt, now + 2000, 'doubled');
+    assert.equal((await q.due(10, true)).length, 1, '--once takes failed rows regardless of their retry time');
+    const f3 = await q.failed('b.txt', (await q.take('b.txt'))!, 'bad path', true);
+    assert.equal(f3?.nextAttemptAt, null, 'permanent errors are not retried automatically');
+    now += 10 ** 9;
+    assert.deepEqual(await q.due(10), []);
+    assert.deepEqual(await q.counts(), { pending: 0, uploading: 0, failed: 1, synced: 1, bytesPending: 20 });
+    await db.close();
+  });
+});
+
+test('a change during an upload is not lost, and a crash while uploading leaves the row pending', async () => {
+  await withDb(async (open) => {
+    let db = await open();
+    let q = await UploadQueue.open(db, { minMs: 1000, maxMs: 8000 });
+    await q.enqueue('doc.txt', 5);
+    const gen = (await q.take('doc.txt'))!;
+    await q.enqueue('doc.txt', 6); // edited again while the old version uploads
+    await q.synced('doc.txt', gen);
+    assert.equal((await q.get('doc.txt'))?.state, 'pending', 'the newer change still has to go');
+    assert.equal((await q.counts()).synced, 0, 'the row is not done yet');
+    await q.synced('doc.txt', (await q.take('doc.txt'))!);
+    assert.equal((await q.counts()).synced, 1);
+
+    await q.enqueue('doc.txt', 6);
+    await q.take('doc.txt');
+    await db.close(); // "crash" while uploading
+    db = await open();
+    q = await UploadQueue.open(db, { minMs: 1000, maxMs: 8000 });
+    const row = await q.get('doc.txt');
+    assert.equal(row?.state, 'pending');
+    assert.equal(row?.bytes, 6);
+    assert.equal((await q.counts()).synced, 1, 'the count survives a restart');
+    await db.close();
+  });
+});
