@@ -11,6 +11,7 @@ import type { ChunkParams } from './chunker.ts';
 import { DEFAULT_CHUNK_PARAMS, checkChunkParams } from './chunker.ts';
 import type { ChunkIo } from './chunk-files.ts';
 import { ChunkFiles } from './chunk-files.ts';
+import { ReadWorkers } from './read-workers.ts';
 import type { StoreConfig } from './indexes.ts';
 import { Indexes, Tx } from './indexes.ts';
 import type { Counters, FileRecord } from './records.ts';
@@ -37,12 +38,15 @@ export interface StoreOptions {
   stagedGraceMs?: number;
   /** Chunk files one ingest writes concurrently (fsync latency hides behind the next chunk's hashing). */
   writeConcurrency?: number;
+  /** Worker threads that read and verify chunks (default 2; 0 = read on the main thread). */
+  readWorkers?: number;
 }
 
 export class Engine {
   readonly dir: string;
   readonly idx: Indexes;
   readonly files: ChunkFiles;
+  readonly workers: ReadWorkers;
   readonly blake3: Blake3;
   readonly holds = new ChunkHolds();
   readonly lock = new Mutex();
@@ -66,6 +70,7 @@ export class Engine {
     opts: StoreOptions;
     idx: Indexes;
     files: ChunkFiles;
+    workers: ReadWorkers;
     blake3: Blake3;
     config: StoreConfig;
     counters: Counters;
@@ -74,6 +79,7 @@ export class Engine {
     this.dir = opts.dir;
     this.idx = init.idx;
     this.files = init.files;
+    this.workers = init.workers;
     this.blake3 = init.blake3;
     this.config = init.config;
     this.counters = init.counters;
@@ -97,7 +103,8 @@ export class Engine {
     }
     const hasher = loadBlake3(opts.blake3 ?? 'auto');
     await fs.mkdir(opts.dir, { recursive: true });
-    const files = new ChunkFiles(opts.dir, hasher, opts.chunkIo);
+    const workers = new ReadWorkers(opts.readWorkers ?? 2, hasher.name);
+    const files = new ChunkFiles(opts.dir, hasher, opts.chunkIo, workers);
     await files.init();
     let idx: Indexes;
     try {
@@ -119,8 +126,9 @@ export class Engine {
         await idx.putMetaSync('config', config);
       }
       const counters = await idx.readCounters();
-      return new Engine({ opts, idx, files, blake3: hasher, config, counters });
+      return new Engine({ opts, idx, files, workers, blake3: hasher, config, counters });
     } catch (err) {
+      await workers.close();
       await idx.close().catch(() => {});
       throw err;
     }
@@ -239,6 +247,7 @@ export class Engine {
       await this.idx.putMetaSync('clean', this.activeOps === 0);
     });
     this.events.removeAllListeners();
+    await this.workers.close();
     await this.idx.close();
   }
 }
