@@ -6,7 +6,8 @@
 //   tmp/              chunk files being written (temp -> fsync -> rename into chunks/)
 
 export { Store, openStore } from './store.ts';
-export type { CommitMeta, CommitOptions, DirEntry, StoreEvent, StoreStats } from './store.ts';
+export type { DirEntry, StoreEvent, StoreStats } from './store.ts';
+export type { CommitMeta, CommitOptions } from './assemble.ts';
 export type { StoreOptions } from './engine.ts';
 export type { ChunkRef, FileRecord, FileState } from './records.ts';
 export type { IngestMeta, IngestOptions, IngestResult } from './ingest.ts';
