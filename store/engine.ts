@@ -62,6 +62,8 @@ export class Engine {
   /** Bytes of chunk files written by operations that have not committed yet. */
   reserved = 0;
   closed = false;
+  /** Set as soon as close() is called (closed follows once queued transactions have drained). */
+  closing = false;
   activeOps = 0;
   private readonly pendingWrites = new Map<string, Promise<void>>();
   private readonly pendingUnlinks = new Map<string, Promise<void>>();
@@ -239,7 +241,9 @@ export class Engine {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closing) return;
+    this.closing = true;
+    this.events.emit('close');
     await this.lock.run(async () => {
       this.closed = true;
       // Unfinished operations may leave chunk files without index rows: record an unclean shutdown so the next open

@@ -267,7 +267,7 @@ export class Store {
   async *followChanges(seq: number, opts: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> {
     const events = this.#e.events;
     let last = seq;
-    while (!opts.signal?.aborted && !this.#e.closed) {
+    while (!opts.signal?.aborted && !this.#e.closing) {
       let wake!: () => void;
       const woken = new Promise<void>((resolve) => (wake = resolve));
       events.on('change', wake);
@@ -279,6 +279,9 @@ export class Store {
           last = r.seq;
         }
         if (last >= this.#e.counters.seq) await woken;
+      } catch (err) {
+        if (this.#e.closing) return; // the database went away under the iterator: the follow simply ends
+        throw err;
       } finally {
         events.off('change', wake);
         events.off('close', wake);
@@ -338,7 +341,6 @@ export class Store {
   }
 
   async close(): Promise<void> {
-    this.#e.events.emit('close');
     await this.#e.close();
   }
 }

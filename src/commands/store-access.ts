@@ -65,7 +65,7 @@ function directAccess(store: Store): StoreAccess {
 }
 
 const STORE_CODES = new Set<string>([
-  'invalid_name', 'not_found', 'not_local', 'hash_mismatch', 'corrupt_chunk', 'missing_chunks', 'conflict',
+  'invalid_name', 'not_found', 'not_local', 'hash_mismatch', 'corrupt_chunk', 'missing_chunks', 'conflict', 'path_conflict',
   'cache_full', 'no_space', 'invalid_argument', 'locked', 'closed',
 ]);
 

@@ -2,9 +2,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { Chunker, blake3, isStoreError } from '../../store/index.ts';
+import { Chunker, blake3, isStoreError, openStore } from '../../store/index.ts';
 import type { FileRecord } from '../../store/index.ts';
-import { SMALL_CHUNKS, readAll, source, withStore } from './temp-store.ts';
+import path from 'node:path';
+import { SMALL_CHUNKS, readAll, source, withStore, withTempDir } from './temp-store.ts';
 
 const b3 = (d: Uint8Array): string => blake3().hash(d).toString('hex');
 const code = (c: string) => (err: unknown) => isStoreError(err) && err.code === c;
@@ -181,6 +182,20 @@ describe('store: names, listing, deletes, versions', () => {
     });
   });
 
+  test('names form a tree: no file below a file, no file where a directory is; nothing changes on refusal', async () => {
+    await withStore({}, async (store) => {
+      await store.ingest('a/b', Readable.from([Buffer.from('file')]));
+      const before = store.stats();
+      await assert.rejects(store.ingest('a/b/c', Readable.from([Buffer.from('x')])), code('path_conflict'));
+      await assert.rejects(store.ingest('a', Readable.from([Buffer.from('x')])), code('path_conflict'));
+      assert.deepEqual(store.stats(), before);
+      assert.deepEqual((await store.fsck()).problems, []);
+      await store.delete('a/b');
+      await store.ingest('a/b/c', Readable.from([Buffer.from('now a directory')]));
+      assert.deepEqual((await store.list('a')).map((e) => `${e.type}:${e.name}`), ['dir:b']);
+    });
+  });
+
   test('a stale baseVersion is a conflict and changes nothing', async () => {
     await withStore({}, async (store) => {
       await store.ingest('c', Readable.from([Buffer.from('v1')]));
@@ -297,6 +312,21 @@ describe('store: chunk API and change feed (what the sync layer uses)', () => {
       const afterSeq: number[] = [];
       for await (const r of store.changesSince(1)) afterSeq.push(r.seq);
       assert.deepEqual(afterSeq, [2, 3, 4]);
+    });
+  });
+
+  test('followChanges ends when the store closes instead of hanging', { timeout: 20_000 }, async () => {
+    await withTempDir(async (root) => {
+      const store = await openStore({ dir: path.join(root, 's') });
+      await store.ingest('x', Readable.from([Buffer.from('x')]));
+      const seen: number[] = [];
+      const follower = (async () => {
+        for await (const r of store.followChanges(0)) seen.push(r.seq);
+      })();
+      await store.ingest('y', Readable.from([Buffer.from('y')]));
+      await store.close();
+      await follower;
+      assert.deepEqual(seen.filter((s) => s <= 2), seen, 'only committed changes were delivered');
     });
   });
 
