@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { Chunker, blake3, isStoreError, openStore } from '../../store/index.ts';
+import fs from 'node:fs/promises';
+import { Chunker, blake3, fileSource, isStoreError, openStore } from '../../store/index.ts';
 import type { FileRecord } from '../../store/index.ts';
 import path from 'node:path';
 import { SMALL_CHUNKS, readAll, source, withStore, withTempDir } from './temp-store.ts';
@@ -95,6 +96,30 @@ describe('store: ingest and read', () => {
       assert.deepEqual(store.stats(), before);
       const report = await store.fsck();
       assert.deepEqual(report.problems, []);
+    });
+  });
+
+  test('a source of text instead of bytes is refused (invalid_argument) and stores nothing', async () => {
+    await withStore({}, async (store) => {
+      const text = Readable.from(['not', 'bytes'], { objectMode: true }) as AsyncIterable<Uint8Array>;
+      await assert.rejects(store.ingest('t', text), code('invalid_argument'));
+      assert.equal(store.stats().files, 0);
+      assert.equal(store.stats().storedBytes, 0);
+    });
+  });
+
+  test('fileSource reuses one buffer; ingest copies each piece before asking for the next', async () => {
+    await withTempDir(async (root) => {
+      const data = randomBytes(2_500_000);
+      const file = path.join(root, 'src.bin');
+      await fs.writeFile(file, data);
+      const store = await openStore({ dir: path.join(root, 's'), chunkParams: SMALL_CHUNKS });
+      try {
+        await store.ingest('f', fileSource(file, 100_000));
+        assert.ok((await readAll(await store.read('f'))).equals(data));
+      } finally {
+        await store.close();
+      }
     });
   });
 
