@@ -71,6 +71,7 @@ export class Store {
       const clean = (await engine.idx.meta.get('clean')) === true;
       await recover(engine, !clean);
       await engine.idx.putMetaSync('clean', false);
+      await engine.maybeEvict(); // the budget may have been lowered since the last start
     } catch (err) {
       await engine.idx.close().catch(() => {});
       throw err;
