@@ -4,6 +4,7 @@
 
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { Blake3, Blake3Choice } from './hasher.ts';
 import { blake3 as loadBlake3 } from './hasher.ts';
@@ -38,7 +39,7 @@ export interface StoreOptions {
   stagedGraceMs?: number;
   /** Chunk files one ingest writes concurrently (fsync latency hides behind the next chunk's hashing). */
   writeConcurrency?: number;
-  /** Worker threads that read and verify chunks (default 2; 0 = read on the main thread). */
+  /** Worker threads that read and verify chunks (default: one per spare core, at most 2; 0 = main thread only). */
   readWorkers?: number;
 }
 
@@ -105,7 +106,7 @@ export class Engine {
     }
     const hasher = loadBlake3(opts.blake3 ?? 'auto');
     await fs.mkdir(opts.dir, { recursive: true });
-    const workers = new ReadWorkers(opts.readWorkers ?? 2, hasher.name);
+    const workers = new ReadWorkers(opts.readWorkers ?? Math.min(2, os.availableParallelism() - 1), hasher.name);
     const files = new ChunkFiles(opts.dir, hasher, opts.chunkIo, workers);
     await files.init();
     let idx: Indexes;
