@@ -39,19 +39,29 @@ export interface IngestResult {
 const SLICE = 1024 * 1024;
 
 /**
- * A file as a source for ingest, read through one reused buffer: each piece is valid only until the next is
+ * A file as a source for ingest, read through two reused buffers: each piece is valid only until the next one is
  * requested (ingest copies pieces out immediately, so it can take them; other consumers must copy too).
  */
 export async function* fileSource(file: string, pieceSize = 1024 * 1024): AsyncGenerator<Buffer> {
   const fh = await fs.open(file, 'r');
+  // Two buffers: the next piece is read while the consumer works on the current one.
+  const bufs = [Buffer.allocUnsafe(pieceSize), Buffer.allocUnsafe(pieceSize)] as const;
+  let pos = 0;
+  const readInto = (i: 0 | 1): Promise<Buffer> => {
+    const at = pos;
+    pos += pieceSize;
+    return fh.read(bufs[i], 0, pieceSize, at).then(({ bytesRead }) => bufs[i].subarray(0, bytesRead));
+  };
+  let next = readInto(0);
   try {
-    const buf = Buffer.allocUnsafe(pieceSize);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, pieceSize, null);
-      if (bytesRead === 0) return;
-      yield buf.subarray(0, bytesRead);
+    for (let i: 0 | 1 = 0; ; i = i === 0 ? 1 : 0) {
+      const piece = await next;
+      if (piece.length === 0) return;
+      next = readInto(i === 0 ? 1 : 0);
+      yield piece;
     }
   } finally {
+    await next.catch(() => {});
     await fh.close();
   }
 }
@@ -126,27 +136,28 @@ export async function ingest(
       if (held.has(hash)) return pool.give(buf);
       held.add(hash);
       engine.holds.acquire(hash); // from here on no delete or eviction unlinks this chunk's file
-      if (!engine.isBeingWritten(hash)) {
-        const row = await engine.idx.getChunk(hash);
-        if (row?.present) return pool.give(buf);
-        await engine.reserve(len);
-        reservedHere += len;
-      }
-      fresh.add(hash);
-      const p = engine.writeChunk(hash, data).then(
-        (wrote) => {
-          pool.give(buf);
-          if (wrote) {
+      // The rest (index lookup, budget, write + fsync) runs in the background, so chunking and hashing the next bytes
+      // never waits for the thread pool, where lookups and reads queue behind the fsyncs of earlier chunks.
+      const p = (async () => {
+        try {
+          if (!engine.isBeingWritten(hash)) {
+            const row = await engine.idx.getChunk(hash);
+            if (row?.present) return;
+            await engine.reserve(len);
+            reservedHere += len;
+          }
+          fresh.add(hash);
+          if (await engine.writeChunk(hash, data)) {
             written.push(hash);
             newChunks += 1;
             newBytes += len;
           }
-        },
-        (err: unknown) => {
-          pool.give(buf);
+        } catch (err) {
           failure ??= err;
-        },
-      );
+        } finally {
+          pool.give(buf);
+        }
+      })();
       writes.add(p);
       void p.then(() => writes.delete(p));
       while (writes.size >= engine.writeConcurrency) await Promise.race(writes);
