@@ -147,10 +147,10 @@ async function ingestAndRead(root: string): Promise<void> {
     console.log(`event-loop delay during ingest: p99 ${fmt(median(elP99), 1)} ms, longest ${fmt(median(el), 1)} ms (medians over the runs)`);
   });
   await section(`Read-back (verify every chunk) vs raw read of the same file (1 MiB reads), ${size / MiB} MiB, 7 alternating runs`, async () => {
-    const defaultWorkers = Math.min(2, os.availableParallelism() - 1);
-    for (const readWorkers of [...new Set([defaultWorkers, 2, 1, 0])]) {
-      const dir = path.join(root, `read-${readWorkers}`);
-      const store = await openStore({ dir, readWorkers });
+    const defaultWorkers = os.availableParallelism() > 1 ? 2 : 0;
+    for (const workers of [...new Set([defaultWorkers, 2, 1, 0])]) {
+      const dir = path.join(root, `read-${workers}`);
+      const store = await openStore({ dir, workers });
       await store.ingest('bench.bin', fileSource(src));
       const raw: number[] = [];
       const rd: number[] = [];
@@ -166,7 +166,7 @@ async function ingestAndRead(root: string): Promise<void> {
       }
       await store.close();
       await fsp.rm(dir, { recursive: true });
-      const label = `store, ${readWorkers ? `${readWorkers} read worker${readWorkers > 1 ? 's' : ''}` : 'main thread'}${readWorkers === defaultWorkers ? ' (default)' : ''}`;
+      const label = `store, ${workers ? `${workers} worker${workers > 1 ? 's' : ''}` : 'main thread'}${workers === defaultWorkers ? ' (default)' : ''}`;
       console.log(`${label.padEnd(34)} median ${fmt(median(rd))} MB/s vs raw ${fmt(median(raw))} MB/s: ${fmt(median(rd) / median(raw), 2)}` +
         `   (runs ${rd.map((x) => fmt(x)).join(' ')} / ${raw.map((x) => fmt(x)).join(' ')}; longest event-loop stall ${fmt(elMax, 1)} ms)`);
     }

@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto';
 import type { Blake3 } from './hasher.ts';
 import { isHexHash, toHex } from './hasher.ts';
 import { StoreError, mapIoError } from './errors.ts';
-import type { ReadWorkers } from './read-workers.ts';
-import type { ReadOutcome } from './read-worker.ts';
+import type { ChunkWorkers } from './chunk-workers.ts';
+import type { ReadOutcome } from './chunk-worker.ts';
 
 /** The filesystem calls the chunk writer makes, injectable so tests can make the disk "full" at a chosen point. */
 export interface ChunkIo {
@@ -34,12 +34,12 @@ export class ChunkFiles {
   readonly tmpDir: string;
   private readonly blake3: Blake3;
   private readonly io: ChunkIo;
-  private readonly workers: ReadWorkers | undefined;
+  private readonly workers: ChunkWorkers | undefined;
   private readonly madeDirs = new Set<string>();
   /** Temp files being written right now (gc must not touch them). */
   private readonly activeTemps = new Set<string>();
 
-  constructor(root: string, blake3: Blake3, io?: Partial<ChunkIo>, workers?: ReadWorkers) {
+  constructor(root: string, blake3: Blake3, io?: Partial<ChunkIo>, workers?: ChunkWorkers) {
     this.chunkDir = path.join(root, 'chunks');
     this.tmpDir = path.join(root, 'tmp');
     this.blake3 = blake3;
@@ -104,7 +104,7 @@ export class ChunkFiles {
 
   /**
    * Reads a chunk and verifies it against its hash (and size, when known). Missing or altered -> 'corrupt_chunk'.
-   * Done by the read workers when there are any (see read-workers.ts), else on this thread.
+   * Done by the chunk workers when there are any (see chunk-workers.ts), else on this thread.
    */
   async read(hash: string, expectedSize?: number, opts: { strict?: boolean } = {}): Promise<Buffer> {
     const file = this.pathOf(hash);

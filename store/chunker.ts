@@ -67,6 +67,48 @@ export function checkChunkParams(p: ChunkParams): void {
   }
 }
 
+/** Rolling hash state after the last scan() (a second return value without allocating). */
+let scanH = 0;
+
+/**
+ * Rolls the gear hash over data[from, end) and returns the offset just past the first byte whose hash has all `mask`
+ * bits clear, or -1. Unrolled by 8: about a third faster than the plain loop in V8 (the chunker is most of ingest's
+ * main-thread time); test/store/chunker.test.ts checks it against a plain reference implementation.
+ */
+function scan(data: Uint8Array, from: number, end: number, h: number, mask: number): number {
+  const gear = GEAR;
+  let j = from;
+  for (const end8 = end - 7; j < end8; j += 8) {
+    h = ((h << 1) + gear[data[j]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 1);
+    h = ((h << 1) + gear[data[j + 1]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 2);
+    h = ((h << 1) + gear[data[j + 2]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 3);
+    h = ((h << 1) + gear[data[j + 3]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 4);
+    h = ((h << 1) + gear[data[j + 4]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 5);
+    h = ((h << 1) + gear[data[j + 5]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 6);
+    h = ((h << 1) + gear[data[j + 6]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 7);
+    h = ((h << 1) + gear[data[j + 7]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 8);
+  }
+  for (; j < end; j++) {
+    h = ((h << 1) + gear[data[j]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 1);
+  }
+  scanH = h;
+  return -1;
+}
+
+function done(h: number, cut: number): number {
+  scanH = h;
+  return cut;
+}
+
 export class Chunker {
   readonly minSize: number;
   readonly avgSize: number;
@@ -100,7 +142,6 @@ export class Chunker {
     const cuts: number[] = [];
     const n = data.length;
     const { minSize, avgSize, maxSize, maskS, maskL } = this;
-    const gear = GEAR;
     let i = 0;
     let pos = this.pos;
     let h = this.h;
@@ -115,33 +156,21 @@ export class Chunker {
       let cut = -1;
       if (pos < avgSize) {
         const end = Math.min(n, i + (avgSize - pos));
-        let j = i;
-        for (; j < end; j++) {
-          h = ((h << 1) + gear[data[j]!]!) | 0;
-          if ((h & maskS) === 0) {
-            cut = j + 1;
-            break;
-          }
-        }
+        cut = scan(data, i, end, h, maskS);
+        h = scanH;
         if (cut < 0) {
-          pos += j - i;
-          i = j;
+          pos += end - i;
+          i = end;
           if (i >= n) break;
         }
       }
       if (cut < 0) {
         const end = Math.min(n, i + (maxSize - pos));
-        let j = i;
-        for (; j < end; j++) {
-          h = ((h << 1) + gear[data[j]!]!) | 0;
-          if ((h & maskL) === 0) {
-            cut = j + 1;
-            break;
-          }
-        }
+        cut = scan(data, i, end, h, maskL);
+        h = scanH;
         if (cut < 0) {
-          pos += j - i;
-          i = j;
+          pos += end - i;
+          i = end;
           if (pos < maxSize) break;
           cut = i;
         }

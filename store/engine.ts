@@ -12,7 +12,7 @@ import type { ChunkParams } from './chunker.ts';
 import { DEFAULT_CHUNK_PARAMS, checkChunkParams } from './chunker.ts';
 import type { ChunkIo } from './chunk-files.ts';
 import { ChunkFiles } from './chunk-files.ts';
-import { ReadWorkers } from './read-workers.ts';
+import { ChunkWorkers } from './chunk-workers.ts';
 import type { StoreConfig } from './indexes.ts';
 import { Indexes, Tx } from './indexes.ts';
 import type { Counters, FileRecord } from './records.ts';
@@ -39,15 +39,16 @@ export interface StoreOptions {
   stagedGraceMs?: number;
   /** Chunk files one ingest writes concurrently (fsync latency hides behind the next chunk's hashing). */
   writeConcurrency?: number;
-  /** Worker threads that read and verify chunks (default: one per spare core, at most 2; 0 = main thread only). */
-  readWorkers?: number;
+  /** Worker threads for hashing: chunk reads + verification, ingest hashes (default 2 if there is more than one
+   *  core, else 0 = everything on the main thread). */
+  workers?: number;
 }
 
 export class Engine {
   readonly dir: string;
   readonly idx: Indexes;
   readonly files: ChunkFiles;
-  readonly workers: ReadWorkers;
+  readonly workers: ChunkWorkers;
   readonly blake3: Blake3;
   readonly holds = new ChunkHolds();
   readonly lock = new Mutex();
@@ -73,7 +74,7 @@ export class Engine {
     opts: StoreOptions;
     idx: Indexes;
     files: ChunkFiles;
-    workers: ReadWorkers;
+    workers: ChunkWorkers;
     blake3: Blake3;
     config: StoreConfig;
     counters: Counters;
@@ -106,7 +107,7 @@ export class Engine {
     }
     const hasher = loadBlake3(opts.blake3 ?? 'auto');
     await fs.mkdir(opts.dir, { recursive: true });
-    const workers = new ReadWorkers(opts.readWorkers ?? Math.min(2, os.availableParallelism() - 1), hasher.name);
+    const workers = new ChunkWorkers(opts.workers ?? (os.availableParallelism() > 1 ? 2 : 0), hasher.name);
     const files = new ChunkFiles(opts.dir, hasher, opts.chunkIo, workers);
     await files.init();
     let idx: Indexes;

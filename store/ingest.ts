@@ -69,13 +69,16 @@ export async function* fileSource(file: string, pieceSize = 1024 * 1024): AsyncG
 class BufferPool {
   private readonly size: number;
   private readonly max: number;
+  private readonly shared: boolean;
   private readonly free: Buffer[] = [];
   private readonly waiting: ((b: Buffer) => void)[] = [];
   private allocated = 0;
 
-  constructor(size: number, max: number) {
+  /** `shared`: backed by SharedArrayBuffers, so a hash worker can read the chunks without a copy. */
+  constructor(size: number, max: number, shared: boolean) {
     this.size = size;
     this.max = max;
+    this.shared = shared;
   }
 
   take(): Buffer | Promise<Buffer> {
@@ -83,7 +86,7 @@ class BufferPool {
     if (b) return b;
     if (this.allocated < this.max) {
       this.allocated += 1;
-      return Buffer.allocUnsafe(this.size);
+      return this.shared ? Buffer.from(new SharedArrayBuffer(this.size)) : Buffer.allocUnsafe(this.size);
     }
     return new Promise((resolve) => this.waiting.push(resolve));
   }
@@ -95,9 +98,34 @@ class BufferPool {
   }
 }
 
-async function hashChunk(engine: Engine, data: Buffer): Promise<string> {
-  if (data.length <= SLICE) return toHex(engine.blake3.hash(data));
-  return engine.files.hashSliced(data);
+/** Chunk and whole-file hashes of one ingest: in a worker when there is one, else here. */
+interface IngestHashing {
+  /** Submits the next chunk (file order); resolves to its hash. `data` must not change until then. */
+  chunk(data: Buffer): Promise<string>;
+  digest(): Promise<string>;
+  /** Releases the hashing state of an ingest that will not digest. */
+  end(): void;
+}
+
+function ingestHashing(engine: Engine): IngestHashing {
+  let done = false;
+  const session = engine.workers.session();
+  if (session) {
+    return {
+      chunk: (data) => session.chunk(data),
+      digest: () => ((done = true), session.digest()),
+      end: () => void (done || session.drop()),
+    };
+  }
+  const file = engine.blake3.create();
+  return {
+    chunk(data) {
+      for (let off = 0; off < data.length; off += SLICE) file.update(data.subarray(off, off + SLICE));
+      return data.length <= SLICE ? Promise.resolve(toHex(engine.blake3.hash(data))) : engine.files.hashSliced(data);
+    },
+    digest: async () => ((done = true), toHex(file.digest())),
+    end: () => void (done || file.dispose()),
+  };
 }
 
 export async function ingest(
@@ -113,8 +141,8 @@ export async function ingest(
   return engine.track(async () => {
     const params = engine.config.chunkParams;
     const chunker = new Chunker(params);
-    const pool = new BufferPool(params.maxSize, engine.writeConcurrency + 1);
-    const fileHash = engine.blake3.create();
+    const hashing = ingestHashing(engine);
+    const pool = new BufferPool(params.maxSize, engine.writeConcurrency + 1, engine.workers.enabled);
     const held = new Set<string>();
     const written: string[] = [];
     const fresh = new Set<string>(); // chunks not on disk before this ingest: their directories need an fsync
@@ -130,16 +158,19 @@ export async function ingest(
     /** Takes ownership of `buf` (returned to the pool once the chunk is written or found to be stored already). */
     const storeChunk = async (buf: Buffer, len: number): Promise<void> => {
       const data = buf.subarray(0, len);
-      const hash = await hashChunk(engine, data);
-      chunks.push({ hash, size: len });
+      const ref: ChunkRef = { hash: '', size: len };
+      chunks.push(ref);
       size += len;
-      if (held.has(hash)) return pool.give(buf);
-      held.add(hash);
-      engine.holds.acquire(hash); // from here on no delete or eviction unlinks this chunk's file
-      // The rest (index lookup, budget, write + fsync) runs in the background, so chunking and hashing the next bytes
-      // never waits for the thread pool, where lookups and reads queue behind the fsyncs of earlier chunks.
+      const hashed = hashing.chunk(data); // submitted now, so the whole-file hash sees chunks in file order
+      // The rest (hash, index lookup, budget, write + fsync) runs in the background, so chunking the next bytes never
+      // waits for it; in particular not for the thread pool, where lookups queue behind earlier chunks' fsyncs.
       const p = (async () => {
         try {
+          const hash = await hashed;
+          ref.hash = hash;
+          if (held.has(hash)) return;
+          held.add(hash);
+          engine.holds.acquire(hash); // from here on no delete or eviction unlinks this chunk's file
           if (!engine.isBeingWritten(hash)) {
             const row = await engine.idx.getChunk(hash);
             if (row?.present) return;
@@ -174,7 +205,6 @@ export async function ingest(
           opts.signal?.throwIfAborted();
           if (failure) throw failure;
           const slice = piece.subarray(off, off + SLICE);
-          fileHash.update(slice);
           let start = 0;
           for (const cut of chunker.push(slice)) {
             cur.set(slice.subarray(start, cut), curLen);
@@ -192,7 +222,7 @@ export async function ingest(
       await Promise.all(writes);
       if (failure) throw failure;
       opts.signal?.throwIfAborted();
-      const hash = toHex(fileHash.digest());
+      const hash = await hashing.digest();
       await engine.files.syncDirsOf(fresh);
       const file = await engine.transact(async (tx) => {
         const prev = await currentRecord(engine, path);
@@ -217,7 +247,7 @@ export async function ingest(
       await Promise.all(writes);
       throw mapIoError(err, `ingesting ${path}`);
     } finally {
-      fileHash.dispose();
+      hashing.end();
       engine.unreserve(reservedHere);
       for (const h of held) engine.holds.release(h);
       if (!committed && !engine.closed) {

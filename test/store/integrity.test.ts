@@ -28,9 +28,9 @@ async function readUntilError(store: Store, name: string): Promise<{ got: Buffer
 }
 
 describe('corruption on disk', () => {
-  for (const readWorkers of [2, 0]) {
-    test(`a flipped bit in a chunk file: fsck names it, reads fail at that chunk and never return wrong bytes (${readWorkers ? 'worker' : 'main-thread'} reads)`, async () => {
-      await withStore({ chunkParams: SMALL_CHUNKS, readWorkers }, async (store, dir) => {
+  for (const workers of [2, 0]) {
+    test(`a flipped bit in a chunk file: fsck names it, reads fail at that chunk and never return wrong bytes (${workers ? 'worker' : 'main-thread'} reads)`, async () => {
+      await withStore({ chunkParams: SMALL_CHUNKS, workers }, async (store, dir) => {
         const data = randomBytes(400_000);
         const { file } = await store.ingest('victim', source(data));
         const k = 3;

@@ -1,12 +1,16 @@
-// Worker-thread side of read-workers.ts: reads one chunk file synchronously (blocking only this thread), hashes each
-// 256 KiB piece right after it lands, and hands the verified bytes back without copying (transferred ArrayBuffer).
+// Worker-thread side of chunk-workers.ts. Two jobs, both kept off the main thread's event loop:
+//   read   read one chunk file synchronously (blocking only this thread), hash each 256 KiB piece right after it
+//          lands, hand the verified bytes back without copying (transferred ArrayBuffer);
+//   hash   during an ingest: BLAKE3 of one chunk (a view on a SharedArrayBuffer, so nothing is copied) and, in
+//          arrival order, the running BLAKE3 of the whole file for that ingest's session.
 
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { blake3, toHex } from './hasher.ts';
-import type { Blake3Choice } from './hasher.ts';
+import type { Blake3Choice, IncrementalHash } from './hasher.ts';
 
 export interface ReadRequest {
+  kind: 'read';
   id: number;
   file: string;
   hash: string;
@@ -14,13 +18,25 @@ export interface ReadRequest {
   strict: boolean;
 }
 
+export type HashRequest =
+  | { kind: 'hash'; id: number; session: number; data: Uint8Array }
+  | { kind: 'digest'; id: number; session: number }
+  | { kind: 'drop'; id: number; session: number };
+
 export type ReadOutcome =
   | { id: number; ok: true; bytes: ArrayBuffer }
   | { id: number; ok: false; kind: 'missing' | 'size' | 'mismatch'; actualSize?: number; actual?: string }
   | { id: number; ok: false; kind: 'io'; code?: string; message: string };
 
+export interface HashOutcome {
+  id: number;
+  ok: true;
+  hash: string;
+}
+
 const PIECE = 256 * 1024;
 const hasher = blake3((workerData as { blake3: Blake3Choice }).blake3);
+const sessions = new Map<number, IncrementalHash>();
 
 function readChunk(req: ReadRequest): ReadOutcome {
   let fd: number;
@@ -54,7 +70,24 @@ function readChunk(req: ReadRequest): ReadOutcome {
   }
 }
 
-parentPort?.on('message', (req: ReadRequest) => {
-  const out = readChunk(req);
-  parentPort!.postMessage(out, out.ok ? [out.bytes] : []);
+function hashRequest(req: HashRequest): HashOutcome {
+  let file = sessions.get(req.session);
+  if (req.kind === 'hash') {
+    if (!file) sessions.set(req.session, (file = hasher.create()));
+    file.update(req.data);
+    return { id: req.id, ok: true, hash: toHex(hasher.hash(req.data)) };
+  }
+  sessions.delete(req.session);
+  if (req.kind === 'digest') return { id: req.id, ok: true, hash: toHex((file ?? hasher.create()).digest()) };
+  file?.dispose();
+  return { id: req.id, ok: true, hash: '' };
+}
+
+parentPort?.on('message', (req: ReadRequest | HashRequest) => {
+  if (req.kind === 'read') {
+    const out = readChunk(req);
+    parentPort!.postMessage(out, out.ok ? [out.bytes] : []);
+  } else {
+    parentPort!.postMessage(hashRequest(req));
+  }
 });
