@@ -37,7 +37,8 @@ export interface StoreOptions {
   chunkIo?: Partial<ChunkIo>;
   /** Chunks received by putChunk that no file references are removed by gc after this long (default 24 h). */
   stagedGraceMs?: number;
-  /** Chunk files one ingest writes concurrently (fsync latency hides behind the next chunk's hashing). */
+  /** Chunk files one ingest has in flight (default 8: each waits for its own fsync; 8 beat 4 by ~15-20 % on the dev
+   *  VM; memory is one pooled buffer per chunk in flight, touched only as far as chunks reach, ~1-2 MiB each). */
   writeConcurrency?: number;
   /** Worker threads for hashing: chunk reads + verification, ingest hashes (default 2 if there is more than one
    *  core, else 0 = everything on the main thread). */
@@ -92,7 +93,7 @@ export class Engine {
     this.lowWater = opts.lowWater ?? 0.7;
     this.now = opts.now ?? Date.now;
     this.stagedGraceMs = opts.stagedGraceMs ?? 24 * 3600 * 1000;
-    this.writeConcurrency = Math.max(1, opts.writeConcurrency ?? 4);
+    this.writeConcurrency = Math.max(1, opts.writeConcurrency ?? 8);
     this.events.setMaxListeners(0);
   }
 
