@@ -6,16 +6,24 @@
 // random read sizes and pins a golden vector, because peers (Pi and hub) must agree on cut points forever: the gear
 // table, the left shift and the high-bit masks below are part of the storage format.
 //
-// Sizes: 256 KiB / 1 MiB / 4 MiB (min/avg/max), chosen with `npx node bench/store.ts --params` (figures in
-// bench/STORE-RESULTS.md):
-// - The chunker itself runs at the same speed for every candidate; what differs is the per-chunk cost downstream:
-//   one fsync'd file, one LevelDB row and one have/want entry per chunk. With 64 KiB average chunks ingest spent
-//   most of its time in fsync (on a USB 2.0 SSD every fsync is a round trip through the shared bus); at 1 MiB the
-//   fsync cost is small against the write itself.
-// - Edit locality: a 1-byte insert costs 1-2 new chunks at every size, i.e. ~1-2 MiB re-sent at 1 MiB average.
-//   Most bytes on the Pi are photos and videos (already compressed, rarely edited in place), so finer granularity
-//   buys little dedup and costs rows: 1 MiB averages give ~1,000 chunks per GiB, ~500k chunks for a 500 GB cache.
-// - 4 MiB max bounds the memory one ingest holds (one chunk being assembled + a few being written).
+// Sizes: 256 KiB / 1 MiB / 4 MiB (min/avg/max), chosen with `npx node bench/store.ts --params` (256 MiB random file,
+// dev VM; bench/STORE-RESULTS.md has the table):
+//
+//   min/avg/max     chunker   mean chunk  chunks/GiB  ingest (store path)  1-byte insert
+//   16K/64K/256K    844 MB/s     74 KiB      14,224        76 MB/s        1 chunk,   76 KiB
+//   64K/256K/1M     840 MB/s    293 KiB       3,584       190 MB/s        1 chunk,  260 KiB
+//   256K/1M/4M      854 MB/s   1165 KiB         900       247 MB/s        1 chunk, 1229 KiB
+//   512K/2M/8M      836 MB/s   2383 KiB         440       244 MB/s        1 chunk, 2321 KiB
+//
+// - The chunker runs at the same speed for every size; the cost is per chunk downstream: one fsync'd file, one
+//   LevelDB row, one have/want entry. Ingest throughput climbs until ~1 MiB chunks and is flat beyond, so 1 MiB is
+//   the smallest average that does not pay for fsyncs (on the Pi's USB SSD each fsync is a round trip over the bus
+//   that Ethernet shares, so small chunks would cost even more there).
+// - Edit locality is one or two chunks at every size, so the bytes a 1-byte edit re-sends grow with the chunk size:
+//   2 MiB averages double that cost and double the memory a chunk in flight holds, for no ingest gain.
+// - Most bytes on the Pi are photos and videos (compressed, rarely edited in place): finer chunks would buy little
+//   dedup. 1 MiB averages mean ~1,000 chunks per GiB, ~500k rows for a 500 GB store.
+// - The 4 MiB maximum bounds the memory of one ingest (a chunk being filled + the ones being written).
 
 export interface ChunkParams {
   minSize: number;
@@ -59,6 +67,48 @@ export function checkChunkParams(p: ChunkParams): void {
   }
 }
 
+/** Rolling hash state after the last scan() (a second return value without allocating). */
+let scanH = 0;
+
+/**
+ * Rolls the gear hash over data[from, end) and returns the offset just past the first byte whose hash has all `mask`
+ * bits clear, or -1. Unrolled by 8: about a third faster than the plain loop in V8 (the chunker is most of ingest's
+ * main-thread time); test/store/chunker.test.ts checks it against a plain reference implementation.
+ */
+function scan(data: Uint8Array, from: number, end: number, h: number, mask: number): number {
+  const gear = GEAR;
+  let j = from;
+  for (const end8 = end - 7; j < end8; j += 8) {
+    h = ((h << 1) + gear[data[j]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 1);
+    h = ((h << 1) + gear[data[j + 1]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 2);
+    h = ((h << 1) + gear[data[j + 2]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 3);
+    h = ((h << 1) + gear[data[j + 3]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 4);
+    h = ((h << 1) + gear[data[j + 4]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 5);
+    h = ((h << 1) + gear[data[j + 5]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 6);
+    h = ((h << 1) + gear[data[j + 6]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 7);
+    h = ((h << 1) + gear[data[j + 7]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 8);
+  }
+  for (; j < end; j++) {
+    h = ((h << 1) + gear[data[j]!]!) | 0;
+    if ((h & mask) === 0) return done(h, j + 1);
+  }
+  scanH = h;
+  return -1;
+}
+
+function done(h: number, cut: number): number {
+  scanH = h;
+  return cut;
+}
+
 export class Chunker {
   readonly minSize: number;
   readonly avgSize: number;
@@ -92,7 +142,6 @@ export class Chunker {
     const cuts: number[] = [];
     const n = data.length;
     const { minSize, avgSize, maxSize, maskS, maskL } = this;
-    const gear = GEAR;
     let i = 0;
     let pos = this.pos;
     let h = this.h;
@@ -107,33 +156,21 @@ export class Chunker {
       let cut = -1;
       if (pos < avgSize) {
         const end = Math.min(n, i + (avgSize - pos));
-        let j = i;
-        for (; j < end; j++) {
-          h = ((h << 1) + gear[data[j]!]!) | 0;
-          if ((h & maskS) === 0) {
-            cut = j + 1;
-            break;
-          }
-        }
+        cut = scan(data, i, end, h, maskS);
+        h = scanH;
         if (cut < 0) {
-          pos += j - i;
-          i = j;
+          pos += end - i;
+          i = end;
           if (i >= n) break;
         }
       }
       if (cut < 0) {
         const end = Math.min(n, i + (maxSize - pos));
-        let j = i;
-        for (; j < end; j++) {
-          h = ((h << 1) + gear[data[j]!]!) | 0;
-          if ((h & maskL) === 0) {
-            cut = j + 1;
-            break;
-          }
-        }
+        cut = scan(data, i, end, h, maskL);
+        h = scanH;
         if (cut < 0) {
-          pos += j - i;
-          i = j;
+          pos += end - i;
+          i = end;
           if (pos < maxSize) break;
           cut = i;
         }

@@ -46,7 +46,26 @@ export function checkBase(path: string, prev: FileRecord | undefined, baseVersio
   });
 }
 
+/**
+ * Names form a tree, as on the hub's disk: a new file may not sit below another file (a/b is a file, so no a/b/c) nor
+ * where files already sit below it (a/b/c exists, so no file a/b).
+ */
+async function checkTree(engine: Engine, path: string): Promise<void> {
+  const parts = path.split('/');
+  const ancestors = parts.slice(1).map((_, i) => parts.slice(0, i + 1).join('/'));
+  const found = await engine.idx.files.getMany(ancestors);
+  const blocker = ancestors.find((_, i) => found[i] !== undefined);
+  if (blocker !== undefined) {
+    throw new StoreError('path_conflict', `cannot create ${path}: ${blocker} is a file`, { details: { path, file: blocker } });
+  }
+  const below = await engine.idx.files.keys({ gt: path + '/', lt: path + '0', limit: 1 }).all();
+  if (below.length > 0) {
+    throw new StoreError('path_conflict', `cannot create file ${path}: it is a directory (${below[0]} exists)`, { details: { path, file: below[0] } });
+  }
+}
+
 export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: FileRecord | undefined, v: NewVersion, opts: VersionOptions = {}): Promise<FileRecord> {
+  if (!v.deleted && (!prev || prev.deleted)) await checkTree(engine, path);
   const seq = tx.counters.seq + 1;
   tx.counters.seq = seq;
   const next: FileRecord = {

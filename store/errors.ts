@@ -9,6 +9,7 @@ export type StoreErrorCode =
   | 'corrupt_chunk' // a chunk on disk no longer matches its hash
   | 'missing_chunks' // a commit names chunks the store does not hold
   | 'conflict' // optimistic concurrency: the base version is not the current one
+  | 'path_conflict' // a file where a directory is needed, or the other way round (a/b is a file, so no a/b/c)
   | 'cache_full' // the byte budget is full of data that must not be evicted (dirty or pinned)
   | 'no_space' // the disk itself is full (ENOSPC)
   | 'invalid_argument' // a malformed request (sizes that do not add up, bad range, oversized chunk)

@@ -6,10 +6,12 @@
 //   tmp/              chunk files being written (temp -> fsync -> rename into chunks/)
 
 export { Store, openStore } from './store.ts';
-export type { CommitMeta, CommitOptions, DirEntry, StoreEvent, StoreStats } from './store.ts';
+export type { DirEntry, StoreEvent, StoreStats } from './store.ts';
+export type { CommitMeta, CommitOptions } from './assemble.ts';
 export type { StoreOptions } from './engine.ts';
 export type { ChunkRef, FileRecord, FileState } from './records.ts';
 export type { IngestMeta, IngestOptions, IngestResult } from './ingest.ts';
+export { fileSource } from './ingest.ts';
 export type { OpenedRead, ReadRange } from './reader.ts';
 export type { FsckReport, GcReport, Problem } from './maintenance.ts';
 export type { ChunkIo } from './chunk-files.ts';

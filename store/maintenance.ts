@@ -181,7 +181,7 @@ export async function fsck(engine: Engine): Promise<FsckReport> {
       present.add(hash);
       count.storedBytes += row.size;
       try {
-        await engine.files.read(hash, row.size);
+        await engine.files.read(hash, row.size, { strict: true });
         bytesVerified += row.size;
       } catch (err) {
         if (!isStoreError(err, 'corrupt_chunk')) throw err;

@@ -72,7 +72,8 @@ export async function openRead(engine: Engine, path: string, range: ReadRange = 
       },
       { sync: record.state === 'remote' },
     );
-    const stream = Readable.from(chunkBytes(engine, current, offset, length, release), { objectMode: false });
+    const stream = new ChunkReadStream(engine, current, offset, length, release);
+    stream.once('end', release);
     return { record: current, offset, length, stream };
   } catch (err) {
     release();
@@ -80,33 +81,85 @@ export async function openRead(engine: Engine, path: string, range: ReadRange = 
   }
 }
 
-async function* chunkBytes(engine: Engine, rec: FileRecord, offset: number, length: number, release: () => void): AsyncGenerator<Buffer> {
-  try {
-    const end = offset + length;
-    const wanted: { hash: string; size: number; start: number }[] = [];
+/** Chunk bytes read (and verified) ahead of the consumer: enough to keep the disk busy while one is hashed. */
+const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+
+interface Wanted {
+  hash: string;
+  size: number;
+  /** Offset of the chunk in the file. */
+  start: number;
+}
+
+/** Streams the wanted chunks in order, reading up to READ_AHEAD_BYTES ahead; each is verified before it is pushed. */
+class ChunkReadStream extends Readable {
+  private readonly engine: Engine;
+  private readonly wanted: Wanted[];
+  private readonly offset: number;
+  private readonly end: number;
+  private readonly release: () => void;
+  private readonly queue: { chunk: Wanted; data: Promise<Buffer> }[] = [];
+  private next = 0;
+  private aheadBytes = 0;
+  private pumping = false;
+
+  constructor(engine: Engine, rec: FileRecord, offset: number, length: number, release: () => void) {
+    super({ highWaterMark: 1024 * 1024 });
+    this.engine = engine;
+    this.offset = offset;
+    this.end = offset + length;
+    this.release = release;
+    this.wanted = [];
     let pos = 0;
     for (const c of rec.chunks) {
-      if (pos + c.size > offset && pos < end) wanted.push({ ...c, start: pos });
+      if (pos >= this.end) break;
+      if (pos + c.size > offset) this.wanted.push({ hash: c.hash, size: c.size, start: pos });
       pos += c.size;
-      if (pos >= end) break;
     }
-    const read = (i: number): Promise<Buffer> | undefined => {
-      const c = wanted[i];
-      if (!c) return undefined;
-      const p = engine.files.read(c.hash, c.size);
-      p.catch(() => {}); // awaited below; this only keeps an abandoned prefetch from being an unhandled rejection
-      return p;
-    };
-    let next = read(0);
-    for (let i = 0; i < wanted.length; i++) {
-      const c = wanted[i]!;
-      const data = await next!;
-      next = read(i + 1);
-      const from = Math.max(0, offset - c.start);
-      const to = Math.min(c.size, end - c.start);
-      yield from === 0 && to === c.size ? data : data.subarray(from, to);
+  }
+
+  private fill(): void {
+    while (this.next < this.wanted.length && (this.queue.length === 0 || this.aheadBytes < READ_AHEAD_BYTES)) {
+      const chunk = this.wanted[this.next++]!;
+      const data = this.engine.files.read(chunk.hash, chunk.size);
+      data.catch(() => {}); // consumed in order by pump(); this only keeps an abandoned read-ahead quiet
+      this.queue.push({ chunk, data });
+      this.aheadBytes += chunk.size;
     }
-  } finally {
-    release();
+  }
+
+  override _read(): void {
+    if (!this.pumping) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      for (;;) {
+        this.fill();
+        const head = this.queue.shift();
+        if (!head) {
+          this.push(null);
+          return;
+        }
+        const data = await head.data;
+        this.aheadBytes -= head.chunk.size;
+        if (this.destroyed) return;
+        const from = Math.max(0, this.offset - head.chunk.start);
+        const to = Math.min(head.chunk.size, this.end - head.chunk.start);
+        const more = this.push(from === 0 && to === head.chunk.size ? data : data.subarray(from, to));
+        this.fill();
+        if (!more) return;
+      }
+    } catch (err) {
+      this.destroy(err as Error);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.release();
+    cb(err);
   }
 }

@@ -13,16 +13,15 @@ import { ingest } from './ingest.ts';
 import { openRead } from './reader.ts';
 import { fsck, gc, recover } from './maintenance.ts';
 import { checkBase, currentRecord, setPinned, writeVersion } from './commit.ts';
+import { commitFile, putChunk } from './assemble.ts';
+import type { CommitMeta, CommitOptions } from './assemble.ts';
 import { evictLocked } from './cache-policy.ts';
 import { validateDir, validateName } from './names.ts';
-import { isHexHash, toHex } from './hasher.ts';
+import { isHexHash } from './hasher.ts';
 import { StoreError } from './errors.ts';
 import { decodeFile } from './records.ts';
 import { seqKey } from './indexes.ts';
 import { filesUnder, heatOf, loadIndexId, promoteIfComplete } from './sync-support.ts';
-
-/** putChunk refuses larger payloads (the chunker never makes chunks above 64 MiB, see checkChunkParams). */
-const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 
 export interface DirEntry {
   name: string;
@@ -35,26 +34,6 @@ export interface DirEntry {
   version?: number;
   state?: FileState;
   pinned?: boolean;
-}
-
-export interface CommitMeta {
-  size: number;
-  mtimeMs: number;
-  mode: number;
-  chunks: ChunkRef[];
-  hash: string;
-}
-
-export interface CommitOptions {
-  /** Optimistic concurrency (0 = the path must not exist); a mismatch throws 'conflict'. */
-  baseVersion?: number;
-  /**
-   * Record the version even if some chunks are not here: it becomes a 'remote' file (metadata of a hub file whose
-   * bytes were never fetched). Without this, missing chunks throw 'missing_chunks'.
-   */
-  allowRemote?: boolean;
-  /** Re-read the chunks and check the whole-file hash before committing (default true when all chunks are here). */
-  verify?: boolean;
 }
 
 export interface StoreStats {
@@ -96,6 +75,7 @@ export class Store {
       const clean = (await engine.idx.meta.get('clean')) === true;
       await recover(engine, !clean);
       await engine.idx.putMetaSync('clean', false);
+      await engine.maybeEvict(); // the budget may have been lowered since the last start
       return new Store(engine, await loadIndexId(engine));
     } catch (err) {
       await engine.idx.close().catch(() => {});
@@ -193,91 +173,16 @@ export class Store {
    * Makes a version assembled from chunks visible (the sync layer's path: putChunk the missing chunks, then commit).
    * Visible only if every chunk is present (unless allowRemote); optimistic concurrency through baseVersion.
    */
-  async commitFile(path: string, meta: CommitMeta, opts: CommitOptions = {}): Promise<FileRecord> {
-    validateName(path);
-    checkCommitMeta(meta);
-    const e = this.#e;
-    return e.track(async () => {
-      const hashes = [...new Set(meta.chunks.map((c) => c.hash))];
-      for (const h of hashes) e.holds.acquire(h);
-      try {
-        const rows = await e.idx.getChunks(hashes);
-        const onDisk = new Set(hashes.filter((_, i) => rows[i]?.present));
-        rows.forEach((row, i) => {
-          if (row && row.size !== meta.chunks.find((c) => c.hash === hashes[i])!.size) {
-            throw new StoreError('invalid_argument', `chunk ${hashes[i]} is ${row.size} bytes, not as listed`);
-          }
-        });
-        const missing = hashes.filter((h) => !onDisk.has(h));
-        if (missing.length > 0 && !opts.allowRemote) {
-          throw new StoreError('missing_chunks', `${path}: ${missing.length} of ${hashes.length} chunks are not in the store`, {
-            details: { path, missing: missing.slice(0, 1000) },
-          });
-        }
-        if (missing.length === 0 && opts.verify !== false) {
-          const h = e.blake3.create();
-          try {
-            for (const c of meta.chunks) h.update(await e.files.read(c.hash, c.size));
-            const actual = toHex(h.digest());
-            if (actual !== meta.hash) {
-              throw new StoreError('hash_mismatch', `${path}: chunks hash to ${actual}, not ${meta.hash}`, { details: { path, actual, expected: meta.hash } });
-            }
-          } finally {
-            h.dispose();
-          }
-        }
-        const record = await e.transact(async (tx) => {
-          const prev = await currentRecord(e, path);
-          checkBase(path, prev, opts.baseVersion);
-          const state = missing.length === 0 ? 'local' : 'remote';
-          return writeVersion(e, tx, path, prev, { ...meta, deleted: false, state }, { onDisk, dirtyNew: false, touch: false });
-        });
-        await e.maybeEvict();
-        return record;
-      } finally {
-        for (const h of hashes) e.holds.release(h);
-      }
-    });
+  commitFile(path: string, meta: CommitMeta, opts: CommitOptions = {}): Promise<FileRecord> {
+    return commitFile(this.#e, path, meta, opts);
   }
 
   /**
    * Stores one chunk after checking that `bytes` hash to `hash` ('hash_mismatch' otherwise). Returns false if it was
    * already present. `clean: true` for chunks that came from the hub (they need no upload); default dirty.
    */
-  async putChunk(hash: string, bytes: Uint8Array, opts: { clean?: boolean } = {}): Promise<boolean> {
-    if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
-    if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > MAX_CHUNK_BYTES) {
-      throw new StoreError('invalid_argument', `chunk must be 1 byte to ${MAX_CHUNK_BYTES} bytes`);
-    }
-    const e = this.#e;
-    return e.track(async () => {
-      e.holds.acquire(hash);
-      let reserved = 0;
-      try {
-        const actual = await e.files.hashSliced(bytes);
-        if (actual !== hash) throw new StoreError('hash_mismatch', `chunk bytes hash to ${actual}, not ${hash}`, { details: { expected: hash, actual } });
-        if ((await e.idx.getChunk(hash))?.present) return false;
-        await e.reserve(bytes.length);
-        reserved = bytes.length;
-        await e.writeChunk(hash, bytes);
-        await e.files.syncDirsOf([hash]);
-        const stored = await e.transact(async (tx) => {
-          await tx.load([hash]);
-          const row = tx.chunk(hash);
-          if (row?.present) return false;
-          tx.setChunk(hash, row ? { ...row, present: true } : { size: bytes.length, refs: 0, localRefs: 0, present: true, stagedAt: e.now() });
-          if (!row && !opts.clean) tx.setDirty(hash, bytes.length, true);
-          return true;
-        });
-        e.unreserve(reserved);
-        reserved = 0;
-        await e.maybeEvict();
-        return stored;
-      } finally {
-        e.unreserve(reserved);
-        e.holds.release(hash);
-      }
-    });
+  putChunk(hash: string, bytes: Uint8Array, opts: { clean?: boolean } = {}): Promise<boolean> {
+    return putChunk(this.#e, hash, bytes, opts);
   }
 
   /** A chunk's bytes, verified against its hash ('not_found' if absent here, 'corrupt_chunk' if damaged). */
@@ -382,7 +287,7 @@ export class Store {
   async *followChanges(seq: number, opts: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> {
     const events = this.#e.events;
     let last = seq;
-    while (!opts.signal?.aborted && !this.#e.closed) {
+    while (!opts.signal?.aborted && !this.#e.closing) {
       let wake!: () => void;
       const woken = new Promise<void>((resolve) => (wake = resolve));
       events.on('change', wake);
@@ -394,6 +299,9 @@ export class Store {
           last = r.seq;
         }
         if (last >= this.#e.counters.seq) await woken;
+      } catch (err) {
+        if (this.#e.closing) return; // the database went away under the iterator: the follow simply ends
+        throw err;
       } finally {
         events.off('change', wake);
         events.off('close', wake);
@@ -453,29 +361,10 @@ export class Store {
   }
 
   async close(): Promise<void> {
-    this.#e.events.emit('close');
     await this.#e.close();
   }
 }
 
 export function openStore(opts: StoreOptions): Promise<Store> {
   return Store.open(opts);
-}
-
-function checkCommitMeta(m: CommitMeta): void {
-  const bad = (why: string): never => {
-    throw new StoreError('invalid_argument', `invalid file metadata: ${why}`);
-  };
-  if (!Number.isSafeInteger(m.size) || m.size < 0) bad(`size ${m.size}`);
-  if (!Number.isFinite(m.mtimeMs)) bad(`mtimeMs ${m.mtimeMs}`);
-  if (!Number.isInteger(m.mode) || m.mode < 0 || m.mode > 0o7777) bad(`mode ${m.mode}`);
-  if (!isHexHash(m.hash)) bad(`hash ${JSON.stringify(m.hash)}`);
-  if (!Array.isArray(m.chunks)) bad('chunks is not a list');
-  let sum = 0;
-  for (const c of m.chunks) {
-    if (!isHexHash(c?.hash)) bad(`chunk hash ${JSON.stringify(c?.hash)}`);
-    if (!Number.isSafeInteger(c.size) || c.size <= 0 || c.size > MAX_CHUNK_BYTES) bad(`chunk size ${c.size}`);
-    sum += c.size;
-  }
-  if (sum !== m.size) bad(`chunk sizes add up to ${sum}, not ${m.size}`);
 }

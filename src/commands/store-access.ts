@@ -2,15 +2,17 @@
 // lock, through the daemon's local API on <dataDir>/balupi.sock (src/routes/local-store.ts). Both sides offer the
 // same operations, so the commands do not care which one they got.
 
+import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { openStore, StoreError, isStoreError } from '../../store/index.ts';
+import { fileSource, openStore, StoreError, isStoreError } from '../../store/index.ts';
 import type { DirEntry, FileRecord, FsckReport, GcReport, IngestResult, Store, StoreErrorCode, StoreStats } from '../../store/index.ts';
 
 export interface StoreAccess {
   readonly via: 'direct' | 'daemon';
-  ingest(name: string, source: Readable, meta: { mtimeMs: number; mode: number }): Promise<IngestResult>;
+  /** Ingests the local file `file` as `name`. */
+  ingest(name: string, file: string, meta: { mtimeMs: number; mode: number }): Promise<IngestResult>;
   /** The file's bytes; the stream errors if the transfer fails part-way (e.g. a chunk failed verification). */
   cat(name: string): Promise<Readable>;
   list(dir?: string): Promise<DirEntry[]>;
@@ -53,7 +55,7 @@ export async function openStoreAccess(dataDir: string, cacheMaxBytes: number | n
 function directAccess(store: Store): StoreAccess {
   return {
     via: 'direct',
-    ingest: (name, source, meta) => store.ingest(name, source, meta),
+    ingest: (name, file, meta) => store.ingest(name, fileSource(file), meta),
     cat: (name) => store.read(name),
     list: (dir) => store.list(dir),
     remove: (name) => store.delete(name),
@@ -65,7 +67,7 @@ function directAccess(store: Store): StoreAccess {
 }
 
 const STORE_CODES = new Set<string>([
-  'invalid_name', 'not_found', 'not_local', 'hash_mismatch', 'corrupt_chunk', 'missing_chunks', 'conflict',
+  'invalid_name', 'not_found', 'not_local', 'hash_mismatch', 'corrupt_chunk', 'missing_chunks', 'conflict', 'path_conflict',
   'cache_full', 'no_space', 'invalid_argument', 'locked', 'closed',
 ]);
 
@@ -115,7 +117,8 @@ function daemonAccess(sock: string): StoreAccess {
   const call = async <T>(method: string, url: string, body?: Readable): Promise<T> => readJson<T>(await request(sock, method, url, body));
   return {
     via: 'daemon',
-    ingest: (name, source, meta) => call('POST', `/local/store/ingest${query({ name, mtimeMs: meta.mtimeMs, mode: meta.mode })}`, source),
+    ingest: (name, file, meta) =>
+      call('POST', `/local/store/ingest${query({ name, mtimeMs: meta.mtimeMs, mode: meta.mode })}`, fs.createReadStream(file, { highWaterMark: 1024 * 1024 })),
     async cat(name) {
       const res = await request(sock, 'GET', `/local/store/cat${query({ name })}`);
       if ((res.statusCode ?? 500) >= 400) return readJson<never>(res);

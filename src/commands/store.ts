@@ -92,7 +92,7 @@ const ingest = command('ingest', async (args, ctx, store) => {
     try {
       const st = await fs.promises.stat(src);
       if (!st.isFile()) throw new Error(`${src} is not a regular file`);
-      const r = await store.ingest(name, fs.createReadStream(src, { highWaterMark: 1024 * 1024 }), { mtimeMs: st.mtimeMs, mode: st.mode & 0o7777 });
+      const r = await store.ingest(name, src, { mtimeMs: st.mtimeMs, mode: st.mode & 0o7777 });
       const s = ingestSummary(src, r);
       results.push(s);
       if (!values.json) {

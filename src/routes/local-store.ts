@@ -19,6 +19,7 @@ const STATUS: Record<StoreErrorCode, number> = {
   not_local: 409,
   missing_chunks: 409,
   conflict: 409,
+  path_conflict: 409,
   hash_mismatch: 422,
   corrupt_chunk: 500,
   cache_full: 507,

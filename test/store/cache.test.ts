@@ -171,6 +171,27 @@ describe('eviction', () => {
 });
 
 describe('budget', () => {
+  test('reopening with a smaller budget evicts clean files down to the low-water mark; dirty ones stay', async () => {
+    await withTempDir(async (root) => {
+      const dir = path.join(root, 'store');
+      const s1 = await openStore({ dir, chunkParams: SMALL_CHUNKS, cacheMaxBytes: 10_000 * KB });
+      for (const name of ['a', 'b', 'c']) await s1.ingest(name, source(randomBytes(200 * KB)));
+      await cleanAll(s1);
+      const dirty = randomBytes(100 * KB);
+      await s1.ingest('dirty', source(dirty));
+      await s1.close();
+      const s2 = await openStore({ dir, cacheMaxBytes: 500 * KB });
+      try {
+        assert.ok(s2.stats().storedBytes <= 0.7 * 500 * KB, `stored ${s2.stats().storedBytes}`);
+        assert.equal((await s2.stat('dirty')).state, 'local');
+        assert.ok((await readAll(await s2.read('dirty'))).equals(dirty));
+        assert.deepEqual((await s2.fsck()).problems, []);
+      } finally {
+        await s2.close();
+      }
+    });
+  });
+
   test('default budget is 80 % of the free space at first start and stays the same on later starts', async () => {
     await withTempDir(async (root) => {
       const dir = path.join(root, 'store');

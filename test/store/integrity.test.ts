@@ -28,41 +28,47 @@ async function readUntilError(store: Store, name: string): Promise<{ got: Buffer
 }
 
 describe('corruption on disk', () => {
-  test('a flipped bit in a chunk file: fsck names it, reads fail at that chunk and never return wrong bytes', async () => {
-    await withStore({ chunkParams: SMALL_CHUNKS }, async (store, dir) => {
-      const data = randomBytes(400_000);
-      const { file } = await store.ingest('victim', source(data));
-      const k = 3;
-      const bad = file.chunks[k]!;
-      const p = chunkPath(dir, bad.hash);
-      const bytes = await fs.readFile(p);
-      bytes[100]! ^= 0x01;
-      await fs.writeFile(p, bytes);
+  for (const workers of [2, 0]) {
+    test(`a flipped bit in a chunk file: fsck names it, reads fail at that chunk and never return wrong bytes (${workers ? 'worker' : 'main-thread'} reads)`, async () => {
+      await withStore({ chunkParams: SMALL_CHUNKS, workers }, async (store, dir) => {
+        const data = randomBytes(400_000);
+        const { file } = await store.ingest('victim', source(data));
+        const k = 3;
+        const bad = file.chunks[k]!;
+        const p = chunkPath(dir, bad.hash);
+        const bytes = await fs.readFile(p);
+        bytes[100]! ^= 0x01;
+        await fs.writeFile(p, bytes);
 
-      const report = await store.fsck();
-      assert.equal(report.ok, false);
-      assert.deepEqual(report.problems.map((x) => [x.kind, x.hash]), [['corrupt_chunk', bad.hash]]);
+        const report = await store.fsck();
+        assert.equal(report.ok, false);
+        assert.deepEqual(report.problems.map((x) => [x.kind, x.hash]), [['corrupt_chunk', bad.hash]]);
 
-      const { got, err } = await readUntilError(store, 'victim');
-      assert.ok(isStoreError(err, 'corrupt_chunk'), `expected corrupt_chunk, got ${String(err)}`);
-      const before = file.chunks.slice(0, k).reduce((a, c) => a + c.size, 0);
-      assert.ok(got.length <= before, 'no byte of the corrupt chunk (or after it) was delivered');
-      assert.ok(got.equals(data.subarray(0, got.length)), 'what was delivered is correct');
-      await assert.rejects(store.getChunk(bad.hash), (e: unknown) => isStoreError(e, 'corrupt_chunk'));
-      // Ranges that do not touch the damaged chunk still read.
-      const ok = await readAll(await store.read('victim', { offset: 0, length: before }));
-      assert.ok(ok.equals(data.subarray(0, before)));
+        const { got, err } = await readUntilError(store, 'victim');
+        assert.ok(isStoreError(err, 'corrupt_chunk'), `expected corrupt_chunk, got ${String(err)}`);
+        const before = file.chunks.slice(0, k).reduce((a, c) => a + c.size, 0);
+        assert.ok(got.length <= before, 'no byte of the corrupt chunk (or after it) was delivered');
+        assert.ok(got.equals(data.subarray(0, got.length)), 'what was delivered is correct');
+        await assert.rejects(store.getChunk(bad.hash), (e: unknown) => isStoreError(e, 'corrupt_chunk'));
+        // Ranges that do not touch the damaged chunk still read.
+        const ok = await readAll(await store.read('victim', { offset: 0, length: before }));
+        assert.ok(ok.equals(data.subarray(0, before)));
+      });
     });
-  });
+  }
 
-  test('a truncated or vanished chunk file is reported by fsck and fails the read', async () => {
+  test('a truncated, vanished or overlong chunk file is reported by fsck; reads fail at the damaged chunk', async () => {
     await withStore({ chunkParams: SMALL_CHUNKS }, async (store, dir) => {
       const { file } = await store.ingest('v', source(randomBytes(200_000)));
-      const [c0, c1] = file.chunks as [{ hash: string; size: number }, { hash: string; size: number }];
+      const [c0, c1, c2] = file.chunks as { hash: string; size: number }[] as [{ hash: string; size: number }, { hash: string; size: number }, { hash: string; size: number }];
       await fs.truncate(chunkPath(dir, c0.hash), c0.size - 1);
       await fs.rm(chunkPath(dir, c1.hash));
+      await fs.appendFile(chunkPath(dir, c2.hash), 'trailing garbage');
       const report = await store.fsck();
-      assert.deepEqual(report.problems.map((x) => [x.kind, x.hash]).sort(), [['corrupt_chunk', c0.hash], ['corrupt_chunk', c1.hash]].sort());
+      assert.deepEqual(
+        report.problems.map((x) => [x.kind, x.hash]).sort(),
+        [['corrupt_chunk', c0.hash], ['corrupt_chunk', c1.hash], ['corrupt_chunk', c2.hash]].sort(),
+      );
       const { got, err } = await readUntilError(store, 'v');
       assert.ok(isStoreError(err, 'corrupt_chunk'));
       assert.equal(got.length, 0);

@@ -2,9 +2,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { Chunker, blake3, isStoreError } from '../../store/index.ts';
+import fs from 'node:fs/promises';
+import { Chunker, blake3, fileSource, isStoreError, openStore } from '../../store/index.ts';
 import type { FileRecord } from '../../store/index.ts';
-import { SMALL_CHUNKS, readAll, source, withStore } from './temp-store.ts';
+import path from 'node:path';
+import { SMALL_CHUNKS, readAll, source, withStore, withTempDir } from './temp-store.ts';
 
 const b3 = (d: Uint8Array): string => blake3().hash(d).toString('hex');
 const code = (c: string) => (err: unknown) => isStoreError(err) && err.code === c;
@@ -97,6 +99,30 @@ describe('store: ingest and read', () => {
     });
   });
 
+  test('a source of text instead of bytes is refused (invalid_argument) and stores nothing', async () => {
+    await withStore({}, async (store) => {
+      const text = Readable.from(['not', 'bytes'], { objectMode: true }) as AsyncIterable<Uint8Array>;
+      await assert.rejects(store.ingest('t', text), code('invalid_argument'));
+      assert.equal(store.stats().files, 0);
+      assert.equal(store.stats().storedBytes, 0);
+    });
+  });
+
+  test('fileSource reuses one buffer; ingest copies each piece before asking for the next', async () => {
+    await withTempDir(async (root) => {
+      const data = randomBytes(2_500_000);
+      const file = path.join(root, 'src.bin');
+      await fs.writeFile(file, data);
+      const store = await openStore({ dir: path.join(root, 's'), chunkParams: SMALL_CHUNKS });
+      try {
+        await store.ingest('f', fileSource(file, 100_000));
+        assert.ok((await readAll(await store.read('f'))).equals(data));
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   test('overwriting bumps the version, frees chunks only the old version used, and keeps one feed entry per path', async () => {
     await withStore({ chunkParams: SMALL_CHUNKS }, async (store) => {
       const v1 = randomBytes(400_000);
@@ -178,6 +204,20 @@ describe('store: names, listing, deletes, versions', () => {
       const again = await store.ingest('t', Readable.from([Buffer.from('two')]), {}, { baseVersion: 0 });
       assert.equal(again.file.version, 3);
       assert.equal(store.stats().storedBytes, 3);
+    });
+  });
+
+  test('names form a tree: no file below a file, no file where a directory is; nothing changes on refusal', async () => {
+    await withStore({}, async (store) => {
+      await store.ingest('a/b', Readable.from([Buffer.from('file')]));
+      const before = store.stats();
+      await assert.rejects(store.ingest('a/b/c', Readable.from([Buffer.from('x')])), code('path_conflict'));
+      await assert.rejects(store.ingest('a', Readable.from([Buffer.from('x')])), code('path_conflict'));
+      assert.deepEqual(store.stats(), before);
+      assert.deepEqual((await store.fsck()).problems, []);
+      await store.delete('a/b');
+      await store.ingest('a/b/c', Readable.from([Buffer.from('now a directory')]));
+      assert.deepEqual((await store.list('a')).map((e) => `${e.type}:${e.name}`), ['dir:b']);
     });
   });
 
@@ -297,6 +337,21 @@ describe('store: chunk API and change feed (what the sync layer uses)', () => {
       const afterSeq: number[] = [];
       for await (const r of store.changesSince(1)) afterSeq.push(r.seq);
       assert.deepEqual(afterSeq, [2, 3, 4]);
+    });
+  });
+
+  test('followChanges ends when the store closes instead of hanging', { timeout: 20_000 }, async () => {
+    await withTempDir(async (root) => {
+      const store = await openStore({ dir: path.join(root, 's') });
+      await store.ingest('x', Readable.from([Buffer.from('x')]));
+      const seen: number[] = [];
+      const follower = (async () => {
+        for await (const r of store.followChanges(0)) seen.push(r.seq);
+      })();
+      await store.ingest('y', Readable.from([Buffer.from('y')]));
+      await store.close();
+      await follower;
+      assert.deepEqual(seen.filter((s) => s <= 2), seen, 'only committed changes were delivered');
     });
   });
 

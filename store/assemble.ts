@@ -1,0 +1,136 @@
+// Files assembled from chunks that arrive one at a time (the sync layer's path): putChunk stores a verified chunk,
+// commitFile makes a version out of chunks already here. Ingest (ingest.ts) is the other way in, from a byte stream.
+
+import type { Engine } from './engine.ts';
+import type { ChunkRef, FileRecord } from './records.ts';
+import { validateName } from './names.ts';
+import { isHexHash, toHex } from './hasher.ts';
+import { StoreError } from './errors.ts';
+import { checkBase, currentRecord, writeVersion } from './commit.ts';
+
+/** putChunk refuses larger payloads (the chunker never makes chunks above 64 MiB, see checkChunkParams). */
+export const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
+
+export interface CommitMeta {
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  chunks: ChunkRef[];
+  hash: string;
+}
+
+export interface CommitOptions {
+  /** Optimistic concurrency (0 = the path must not exist); a mismatch throws 'conflict'. */
+  baseVersion?: number;
+  /**
+   * Record the version even if some chunks are not here: it becomes a 'remote' file (metadata of a hub file whose
+   * bytes were never fetched). Without this, missing chunks throw 'missing_chunks'.
+   */
+  allowRemote?: boolean;
+  /** Re-read the chunks and check the whole-file hash before committing (default true when all chunks are here). */
+  verify?: boolean;
+}
+
+export async function putChunk(e: Engine, hash: string, bytes: Uint8Array, opts: { clean?: boolean } = {}): Promise<boolean> {
+  if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > MAX_CHUNK_BYTES) {
+    throw new StoreError('invalid_argument', `chunk must be 1 byte to ${MAX_CHUNK_BYTES} bytes`);
+  }
+  return e.track(async () => {
+    e.holds.acquire(hash);
+    let reserved = 0;
+    try {
+      const actual = await e.files.hashSliced(bytes);
+      if (actual !== hash) throw new StoreError('hash_mismatch', `chunk bytes hash to ${actual}, not ${hash}`, { details: { expected: hash, actual } });
+      if ((await e.idx.getChunk(hash))?.present) return false;
+      await e.reserve(bytes.length);
+      reserved = bytes.length;
+      await e.writeChunk(hash, bytes);
+      await e.files.syncDirsOf([hash]);
+      const stored = await e.transact(async (tx) => {
+        await tx.load([hash]);
+        const row = tx.chunk(hash);
+        if (row?.present) return false;
+        tx.setChunk(hash, row ? { ...row, present: true } : { size: bytes.length, refs: 0, localRefs: 0, present: true, stagedAt: e.now() });
+        if (!row && !opts.clean) tx.setDirty(hash, bytes.length, true);
+        return true;
+      });
+      e.unreserve(reserved);
+      reserved = 0;
+      await e.maybeEvict();
+      return stored;
+    } finally {
+      e.unreserve(reserved);
+      e.holds.release(hash);
+    }
+  });
+}
+
+export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts: CommitOptions = {}): Promise<FileRecord> {
+  validateName(path);
+  const sizes = checkCommitMeta(meta);
+  return e.track(async () => {
+    const hashes = [...sizes.keys()];
+    for (const h of hashes) e.holds.acquire(h);
+    try {
+      const rows = await e.idx.getChunks(hashes);
+      rows.forEach((row, i) => {
+        if (row && row.size !== sizes.get(hashes[i]!)) {
+          throw new StoreError('invalid_argument', `chunk ${hashes[i]} is ${row.size} bytes, listed as ${sizes.get(hashes[i]!)}`);
+        }
+      });
+      const onDisk = new Set(hashes.filter((_, i) => rows[i]?.present));
+      const missing = hashes.filter((h) => !onDisk.has(h));
+      if (missing.length > 0 && !opts.allowRemote) {
+        throw new StoreError('missing_chunks', `${path}: ${missing.length} of ${hashes.length} chunks are not in the store`, {
+          details: { path, missing: missing.slice(0, 1000) },
+        });
+      }
+      if (missing.length === 0 && opts.verify !== false) {
+        const h = e.blake3.create();
+        try {
+          for (const c of meta.chunks) h.update(await e.files.read(c.hash, c.size));
+          const actual = toHex(h.digest());
+          if (actual !== meta.hash) {
+            throw new StoreError('hash_mismatch', `${path}: chunks hash to ${actual}, not ${meta.hash}`, { details: { path, actual, expected: meta.hash } });
+          }
+        } finally {
+          h.dispose();
+        }
+      }
+      const record = await e.transact(async (tx) => {
+        const prev = await currentRecord(e, path);
+        checkBase(path, prev, opts.baseVersion);
+        const state = missing.length === 0 ? 'local' : 'remote';
+        return writeVersion(e, tx, path, prev, { ...meta, deleted: false, state }, { onDisk, dirtyNew: false, touch: false });
+      });
+      await e.maybeEvict();
+      return record;
+    } finally {
+      for (const h of hashes) e.holds.release(h);
+    }
+  });
+}
+
+/** Validates metadata from a peer; returns each distinct chunk's size. */
+function checkCommitMeta(m: CommitMeta): Map<string, number> {
+  const bad = (why: string): never => {
+    throw new StoreError('invalid_argument', `invalid file metadata: ${why}`);
+  };
+  if (!Number.isSafeInteger(m.size) || m.size < 0) bad(`size ${m.size}`);
+  if (!Number.isFinite(m.mtimeMs)) bad(`mtimeMs ${m.mtimeMs}`);
+  if (!Number.isInteger(m.mode) || m.mode < 0 || m.mode > 0o7777) bad(`mode ${m.mode}`);
+  if (!isHexHash(m.hash)) bad(`hash ${JSON.stringify(m.hash)}`);
+  if (!Array.isArray(m.chunks)) bad('chunks is not a list');
+  const sizes = new Map<string, number>();
+  let sum = 0;
+  for (const c of m.chunks) {
+    if (!isHexHash(c?.hash)) bad(`chunk hash ${JSON.stringify(c?.hash)}`);
+    if (!Number.isSafeInteger(c.size) || c.size <= 0 || c.size > MAX_CHUNK_BYTES) bad(`chunk size ${c.size}`);
+    if ((sizes.get(c.hash) ?? c.size) !== c.size) bad(`chunk ${c.hash} listed with two sizes`);
+    sizes.set(c.hash, c.size);
+    sum += c.size;
+  }
+  if (sum !== m.size) bad(`chunk sizes add up to ${sum}, not ${m.size}`);
+  return sizes;
+}

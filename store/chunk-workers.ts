@@ -1,0 +1,136 @@
+// A small pool of worker threads (store/chunk-worker.ts) that do the store's hashing away from the event loop:
+// reading + verifying chunk files, and the chunk and whole-file BLAKE3 of an ingest.
+//
+// Why, measured with bench/store.ts on the 2-vCPU dev VM:
+// - Read-back: on the main thread every 256 KiB piece costs a thread-pool round trip (~10 us, a cross-thread
+//   wake-up) on top of the hash; in a worker it is a plain readSync + hash loop and the main thread sees one message
+//   per chunk. Read-back went from ~0.7x to ~0.8-1.0x of a raw file read.
+// - Ingest: the main thread only chunks and copies; both hashes run in a worker on views of shared pool buffers (no
+//   copies). On the Pi, where chunking and hashing each take a core's worth of time, this is the difference between
+//   one core and two.
+// Workers start on first use. If one cannot start, callers fall back to the main thread.
+
+import { Worker } from 'node:worker_threads';
+import type { Blake3Choice } from './hasher.ts';
+import type { HashOutcome, HashRequest, ReadOutcome, ReadRequest } from './chunk-worker.ts';
+
+interface Slot {
+  worker: Worker;
+  outstanding: number;
+  /** Answered at least once (a worker that dies before that could not start: stop trying). */
+  started: boolean;
+}
+
+interface Pending {
+  resolve: (o: ReadOutcome | HashOutcome) => void;
+  reject: (err: Error) => void;
+  slot: Slot;
+}
+
+type Request = Omit<ReadRequest, 'id'> | DistributiveOmit<HashRequest, 'id'>;
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+/** The chunk and whole-file hashes of one ingest, all computed by one worker in submission order. */
+export interface HashSession {
+  /** BLAKE3 of `data` (which must stay untouched until this resolves); also feeds the file hash, in call order. */
+  chunk(data: Uint8Array): Promise<string>;
+  /** The whole-file BLAKE3 of every chunk submitted so far; ends the session. */
+  digest(): Promise<string>;
+  /** Ends the session without a digest (a failed ingest). */
+  drop(): void;
+}
+
+export class ChunkWorkers {
+  private readonly max: number;
+  private readonly blake3: Blake3Choice;
+  private readonly slots: Slot[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private nextSession = 1;
+  private unavailable = false;
+  private closed = false;
+
+  constructor(max: number, blake3: Blake3Choice) {
+    this.max = max;
+    this.blake3 = blake3;
+  }
+
+  /** Whether work may go to workers at all (they may still fail to start; callers then fall back). */
+  get enabled(): boolean {
+    return this.max > 0 && !this.unavailable && !this.closed;
+  }
+
+  /** null when the pool cannot serve (disabled, closed, or workers failed to start): read on the main thread. */
+  read(req: Omit<ReadRequest, 'id' | 'kind'>): Promise<ReadOutcome> | null {
+    const slot = this.pick();
+    return slot && (this.send(slot, { kind: 'read', ...req }) as Promise<ReadOutcome>);
+  }
+
+  /** null when there are no workers: hash on the main thread. */
+  session(): HashSession | null {
+    const slot = this.pick();
+    if (!slot) return null;
+    const session = this.nextSession++;
+    return {
+      chunk: async (data) => ((await this.send(slot, { kind: 'hash', session, data })) as HashOutcome).hash,
+      digest: async () => ((await this.send(slot, { kind: 'digest', session })) as HashOutcome).hash,
+      drop: () => void this.send(slot, { kind: 'drop', session }).catch(() => {}),
+    };
+  }
+
+  private send(slot: Slot, req: Request): Promise<ReadOutcome | HashOutcome> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (!this.slots.includes(slot)) return reject(new Error('chunk worker is gone'));
+      this.pending.set(id, { resolve, reject, slot });
+      if (slot.outstanding++ === 0) slot.worker.ref();
+      slot.worker.postMessage({ ...req, id });
+    });
+  }
+
+  private pick(): Slot | null {
+    if (this.max <= 0 || this.unavailable || this.closed) return null;
+    let best = this.slots.reduce<Slot | null>((b, s) => (!b || s.outstanding < b.outstanding ? s : b), null);
+    if ((!best || best.outstanding > 0) && this.slots.length < this.max) best = this.spawn() ?? best;
+    return best;
+  }
+
+  private spawn(): Slot | null {
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL('./chunk-worker.ts', import.meta.url), { workerData: { blake3: this.blake3 } });
+    } catch {
+      this.unavailable = true;
+      return null;
+    }
+    const slot: Slot = { worker, outstanding: 0, started: false };
+    worker.unref();
+    worker.on('message', (out: ReadOutcome | HashOutcome) => {
+      slot.started = true;
+      const p = this.pending.get(out.id);
+      if (!p) return;
+      this.pending.delete(out.id);
+      if (--slot.outstanding === 0) worker.unref();
+      p.resolve(out);
+    });
+    const fail = (err: Error): void => {
+      if (!slot.started) this.unavailable = true;
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      for (const [id, p] of this.pending) {
+        if (p.slot !== slot) continue;
+        this.pending.delete(id);
+        p.reject(err);
+      }
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`chunk worker exited (${code})`)));
+    this.slots.push(slot);
+    return slot;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
