@@ -24,6 +24,7 @@ import { openStore } from '../store/index.ts';
 import { startLocalApi } from './http/local-api.ts';
 import { SyncRuntime } from './sync/runtime.ts';
 import { SyncService } from './gen/balupi/sync/v1/sync_pb.js';
+import { H2_CONNECTION_WINDOW, H2_STREAM_WINDOW } from './sync/client.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -77,9 +78,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     connect: { routes, options: rpcOptions },
   });
 
-  const h2 = createH2Server(connectNodeAdapter({ ...rpcOptions, routes }));
+  // Wide receive windows (src/sync/client.ts explains): uploads of 1 MiB chunks would otherwise crawl.
+  const h2 = createH2Server({ settings: { initialWindowSize: H2_STREAM_WINDOW } }, connectNodeAdapter({ ...rpcOptions, routes }));
   const sessions = new Set<ServerHttp2Session>();
   h2.on('session', (s) => {
+    s.once('localSettings', () => s.setLocalWindowSize(H2_CONNECTION_WINDOW));
     sessions.add(s);
     s.on('close', () => sessions.delete(s));
   });

@@ -19,7 +19,7 @@ import { isHexHash, toHex } from './hasher.ts';
 import { StoreError } from './errors.ts';
 import { decodeFile } from './records.ts';
 import { seqKey } from './indexes.ts';
-import { filesUnder, heatOf, loadIndexId, promoteIfComplete } from './sync-support.ts';
+import { filesUnder, heatOf, loadIndexId, promoteIfComplete, putChunks, type PutOutcome } from './sync-support.ts';
 
 /** putChunk refuses larger payloads (the chunker never makes chunks above 64 MiB, see checkChunkParams). */
 const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
@@ -55,6 +55,8 @@ export interface CommitOptions {
   allowRemote?: boolean;
   /** Re-read the chunks and check the whole-file hash before committing (default true when all chunks are here). */
   verify?: boolean;
+  /** false: do not wait for the index write to reach the disk (a later flush() or synced write makes it durable). */
+  sync?: boolean;
 }
 
 export interface StoreStats {
@@ -176,7 +178,7 @@ export class Store {
   }
 
   /** Deletes a file: its record becomes a tombstone in the change feed; unreferenced chunks are removed. */
-  async delete(path: string, opts: { baseVersion?: number } = {}): Promise<FileRecord> {
+  async delete(path: string, opts: { baseVersion?: number; sync?: boolean } = {}): Promise<FileRecord> {
     validateName(path);
     const e = this.#e;
     return e.track(() =>
@@ -185,7 +187,7 @@ export class Store {
         if (!prev) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
         checkBase(path, prev, opts.baseVersion);
         return writeVersion(e, tx, path, prev, { size: 0, mtimeMs: e.now(), mode: prev.mode, hash: '', chunks: [], deleted: true, state: 'local' });
-      }),
+      }, { sync: opts.sync ?? true }),
     );
   }
 
@@ -231,7 +233,7 @@ export class Store {
           checkBase(path, prev, opts.baseVersion);
           const state = missing.length === 0 ? 'local' : 'remote';
           return writeVersion(e, tx, path, prev, { ...meta, deleted: false, state }, { onDisk, dirtyNew: false, touch: false });
-        });
+        }, { sync: opts.sync ?? true });
         await e.maybeEvict();
         return record;
       } finally {
@@ -312,7 +314,7 @@ export class Store {
   }
 
   /** The hub acknowledged these chunks: they may be evicted from now on. Returns how many were dirty. */
-  async markClean(hashes: string[]): Promise<number> {
+  async markClean(hashes: string[], opts: { sync?: boolean } = {}): Promise<number> {
     const e = this.#e;
     const n = await e.track(() =>
       e.transact(async (tx) => {
@@ -324,7 +326,7 @@ export class Store {
           cleaned += 1;
         }
         return cleaned;
-      }),
+      }, { sync: opts.sync ?? true }),
     );
     await e.maybeEvict();
     return n;
@@ -351,7 +353,7 @@ export class Store {
   }
 
   /** Pinned files are never evicted. */
-  async pin(path: string, pinned = true): Promise<FileRecord> {
+  async pin(path: string, pinned = true, opts: { sync?: boolean } = {}): Promise<FileRecord> {
     validateName(path);
     const e = this.#e;
     return e.track(() =>
@@ -359,8 +361,19 @@ export class Store {
         const rec = await e.idx.getFile(path);
         if (!rec) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
         return setPinned(e, tx, rec, pinned);
-      }),
+      }, { sync: opts.sync ?? true }),
     );
+  }
+
+  /** Makes every index write so far durable (LevelDB: one synced write flushes the log with everything before it). */
+  async flush(): Promise<void> {
+    const e = this.#e;
+    await e.track(() => e.idx.putMetaSync('flushedAt', e.now()));
+  }
+
+  /** putChunk for a batch (one directory fsync and one index transaction for all); per chunk: stored/present/rejected. */
+  putChunks(chunks: { hash: string; data: Uint8Array }[], opts: { clean?: boolean; sync?: boolean } = {}): Promise<PutOutcome[]> {
+    return putChunks(this.#e, chunks, { ...opts, maxChunkBytes: MAX_CHUNK_BYTES });
   }
 
   /** Records (live and tombstones) changed after `seq`, in seq order; a consistent snapshot. */
