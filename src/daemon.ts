@@ -29,6 +29,7 @@ import { tapoRoutes } from './routes/tapo.ts';
 import { energyService, EnergyService } from './rpc/energy-service.ts';
 import { SyncRuntime } from './sync/runtime.ts';
 import { SyncService } from './gen/balupi/sync/v1/sync_pb.js';
+import { H2_CONNECTION_WINDOW, H2_STREAM_WINDOW } from './sync/client.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -120,9 +121,11 @@ async function listenAll(
     writeMaxBytes: RPC_MAX_BYTES,
   };
   const app = await buildApp({ logger: log, verifier: opts.verifier, plugins: opts.plugins, connect: { routes: opts.routes, options: rpcOptions } });
-  const h2 = createH2Server(connectNodeAdapter({ ...rpcOptions, routes: opts.routes }));
+  // Wide receive windows (src/sync/client.ts explains): uploads of 1 MiB chunks would otherwise crawl.
+  const h2 = createH2Server({ settings: { initialWindowSize: H2_STREAM_WINDOW } }, connectNodeAdapter({ ...rpcOptions, routes: opts.routes }));
   const sessions = new Set<ServerHttp2Session>();
   h2.on('session', (s) => {
+    s.once('localSettings', () => s.setLocalWindowSize(H2_CONNECTION_WINDOW));
     sessions.add(s);
     s.on('close', () => sessions.delete(s));
   });

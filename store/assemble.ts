@@ -29,6 +29,8 @@ export interface CommitOptions {
   allowRemote?: boolean;
   /** Re-read the chunks and check the whole-file hash before committing (default true when all chunks are here). */
   verify?: boolean;
+  /** false: do not wait for the index write to reach the disk (a later flush() or synced write makes it durable). */
+  sync?: boolean;
 }
 
 export async function putChunk(e: Engine, hash: string, bytes: Uint8Array, opts: { clean?: boolean } = {}): Promise<boolean> {
@@ -103,7 +105,7 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
         checkBase(path, prev, opts.baseVersion);
         const state = missing.length === 0 ? 'local' : 'remote';
         return writeVersion(e, tx, path, prev, { ...meta, deleted: false, state }, { onDisk, dirtyNew: false, touch: false });
-      });
+      }, { sync: opts.sync ?? true });
       await e.maybeEvict();
       return record;
     } finally {

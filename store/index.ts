@@ -22,4 +22,5 @@ export type { ChunkParams } from './chunker.ts';
 export { blake3, nativeBlake3Problem, HASH_BYTES } from './hasher.ts';
 export type { Blake3, Blake3Choice, IncrementalHash } from './hasher.ts';
 export { validateName } from './names.ts';
+export type { PutOutcome } from './sync-support.ts';
 export { formatBytes } from './cache-policy.ts';

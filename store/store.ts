@@ -13,7 +13,7 @@ import { ingest } from './ingest.ts';
 import { openRead } from './reader.ts';
 import { fsck, gc, recover } from './maintenance.ts';
 import { checkBase, currentRecord, setPinned, writeVersion } from './commit.ts';
-import { commitFile, putChunk } from './assemble.ts';
+import { commitFile, putChunk, MAX_CHUNK_BYTES } from './assemble.ts';
 import type { CommitMeta, CommitOptions } from './assemble.ts';
 import { evictLocked } from './cache-policy.ts';
 import { validateDir, validateName } from './names.ts';
@@ -21,7 +21,7 @@ import { isHexHash } from './hasher.ts';
 import { StoreError } from './errors.ts';
 import { decodeFile } from './records.ts';
 import { seqKey } from './indexes.ts';
-import { filesUnder, heatOf, loadIndexId, promoteIfComplete } from './sync-support.ts';
+import { filesUnder, heatOf, loadIndexId, promoteIfComplete, putChunks, type PutOutcome } from './sync-support.ts';
 
 export interface DirEntry {
   name: string;
@@ -156,7 +156,7 @@ export class Store {
   }
 
   /** Deletes a file: its record becomes a tombstone in the change feed; unreferenced chunks are removed. */
-  async delete(path: string, opts: { baseVersion?: number } = {}): Promise<FileRecord> {
+  async delete(path: string, opts: { baseVersion?: number; sync?: boolean } = {}): Promise<FileRecord> {
     validateName(path);
     const e = this.#e;
     return e.track(() =>
@@ -165,7 +165,7 @@ export class Store {
         if (!prev) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
         checkBase(path, prev, opts.baseVersion);
         return writeVersion(e, tx, path, prev, { size: 0, mtimeMs: e.now(), mode: prev.mode, hash: '', chunks: [], deleted: true, state: 'local' });
-      }),
+      }, { sync: opts.sync ?? true }),
     );
   }
 
@@ -217,7 +217,7 @@ export class Store {
   }
 
   /** The hub acknowledged these chunks: they may be evicted from now on. Returns how many were dirty. */
-  async markClean(hashes: string[]): Promise<number> {
+  async markClean(hashes: string[], opts: { sync?: boolean } = {}): Promise<number> {
     const e = this.#e;
     const n = await e.track(() =>
       e.transact(async (tx) => {
@@ -229,7 +229,7 @@ export class Store {
           cleaned += 1;
         }
         return cleaned;
-      }),
+      }, { sync: opts.sync ?? true }),
     );
     await e.maybeEvict();
     return n;
@@ -256,7 +256,7 @@ export class Store {
   }
 
   /** Pinned files are never evicted. */
-  async pin(path: string, pinned = true): Promise<FileRecord> {
+  async pin(path: string, pinned = true, opts: { sync?: boolean } = {}): Promise<FileRecord> {
     validateName(path);
     const e = this.#e;
     return e.track(() =>
@@ -264,8 +264,19 @@ export class Store {
         const rec = await e.idx.getFile(path);
         if (!rec) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
         return setPinned(e, tx, rec, pinned);
-      }),
+      }, { sync: opts.sync ?? true }),
     );
+  }
+
+  /** Makes every index write so far durable (LevelDB: one synced write flushes the log with everything before it). */
+  async flush(): Promise<void> {
+    const e = this.#e;
+    await e.track(() => e.idx.putMetaSync('flushedAt', e.now()));
+  }
+
+  /** putChunk for a batch (one directory fsync and one index transaction for all); per chunk: stored/present/rejected. */
+  putChunks(chunks: { hash: string; data: Uint8Array }[], opts: { clean?: boolean; sync?: boolean } = {}): Promise<PutOutcome[]> {
+    return putChunks(this.#e, chunks, { ...opts, maxChunkBytes: MAX_CHUNK_BYTES });
   }
 
   /** Records (live and tombstones) changed after `seq`, in seq order; a consistent snapshot. */

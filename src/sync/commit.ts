@@ -47,7 +47,8 @@ async function keepCopy(store: Store, path: string, f: CommitMeta, peer: string,
   }
 }
 
-export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, baseVersion: number, remotePeer: string): Promise<CommitOutcome> {
+/** `sync: false`: the index writes do not wait for the disk; the caller flushes before it answers (group commit). */
+export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, baseVersion: number, remotePeer: string, sync = true): Promise<CommitOutcome> {
   const { store } = ctx;
   const path = incoming.path;
   for (let attempt = 0; ; attempt++) {
@@ -55,9 +56,9 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
       if (incoming.deleted) {
         const cur = await store.record(path);
         if (!cur || cur.deleted) return { status: 'ok', file: cur };
-        return { status: 'ok', file: await store.delete(path, { baseVersion }) };
+        return { status: 'ok', file: await store.delete(path, { baseVersion, sync }) };
       }
-      return { status: 'ok', file: await store.commitFile(path, metaOf(incoming), { baseVersion }) };
+      return { status: 'ok', file: await store.commitFile(path, metaOf(incoming), { baseVersion, sync }) };
     } catch (err) {
       if (!isStoreError(err, 'conflict') || attempt >= 3) throw err;
     }

@@ -192,17 +192,44 @@ export class HubRoot {
     await this.o.state.recordConflict(c);
   }
 
-  /** Writes every store change into the folder, from the saved cursor on, until `signal` aborts. */
-  async followStore(signal: AbortSignal): Promise<void> {
+  /**
+   * Writes every store change into the folder, from the saved cursor on, until `signal` aborts. Several files are
+   * written at once (their fsyncs overlap); the saved cursor only passes a change once every earlier one is written.
+   */
+  async followStore(signal: AbortSignal, concurrency = 8): Promise<void> {
     const { store, state, log } = this.o;
     const cursor = await state.getNumber('rootCursor');
-    for await (const r of store.followChanges(cursor, { signal })) {
-      try {
-        await this.materialize(r.path);
-      } catch (err) {
-        log.error({ path: r.path, err }, 'hub root: could not write a file');
+    const order: number[] = [];
+    const done = new Set<number>();
+    const inflight = new Set<Promise<void>>();
+    let saving: Promise<void> = Promise.resolve();
+    const advance = (): void => {
+      let last: number | undefined;
+      while (order.length > 0 && done.has(order[0]!)) {
+        last = order.shift()!;
+        done.delete(last);
       }
-      await state.setNumber('rootCursor', r.seq);
+      if (last !== undefined) {
+        const at = last;
+        saving = saving.then(() => state.setNumber('rootCursor', at)).catch(() => {});
+      }
+    };
+    try {
+      for await (const r of store.followChanges(cursor, { signal })) {
+        order.push(r.seq);
+        const p = this.materialize(r.path)
+          .catch((err: unknown) => log.error({ path: r.path, err }, 'hub root: could not write a file'))
+          .then(() => {
+            done.add(r.seq);
+            advance();
+          });
+        inflight.add(p);
+        void p.finally(() => inflight.delete(p));
+        while (inflight.size >= concurrency) await Promise.race(inflight);
+      }
+    } finally {
+      await Promise.all(inflight);
+      await saving;
     }
   }
 }

@@ -49,6 +49,9 @@ export interface OnceReport {
   cursor: number;
 }
 
+/** Uploads in flight at once: small files are round-trip bound, large ones share the link anyway. */
+const PUSH_CONCURRENCY = 4;
+
 /** Errors that mean "the hub is not there right now" rather than "this request is wrong". */
 function isConnectionError(err: unknown): boolean {
   const code = err instanceof ConnectError ? err.code : undefined;
@@ -203,6 +206,7 @@ export class SyncPeer {
       }
       const last = msg.files.at(-1);
       if (last) {
+        await this.m.store.flush();
         cursor = Number(last.sequence);
         await state.setNumber('hubCursor', cursor);
       }
@@ -227,8 +231,28 @@ export class SyncPeer {
         await this.pushWake.wait(signal, next === null ? null : Math.max(0, next - Date.now()));
         continue;
       }
-      for (const item of items) await this.pushOne(item.path, signal);
+      await this.pushAll(items.map((i) => i.path), signal);
     }
+  }
+
+  /** Pushes several paths at a time (round trips overlap); the first connection error ends it. */
+  private async pushAll(paths: string[], signal: AbortSignal): Promise<Map<string, Awaited<ReturnType<SyncPeer['pushOne']>>>> {
+    const results = new Map<string, Awaited<ReturnType<SyncPeer['pushOne']>>>();
+    const inflight = new Set<Promise<void>>();
+    let failure: unknown;
+    for (const path of paths) {
+      if (failure !== undefined) break;
+      const p = this.pushOne(path, signal).then(
+        (r) => void results.set(path, r),
+        (err: unknown) => void (failure ??= err),
+      );
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+      while (inflight.size >= PUSH_CONCURRENCY) await Promise.race(inflight);
+    }
+    await Promise.all(inflight);
+    if (failure !== undefined) throw failure;
+    return results;
   }
 
   private async pushOne(path: string, signal: AbortSignal): Promise<'synced' | 'conflict' | 'nothing' | 'failed'> {
@@ -270,8 +294,7 @@ export class SyncPeer {
     for (let round = 0; round < 3; round++) {
       const items = await this.m.queue.due(100_000, true);
       if (items.length === 0) break;
-      for (const item of items) {
-        const r = await this.pushOne(item.path, signal);
+      for (const r of (await this.pushAll(items.map((i) => i.path), signal)).values()) {
         if (r === 'synced') report.pushed += 1;
         else if (r === 'conflict') report.conflicts += 1;
         else if (r === 'failed') report.failed += 1;

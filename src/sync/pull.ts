@@ -1,8 +1,10 @@
 // Applying the hub's records on the Pi: metadata always (a file the Pi has no bytes for is a 'remote' record), bytes
 // only for files that are pinned or hot. A path with a local change the hub has not acknowledged yet is left alone:
 // the upload of that change meets the hub's version in a Commit, and the hub resolves the conflict for both sides.
+// Index writes here are not synced one by one: the caller flushes the store once per feed batch, before it saves the
+// cursor, so a crash can only make it pull (idempotently) again what it had not made durable.
 
-import { isStoreError } from '../../store/index.ts';
+import { isStoreError, type ChunkRef } from '../../store/index.ts';
 import type { SyncModel } from './model.ts';
 import { sameContent, type RemoteFile } from './wire.ts';
 import { downloadInto, type ChunkClient } from './transfer.ts';
@@ -26,13 +28,13 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
     }
     try {
       if (r.deleted) {
-        if (local && !local.deleted) await store.delete(r.path, { baseVersion: local.version });
+        if (local && !local.deleted) await store.delete(r.path, { baseVersion: local.version, sync: false });
       } else {
         const heat = local && !local.deleted ? await store.heat(r.path) : 0;
         const rec = await store.commitFile(
           r.path,
           { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash },
-          { allowRemote: true, baseVersion: local?.version ?? 0 },
+          { allowRemote: true, baseVersion: local?.version ?? 0, sync: false },
         );
         await wantIfPinned(m, r.path, rec.pinned, rec.state === 'remote', heat);
       }
@@ -49,29 +51,45 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
 async function wantIfPinned(m: SyncModel, path: string, pinned: boolean, remote: boolean, heat: number): Promise<void> {
   let pin = pinned;
   if (!pin && (await m.state.underPinnedDir(path))) {
-    await m.store.pin(path, true);
+    await m.store.pin(path, true, { sync: false });
     pin = true;
   }
   if (remote && (pin || heat >= m.hotThreshold)) await m.state.wantBytes(path);
 }
 
-/** Fetches the bytes of every wanted file from the hub; returns how many files became local. */
+/**
+ * Fetches the bytes of every wanted file from the hub; returns how many files became local. The missing chunks of
+ * many files go in one download (bounded in bytes per call), so thousands of small files do not cost a round trip
+ * each.
+ */
 export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
   let files = 0;
   let bytes = 0;
   for (;;) {
-    const wanted = await m.state.wantedBytes(256);
+    const wanted = await m.state.wantedBytes(1024);
     if (wanted.length === 0) return { files, bytes };
+    const todo: string[] = [];
+    const refs = new Map<string, ChunkRef>();
+    let pending = 0;
     for (const path of wanted) {
-      signal?.throwIfAborted();
       const rec = await m.store.record(path);
-      if (rec && !rec.deleted && rec.state === 'remote') {
-        const missing = await m.store.missingChunks(path);
-        const got = await downloadInto(client, m.store, missing, signal ? { signal } : {});
-        bytes += got.bytes;
-        const after = await m.store.promoteIfComplete(path);
-        if (after?.state === 'local') files += 1;
+      if (!rec || rec.deleted || rec.state !== 'remote') {
+        await m.state.gotBytes(path);
+        continue;
       }
+      todo.push(path);
+      for (const c of await m.store.missingChunks(path)) {
+        if (!refs.has(c.hash)) pending += c.size;
+        refs.set(c.hash, c);
+      }
+      if (pending >= 256 * 1024 * 1024) break; // fetch this much, mark the files done, then look again
+    }
+    signal?.throwIfAborted();
+    const got = await downloadInto(client, m.store, [...refs.values()], signal ? { signal } : {});
+    bytes += got.bytes;
+    for (const path of todo) {
+      const after = await m.store.promoteIfComplete(path);
+      if (after?.state === 'local') files += 1;
       await m.state.gotBytes(path);
     }
   }

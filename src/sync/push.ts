@@ -24,7 +24,8 @@ export async function pushPath(m: SyncModel, client: SyncClient, path: string, s
     }
     const res = await client.commit({ peerId: state.peerId, file: toFileInfo(local), baseVersion: BigInt(base?.version ?? 0) }, { signal });
     const now = fromFileInfo(res.file);
-    if (!local.deleted) await store.markClean(local.chunks.map((c) => c.hash));
+    // Not synced: if a crash loses it, the chunks count as dirty again and the next push finds them on the hub.
+    if (!local.deleted) await store.markClean(local.chunks.map((c) => c.hash), { sync: false });
     if (res.status === CommitStatus.OK) {
       await state.setBase(path, now);
       return 'synced';

@@ -23,6 +23,7 @@ import type { SendRate } from './rate.ts';
 import { SyncError } from './errors.ts';
 import { fromFileInfo, hashesFrom, hashToBytes, PROTOCOL_VERSION, toFileInfo } from './wire.ts';
 import { toConnectError } from '../rpc/errors.ts';
+import { GroupFlush } from './group-flush.ts';
 
 export const CAPABILITIES = ['changes.follow', 'commit.conflict'] as const;
 
@@ -53,6 +54,8 @@ export const roleFromWire = (r: Role): PeerSeen['role'] => (r === Role.HUB ? 'hu
 
 export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncService> {
   const { store, state, log } = deps;
+  // Uploads and commits write without waiting for the disk, then share fsyncs before they answer.
+  const group = new GroupFlush(() => store.flush());
   return {
     async hello(req) {
       if (req.protocolVersion !== PROTOCOL_VERSION) {
@@ -92,8 +95,11 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
     },
 
     async uploadChunks(stream) {
-      const r = await receiveChunks(store, stream, (rep) =>
-        log.info({ received: rep.received, stored: rep.stored, duplicates: rep.duplicates, rejected: rep.rejected.length, bytes: rep.bytes }, 'chunks received'),
+      const r = await receiveChunks(
+        store,
+        stream,
+        (rep) => log.info({ received: rep.received, stored: rep.stored, duplicates: rep.duplicates, rejected: rep.rejected.length, bytes: rep.bytes }, 'chunks received'),
+        () => group.flush(),
       );
       return create(UploadChunksResponseSchema, { received: r.received, stored: r.stored, duplicates: r.duplicates, bytes: BigInt(r.bytes) });
     },
@@ -125,7 +131,9 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
         incoming,
         Number(req.baseVersion),
         req.peerId || 'UNKNOWN',
+        false,
       );
+      await group.flush(); // the answer tells the peer its version is safe here
       if (outcome.status === 'ok' && outcome.file && req.peerId) await state.setOrigin(incoming.path, req.peerId);
       log.info({ path: incoming.path, status: outcome.status, peer: req.peerId, copy: outcome.copy?.path }, 'sync commit');
       const res = create(CommitResponseSchema, { status: outcome.status === 'ok' ? CommitStatus.OK : CommitStatus.CONFLICT });

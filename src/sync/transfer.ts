@@ -5,7 +5,6 @@
 // batch of chunks at a time; HTTP/2 flow control does the rest.
 
 import type { ChunkRef, Store } from '../../store/index.ts';
-import { isStoreError } from '../../store/index.ts';
 import type { DownloadChunksResponse, UploadChunksRequest, UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { SyncError } from './errors.ts';
 import { bytesToHash, hashToBytes, MAX_HASHES_PER_CALL } from './wire.ts';
@@ -19,23 +18,54 @@ export interface ReceiveReport {
   rejected: string[];
 }
 
+/** Chunks received are stored in batches of this many bytes (one directory fsync and one index commit per batch). */
+const STORE_BATCH_BYTES = 16 * 1024 * 1024;
+const STORE_BATCH_CHUNKS = 64;
+
 /** Stores the chunks of an upload stream. Throws SyncError('data_loss') at the end if any chunk was wrong. */
-export async function receiveChunks(store: Store, stream: AsyncIterable<UploadChunksRequest>, onReport?: (r: ReceiveReport) => void): Promise<ReceiveReport> {
+export async function receiveChunks(
+  store: Store,
+  stream: AsyncIterable<UploadChunksRequest>,
+  onReport?: (r: ReceiveReport) => void,
+  durable: () => Promise<void> = () => store.flush(),
+): Promise<ReceiveReport> {
   const r: ReceiveReport = { received: 0, stored: 0, duplicates: 0, bytes: 0, rejected: [] };
+  let batch: { hash: string; data: Uint8Array }[] = [];
+  let batchBytes = 0;
+  // One batch is written while the next one arrives.
+  let writing: Promise<void> = Promise.resolve();
+  const flush = (): void => {
+    const b = batch;
+    batch = [];
+    batchBytes = 0;
+    writing = writing.then(async () => {
+      const outcomes = await store.putChunks(b, { clean: true, sync: false });
+      outcomes.forEach((o, i) => {
+        if (o === 'stored') r.stored += 1;
+        else if (o === 'present') r.duplicates += 1;
+        else r.rejected.push(b[i]!.hash);
+      });
+    });
+  };
   try {
     for await (const m of stream) {
       const hash = bytesToHash(m.hash);
       r.received += 1;
       r.bytes += m.data.length;
-      try {
-        if (await store.putChunk(hash, m.data, { clean: true })) r.stored += 1;
-        else r.duplicates += 1;
-      } catch (err) {
-        if (!isStoreError(err, 'hash_mismatch') && !isStoreError(err, 'invalid_argument')) throw err;
-        r.rejected.push(hash);
+      batch.push({ hash, data: m.data });
+      batchBytes += m.data.length;
+      if (batchBytes >= STORE_BATCH_BYTES || batch.length >= STORE_BATCH_CHUNKS) {
+        await writing;
+        flush();
       }
     }
+    if (batch.length > 0) flush();
+    await writing;
+    await durable(); // the answer acknowledges the chunks: make their rows durable first (shared with other calls)
   } finally {
+    // Whatever arrived before a broken stream is still stored (resume skips it), then reported.
+    if (batch.length > 0) flush();
+    await writing.catch(() => {});
     onReport?.(r);
   }
   if (r.rejected.length > 0) {
@@ -46,19 +76,23 @@ export async function receiveChunks(store: Store, stream: AsyncIterable<UploadCh
   return r;
 }
 
+/** Chunks read ahead of the stream: disk reads and verification overlap the sending (bounded: <= 8 x 4 MiB). */
+const READ_AHEAD = 8;
+
 /** The chunks named by `hashes`, in order, each read and verified from the store. */
 export async function* sendChunks(store: Store, hashes: string[], opts: { rate?: SendRate; signal?: AbortSignal } = {}): AsyncGenerator<{ hash: Uint8Array; data: Uint8Array }> {
-  const read = (i: number): Promise<Buffer> | undefined => {
-    const h = hashes[i];
-    if (h === undefined) return undefined;
-    const p = store.getChunk(h);
-    p.catch(() => {});
-    return p;
+  const ahead: Promise<Buffer>[] = [];
+  let next = 0;
+  const fill = (): void => {
+    while (ahead.length < READ_AHEAD && next < hashes.length) {
+      const p = store.getChunk(hashes[next++]!);
+      p.catch(() => {}); // awaited in order below; this only keeps an abandoned read from being unhandled
+      ahead.push(p);
+    }
   };
-  let next = read(0);
   for (let i = 0; i < hashes.length; i++) {
-    const data = await next!;
-    next = read(i + 1);
+    fill();
+    const data = await ahead.shift()!;
     await opts.rate?.take(data.length, opts.signal);
     yield { hash: hashToBytes(hashes[i]!), data };
   }
@@ -131,42 +165,56 @@ export async function uploadMissing(
 }
 
 /**
- * Downloads `refs` (distinct chunks) into the store, at most `maxInFlightBytes` requested per call and a few writes
- * (fsync each) overlapping the next chunk's arrival. A chunk whose bytes do not match its hash fails the download.
+ * Downloads `refs` (distinct chunks) into the store, at most `maxInFlightBytes` requested per call. Chunks are
+ * stored in batches (one batch written while the next arrives). A chunk whose bytes do not match its hash fails the
+ * download; it is never stored, the chunks before it are.
  */
 export async function downloadInto(
   client: ChunkClient,
   store: Store,
   refs: ChunkRef[],
-  opts: { signal?: AbortSignal; maxInFlightBytes?: number; writers?: number } = {},
+  opts: { signal?: AbortSignal; maxInFlightBytes?: number; batchChunks?: number } = {},
 ): Promise<UploadReport> {
-  const writers = opts.writers ?? 4;
   let chunks = 0;
   let bytes = 0;
+  const maxBatch = opts.batchChunks ?? STORE_BATCH_CHUNKS;
   for (const group of batches(refs, opts.maxInFlightBytes ?? 32 * 1024 * 1024)) {
-    const writes = new Set<Promise<void>>();
-    let failure: unknown;
+    let batch: { hash: string; data: Uint8Array }[] = [];
+    let batchBytes = 0;
+    let writing: Promise<void> = Promise.resolve();
+    const flush = (): void => {
+      const b = batch;
+      batch = [];
+      batchBytes = 0;
+      writing = writing.then(async () => {
+        const outcomes = await store.putChunks(b, { clean: true });
+        const bad = outcomes.indexOf('rejected');
+        outcomes.forEach((o, i) => {
+          if (o !== 'rejected') {
+            chunks += 1;
+            bytes += b[i]!.data.length;
+          }
+        });
+        if (bad >= 0) throw new SyncError('data_loss', `peer sent wrong bytes for chunk ${b[bad]!.hash}`);
+      });
+    };
     let i = 0;
-    for await (const m of client.downloadChunks({ hashes: group.map((c) => hashToBytes(c.hash)) }, { signal: opts.signal })) {
-      if (failure) throw failure;
-      const expected = group[i++];
-      const hash = bytesToHash(m.hash);
-      if (!expected || hash !== expected.hash) throw new SyncError('data_loss', `peer sent chunk ${hash}, expected ${expected?.hash ?? 'nothing'}`);
-      const p = store.putChunk(hash, m.data, { clean: true }).then(
-        () => {
-          chunks += 1;
-          bytes += m.data.length;
-        },
-        (err: unknown) => {
-          failure ??= isStoreError(err, 'hash_mismatch') ? new SyncError('data_loss', `peer sent wrong bytes for chunk ${hash}`, { cause: err }) : err;
-        },
-      );
-      writes.add(p);
-      void p.finally(() => writes.delete(p));
-      while (writes.size >= writers) await Promise.race(writes);
+    try {
+      for await (const m of client.downloadChunks({ hashes: group.map((c) => hashToBytes(c.hash)) }, { signal: opts.signal })) {
+        const expected = group[i++];
+        const hash = bytesToHash(m.hash);
+        if (!expected || hash !== expected.hash) throw new SyncError('data_loss', `peer sent chunk ${hash}, expected ${expected?.hash ?? 'nothing'}`);
+        batch.push({ hash, data: m.data });
+        batchBytes += m.data.length;
+        if (batchBytes >= STORE_BATCH_BYTES || batch.length >= maxBatch) {
+          await writing;
+          flush();
+        }
+      }
+    } finally {
+      if (batch.length > 0) flush();
+      await writing;
     }
-    await Promise.all(writes);
-    if (failure) throw failure;
     if (i !== group.length) throw new SyncError('data_loss', `peer sent ${i} of ${group.length} chunks`);
   }
   return { chunks, bytes };

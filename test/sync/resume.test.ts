@@ -56,9 +56,13 @@ test('kill -9 of the pi at about half of a 200 MB upload: after restart the uplo
   assert.ok(hashes.length > 100, `a 200 MB file has many chunks (${hashes.length})`);
 
   await waitFor('about half of the chunks on the hub', async () => (await presentOnHub(hub.ports.grpc, hashes)) >= hashes.length * 0.45);
+  const callsBeforeKill = received(hub).length;
   await kill9(pi);
+  // The hub reports the broken upload call once it has stored what arrived (one call carries the whole file).
+  await waitFor('the hub\'s report of the interrupted upload', async () => received(hub).length > callsBeforeKill);
   const atKill = await presentOnHub(hub.ports.grpc, hashes);
   assert.ok(atKill > 0 && atKill < hashes.length, `the kill landed mid-upload (${atKill} of ${hashes.length} chunks on the hub)`);
+  assert.equal(sum(received(hub), 'stored'), atKill, 'what the hub reported stored is what it holds');
   const callsBefore = received(hub).length;
 
   pi = await start(startPi({ hubGrpcPort: hub.ports.grpc, dataDir: piData, env: piEnv, waitConnected: false }));

@@ -42,7 +42,7 @@ test('downloads verify every chunk: a wrong one fails the download and is not st
         }
       },
     } as ChunkClient;
-    await assert.rejects(downloadInto(liar, pi.store, refs, { writers: 1 }), (err: { code?: string }) => err.code === 'data_loss');
+    await assert.rejects(downloadInto(liar, pi.store, refs, { batchChunks: 1 }), (err: { code?: string }) => err.code === 'data_loss');
     const have = await pi.store.hasChunks(refs.map((c) => c.hash));
     assert.deepEqual(have, refs.slice(0, 2).map((c) => c.hash), 'the two good chunks before the bad one landed, nothing else');
     const ok = await downloadInto(hub.client, pi.store, refs.slice(2));
