@@ -17,4 +17,6 @@ export interface SyncModel {
   /** Fetch new bytes of a changed file at once when it is at least this hot (or pinned). */
   hotThreshold: number;
   rate?: SendRate;
+  /** The hub's peer id once a Hello answered (names the hub in recorded conflicts). */
+  hubPeer?: string;
 }

@@ -137,6 +137,7 @@ export class SyncPeer {
       { peerId: state.peerId, role: roleToWire('pi'), protocolVersion: PROTOCOL_VERSION, capabilities: [...CAPABILITIES], indexId: store.indexId, maxSequence: BigInt(store.seq) },
       { signal, timeoutMs: 15_000 },
     );
+    this.m.hubPeer = res.peerId;
     if ((await state.getHubIndexId()) !== res.indexId) await this.resetHub(res.indexId);
     this.st = {
       ...this.st,

@@ -33,12 +33,13 @@ export async function pushPath(m: SyncModel, client: SyncClient, path: string, s
     const copy = res.conflictCopy ? fromFileInfo(res.conflictCopy) : undefined;
     if (copy) await adopt(m, copy, local);
     await adopt(m, now, local);
+    const hubPeer = m.hubPeer ?? 'hub';
     await state.recordConflict({
       at: Date.now(),
       path,
       copy: copy?.path ?? null,
-      loserPeer: sameContent(now, local) ? 'hub' : state.peerId,
-      winnerPeer: sameContent(now, local) ? state.peerId : 'hub',
+      loserPeer: sameContent(now, local) ? hubPeer : state.peerId,
+      winnerPeer: sameContent(now, local) ? state.peerId : hubPeer,
       reason: local.deleted || now.deleted ? 'modified_vs_deleted' : 'both_modified',
     });
     m.log.warn({ path, copy: copy?.path, kept: sameContent(now, local) ? 'local' : 'hub' }, 'sync conflict resolved by the hub');
