@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ClassicLevel } from 'classic-level';
 import type { ConnectRouter, ConnectRouterOptions } from '@connectrpc/connect';
+import type { FastifyInstance } from 'fastify';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -22,6 +23,10 @@ import { nodeService, NodeService } from './rpc/node-service.ts';
 import { peerAuthInterceptor } from './rpc/peer-auth.ts';
 import { openStore } from '../store/index.ts';
 import { startLocalApi } from './http/local-api.ts';
+import { NasModule } from './nas/start.ts';
+import { nasRoutes } from './routes/nas.ts';
+import { handshakeRoutes } from './routes/handshake.ts';
+import { nasService, NasService } from './rpc/nas-service.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -45,9 +50,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const monitor = new SystemMonitor({ dataDir: config.dataDir, intervalMs: config.statusIntervalS * 1000 });
   await monitor.start();
   const status = new NodeStatusService(monitor, config.role);
+  // NAS presence and wake (pi role) and mDNS; starts observing once the server listens.
+  const nas = await NasModule.open(config, { db, log });
+  const nasSvc = nas.service;
+  const nasPlugins = nasSvc
+    ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
+    : [];
 
   const routes = (router: ConnectRouter) => {
     router.service(NodeService, nodeService(status));
+    if (nasSvc) router.service(NasService, nasService(nasSvc));
   };
   // Aborted only if in-flight RPCs outlast the shutdown grace period (connect-fastify's own shutdownTimeoutMs keeps
   // a timer alive that delays exit by its full length even when nothing is in flight).
@@ -65,8 +77,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     logger: log,
     verifier: new TokenVerifier(secrets.jwtSecret),
     plugins: [
-      (a) => a.register(healthRoutes, { role: config.role, capabilities: ['node.v1', 'store.v1'] }),
+      (a) => a.register(healthRoutes, { role: config.role, capabilities: ['node.v1', 'store.v1', ...nas.capabilities] }),
       (a) => a.register(systemRoutes, { status }),
+      ...nasPlugins,
     ],
     connect: { routes, options: rpcOptions },
   });
@@ -86,12 +99,14 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   } catch (err) {
     await app.close();
     await localApi?.close();
+    await nas.close();
     await monitor.stop();
     await store.close();
     await db.close();
     throw err;
   }
   const ports = { http: (app.server.address() as AddressInfo).port, grpc: (h2.address() as AddressInfo).port };
+  await nas.start(ports);
   log.info({ ...ports, host: config.host, role: config.role, dataDir: config.dataDir }, 'balupi listening');
 
   let closing: Promise<void> | null = null;
@@ -110,6 +125,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         await Promise.all([app.close(), h2Closed, localApi.close()]);
         clearInterval(reap);
         clearTimeout(abortRpcs);
+        await nas.close();
         await monitor.stop();
         await store.close();
         await db.close();

@@ -32,6 +32,11 @@ const STATUS_BY_CODE: Record<string, number> = {
   corrupt_chunk: 500,
   unavailable: 503,
   too_large: 413,
+  handshake_unauthorized: 401,
+  handshake_not_configured: 503,
+  wake_refused: 400,
+  wol_send_failed: 500,
+  nas_unavailable: 503,
 };
 
 interface FastApiValidationItem {
