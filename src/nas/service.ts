@@ -152,9 +152,10 @@ export class NasService extends EventEmitter<{ transition: [NasTransition]; onli
     this.#started = true;
     const now = this.#clock.now();
     this.#log.info({ state: this.#machine.state, since: iso(this.#machine.since), url: this.url() }, 'NAS presence: starting');
-    // Sources first: evidence fed before the machine knows a health URL exists would be judged as "nothing to ask".
-    this.#feedSources();
     const { power, hubLink, discovery } = this.#o;
+    // First gather what every source says now, then decide once: judged piecemeal, a deadline that ran out while
+    // the Pi was down would be settled before the plug's reading is known.
+    const observe = (input: NasInput) => this.#machine.apply(input, { decide: false });
     if (power) {
       const onPower = (c: NasPowerChange) => {
         this.#feed({ kind: 'power', at: this.#clock.now(), level: c.to, watts: c.powerW });
@@ -164,7 +165,7 @@ export class NasService extends EventEmitter<{ transition: [NasTransition]; onli
       power.on('change', onPower);
       this.#unsubscribe.push(() => power.off('change', onPower));
       const snap = power.snapshot();
-      if (snap) this.#feed({ kind: 'power', at: now, level: snap.state, watts: snap.powerW });
+      if (snap) observe({ kind: 'power', at: now, level: snap.state, watts: snap.powerW });
     }
     if (hubLink) {
       const onLink = (connected: boolean) => {
@@ -173,7 +174,7 @@ export class NasService extends EventEmitter<{ transition: [NasTransition]; onli
       };
       hubLink.on('change', onLink);
       this.#unsubscribe.push(() => hubLink.off('change', onLink));
-      this.#feed({ kind: 'link', at: now, connected: hubLink.connected() });
+      observe({ kind: 'link', at: now, connected: hubLink.connected() });
     }
     if (discovery) {
       const onPeers = (type: string, peers: MdnsPeer[]) => {
@@ -181,9 +182,10 @@ export class NasService extends EventEmitter<{ transition: [NasTransition]; onli
       };
       discovery.on('change', onPeers);
       this.#unsubscribe.push(() => discovery.off('change', onPeers));
-      this.#onDiscovered(discovery.peers(BALUHOST_SERVICE_TYPE));
+      this.#adoptPeer(discovery.peers(BALUHOST_SERVICE_TYPE)[0] ?? null);
+      observe({ kind: 'mdns', at: now, present: this.#mdnsPeer !== null });
     }
-    this.#scheduleDeadline();
+    this.#feed({ kind: 'sources', at: now, health: this.url() !== null, link: !!hubLink });
     void this.probeNow();
   }
 
@@ -226,6 +228,11 @@ export class NasService extends EventEmitter<{ transition: [NasTransition]; onli
       }
     })();
     return this.#probing;
+  }
+
+  /** Resolves when no health probe is running (one started by a power or mDNS hint, say). */
+  async idle(): Promise<void> {
+    while (this.#probing) await this.#probing;
   }
 
   ensureNasAvailable(reason: string, opts?: { signal?: AbortSignal; by?: string }): Promise<EnsureResult> {
@@ -339,8 +346,16 @@ export class NasService extends EventEmitter<{ transition: [NasTransition]; onli
   }
 
   #onDiscovered(peers: MdnsPeer[]): void {
-    const peer = peers[0] ?? null;
     const wasPresent = this.#mdnsPeer !== null;
+    const peer = this.#adoptPeer(peers[0] ?? null);
+    if (!this.#started || this.#stopped) return;
+    this.#feed({ kind: 'mdns', at: this.#clock.now(), present: peer !== null });
+    this.#feedSources();
+    if (peer && !wasPresent) void this.probeNow();
+  }
+
+  /** Remembers the NAS found by mDNS; its address becomes the health URL when none is configured. */
+  #adoptPeer(peer: MdnsPeer | null): MdnsPeer | null {
     this.#mdnsPeer = peer;
     if (peer) {
       const addr = peer.addresses.find((a) => !a.includes(':')) ?? peer.addresses[0]!;
@@ -350,10 +365,7 @@ export class NasService extends EventEmitter<{ transition: [NasTransition]; onli
         if (!this.#o.nasUrl) this.#log.info({ url, instance: peer.instance }, 'NAS found by mDNS');
       }
     }
-    if (!this.#started) return;
-    this.#feed({ kind: 'mdns', at: this.#clock.now(), present: peer !== null });
-    this.#feedSources();
-    if (peer && !wasPresent) void this.probeNow();
+    return peer;
   }
 
   #scheduleProbe(): void {

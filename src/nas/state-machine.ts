@@ -153,7 +153,11 @@ export class NasMachine {
     return structuredClone(this.#doc);
   }
 
-  apply(input: NasInput): ApplyResult {
+  /**
+   * Takes one piece of evidence and decides. With `decide: false` the evidence is only recorded (a restart gathers
+   * the current plug, link and mDNS evidence first, so that a deadline that ran out meanwhile is judged on all of it).
+   */
+  apply(input: NasInput, opts: { decide?: boolean } = {}): ApplyResult {
     let dirty = false;
     let powerRose = false;
     const at = input.at;
@@ -214,6 +218,7 @@ export class NasMachine {
       case 'tick':
         break;
     }
+    if (opts.decide === false) return { transition: null, dirty };
     if (this.#doc.quietUntil !== null && at >= this.#doc.quietUntil) {
       this.#doc.quietUntil = null;
       dirty = true;

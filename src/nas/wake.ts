@@ -133,14 +133,12 @@ export class WakeCoordinator {
 
   async #run(reason: string, by: string): Promise<EnsureResult> {
     const started = this.#clock.now();
-    const done = (woke: boolean): EnsureResult => ({ woke, waitedMs: this.#clock.now() - started });
+    // Measured to the transition that ended the wait, not to when this continuation happens to run.
+    const done = (woke: boolean, at = this.#clock.now()): EnsureResult => ({ woke, waitedMs: at - started });
     await this.#host.probeNow();
     if (this.#host.state() === 'shutting_down') await this.#until((s) => s !== 'shutting_down');
     if (this.#host.state() === 'online') return done(false);
-    if (this.#host.state() === 'booting') {
-      await this.#bootOutcome();
-      return done(false);
-    }
+    if (this.#host.state() === 'booting') return done(false, await this.#bootOutcome());
     const refusal = this.refusal('ensure');
     if (refusal) throw new NasUnavailableError(refusal.reason, refusal.message);
     try {
@@ -149,15 +147,15 @@ export class WakeCoordinator {
       throw new NasUnavailableError('wol_send_failed', (err as Error).message);
     }
     this.#host.markWakeSent(reason, by);
-    await this.#bootOutcome();
-    return done(true);
+    return done(true, await this.#bootOutcome());
   }
 
-  /** Waits for booting to end: online resolves, anything else rejects with the recorded reason. */
-  async #bootOutcome(): Promise<void> {
+  /** Waits for booting to end: online resolves (with the time it happened), anything else rejects with the
+   *  recorded reason. */
+  async #bootOutcome(): Promise<number> {
     const t = await this.#until((s) => s !== 'booting');
     const s = t?.to ?? this.#host.state();
-    if (s === 'online') return;
+    if (s === 'online') return t?.at ?? this.#clock.now();
     const detail = t?.reason ?? this.#host.lastWake()?.detail ?? `the NAS is ${s}`;
     throw new NasUnavailableError('boot_failed', `NAS did not come online: ${detail}`);
   }
