@@ -4,8 +4,10 @@
 // Config object and never looks at process.env.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { parseDeviceList, type PlugAddress } from './energy/device-list.ts';
+import { parseMac, parseWolAddress } from './nas/wol.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -69,6 +71,26 @@ const optUrl: Parser<string | null> = (raw) => {
   }
 };
 const deviceList: Parser<PlugAddress[]> = (raw) => parseDeviceList(raw);
+/** Runs a parser from another module, keeping only its message (the caller adds the setting's name). */
+const wrapped = <T>(p: (raw: string) => T): Parser<T> => (raw) => {
+  try {
+    return p(raw);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+};
+const onOff: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (['on', 'true', 'yes', '1'].includes(v)) return true;
+  if (['off', 'false', 'no', '0'].includes(v)) return false;
+  return fail('must be on or off');
+};
+const optIPv4: Parser<string | null> = (raw) => (raw === '' ? null : isIP(raw.trim()) === 4 ? raw.trim() : fail('must be an IPv4 address such as 192.168.1.20'));
+const ipList: Parser<string[]> = (raw) => {
+  const items = raw.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const ip of items) if (isIP(ip) === 0) fail(`${JSON.stringify(ip)} is not an IP address`);
+  return items;
+};
 const thresholds: Parser<[number, number, number]> = (raw) => {
   const parts = raw.split(',').map((x) => Number(x.trim()));
   return parts.length === 3 && parts.every((x) => Number.isFinite(x) && x >= 0) && parts[0]! < parts[1]! && parts[1]! < parts[2]!
@@ -153,6 +175,50 @@ export const SETTINGS = {
   statusIntervalS: setting({
     env: 'BALUPI_STATUS_INTERVAL_S', yaml: 'status_interval_s', default: 5, parse: positiveInt,
     doc: 'Seconds between background samples of CPU, memory and disk for the status endpoints.',
+  }),
+  nasUrl: setting({
+    env: 'BALUPI_NAS_URL', yaml: 'nas_url', default: null as string | null, parse: optUrl,
+    doc: "BaluHost's base URL, e.g. `http://192.168.1.10:8000`; its `/api/health` is polled with `X-Sync-Trigger: auto`, so a soft-sleeping NAS is not woken. Unset: the address mDNS finds for `_baluhost._tcp`.",
+  }),
+  nasMac: setting({
+    env: 'BALUPI_NAS_MAC', yaml: 'nas_mac', default: null as string | null, parse: (raw) => (raw === '' ? null : wrapped(parseMac)(raw)),
+    doc: "The NAS's MAC address for Wake-on-LAN (`aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff`, `aabb.ccdd.eeff` or `aabbccddeeff`). Unset: the NAS is never woken.",
+  }),
+  wolAddress: setting({
+    env: 'BALUPI_WOL_ADDRESS', yaml: 'wol_address', default: '255.255.255.255:9', parse: (raw) => (wrapped(parseWolAddress)(raw), raw.trim()),
+    doc: 'Where the Wake-on-LAN packet is sent, `ip:port` (IPv6 as `[addr]:port`); a directed broadcast such as `192.168.1.255:9` also works.',
+  }),
+  nasBootTimeoutS: setting({
+    env: 'BALUPI_NAS_BOOT_TIMEOUT_S', yaml: 'nas_boot_timeout_s', default: 180, parse: positiveInt,
+    doc: 'Seconds a booting NAS (after a wake, or power rising on its plug) has to answer before the boot counts as failed and the state goes back.',
+  }),
+  nasPollIntervalS: setting({
+    env: 'BALUPI_NAS_POLL_INTERVAL_S', yaml: 'nas_poll_interval_s', default: 30, parse: positiveInt,
+    doc: "Seconds between probes of BaluHost's `/api/health`.",
+  }),
+  nasFastPollIntervalS: setting({
+    env: 'BALUPI_NAS_FAST_POLL_INTERVAL_S', yaml: 'nas_fast_poll_interval_s', default: 5, parse: positiveInt,
+    doc: 'Seconds between probes while the NAS boots or shuts down, or while a failed probe waits for confirmation.',
+  }),
+  handshakeSecret: setting({
+    env: 'BALUPI_HANDSHAKE_SECRET', yaml: 'handshake_secret', default: null as string | null, parse: optStr,
+    doc: "The same value as BaluHost's `BALUPI_HANDSHAKE_SECRET`: the HMAC key of its going-offline / coming-online calls. Unset: those calls are answered 503.",
+  }),
+  mdns: setting({
+    env: 'BALUPI_MDNS', yaml: 'mdns', default: true, parse: onOff,
+    doc: 'mDNS: announce this node as `_balupi._tcp.local` (port; TXT role, version) and browse for `_baluhost._tcp.local`. `on` or `off`.',
+  }),
+  mdnsInterface: setting({
+    env: 'BALUPI_MDNS_INTERFACE', yaml: 'mdns_interface', default: null as string | null, parse: optIPv4,
+    doc: 'IPv4 address of the network interface mDNS uses. Unset: all interfaces.',
+  }),
+  mdnsAddresses: setting({
+    env: 'BALUPI_MDNS_ADDRESSES', yaml: 'mdns_addresses', default: [] as string[], parse: ipList,
+    doc: 'Addresses announced for this node, comma-separated. Unset: those of the mDNS interface, or every external address.',
+  }),
+  mdnsGroup: setting({
+    env: 'BALUPI_MDNS_GROUP', yaml: 'mdns_group', default: '224.0.0.251:5353', parse: (raw) => (wrapped(parseWolAddress)(raw), raw.trim()),
+    doc: 'Where mDNS packets go. For tests: a loopback address such as `127.0.0.2:5353` keeps mDNS on one machine (plain UDP, no multicast).',
   }),
   tapoUsername: setting({
     env: 'BALUPI_TAPO_USERNAME', yaml: 'tapo_username', default: '', parse: str,

@@ -30,6 +30,10 @@ import { energyService, EnergyService } from './rpc/energy-service.ts';
 import { SyncRuntime } from './sync/runtime.ts';
 import { SyncService } from './gen/balupi/sync/v1/sync_pb.js';
 import { H2_CONNECTION_WINDOW, H2_STREAM_WINDOW } from './sync/client.ts';
+import { NasModule } from './nas/start.ts';
+import { nasRoutes } from './routes/nas.ts';
+import { handshakeRoutes } from './routes/handshake.ts';
+import { nasService, NasService } from './rpc/nas-service.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -68,24 +72,33 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     closers.push(() => energy.stop());
     // Sync: the SyncService both roles serve; the pi's peer loop or the hub's root watcher start once we listen.
     const sync = await SyncRuntime.create({ store, db, log, settings: { ...config, peerSecret: secrets.peerSecret } });
+    // NAS presence and wake (pi role) and mDNS, fed by the NAS plug's power state; observes once we listen.
+    const nas = await NasModule.open(config, { db, log, power: energy.nasPower });
+    closers.push(() => nas.close());
+    const nasSvc = nas.service;
 
     const routes = (router: ConnectRouter) => {
       router.service(NodeService, nodeService(status));
       router.service(EnergyService, energyService(energy));
       router.service(SyncService, sync.service);
+      if (nasSvc) router.service(NasService, nasService(nasSvc));
     };
-    const capabilities = ['node.v1', 'store.v1', 'energy.v1', 'sync.v1'];
+    const capabilities = ['node.v1', 'store.v1', 'energy.v1', 'sync.v1', ...nas.capabilities];
     const plugins = [
       (a: FastifyInstance) => a.register(healthRoutes, { role: config.role, capabilities }),
       (a: FastifyInstance) => a.register(systemRoutes, { status }),
       (a: FastifyInstance) => a.register(energyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(tapoRoutes, { monitor: energy }),
+      ...(nasSvc
+        ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
+        : []),
     ];
 
     const servers = await listenAll(config, log, { verifier: new TokenVerifier(secrets.jwtSecret), peerSecret: secrets.peerSecret, routes, plugins });
     closers.push(() => servers.close());
     const localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store, sync });
     closers.push(() => localApi.close());
+    await nas.start(servers.ports);
     log.info({ ...servers.ports, host: config.host, role: config.role, dataDir: config.dataDir }, 'balupi listening');
     // Closed before the listeners: it ends the live change-feed streams that would otherwise hold them open.
     closers.push(() => sync.close());

@@ -9,6 +9,7 @@
 // Routes and the RPC service call the methods here (writes) and `queries` (reads); they never reach the stores.
 // Without Tapo credentials and without demo plugs nothing is polled, but every query answers (with what is stored).
 
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { AlertCenter, type Alert } from './alerts.ts';
@@ -16,7 +17,7 @@ import { EnergyAlertRules } from './alert-rules.ts';
 import { DeviceRegistry, type DevicePatch, type DeviceStore, type NewDevice } from './device-registry.ts';
 import { discoverPlugs, type DiscoveredPlug } from './discovery.ts';
 import { EnergyQueries, type NasView } from './energy-queries.ts';
-import { NasPowerTracker, type NasPowerThresholds } from './nas-power.ts';
+import { NasPowerTracker, type NasPowerChange, type NasPowerSnapshot, type NasPowerThresholds } from './nas-power.ts';
 import { PlugError, type PlugClientFactory, type PlugCredentials } from './plug-client.ts';
 import { PlugPoller } from './poller.ts';
 import { EnergySeries } from './series.ts';
@@ -84,6 +85,13 @@ export class EnergyMonitor {
   #poller: PlugPoller | null = null;
   #demo: DemoPlugs | null = null;
   #nas: { deviceId: number; tracker: NasPowerTracker } | null = null;
+  readonly #nasChanges = new EventEmitter<{ change: [NasPowerChange] }>();
+  /** The NAS plug's power state for the NAS module: stable across a change of the plug that has the `nas` role. */
+  readonly nasPower = {
+    snapshot: (): NasPowerSnapshot | null => this.#nas?.tracker.snapshot() ?? null,
+    on: (event: 'change', fn: (c: NasPowerChange) => void) => this.#nasChanges.on(event, fn),
+    off: (event: 'change', fn: (c: NasPowerChange) => void) => this.#nasChanges.off(event, fn),
+  };
   #book: { stored: TariffBook; book: TariffBook } | null = null;
   #pending = new Set<Promise<unknown>>();
   #discovering: Promise<DiscoveryResult> | null = null;
@@ -337,7 +345,10 @@ export class EnergyMonitor {
   #trackerFor(deviceId: number): NasPowerTracker {
     if (this.#nas?.deviceId !== deviceId) {
       const tracker = new NasPowerTracker({ thresholds: this.#nasThresholds });
-      tracker.on('change', (ch) => this.#log.info({ device: deviceId, from: ch.from, to: ch.to, reason: ch.reason }, 'NAS power state'));
+      tracker.on('change', (ch) => {
+        this.#log.info({ device: deviceId, from: ch.from, to: ch.to, reason: ch.reason }, 'NAS power state');
+        this.#nasChanges.emit('change', ch);
+      });
       this.#nas = { deviceId, tracker };
     }
     return this.#nas.tracker;

@@ -49,6 +49,11 @@ const STATUS_BY_CODE: Record<string, number> = {
   PLUG_TIMEOUT: 504,
   PLUG_CLOSED: 503,
   ENERGY_POLLING_DISABLED: 503,
+  handshake_unauthorized: 401,
+  handshake_not_configured: 503,
+  wake_refused: 400,
+  wol_send_failed: 500,
+  nas_unavailable: 503,
 };
 
 interface FastApiValidationItem {

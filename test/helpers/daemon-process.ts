@@ -36,6 +36,8 @@ export async function startDaemonProcess(opts: { env?: Record<string, string>; a
       BALUPI_PORT: '0',
       BALUPI_GRPC_PORT: '0',
       BALUPI_LOG_FORMAT: 'json',
+      // mDNS would announce on every real interface: test daemons keep it off unless a test points it at loopback.
+      BALUPI_MDNS: 'off',
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
