@@ -131,10 +131,16 @@ export class MdnsPresence extends EventEmitter<{ change: [type: string, peers: M
       : { ip: group.address, port: group.port, interface: iface, bind: iface ?? '0.0.0.0', multicast: false, reuseAddr: true });
     this.#mdns = mdns;
     mdns.on('warning', (err: Error) => this.emit('warning', err));
-    await new Promise<void>((resolve, reject) => {
-      mdns.once('ready', resolve);
-      mdns.once('error', reject);
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        mdns.once('ready', resolve);
+        mdns.once('error', reject);
+      });
+    } catch (err) {
+      this.#mdns = null;
+      mdns.destroy();
+      throw err;
+    }
     mdns.on('error', (err: Error) => this.emit('warning', err));
     mdns.on('query', (q, rinfo) => this.#onQuery(q.questions ?? [], rinfo));
     mdns.on('response', (r, rinfo) => this.#onResponse([...(r.answers ?? []), ...(r.additionals ?? [])], rinfo));

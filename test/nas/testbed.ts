@@ -55,7 +55,7 @@ export async function testbed(opts: Partial<NasServiceOptions> & { withPlug?: bo
       nasMac: MAC,
       wolAddress: wol.address,
       handshakeSecret: SECRET,
-      probeTimeoutMs: 150,
+      probeTimeoutMs: 250,
       power: opts.withPlug === false ? null : tracker,
       sendWol: async (mac, address) => {
         tb.wolSends++;
