@@ -123,7 +123,7 @@ describe('store: ingest and read', () => {
     });
   });
 
-  test('fileSource reuses one buffer; ingest copies each piece before asking for the next', async () => {
+  test('fileSource reuses its buffers; ingest copies each piece before asking for the next', async () => {
     await withTempDir(async (root) => {
       const data = randomBytes(2_500_000);
       const file = path.join(root, 'src.bin');
