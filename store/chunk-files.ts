@@ -12,7 +12,7 @@ import type { Blake3 } from './hasher.ts';
 import { isHexHash, toHex } from './hasher.ts';
 import { StoreError, mapIoError } from './errors.ts';
 import type { ChunkWorkers } from './chunk-workers.ts';
-import type { ReadOutcome } from './chunk-worker.ts';
+import type { ReadOutcome } from './chunk-workers.ts';
 
 /** The filesystem calls the chunk writer makes, injectable so tests can make the disk "full" at a chosen point. */
 export interface ChunkIo {

@@ -1,18 +1,46 @@
-// A small pool of worker threads (store/chunk-worker.ts) that do the store's hashing away from the event loop:
+// A small pool of worker threads (store/chunk-worker.js) that do the store's hashing away from the event loop:
 // reading + verifying chunk files, and the chunk and whole-file BLAKE3 of an ingest.
 //
 // Why, measured with bench/store.ts on the 2-vCPU dev VM:
 // - Read-back: on the main thread every 256 KiB piece costs a thread-pool round trip (~10 us, a cross-thread
 //   wake-up) on top of the hash; in a worker it is a plain readSync + hash loop and the main thread sees one message
-//   per chunk. Read-back went from ~0.7x to ~0.8-1.0x of a raw file read.
-// - Ingest: the main thread only chunks and copies; both hashes run in a worker on views of shared pool buffers (no
-//   copies). On the Pi, where chunking and hashing each take a core's worth of time, this is the difference between
-//   one core and two.
+//   per chunk. Read-back went from ~0.7x to ~0.9x of a raw file read (one worker; two were no better).
+// - Ingest: the main thread only chunks and copies; both hashes run in a worker (each chunk buffer is transferred
+//   there and back, no copies). On the Pi, where chunking and hashing each take a core's worth of time, this should
+//   be the difference between one core and two (not measured on hardware); on the 2-vCPU VM it is neutral, so it is
+//   only on by default with 4+ cores (StoreOptions.ingestInWorker).
 // Workers start on first use. If one cannot start, callers fall back to the main thread.
 
 import { Worker } from 'node:worker_threads';
 import type { Blake3Choice } from './hasher.ts';
-import type { HashOutcome, HashRequest, ReadOutcome, ReadRequest } from './chunk-worker.ts';
+
+/** Messages to and from store/chunk-worker.js. */
+export interface ReadRequest {
+  kind: 'read';
+  id: number;
+  file: string;
+  hash: string;
+  size: number;
+  strict: boolean;
+}
+
+export type HashRequest =
+  | { kind: 'hash'; id: number; session: number; buffer: ArrayBuffer; length: number }
+  | { kind: 'digest'; id: number; session: number }
+  | { kind: 'drop'; id: number; session: number };
+
+export type ReadOutcome =
+  | { id: number; ok: true; bytes: ArrayBuffer }
+  | { id: number; ok: false; kind: 'missing' | 'size' | 'mismatch'; actualSize?: number; actual?: string }
+  | { id: number; ok: false; kind: 'io'; code?: string; message: string };
+
+export interface HashOutcome {
+  id: number;
+  ok: true;
+  hash: string;
+  /** The chunk buffer, transferred back. */
+  buffer?: ArrayBuffer;
+}
 
 interface Slot {
   worker: Worker;
@@ -32,8 +60,11 @@ type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : n
 
 /** The chunk and whole-file hashes of one ingest, all computed by one worker in submission order. */
 export interface HashSession {
-  /** BLAKE3 of `data` (which must stay untouched until this resolves); also feeds the file hash, in call order. */
-  chunk(data: Uint8Array): Promise<string>;
+  /**
+   * BLAKE3 of the first `length` bytes of `buf`; also feeds the file hash, in call order. `buf` (which must own its
+   * whole ArrayBuffer) is transferred to the worker: use the Buffer that comes back instead.
+   */
+  chunk(buf: Buffer, length: number): Promise<{ hash: string; buf: Buffer }>;
   /** The whole-file BLAKE3 of every chunk submitted so far; ends the session. */
   digest(): Promise<string>;
   /** Ends the session without a digest (a failed ingest). */
@@ -72,19 +103,22 @@ export class ChunkWorkers {
     if (!slot) return null;
     const session = this.nextSession++;
     return {
-      chunk: async (data) => ((await this.send(slot, { kind: 'hash', session, data })) as HashOutcome).hash,
+      chunk: async (buf, length) => {
+        const out = (await this.send(slot, { kind: 'hash', session, buffer: buf.buffer as ArrayBuffer, length }, [buf.buffer as ArrayBuffer])) as HashOutcome;
+        return { hash: out.hash, buf: Buffer.from(out.buffer!) };
+      },
       digest: async () => ((await this.send(slot, { kind: 'digest', session })) as HashOutcome).hash,
       drop: () => void this.send(slot, { kind: 'drop', session }).catch(() => {}),
     };
   }
 
-  private send(slot: Slot, req: Request): Promise<ReadOutcome | HashOutcome> {
+  private send(slot: Slot, req: Request, transfer: ArrayBuffer[] = []): Promise<ReadOutcome | HashOutcome> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (!this.slots.includes(slot)) return reject(new Error('chunk worker is gone'));
       this.pending.set(id, { resolve, reject, slot });
       if (slot.outstanding++ === 0) slot.worker.ref();
-      slot.worker.postMessage({ ...req, id });
+      slot.worker.postMessage({ ...req, id }, transfer);
     });
   }
 
@@ -98,7 +132,7 @@ export class ChunkWorkers {
   private spawn(): Slot | null {
     let worker: Worker;
     try {
-      worker = new Worker(new URL('./chunk-worker.ts', import.meta.url), { workerData: { blake3: this.blake3 } });
+      worker = new Worker(new URL('./chunk-worker.js', import.meta.url), { workerData: { blake3: this.blake3 } });
     } catch {
       this.unavailable = true;
       return null;

@@ -7,17 +7,17 @@
 // table, the left shift and the high-bit masks below are part of the storage format.
 //
 // Sizes: 256 KiB / 1 MiB / 4 MiB (min/avg/max), chosen with `npx node bench/store.ts --params` (256 MiB random file,
-// dev VM; bench/STORE-RESULTS.md has the table):
+// 2-vCPU dev VM; bench/STORE-RESULTS.md has the runs):
 //
-//   min/avg/max     chunker   mean chunk  chunks/GiB  ingest (store path)  1-byte insert
-//   16K/64K/256K    844 MB/s     74 KiB      14,224        76 MB/s        1 chunk,   76 KiB
-//   64K/256K/1M     840 MB/s    293 KiB       3,584       190 MB/s        1 chunk,  260 KiB
-//   256K/1M/4M      854 MB/s   1165 KiB         900       247 MB/s        1 chunk, 1229 KiB
-//   512K/2M/8M      836 MB/s   2383 KiB         440       244 MB/s        1 chunk, 2321 KiB
+//   min/avg/max     chunker    mean chunk  chunks/GiB  ingest (store path)  1-byte insert
+//   16K/64K/256K    1141 MB/s     73 KiB      14,428       118 MB/s        1 chunk,  108 KiB
+//   64K/256K/1M     1105 MB/s    289 KiB       3,632       264 MB/s        1 chunk,  286 KiB
+//   256K/1M/4M      1138 MB/s   1130 KiB         928       497 MB/s        1 chunk, 1952 KiB
+//   512K/2M/8M      1132 MB/s   2300 KiB         456       404 MB/s        1 chunk, 2837 KiB
 //
 // - The chunker runs at the same speed for every size; the cost is per chunk downstream: one fsync'd file, one
-//   LevelDB row, one have/want entry. Ingest throughput climbs until ~1 MiB chunks and is flat beyond, so 1 MiB is
-//   the smallest average that does not pay for fsyncs (on the Pi's USB SSD each fsync is a round trip over the bus
+//   LevelDB row, one have/want entry. Ingest throughput climbs until ~1 MiB chunks and not beyond, so 1 MiB is the
+//   smallest average that does not pay for fsyncs (on the Pi's USB SSD each fsync is a round trip over the bus
 //   that Ethernet shares, so small chunks would cost even more there).
 // - Edit locality is one or two chunks at every size, so the bytes a 1-byte edit re-sends grow with the chunk size:
 //   2 MiB averages double that cost and double the memory a chunk in flight holds, for no ingest gain.

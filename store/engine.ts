@@ -40,9 +40,12 @@ export interface StoreOptions {
   /** Chunk files one ingest has in flight (default 8: each waits for its own fsync; 8 beat 4 by ~15-20 % on the dev
    *  VM; memory is one pooled buffer per chunk in flight, touched only as far as chunks reach, ~1-2 MiB each). */
   writeConcurrency?: number;
-  /** Worker threads for hashing: chunk reads + verification, ingest hashes (default 2 if there is more than one
-   *  core, else 0 = everything on the main thread). */
+  /** Worker threads that read + verify chunks (and hash ingests, see below). Default 1 if there is more than one
+   *  core, else 0 = everything on the main thread. Each costs ~22 MB RSS once started. */
   workers?: number;
+  /** Hash ingests in a worker too. Default: with 4+ cores (the Pi) there is a core to spare for it; on the 2-vCPU dev
+   *  VM it measured no faster and cost the worker's memory during ingest. */
+  ingestInWorker?: boolean;
 }
 
 export class Engine {
@@ -61,6 +64,7 @@ export class Engine {
   readonly now: () => number;
   readonly stagedGraceMs: number;
   readonly writeConcurrency: number;
+  readonly ingestInWorker: boolean;
   counters: Counters;
   /** Bytes of chunk files written by operations that have not committed yet. */
   reserved = 0;
@@ -94,6 +98,7 @@ export class Engine {
     this.now = opts.now ?? Date.now;
     this.stagedGraceMs = opts.stagedGraceMs ?? 24 * 3600 * 1000;
     this.writeConcurrency = Math.max(1, opts.writeConcurrency ?? 8);
+    this.ingestInWorker = opts.ingestInWorker ?? os.availableParallelism() >= 4;
     this.events.setMaxListeners(0);
   }
 
@@ -108,7 +113,7 @@ export class Engine {
     }
     const hasher = loadBlake3(opts.blake3 ?? 'auto');
     await fs.mkdir(opts.dir, { recursive: true });
-    const workers = new ChunkWorkers(opts.workers ?? (os.availableParallelism() > 1 ? 2 : 0), hasher.name);
+    const workers = new ChunkWorkers(opts.workers ?? (os.availableParallelism() > 1 ? 1 : 0), hasher.name);
     const files = new ChunkFiles(opts.dir, hasher, opts.chunkIo, workers);
     await files.init();
     let idx: Indexes;

@@ -69,16 +69,14 @@ export async function* fileSource(file: string, pieceSize = 1024 * 1024): AsyncG
 class BufferPool {
   private readonly size: number;
   private readonly max: number;
-  private readonly shared: boolean;
+
   private readonly free: Buffer[] = [];
   private readonly waiting: ((b: Buffer) => void)[] = [];
   private allocated = 0;
 
-  /** `shared`: backed by SharedArrayBuffers, so a hash worker can read the chunks without a copy. */
-  constructor(size: number, max: number, shared: boolean) {
+  constructor(size: number, max: number) {
     this.size = size;
     this.max = max;
-    this.shared = shared;
   }
 
   take(): Buffer | Promise<Buffer> {
@@ -86,9 +84,16 @@ class BufferPool {
     if (b) return b;
     if (this.allocated < this.max) {
       this.allocated += 1;
-      return this.shared ? Buffer.from(new SharedArrayBuffer(this.size)) : Buffer.allocUnsafe(this.size);
+      return Buffer.allocUnsafeSlow(this.size); // owns its ArrayBuffer, so it can be transferred to a hash worker
     }
     return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** A buffer that will not come back (it was transferred to a worker that died): allow a replacement. */
+  forget(): void {
+    const w = this.waiting.shift();
+    if (w) w(Buffer.allocUnsafeSlow(this.size));
+    else this.allocated -= 1;
   }
 
   give(b: Buffer): void {
@@ -100,8 +105,8 @@ class BufferPool {
 
 /** Chunk and whole-file hashes of one ingest: in a worker when there is one, else here. */
 interface IngestHashing {
-  /** Submits the next chunk (file order); resolves to its hash. `data` must not change until then. */
-  chunk(data: Buffer): Promise<string>;
+  /** Submits the next chunk (file order): the first `len` bytes of `buf`, which is handed over until this resolves. */
+  chunk(buf: Buffer, len: number): Promise<{ hash: string; buf: Buffer }>;
   digest(): Promise<string>;
   /** Releases the hashing state of an ingest that will not digest. */
   end(): void;
@@ -109,19 +114,20 @@ interface IngestHashing {
 
 function ingestHashing(engine: Engine): IngestHashing {
   let done = false;
-  const session = engine.workers.session();
+  const session = engine.ingestInWorker ? engine.workers.session() : null;
   if (session) {
     return {
-      chunk: (data) => session.chunk(data),
+      chunk: (buf, len) => session.chunk(buf, len),
       digest: () => ((done = true), session.digest()),
       end: () => void (done || session.drop()),
     };
   }
   const file = engine.blake3.create();
   return {
-    chunk(data) {
-      for (let off = 0; off < data.length; off += SLICE) file.update(data.subarray(off, off + SLICE));
-      return data.length <= SLICE ? Promise.resolve(toHex(engine.blake3.hash(data))) : engine.files.hashSliced(data);
+    async chunk(buf, len) {
+      const data = buf.subarray(0, len);
+      for (let off = 0; off < len; off += SLICE) file.update(data.subarray(off, off + SLICE));
+      return { hash: len <= SLICE ? toHex(engine.blake3.hash(data)) : await engine.files.hashSliced(data), buf };
     },
     digest: async () => ((done = true), toHex(file.digest())),
     end: () => void (done || file.dispose()),
@@ -142,7 +148,7 @@ export async function ingest(
     const params = engine.config.chunkParams;
     const chunker = new Chunker(params);
     const hashing = ingestHashing(engine);
-    const pool = new BufferPool(params.maxSize, engine.writeConcurrency + 1, engine.workers.enabled);
+    const pool = new BufferPool(params.maxSize, engine.writeConcurrency + 1);
     const held = new Set<string>();
     const written: string[] = [];
     const fresh = new Set<string>(); // chunks not on disk before this ingest: their directories need an fsync
@@ -156,17 +162,20 @@ export async function ingest(
     let newBytes = 0;
 
     /** Takes ownership of `buf` (returned to the pool once the chunk is written or found to be stored already). */
-    const storeChunk = async (buf: Buffer, len: number): Promise<void> => {
-      const data = buf.subarray(0, len);
+    const storeChunk = async (given: Buffer, len: number): Promise<void> => {
       const ref: ChunkRef = { hash: '', size: len };
       chunks.push(ref);
       size += len;
-      const hashed = hashing.chunk(data); // submitted now, so the whole-file hash sees chunks in file order
+      const hashed = hashing.chunk(given, len); // submitted now, so the whole-file hash sees chunks in file order
       // The rest (hash, index lookup, budget, write + fsync) runs in the background, so chunking the next bytes never
       // waits for it; in particular not for the thread pool, where lookups queue behind earlier chunks' fsyncs.
       const p = (async () => {
+        let buf: Buffer | undefined;
         try {
-          const hash = await hashed;
+          const h = await hashed;
+          buf = h.buf;
+          const hash = h.hash;
+          const data = buf.subarray(0, len);
           ref.hash = hash;
           if (held.has(hash)) return;
           held.add(hash);
@@ -186,7 +195,8 @@ export async function ingest(
         } catch (err) {
           failure ??= err;
         } finally {
-          pool.give(buf);
+          if (buf) pool.give(buf);
+          else pool.forget(); // the hash worker died with it (the ingest fails)
         }
       })();
       writes.add(p);

@@ -140,24 +140,26 @@ describe('disk full (ENOSPC)', () => {
     });
   });
 
-  test('ENOSPC after several chunks were written: the written ones are removed again and the store stays consistent', async () => {
-    let opens = 0;
-    let failAfter = Infinity;
-    const chunkIo = { openTemp: (p: string) => (++opens > failAfter ? fs.open('/dev/full', 'w') : fs.open(p, 'wx')) };
-    await withStore({ chunkParams: SMALL_CHUNKS, chunkIo, writeConcurrency: 2 }, async (store, dir) => {
-      await store.ingest('a', Readable.from([randomBytes(100_000)]));
-      const before = store.stats();
-      opens = 0;
-      failAfter = 5;
-      await assert.rejects(store.ingest('b', source(randomBytes(600_000))), (e: unknown) => isStoreError(e, 'no_space'));
-      assert.ok(opens > 5, 'some chunks were written before the disk filled up');
-      failAfter = Infinity;
-      assert.deepEqual(store.stats(), before);
-      assert.equal(await chunkFileCount(dir), before.chunks, 'the chunks written for the failed ingest are gone');
-      assert.deepEqual((await store.fsck()).problems, []);
-      const data = randomBytes(300_000);
-      await store.ingest('b', source(data));
-      assert.ok((await readAll(await store.read('b'))).equals(data));
+  for (const ingestInWorker of [false, true]) {
+    test(`ENOSPC after several chunks were written: the written ones are removed again and the store stays consistent (hashing ${ingestInWorker ? 'in a worker' : 'on the main thread'})`, async () => {
+      let opens = 0;
+      let failAfter = Infinity;
+      const chunkIo = { openTemp: (p: string) => (++opens > failAfter ? fs.open('/dev/full', 'w') : fs.open(p, 'wx')) };
+      await withStore({ chunkParams: SMALL_CHUNKS, chunkIo, writeConcurrency: 2, ingestInWorker }, async (store, dir) => {
+        await store.ingest('a', Readable.from([randomBytes(100_000)]));
+        const before = store.stats();
+        opens = 0;
+        failAfter = 5;
+        await assert.rejects(store.ingest('b', source(randomBytes(600_000))), (e: unknown) => isStoreError(e, 'no_space'));
+        assert.ok(opens > 5, 'some chunks were written before the disk filled up');
+        failAfter = Infinity;
+        assert.deepEqual(store.stats(), before);
+        assert.equal(await chunkFileCount(dir), before.chunks, 'the chunks written for the failed ingest are gone');
+        assert.deepEqual((await store.fsck()).problems, []);
+        const data = randomBytes(300_000);
+        await store.ingest('b', source(data));
+        assert.ok((await readAll(await store.read('b'))).equals(data));
+      });
     });
-  });
+  }
 });

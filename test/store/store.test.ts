@@ -38,6 +38,21 @@ describe('store: ingest and read', () => {
     });
   });
 
+  test('hashing an ingest in a worker or on the main thread gives identical records', async () => {
+    const data = randomBytes(3_000_000);
+    const records: FileRecord[] = [];
+    for (const ingestInWorker of [true, false]) {
+      await withStore({ chunkParams: SMALL_CHUNKS, ingestInWorker, workers: 1, writeConcurrency: 3 }, async (store) => {
+        const { file } = await store.ingest('same', source(data));
+        assert.ok((await readAll(await store.read('same'))).equals(data));
+        records.push(file);
+      });
+    }
+    const strip = (r: FileRecord) => ({ size: r.size, hash: r.hash, chunks: r.chunks });
+    assert.deepEqual(strip(records[0]!), strip(records[1]!));
+    assert.equal(records[0]!.hash, b3(data));
+  });
+
   test('an empty file is a valid file with no chunks', async () => {
     await withStore({}, async (store) => {
       const r = await store.ingest('empty', Readable.from([] as Buffer[]));
@@ -108,7 +123,7 @@ describe('store: ingest and read', () => {
     });
   });
 
-  test('fileSource reuses one buffer; ingest copies each piece before asking for the next', async () => {
+  test('fileSource reuses its buffers; ingest copies each piece before asking for the next', async () => {
     await withTempDir(async (root) => {
       const data = randomBytes(2_500_000);
       const file = path.join(root, 'src.bin');
