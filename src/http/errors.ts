@@ -27,6 +27,11 @@ const STATUS_BY_CODE: Record<string, number> = {
   not_found: 404,
   conflict: 409,
   hash_mismatch: 422,
+  not_local: 409,
+  missing_chunks: 409,
+  path_conflict: 409,
+  locked: 503,
+  closed: 503,
   cache_full: 507,
   no_space: 507,
   corrupt_chunk: 500,
@@ -81,6 +86,11 @@ function validationItems(err: FastifyError): FastApiValidationItem[] {
       : `Input ${v.message ?? 'is invalid'}`;
     return { type: v.keyword, loc: [where, ...path], msg, input: (v as { data?: unknown }).data ?? null };
   });
+}
+
+/** The HTTP status for a domain error code; undefined for codes that are internal errors. */
+export function httpStatusFor(code: string): number | undefined {
+  return STATUS_BY_CODE[code];
 }
 
 export function sendError(reply: FastifyReply, status: number, detail: unknown, headers: Record<string, string> = {}): FastifyReply {

@@ -4,29 +4,13 @@
 
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import type { Readable } from 'node:stream';
-import type { Store, StoreErrorCode } from '../../store/index.ts';
+import type { Store } from '../../store/index.ts';
 import { StoreError } from '../../store/index.ts';
+import { httpStatusFor } from '../http/errors.ts';
 
 export interface LocalStoreRoutesOptions {
   store: Store;
 }
-
-/** HTTP status for each store error code (this API's error envelope: { error: { code, message } }). */
-const STATUS: Record<StoreErrorCode, number> = {
-  invalid_name: 400,
-  invalid_argument: 400,
-  not_found: 404,
-  not_local: 409,
-  missing_chunks: 409,
-  conflict: 409,
-  path_conflict: 409,
-  hash_mismatch: 422,
-  corrupt_chunk: 500,
-  cache_full: 507,
-  no_space: 507,
-  locked: 503,
-  closed: 503,
-};
 
 const nameQuery = {
   type: 'object',
@@ -42,7 +26,7 @@ export const localStoreRoutes: FastifyPluginAsync<LocalStoreRoutesOptions> = asy
 
   app.setErrorHandler((err: FastifyError | StoreError, _req, reply) => {
     if (err instanceof StoreError) {
-      return reply.code(STATUS[err.code] ?? 500).send({ error: { code: err.code, message: err.message, details: err.details } });
+      return reply.code(httpStatusFor(err.code) ?? 500).send({ error: { code: err.code, message: err.message, details: err.details } });
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     return reply.code(status).send({ error: { code: status < 500 ? 'invalid_argument' : 'internal', message: err.message } });

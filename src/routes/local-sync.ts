@@ -7,19 +7,18 @@ import { StoreError } from '../../store/index.ts';
 import { ConnectError, Code } from '@connectrpc/connect';
 import type { SyncRuntime } from '../sync/runtime.ts';
 import { SyncError } from '../sync/errors.ts';
+import { httpStatusFor } from '../http/errors.ts';
 
 export interface LocalSyncRoutesOptions {
   sync: SyncRuntime;
 }
-
-const STATUS: Record<string, number> = { invalid_name: 400, invalid_argument: 400, not_found: 404, unavailable: 503 };
 
 export const localSyncRoutes: FastifyPluginAsync<LocalSyncRoutesOptions> = async (app, opts) => {
   const { sync } = opts;
 
   app.setErrorHandler((err: FastifyError | StoreError | SyncError | ConnectError, _req, reply) => {
     if (err instanceof StoreError || err instanceof SyncError) {
-      return reply.code(STATUS[err.code] ?? 500).send({ error: { code: err.code, message: err.message } });
+      return reply.code(httpStatusFor(err.code) ?? 500).send({ error: { code: err.code, message: err.message } });
     }
     if (err instanceof ConnectError) {
       // The hub answered with an error or could not be reached.

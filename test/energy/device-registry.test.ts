@@ -81,29 +81,29 @@ test('registry survives a reopen: seeded and added devices, edits and plug info 
 
 test('a second nas plug is rejected with a clear error, by add, by update and by two racing adds', async (t) => {
   const r = await (await tempDb(t)).open();
-  await r.add({ host: '10.0.0.5', role: 'nas', name: 'NAS' });
-  await assert.rejects(r.add({ host: '10.0.0.6', role: 'nas' }), registryError('NAS_ROLE_TAKEN', /device 1 \("NAS"\) already has role nas/));
-  const other = await r.add({ host: '10.0.0.6' });
+  await r.add({ host: '127.0.0.5', role: 'nas', name: 'NAS' });
+  await assert.rejects(r.add({ host: '127.0.0.6', role: 'nas' }), registryError('NAS_ROLE_TAKEN', /device 1 \("NAS"\) already has role nas/));
+  const other = await r.add({ host: '127.0.0.6' });
   await assert.rejects(r.update(other.id, { role: 'nas' }), registryError('NAS_ROLE_TAKEN'));
   await r.update(1, { role: 'nas' }); // re-asserting its own role is fine
   await r.update(1, { role: 'generic' });
   assert.equal((await r.update(other.id, { role: 'nas' })).role, 'nas');
 
   await r.update(other.id, { role: 'generic' });
-  const results = await Promise.allSettled([r.add({ host: '10.0.0.7', role: 'nas' }), r.update(1, { role: 'nas' })]);
+  const results = await Promise.allSettled([r.add({ host: '127.0.0.7', role: 'nas' }), r.update(1, { role: 'nas' })]);
   assert.equal(results.filter((x) => x.status === 'fulfilled').length, 1, 'of two racing claims exactly one wins');
   assert.equal(r.list().filter((d) => d.role === 'nas').length, 1);
 });
 
 test('invalid input is refused: duplicate address, bad role, port, host, name, maxPowerW; unknown id', async (t) => {
   const r = await (await tempDb(t)).open();
-  await r.add({ host: '10.0.0.5', port: 9999 });
-  await assert.rejects(r.add({ host: '10.0.0.5:9999' }), registryError('DEVICE_EXISTS'));
-  await assert.rejects(r.add({ host: '10.0.0.9', role: 'boss' as never }), registryError('DEVICE_INVALID', /nas, monitor, generic/));
-  await assert.rejects(r.add({ host: '10.0.0.9', port: 70000 }), registryError('DEVICE_INVALID'));
-  await assert.rejects(r.add({ host: 'http://10.0.0.9' }), registryError('DEVICE_INVALID', /scheme/));
-  await assert.rejects(r.add({ host: '10.0.0.9', maxPowerW: -5 }), registryError('DEVICE_INVALID'));
-  await assert.rejects(r.add({ host: '10.0.0.9', name: 'x'.repeat(65) }), registryError('DEVICE_INVALID'));
+  await r.add({ host: '127.0.0.5', port: 9999 });
+  await assert.rejects(r.add({ host: '127.0.0.5:9999' }), registryError('DEVICE_EXISTS'));
+  await assert.rejects(r.add({ host: '127.0.0.9', role: 'boss' as never }), registryError('DEVICE_INVALID', /nas, monitor, generic/));
+  await assert.rejects(r.add({ host: '127.0.0.9', port: 70000 }), registryError('DEVICE_INVALID'));
+  await assert.rejects(r.add({ host: 'http://127.0.0.9' }), registryError('DEVICE_INVALID', /scheme/));
+  await assert.rejects(r.add({ host: '127.0.0.9', maxPowerW: -5 }), registryError('DEVICE_INVALID'));
+  await assert.rejects(r.add({ host: '127.0.0.9', name: 'x'.repeat(65) }), registryError('DEVICE_INVALID'));
   await assert.rejects(r.update(42, { name: 'x' }), registryError('DEVICE_NOT_FOUND'));
   assert.equal(r.list().length, 1, 'no failed call left a device behind');
 });
@@ -120,20 +120,20 @@ test('names: default "Tapo host:port", then the plug nickname, an operator name 
 test('a removed plug stays removed although still configured; ids are never reused; re-adding brings it back', async (t) => {
   const store = await tempDb(t);
   let r = await store.open();
-  await r.seed([{ host: '10.0.0.1', port: 80 }, { host: '10.0.0.2', port: 80 }]);
+  await r.seed([{ host: '127.0.0.1', port: 80 }, { host: '127.0.0.2', port: 80 }]);
   assert.equal(await r.remove(1), true);
   assert.equal(await r.remove(1), false);
   r = await store.reopen();
-  assert.deepEqual(await r.seed([{ host: '10.0.0.1', port: 80 }, { host: '10.0.0.2', port: 80 }]), []);
+  assert.deepEqual(await r.seed([{ host: '127.0.0.1', port: 80 }, { host: '127.0.0.2', port: 80 }]), []);
   assert.deepEqual(r.list().map((d) => d.id), [2]);
-  const back = await r.add({ host: '10.0.0.1' });
+  const back = await r.add({ host: '127.0.0.1' });
   assert.equal(back.id, 3);
 });
 
 test('lastSeen alone is written at most every 5 minutes; status changes are written at once', async (t) => {
   const store = await tempDb(t);
   let r = await store.open();
-  await r.add({ host: '10.0.0.1' });
+  await r.add({ host: '127.0.0.1' });
   const t0 = 1_700_000_000_000;
   await r.recordPoll(1, { online: true, lastSeen: t0, lastError: null });
   await r.recordPoll(1, { online: true, lastSeen: t0 + 30_000, lastError: null });
@@ -141,7 +141,7 @@ test('lastSeen alone is written at most every 5 minutes; status changes are writ
   r = await store.reopen();
   assert.equal(r.get(1)?.lastSeen, t0);
   await r.recordPoll(1, { online: true, lastSeen: t0 + 6 * 60_000, lastError: null });
-  await r.recordPoll(1, { online: false, lastError: 'Plug 10.0.0.1:80 is unreachable (ECONNREFUSED)' });
+  await r.recordPoll(1, { online: false, lastError: 'Plug 127.0.0.1:80 is unreachable (ECONNREFUSED)' });
   r = await store.reopen();
   assert.equal(r.get(1)?.lastSeen, t0 + 6 * 60_000);
   assert.match(r.get(1)?.lastError ?? '', /ECONNREFUSED/);
