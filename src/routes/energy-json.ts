@@ -39,8 +39,13 @@ export const currentDeviceSchema = {
 
 export const currentSchema = {
   type: 'object',
-  required: ['devices', 'total_power_w', 'timestamp'],
-  properties: { devices: { type: 'array', items: currentDeviceSchema }, total_power_w: num, timestamp: str },
+  required: ['devices', 'partial_devices', 'total_power_w', 'timestamp'],
+  properties: {
+    devices: { type: 'array', items: currentDeviceSchema },
+    partial_devices: { type: 'array', items: currentDeviceSchema },
+    total_power_w: num,
+    timestamp: str,
+  },
 } as const;
 
 export function currentDeviceJson({ device, reading }: CurrentDevice) {
@@ -60,8 +65,23 @@ export function currentDeviceJson({ device, reading }: CurrentDevice) {
   };
 }
 
+/** A reading with power, voltage and current all measured. */
+const complete = ({ reading }: CurrentDevice) => reading !== null && reading.voltageV !== null && reading.currentA !== null;
+
+/**
+ * `devices` holds the plugs whose latest reading measured power, voltage and current; `partial_devices` the others
+ * (firmware without get_emeter_data, or never read), with null for what was not measured. The split is for the
+ * BaluHost web client's Pi dashboard, which calls toFixed() on power_w and voltage_v of every entry in `devices`
+ * (a null there crashes its card) and must not be shown a voltage nobody measured. `total_power_w` covers every
+ * online plug with a reading, in either list.
+ */
 export function currentJson(v: CurrentView) {
-  return { devices: v.devices.map(currentDeviceJson), total_power_w: round(v.totalPowerW, 3), timestamp: isoUtc(v.at) };
+  return {
+    devices: v.devices.filter(complete).map(currentDeviceJson),
+    partial_devices: v.devices.filter((d) => !complete(d)).map(currentDeviceJson),
+    total_power_w: round(v.totalPowerW, 3),
+    timestamp: isoUtc(v.at),
+  };
 }
 
 // ---- history ------------------------------------------------------------------------------------------------------

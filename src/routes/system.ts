@@ -8,19 +8,26 @@ const int = { type: 'integer' } as const;
 
 export const statusSchema = {
   type: 'object',
-  required: ['hostname', 'cpu_percent', 'cpu_temp_celsius', 'temperature_c', 'memory', 'disk', 'uptime_seconds', 'load_avg'],
+  required: ['hostname', 'cpu_percent', 'cpu_temp_celsius', 'temperature_c', 'memory', 'memory_percent', 'memory_used_mb', 'memory_total_mb',
+    'disk', 'uptime_seconds', 'load_avg'],
   properties: {
     service: { type: 'string' },
     version: { type: 'string' },
     role: { type: 'string' },
     hostname: { type: 'string' },
     cpu_percent: num,
+    cpu_cores: int,
+    cpu_frequency_mhz: nullableNum,
+    cpu_model: { type: ['string', 'null'] },
     cpu_temp_celsius: nullableNum,
     temperature_c: nullableNum,
     memory: {
       type: 'object',
       properties: { total: int, used: int, free: int, available: int, percent: num },
     },
+    memory_percent: num,
+    memory_used_mb: int,
+    memory_total_mb: int,
     disk: {
       type: 'object',
       properties: { path: { type: 'string' }, total: int, used: int, free: int, percent: num },

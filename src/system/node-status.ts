@@ -10,6 +10,10 @@ export interface NodeStatus extends HostStatus {
   role: Config['role'];
   /** Same value as cpu_temp_celsius: the BaluHost web client's Pi dashboard reads this name. */
   temperature_c: number | null;
+  /** The BaluHost web client's Pi dashboard reads memory under these names (and calls toFixed on the percent). */
+  memory_percent: number;
+  memory_used_mb: number;
+  memory_total_mb: number;
   process: { uptime_seconds: number; rss_bytes: number };
 }
 
@@ -33,6 +37,9 @@ export class NodeStatusService {
       role: this.#role,
       ...host,
       temperature_c: host.cpu_temp_celsius,
+      memory_percent: host.memory.percent,
+      memory_used_mb: Math.round(host.memory.used / 2 ** 20),
+      memory_total_mb: Math.round(host.memory.total / 2 ** 20),
       process: { uptime_seconds: Math.floor(process.uptime()), rss_bytes: process.memoryUsage.rss() },
     };
   }

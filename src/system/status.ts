@@ -1,12 +1,16 @@
 // Host figures for /api/system/status and NodeService.GetStatus. They are sampled in the background every few
 // seconds so a request never waits for a measurement (the Python BaluPi blocked each request for a CPU sample).
 import { statfs } from 'node:fs/promises';
-import { hostname, loadavg, uptime } from 'node:os';
+import { cpus, hostname, loadavg, uptime } from 'node:os';
 import si from 'systeminformation';
 
 export interface HostStatus {
   hostname: string;
   cpu_percent: number;
+  cpu_cores: number;
+  /** Current clock of the first core (cpufreq), null where the kernel does not expose it. */
+  cpu_frequency_mhz: number | null;
+  cpu_model: string | null;
   cpu_temp_celsius: number | null;
   memory: { total: number; used: number; free: number; available: number; percent: number };
   disk: { path: string; total: number; used: number; free: number; percent: number };
@@ -57,8 +61,9 @@ export class SystemMonitor {
   }
 
   async #measure(): Promise<void> {
-    const [load, temp, mem, fs] = await Promise.all([
+    const [load, speed, temp, mem, fs] = await Promise.all([
       si.currentLoad().catch(() => null),
+      si.cpuCurrentSpeed().catch(() => null),
       si.cpuTemperature().catch(() => null),
       si.mem(),
       statfs(this.#dataDir),
@@ -68,9 +73,14 @@ export class SystemMonitor {
     const diskUsed = diskTotal - fs.bfree * fs.bsize;
     const memUsed = mem.total - mem.available;
     const avg = loadavg();
+    const cores = cpus();
+    const ghz = speed?.avg;
     this.#latest = {
       hostname: hostname(),
       cpu_percent: round1(load?.currentLoad ?? 0),
+      cpu_cores: cores.length,
+      cpu_frequency_mhz: typeof ghz === 'number' && ghz > 0 ? Math.round(ghz * 1000) : null,
+      cpu_model: cores[0]?.model.trim() || null,
       cpu_temp_celsius: typeof temp?.main === 'number' && Number.isFinite(temp.main) ? temp.main : null,
       memory: { total: mem.total, used: memUsed, free: mem.free, available: mem.available, percent: round1((memUsed / mem.total) * 100) },
       disk: { path: this.#dataDir, total: diskTotal, used: diskUsed, free: diskFree, percent: diskTotal ? round1((diskUsed / diskTotal) * 100) : 0 },

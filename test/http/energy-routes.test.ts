@@ -126,12 +126,14 @@ describe('energy and tapo routes over a live monitor', () => {
     }
   });
 
-  test('current: every field of each plug; voltage and current null for the plug without get_emeter_data', async () => {
+  test('current: every field of each plug; the plug without get_emeter_data in partial_devices, voltage and current null', async () => {
     const res = await get('/api/energy/current');
     assert.equal(res.statusCode, 200);
     const body = res.json();
     assert.match(body.timestamp, ISO_Z);
-    const [a, b, c] = body.devices;
+    const [a, c] = body.devices;
+    const [b] = body.partial_devices;
+    assert.deepEqual([body.devices.length, body.partial_devices.length], [2, 1]);
     assert.deepEqual(Object.keys(a).sort(), ['current_a', 'device_id', 'device_name', 'device_on', 'energy_today_kwh', 'is_online', 'name', 'power_w', 'role', 'timestamp', 'voltage_v']);
     assert.deepEqual({ ...a, timestamp: undefined, energy_today_kwh: undefined }, {
       device_id: 1, device_name: 'NAS plug', name: 'NAS plug', role: 'generic', power_w: 50, voltage_v: 230, current_a: 0.217,
@@ -315,16 +317,16 @@ describe('energy and tapo routes over a live monitor', () => {
     const limit = await send('PUT', '/api/tapo/devices/3', { max_power_w: 100 });
     assert.equal(limit.statusCode, 200);
     await monitor.pollNow();
-    const before = (await get('/api/energy/current')).json().devices[2];
+    const before = (await get('/api/energy/current')).json().devices[1];
 
     await flaky.setOffline(true);
     for (let poll = 1; poll <= 3; poll++) {
       await monitor.pollNow();
       const c = (await get('/api/energy/current')).json();
-      assert.equal(c.devices[2].is_online, poll < 3, `after ${poll} failed poll(s)`);
+      assert.equal(c.devices[1].is_online, poll < 3, `after ${poll} failed poll(s)`);
       if (poll === 3) {
-        assert.equal(c.devices[2].power_w, 120, 'the last reading stays, with its time');
-        assert.equal(c.devices[2].timestamp, before.timestamp);
+        assert.equal(c.devices[1].power_w, 120, 'the last reading stays, with its time');
+        assert.equal(c.devices[1].timestamp, before.timestamp);
         close(c.total_power_w, 59, 'offline plugs do not count in the total');
       }
     }
@@ -350,7 +352,7 @@ describe('energy and tapo routes over a live monitor', () => {
 
     await flaky.setOffline(false);
     await monitor.pollNow();
-    assert.equal((await get('/api/energy/current')).json().devices[2].is_online, true, 'back online at the next success');
+    assert.equal((await get('/api/energy/current')).json().devices[1].is_online, true, 'back online at the next success');
     const cleared = (await get('/api/energy/alerts?acknowledged=true')).json().alerts.find((a: { id: string }) => a.id === offline.id);
     assert.equal(cleared.is_active, false);
     assert.match(cleared.cleared_at, ISO_Z);
@@ -383,7 +385,7 @@ describe('energy and tapo routes over a live monitor', () => {
     assert.equal(off.statusCode, 200);
     assert.deepEqual([off.json().device_on, off.json().new_state, off.json().reading.power_w, off.json().reading.device_on], [false, 'off', 0, false]);
     assert.equal(withoutEmeter.deviceOn, false);
-    assert.equal((await get('/api/energy/current')).json().devices[1].device_on, false, 'the read-back is the current reading');
+    assert.equal((await get('/api/energy/current')).json().partial_devices[0].device_on, false, 'the read-back is the current reading');
     const flipped = await send('POST', '/api/tapo/devices/2/toggle');
     assert.deepEqual([flipped.statusCode, flipped.json().device_on], [200, true]);
     assert.equal(withoutEmeter.deviceOn, true);
@@ -412,7 +414,8 @@ describe('energy and tapo routes over a live monitor', () => {
     assert.equal(body.devices[0].port, discoverable.port);
     assert.ok(discoverable.counters.discoveryProbes >= 1);
     await monitor.pollNow();
-    const found = (await get('/api/energy/current')).json().devices.find((d: { device_id: number }) => d.device_id === body.devices[0].id);
+    const current = (await get('/api/energy/current')).json();
+    const found = [...current.devices, ...current.partial_devices].find((d: { device_id: number }) => d.device_id === body.devices[0].id);
     assert.deepEqual([found.device_name, found.power_w, found.is_online], ['Found plug', 7, true]);
     const again = (await send('POST', '/api/tapo/devices/discover')).json();
     assert.deepEqual([again.discovered, again.new_devices], [1, 0]);
@@ -440,7 +443,8 @@ test('without Tapo credentials nothing is polled, the API still answers, switchi
     app = await appFor(monitor);
     const auth = { authorization: `Bearer ${await token('admin')}` };
     const current = (await app.inject({ url: '/api/energy/current', headers: auth })).json();
-    assert.deepEqual(current.devices.map((d: Record<string, unknown>) => [d.device_id, d.power_w, d.voltage_v, d.is_online, d.timestamp]), [[1, null, null, false, null]]);
+    assert.deepEqual(current.devices, [], 'a plug never read has nothing the Pi dashboard could show');
+    assert.deepEqual(current.partial_devices.map((d: Record<string, unknown>) => [d.device_id, d.power_w, d.voltage_v, d.is_online, d.timestamp]), [[1, null, null, false, null]]);
     assert.equal(current.total_power_w, 0);
     const summary = (await app.inject({ url: '/api/energy/summary', headers: auth })).json();
     assert.deepEqual([summary.nas_state, summary.nas_state_reason, summary.today_kwh], ['unknown', 'no plug has the role nas', 0]);
