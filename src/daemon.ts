@@ -34,6 +34,8 @@ import { NasModule } from './nas/start.ts';
 import { nasRoutes } from './routes/nas.ts';
 import { handshakeRoutes } from './routes/handshake.ts';
 import { nasService, NasService } from './rpc/nas-service.ts';
+import { baluhostSystemRoutes } from './routes/baluhost-system.ts';
+import { baluhostEnergyRoutes } from './routes/baluhost-energy.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -89,6 +91,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (a: FastifyInstance) => a.register(systemRoutes, { status }),
       (a: FastifyInstance) => a.register(energyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(tapoRoutes, { monitor: energy }),
+      // BaluHost's shapes of the same figures, for the apps' dashboards and the web client built in Pi mode.
+      (a: FastifyInstance) => a.register(baluhostSystemRoutes, { status }),
+      (a: FastifyInstance) => a.register(baluhostEnergyRoutes, { monitor: energy }),
       ...(nasSvc
         ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
         : []),
