@@ -72,10 +72,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     closers.push(() => energy.stop());
     // Sync: the SyncService both roles serve; the pi's peer loop or the hub's root watcher start once we listen.
     const sync = await SyncRuntime.create({ store, db, log, settings: { ...config, peerSecret: secrets.peerSecret } });
-    // NAS presence and wake (pi role) and mDNS, fed by the NAS plug's power state; observes once we listen.
-    const nas = await NasModule.open(config, { db, log, power: energy.nasPower });
+    // NAS presence and wake (pi role) and mDNS, fed by the NAS plug's power state and the hub link; observes once we
+    // listen. When the NAS comes online the upload queue is flushed at once instead of waiting out its backoff.
+    const nas = await NasModule.open(config, { db, log, power: energy.nasPower, hubLink: sync.hubLink(), inbox: () => sync.inbox() });
     closers.push(() => nas.close());
     const nasSvc = nas.service;
+    nasSvc?.on('online', (ev) => {
+      sync.flushNow().then(
+        (retried) => log.info({ via: ev.via, retriedUploads: retried }, 'NAS online: flushing the upload queue'),
+        (err: unknown) => log.warn({ err }, 'could not flush the upload queue'),
+      );
+    });
 
     const routes = (router: ConnectRouter) => {
       router.service(NodeService, nodeService(status));
