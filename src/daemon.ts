@@ -34,6 +34,8 @@ import { NasModule } from './nas/start.ts';
 import { nasRoutes } from './routes/nas.ts';
 import { handshakeRoutes } from './routes/handshake.ts';
 import { nasService, NasService } from './rpc/nas-service.ts';
+import { ActivityLog } from './activity/activity-log.ts';
+import { activityRoutes } from './routes/activity.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -62,6 +64,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     closers.push(() => db.close());
     const store = await openStore({ dir: join(config.dataDir, 'store'), cacheMaxBytes: config.cacheMaxBytes ?? undefined });
     closers.push(() => store.close());
+    // BaluHost's activity feed: app reports plus the changes made through this Pi.
+    const activity = await ActivityLog.open(db);
+    const recordChange = (r: Parameters<ActivityLog['recordChange']>[0]) => {
+      activity.recordChange(r).catch((err: unknown) => log.warn({ err }, 'activity log write failed'));
+    };
+    store.on('change', recordChange);
+    closers.push(async () => {
+      store.off('change', recordChange);
+      await activity.idle();
+    });
     const monitor = new SystemMonitor({ dataDir: config.dataDir, intervalMs: config.statusIntervalS * 1000 });
     await monitor.start();
     closers.push(() => monitor.stop());
@@ -96,6 +108,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (a: FastifyInstance) => a.register(systemRoutes, { status }),
       (a: FastifyInstance) => a.register(energyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(tapoRoutes, { monitor: energy }),
+      (a: FastifyInstance) => a.register(activityRoutes, { activity }),
       ...(nasSvc
         ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
         : []),
