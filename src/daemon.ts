@@ -36,6 +36,8 @@ import { handshakeRoutes } from './routes/handshake.ts';
 import { nasService, NasService } from './rpc/nas-service.ts';
 import { baluhostSystemRoutes } from './routes/baluhost-system.ts';
 import { baluhostEnergyRoutes } from './routes/baluhost-energy.ts';
+import { ActivityLog } from './activity/activity-log.ts';
+import { activityRoutes } from './routes/activity.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -64,6 +66,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     closers.push(() => db.close());
     const store = await openStore({ dir: join(config.dataDir, 'store'), cacheMaxBytes: config.cacheMaxBytes ?? undefined });
     closers.push(() => store.close());
+    // BaluHost's activity feed: app reports plus the changes made through this Pi.
+    const activity = await ActivityLog.open(db);
+    const recordChange = (r: Parameters<ActivityLog['recordChange']>[0]) => {
+      activity.recordChange(r).catch((err: unknown) => log.warn({ err }, 'activity log write failed'));
+    };
+    store.on('change', recordChange);
+    closers.push(async () => {
+      store.off('change', recordChange);
+      await activity.idle();
+    });
     const monitor = new SystemMonitor({ dataDir: config.dataDir, intervalMs: config.statusIntervalS * 1000 });
     await monitor.start();
     closers.push(() => monitor.stop());
@@ -74,10 +86,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     closers.push(() => energy.stop());
     // Sync: the SyncService both roles serve; the pi's peer loop or the hub's root watcher start once we listen.
     const sync = await SyncRuntime.create({ store, db, log, settings: { ...config, peerSecret: secrets.peerSecret } });
-    // NAS presence and wake (pi role) and mDNS, fed by the NAS plug's power state; observes once we listen.
-    const nas = await NasModule.open(config, { db, log, power: energy.nasPower });
+    // NAS presence and wake (pi role) and mDNS, fed by the NAS plug's power state and the hub link; observes once we
+    // listen. When the NAS comes online the upload queue is flushed at once instead of waiting out its backoff.
+    const nas = await NasModule.open(config, { db, log, power: energy.nasPower, hubLink: sync.hubLink(), inbox: () => sync.inbox() });
     closers.push(() => nas.close());
     const nasSvc = nas.service;
+    nasSvc?.on('online', (ev) => {
+      sync.flushNow().then(
+        (retried) => log.info({ via: ev.via, retriedUploads: retried }, 'NAS online: flushing the upload queue'),
+        (err: unknown) => log.warn({ err }, 'could not flush the upload queue'),
+      );
+    });
 
     const routes = (router: ConnectRouter) => {
       router.service(NodeService, nodeService(status));
@@ -94,6 +113,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       // BaluHost's shapes of the same figures, for the apps' dashboards and the web client built in Pi mode.
       (a: FastifyInstance) => a.register(baluhostSystemRoutes, { status }),
       (a: FastifyInstance) => a.register(baluhostEnergyRoutes, { monitor: energy }),
+      (a: FastifyInstance) => a.register(activityRoutes, { activity }),
       ...(nasSvc
         ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
         : []),

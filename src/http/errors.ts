@@ -37,6 +37,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   corrupt_chunk: 500,
   unavailable: 503,
   too_large: 413,
+  // BaluHost's path model (src/files/paths.ts)
+  invalid_path: 400,
+  access_denied: 403,
   // energy and plugs
   DEVICE_NOT_FOUND: 404,
   ALERT_NOT_FOUND: 404,

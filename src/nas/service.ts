@@ -62,7 +62,7 @@ export interface NasServiceOptions {
   hubLink?: HubLinkSource | null;
   discovery?: NasDiscovery | null;
   /** Upload queue size for GET /api/handshake/status (the sync layer's inbox). */
-  inbox?: () => { files: number; bytes: number };
+  inbox?: () => { files: number; bytes: number } | Promise<{ files: number; bytes: number }>;
   probe?: (url: string, opts: { timeoutMs: number; signal?: AbortSignal }) => Promise<ProbeResult>;
   sendWol?: (mac: string, address: string) => Promise<void>;
 }
@@ -313,7 +313,7 @@ export class NasService extends EventEmitter<{ transition: [NasTransition]; onli
   /** GET /api/handshake/status, the shape the BaluHost-built Pi dashboard reads. */
   async handshakeStatus() {
     const snap = await this.#o.store.loadSnapshot();
-    const inbox = this.#o.inbox?.() ?? { files: 0, bytes: 0 };
+    const inbox = (await this.#o.inbox?.()) ?? { files: 0, bytes: 0 };
     return {
       nas_state: this.#machine.state,
       since: iso(this.#machine.since),

@@ -21,7 +21,7 @@ export interface NasModuleDeps {
   /** The sync connection to the hub, when one is configured. */
   hubLink?: HubLinkSource | null;
   /** Upload queue size, for GET /api/handshake/status. */
-  inbox?: () => { files: number; bytes: number };
+  inbox?: () => { files: number; bytes: number } | Promise<{ files: number; bytes: number }>;
 }
 
 export class NasModule {

@@ -4,6 +4,7 @@
 // (the NAS sleeps) the session ends, and the loop reconnects with exponential backoff; meanwhile the Pi keeps working
 // and queues its own changes, which a local follower picks up from the store's change feed.
 
+import { EventEmitter } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { SyncModel } from './model.ts';
 import type { SyncClient } from './client.ts';
@@ -66,7 +67,11 @@ export class SyncPeer {
   private readonly client: SyncClient;
   private readonly pushWake = new Wakeup();
   private readonly fetchWake = new Wakeup();
+  /** Cuts a reconnect backoff short (the NAS came online). */
+  private readonly retryWake = new Wakeup();
   private readonly stop = new AbortController();
+  /** 'change' with true when a session with the hub is established, false when it ends (the NAS presence input). */
+  readonly link = new EventEmitter<{ change: [boolean] }>();
   private st: PeerStatus;
   private tasks: Promise<unknown>[] = [];
 
@@ -76,6 +81,26 @@ export class SyncPeer {
     this.client = opts.client ?? createSyncClient({ baseUrl: opts.hubUrl, peerSecret: opts.peerSecret });
     this.st = { hubUrl: opts.hubUrl, connection: 'disconnected', lastError: null, connectedAt: null, disconnectedAt: null, nextAttemptAt: null, hub: null, cursor: 0, caughtUp: false };
     model.queue.events.on('enqueued', () => this.pushWake.notify());
+  }
+
+  connected(): boolean {
+    return this.st.connection === 'connected';
+  }
+
+  /**
+   * The hub is known to be back (BaluHost said so, or its health answered): reconnect now instead of waiting out the
+   * backoff, and retry failed uploads at once.
+   */
+  retryNow(): void {
+    this.retryWake.notify();
+    this.pushWake.notify();
+  }
+
+  /** Every change of `connection` goes through here, so that link listeners see each connect and disconnect once. */
+  private setStatus(next: PeerStatus): void {
+    const was = this.connected();
+    this.st = next;
+    if (this.connected() !== was) this.link.emit('change', !was);
   }
 
   status(): PeerStatus {
@@ -91,7 +116,7 @@ export class SyncPeer {
 
   async close(): Promise<void> {
     this.stop.abort(new Error('sync stopped'));
-    this.st.connection = 'stopped';
+    this.setStatus({ ...this.st, connection: 'stopped' });
     await Promise.allSettled(this.tasks);
   }
 
@@ -115,7 +140,7 @@ export class SyncPeer {
   private async loop(signal: AbortSignal): Promise<void> {
     let failures = 0;
     while (!signal.aborted) {
-      this.st.connection = 'connecting';
+      this.setStatus({ ...this.st, connection: 'connecting' });
       try {
         await this.session(signal, true, () => (failures = 0));
       } catch (err) {
@@ -123,10 +148,10 @@ export class SyncPeer {
         failures += 1;
         const refused = err instanceof ConnectError && err.code === Code.Unauthenticated;
         const wait = backoffDelay(failures, { minMs: this.opts.retryMinMs, maxMs: this.opts.retryMaxMs });
-        this.st = { ...this.st, connection: refused ? 'refused' : 'disconnected', lastError: message(err), disconnectedAt: Date.now(), nextAttemptAt: Date.now() + wait, caughtUp: false };
+        this.setStatus({ ...this.st, connection: refused ? 'refused' : 'disconnected', lastError: message(err), disconnectedAt: Date.now(), nextAttemptAt: Date.now() + wait, caughtUp: false });
         if (refused) this.m.log.error({ hub: this.opts.hubUrl, err: message(err), retryInMs: wait }, 'sync pairing refused by the hub: check BALUPI_PEER_SECRET');
         else this.m.log.warn({ hub: this.opts.hubUrl, err: message(err), retryInMs: wait }, 'sync hub unreachable; will retry');
-        await delay(wait, signal);
+        await this.retryWake.wait(signal, wait);
       }
     }
   }
@@ -139,7 +164,7 @@ export class SyncPeer {
     );
     this.m.hubPeer = res.peerId;
     if ((await state.getHubIndexId()) !== res.indexId) await this.resetHub(res.indexId);
-    this.st = {
+    this.setStatus({
       ...this.st,
       connection: 'connected',
       lastError: null,
@@ -147,7 +172,7 @@ export class SyncPeer {
       nextAttemptAt: null,
       hub: { peerId: res.peerId, indexId: res.indexId, maxSequence: Number(res.maxSequence) },
       cursor: await state.getNumber('hubCursor'),
-    };
+    });
     this.m.log.info({ hub: this.opts.hubUrl, hubPeer: res.peerId, hubIndex: res.indexId, hubSequence: Number(res.maxSequence), cursor: this.st.cursor }, 'sync connected to the hub');
   }
 
@@ -306,16 +331,4 @@ export class SyncPeer {
     report.fetchedBytes = got.bytes;
     return report;
   }
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -187,6 +187,30 @@ export class SyncRuntime {
     return { path: name, pinned, files, wanted };
   }
 
+  /** The hub connection as the NAS presence module sees it (pi role with a hub; null otherwise). */
+  hubLink(): { connected(): boolean; on(e: 'change', fn: (c: boolean) => void): unknown; off(e: 'change', fn: (c: boolean) => void): unknown } | null {
+    const peer = this.peer;
+    if (!peer) return null;
+    return { connected: () => peer.connected(), on: (e, fn) => peer.link.on(e, fn), off: (e, fn) => peer.link.off(e, fn) };
+  }
+
+  /** What waits to go to the hub, for BaluHost's handshake status (files and bytes in the upload queue). */
+  async inbox(): Promise<{ files: number; bytes: number }> {
+    const c = await this.queue.counts();
+    return { files: c.pending + c.uploading + c.failed, bytes: c.bytesPending };
+  }
+
+  /**
+   * The NAS (and so the hub) is online: flush the upload queue now — reconnect without waiting out the backoff and
+   * retry failed uploads at once. Returns how many failed rows were made due.
+   */
+  async flushNow(): Promise<number> {
+    if (!this.peer) return 0;
+    const n = await this.queue.retryFailedNow();
+    this.peer.retryNow();
+    return n;
+  }
+
   /** One full exchange with the hub (pi role). */
   async once(): Promise<OnceReport> {
     if (!this.peer) throw new SyncError('unavailable', this.settings.role === 'pi' ? 'BALUPI_HUB_URL is not set' : 'sync --once runs on the pi role (the hub waits for its peers)');

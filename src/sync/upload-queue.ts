@@ -161,6 +161,20 @@ export class UploadQueue {
     return next;
   }
 
+  /**
+   * Makes every failed row that waits for its backoff due now (the hub is back, so the wait is pointless). Rows that
+   * failed permanently stay as they are. Returns how many rows were made due.
+   */
+  async retryFailedNow(): Promise<number> {
+    const now = this.now();
+    const ops = [];
+    for await (const [path, item] of this.rows.iterator()) {
+      if (item.state === 'failed' && item.nextAttemptAt !== null && item.nextAttemptAt > now) ops.push({ type: 'put' as const, key: path, value: { ...item, nextAttemptAt: now } });
+    }
+    if (ops.length) await this.rows.batch(ops);
+    return ops.length;
+  }
+
   /** A failed row that is no longer wanted (its path is back in step with the hub). */
   async drop(path: string): Promise<void> {
     await this.rows.del(path);

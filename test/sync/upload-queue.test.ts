@@ -93,3 +93,22 @@ test('a change during an upload is not lost, and a crash while uploading leaves 
     await db.close();
   });
 });
+
+test('retryFailedNow makes rows waiting for their backoff due at once, but not permanent failures', async () => {
+  await withDb(async (open) => {
+    const db = await open();
+    let now = 5_000_000;
+    const q = await UploadQueue.open(db, { minMs: 60_000, maxMs: 600_000, now: () => now, random: () => 1 });
+    for (const p of ['wait.txt', 'bad.txt', 'new.txt']) await q.enqueue(p, 1);
+    await q.failed('wait.txt', (await q.take('wait.txt'))!, 'hub unreachable');
+    await q.failed('bad.txt', (await q.take('bad.txt'))!, 'invalid name', true);
+    assert.deepEqual((await q.due(10)).map((i) => i.path), ['new.txt'], 'before: only the pending row is due');
+    assert.equal(await q.retryFailedNow(), 1);
+    assert.deepEqual((await q.due(10)).map((i) => i.path).sort(), ['new.txt', 'wait.txt']);
+    const row = await q.get('wait.txt');
+    assert.deepEqual([row?.state, row?.attempts, row?.lastError], ['failed', 1, 'hub unreachable'], 'the history of the row is kept');
+    assert.equal((await q.get('bad.txt'))?.nextAttemptAt, null, 'a permanent failure still waits to be asked for');
+    now += 1;
+    await db.close();
+  });
+});
