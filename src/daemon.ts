@@ -35,6 +35,7 @@ import { nasRoutes } from './routes/nas.ts';
 import { handshakeRoutes } from './routes/handshake.ts';
 import { nasService, NasService } from './rpc/nas-service.ts';
 import { baluhostSystemRoutes } from './routes/baluhost-system.ts';
+import { describeServices } from './system/services.ts';
 import { baluhostEnergyRoutes } from './routes/baluhost-energy.ts';
 import { ActivityLog } from './activity/activity-log.ts';
 import { activityRoutes } from './routes/activity.ts';
@@ -111,7 +112,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (a: FastifyInstance) => a.register(energyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(tapoRoutes, { monitor: energy }),
       // BaluHost's shapes of the same figures, for the apps' dashboards and the web client built in Pi mode.
-      (a: FastifyInstance) => a.register(baluhostSystemRoutes, { status }),
+      (a: FastifyInstance) => a.register(baluhostSystemRoutes, { status, services: () => describeServices({ sync, energy, nas: nasSvc }) }),
       (a: FastifyInstance) => a.register(baluhostEnergyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(activityRoutes, { activity }),
       ...(nasSvc

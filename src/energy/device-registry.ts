@@ -237,6 +237,22 @@ export class DeviceRegistry {
 
   // ---- internals --------------------------------------------------------------------------------------------------
 
+  /** The plugs a dashboard's power panel shows (BaluHost's `panel_devices`), without ids removed since. */
+  async panelDevices(): Promise<number[]> {
+    const ids = ((await this.#meta.get('panelDevices')) as number[] | undefined) ?? [];
+    return ids.filter((id) => this.#byId.has(id));
+  }
+
+  /** Replaces the panel selection; every id must be a configured plug. */
+  setPanelDevices(ids: number[]): Promise<number[]> {
+    return this.#exclusive(async () => {
+      for (const id of ids) this.#require(id);
+      const unique = [...new Set(ids)];
+      await this.#meta.put('panelDevices', unique);
+      return unique;
+    });
+  }
+
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (!this.#opened) return Promise.reject(new Error('DeviceRegistry used before open()'));
     const run = this.#lock.then(fn, fn);

@@ -129,10 +129,26 @@ export const baluhostEnergyRoutes: FastifyPluginAsync<BaluhostEnergyOptions> = a
     return { id: 1, cost_per_kwh: p.pricePerKwh, currency: monitor.currency, updated_at: isoUtc(p.since), updated_by_user_id: null };
   });
 
-  app.get(`/api/plugins/${TAPO_PLUGIN}/config`, { schema: { response: { 200: pluginConfigSchema } } }, async () => ({
-    name: TAPO_PLUGIN,
-    // No panel selection is stored on the Pi: BaluApp then shows the first active power-monitoring plug.
-    config: { panel_devices: [] },
-    schema: null,
-  }));
+  // BaluApp's Power screen chooses which plugs its dashboard card shows; with none chosen it shows the first one.
+  const pluginConfig = async () => ({ name: TAPO_PLUGIN, config: { panel_devices: await monitor.registry.panelDevices() }, schema: null });
+  app.get(`/api/plugins/${TAPO_PLUGIN}/config`, { schema: { response: { 200: pluginConfigSchema } } }, pluginConfig);
+  app.put<{ Body: { config: { panel_devices: number[] } } }>(`/api/plugins/${TAPO_PLUGIN}/config`, {
+    schema: {
+      body: {
+        type: 'object',
+        required: ['config'],
+        properties: {
+          config: {
+            type: 'object',
+            required: ['panel_devices'],
+            properties: { panel_devices: { type: 'array', maxItems: 64, items: { type: 'integer', minimum: 0 } } },
+          },
+        },
+      },
+      response: { 200: pluginConfigSchema },
+    },
+  }, async (req) => {
+    await monitor.registry.setPanelDevices(req.body.config.panel_devices);
+    return pluginConfig();
+  });
 };

@@ -87,6 +87,39 @@ export function uptimeCurrentJson(s: NodeStatus, now: number) {
   };
 }
 
+// BaluDesk's network widget turns Mbit/s back into bytes with ×1024×1024/8, so the same factors are used here.
+export const networkCurrentSchema = {
+  type: 'object',
+  required: ['timestamp', 'upload_mbps', 'download_mbps'],
+  properties: { timestamp: str, upload_mbps: num, download_mbps: num },
+} as const;
+
+export function networkCurrentJson(s: NodeStatus, now: number) {
+  const mbps = (bytesPerS: number) => Math.round(((bytesPerS * 8) / (1024 * 1024)) * 1000) / 1000;
+  return {
+    timestamp: isoUtc(s.network ? Date.parse(s.sampled_at) : now),
+    upload_mbps: mbps(s.network?.tx_bytes_per_s ?? 0),
+    download_mbps: mbps(s.network?.rx_bytes_per_s ?? 0),
+  };
+}
+
+export interface ServiceState {
+  name: string;
+  display_name: string;
+  /** running: working; stopped: not configured here; degraded: configured but not reaching what it serves. */
+  state: 'running' | 'stopped' | 'degraded';
+  detail: string | null;
+}
+
+export const servicesSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    required: ['name', 'display_name', 'state', 'detail'],
+    properties: { name: str, display_name: str, state: { type: 'string', enum: ['running', 'stopped', 'degraded'] }, detail: nStr },
+  },
+} as const;
+
 export const historySchema = {
   type: 'object', required: ['samples', 'sample_count', 'source'], properties: { samples: emptyList, sample_count: int, source: str },
 } as const;

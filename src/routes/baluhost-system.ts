@@ -6,9 +6,10 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import type { NodeStatusService } from '../system/node-status.ts';
+import { requireAdmin } from '../http/auth.ts';
 import { VERSION } from '../version.ts';
 import {
-  historyJson, historySchema, presenceBodySchema, presenceJson, presenceSchema, raidStatusJson, raidStatusSchema,
+  historyJson, historySchema, networkCurrentJson, networkCurrentSchema, servicesSchema, type ServiceState, presenceBodySchema, presenceJson, presenceSchema, raidStatusJson, raidStatusSchema,
   setupStatusSchema, shareStatisticsJson, shareStatisticsSchema, smartStatusJson, smartStatusSchema, systemInfoJson,
   systemInfoSchema, systemModeSchema, uptimeCurrentJson, uptimeCurrentSchema, uptimeHistoryJson, uptimeHistorySchema,
   versionJson, versionSchema,
@@ -16,13 +17,15 @@ import {
 
 export interface BaluhostSystemOptions {
   status: NodeStatusService;
+  /** The daemon's parts as BaluHost's admin services panel lists them. */
+  services: () => Promise<ServiceState[]>;
 }
 
 const reply200 = (schema: object) => ({ schema: { response: { 200: schema } } });
 const publicRoute = (schema: object) => ({ config: { public: true }, ...reply200(schema) });
 const emptyArray = { type: 'array', maxItems: 0 } as const;
 
-export const baluhostSystemRoutes: FastifyPluginAsync<BaluhostSystemOptions> = async (app, { status }) => {
+export const baluhostSystemRoutes: FastifyPluginAsync<BaluhostSystemOptions> = async (app, { status, services }) => {
   app.get('/api/system/info', reply200(systemInfoSchema), async () => systemInfoJson(status.status()));
 
   // NAS features: present in shape, empty in content.
@@ -38,6 +41,9 @@ export const baluhostSystemRoutes: FastifyPluginAsync<BaluhostSystemOptions> = a
   } as const;
   app.get('/api/monitoring/uptime/current', reply200(uptimeCurrentSchema), async () => uptimeCurrentJson(status.status(), Date.now()));
   app.get('/api/monitoring/uptime/history', { schema: { querystring: historyQs, response: { 200: uptimeHistorySchema } } }, async () => uptimeHistoryJson());
+  app.get('/api/monitoring/network/current', reply200(networkCurrentSchema), async () => networkCurrentJson(status.status(), Date.now()));
+  // BaluDesk's services panel (every 30 s); admin-only as on BaluHost.
+  app.get('/api/admin/services', { preHandler: requireAdmin, ...reply200(servicesSchema) }, async () => services());
   app.get('/api/monitoring/cpu/history', { schema: { querystring: historyQs, response: { 200: historySchema } } }, async () => historyJson());
   app.get('/api/monitoring/memory/history', { schema: { querystring: historyQs, response: { 200: historySchema } } }, async () => historyJson());
 

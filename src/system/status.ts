@@ -16,6 +16,8 @@ export interface HostStatus {
   disk: { path: string; total: number; used: number; free: number; percent: number };
   uptime_seconds: number;
   load_avg: [number, number, number];
+  /** Bytes per second over every interface but loopback since the previous sample; null until two samples exist. */
+  network: { rx_bytes_per_s: number; tx_bytes_per_s: number } | null;
   sampled_at: string;
 }
 
@@ -61,12 +63,13 @@ export class SystemMonitor {
   }
 
   async #measure(): Promise<void> {
-    const [load, speed, temp, mem, fs] = await Promise.all([
+    const [load, speed, temp, mem, fs, net] = await Promise.all([
       si.currentLoad().catch(() => null),
       si.cpuCurrentSpeed().catch(() => null),
       si.cpuTemperature().catch(() => null),
       si.mem(),
       statfs(this.#dataDir),
+      si.networkStats('*').catch(() => null),
     ]);
     const diskTotal = fs.blocks * fs.bsize;
     const diskFree = fs.bavail * fs.bsize;
@@ -86,7 +89,21 @@ export class SystemMonitor {
       disk: { path: this.#dataDir, total: diskTotal, used: diskUsed, free: diskFree, percent: diskTotal ? round1((diskUsed / diskTotal) * 100) : 0 },
       uptime_seconds: Math.floor(uptime()),
       load_avg: [avg[0] ?? 0, avg[1] ?? 0, avg[2] ?? 0],
+      network: networkRates(net),
       sampled_at: new Date().toISOString(),
     };
   }
+}
+
+/** systeminformation reports per-second rates relative to its previous call (null on the first one). */
+function networkRates(stats: si.Systeminformation.NetworkStatsData[] | null): HostStatus['network'] {
+  const ifaces = (stats ?? []).filter((s) => s.iface !== 'lo' && typeof s.rx_sec === 'number' && typeof s.tx_sec === 'number');
+  if (ifaces.length === 0) return null;
+  let rx = 0;
+  let tx = 0;
+  for (const s of ifaces) {
+    rx += Math.max(0, s.rx_sec ?? 0);
+    tx += Math.max(0, s.tx_sec ?? 0);
+  }
+  return { rx_bytes_per_s: Math.round(rx), tx_bytes_per_s: Math.round(tx) };
 }

@@ -266,4 +266,20 @@ describe('BaluHost smart-device and energy routes over a live monitor', () => {
     assert.deepEqual((await get('/api/plugins/tapo_smart_plug/config')).json(), { name: 'tapo_smart_plug', config: { panel_devices: [] }, schema: null });
     assert.equal((await get('/api/plugins/other/config')).statusCode, 404);
   });
+
+  test('PUT /api/plugins/tapo_smart_plug/config: BaluApp\'s panel choice is kept; unknown plugs and bad bodies change nothing', async () => {
+    const put = (payload: unknown) => app.inject({ method: 'PUT', url: '/api/plugins/tapo_smart_plug/config', headers: auth, payload: payload as object });
+    const ids = monitor.registry.list().map((d) => d.id);
+    const chosen = [ids[1]!, ids[0]!];
+    const ok = await put({ config: { panel_devices: chosen } });
+    assert.equal(ok.statusCode, 200);
+    assert.deepEqual(ok.json().config.panel_devices, chosen, 'BaluApp\'s order is kept');
+    for (const [payload, status] of [[{ config: { panel_devices: [9999] } }, 404], [{ config: { panel_devices: ['x'] } }, 422], [{ panel_devices: [1] }, 422]] as const) {
+      const r = await put(payload);
+      assert.equal(r.statusCode, status, JSON.stringify(payload));
+      assert.ok('detail' in r.json());
+    }
+    assert.deepEqual((await get('/api/plugins/tapo_smart_plug/config')).json().config.panel_devices, chosen, 'a refused update leaves the choice as it was');
+    await put({ config: { panel_devices: [] } });
+  });
 });

@@ -20,6 +20,9 @@ import { healthRoutes } from '../../src/routes/health.ts';
 import { baluhostSystemRoutes } from '../../src/routes/baluhost-system.ts';
 import { baluhostEnergyRoutes } from '../../src/routes/baluhost-energy.ts';
 import { EnergyMonitor } from '../../src/energy/monitor.ts';
+import { SyncRuntime } from '../../src/sync/runtime.ts';
+import { describeServices } from '../../src/system/services.ts';
+import { openStore, type Store } from '../../store/index.ts';
 import { VERSION } from '../../src/version.ts';
 import { TapoPlugEmulator } from '../emulators/tapo-plug.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
@@ -37,6 +40,8 @@ let sampler: SystemMonitor;
 let energy: EnergyMonitor;
 let plugA: TapoPlugEmulator, plugB: TapoPlugEmulator;
 let tb: Testbed;
+let store: Store;
+let sync: SyncRuntime;
 let app: FastifyInstance;
 let auth: { authorization: string };
 
@@ -64,6 +69,13 @@ before(async () => {
   await energy.start();
   await energy.pollNow();
   tb = await testbed();
+  store = await openStore({ dir: `${dir.path}/store` });
+  const log = createLogger({ logLevel: 'silent', logFormat: 'json' });
+  // A pi whose hub has never answered (nothing listens on the port): the services panel must say so.
+  sync = await SyncRuntime.create({
+    store, db, log,
+    settings: { role: 'pi', hubUrl: 'http://127.0.0.1:1', hubRoot: null, peerSecret: 's', syncHotThreshold: 0.5, syncRetryMinS: 60, syncRetryMaxS: 60, syncMaxSendRate: null, hubWatchDebounceMs: 50 },
+  });
   const status = new NodeStatusService(sampler, 'pi');
   const verifier = new TokenVerifier(SECRET);
   app = await buildApp({
@@ -75,7 +87,7 @@ before(async () => {
       (a) => a.register(energyRoutes, { monitor: energy }),
       (a) => a.register(nasRoutes, { nas: tb.nas }),
       (a) => a.register(handshakeRoutes, { nas: tb.nas }),
-      (a) => a.register(baluhostSystemRoutes, { status }),
+      (a) => a.register(baluhostSystemRoutes, { status, services: () => describeServices({ sync, energy, nas: tb.nas }) }),
       (a) => a.register(baluhostEnergyRoutes, { monitor: energy }),
     ],
   });
@@ -86,6 +98,8 @@ before(async () => {
 after(async () => {
   await app?.close();
   await tb?.close();
+  await sync?.close();
+  await store?.close();
   await energy?.stop();
   await db?.close();
   await sampler?.stop();
@@ -211,4 +225,28 @@ test('the Pi dashboard\'s polls, field by field, with a BaluHost token: none ans
     assert.equal(res.statusCode, 200, url);
     assert.equal((await app.inject({ url })).statusCode, 401, `${url} without a token`);
   }
+});
+
+test('BaluDesk\'s network widget and services panel: measured rates in its units, one row per part, admin only', async () => {
+  const net = await get('/api/monitoring/network/current');
+  assert.equal(net.statusCode, 200);
+  const n = net.json();
+  assert.deepEqual(keysOf(n), ['download_mbps', 'timestamp', 'upload_mbps']);
+  assert.match(n.timestamp, ISO_Z);
+  const host = sampler.current();
+  const expectMbps = (b: number) => Math.round(((b * 8) / (1024 * 1024)) * 1000) / 1000;
+  assert.equal(n.upload_mbps, expectMbps(host.network?.tx_bytes_per_s ?? 0), 'the sampler\'s measured rate, in BaluDesk\'s Mbit/s (x1024x1024/8 gives B/s back)');
+  assert.equal(n.download_mbps, expectMbps(host.network?.rx_bytes_per_s ?? 0));
+
+  assert.equal((await get('/api/admin/services')).statusCode, 403, 'sven is not an admin');
+  const admin = { authorization: `Bearer ${await new TokenVerifier(SECRET).issueAccess({ id: 1, username: 'admin', role: 'admin' })}` };
+  const res = await app.inject({ url: '/api/admin/services', headers: admin });
+  assert.equal(res.statusCode, 200);
+  const rows = res.json() as { name: string; display_name: string; state: string; detail: string | null }[];
+  assert.deepEqual(rows.map((r) => r.name), ['balupi-api', 'balupi-sync', 'balupi-energy', 'balupi-nas']);
+  for (const r of rows) assert.equal(typeof r.display_name, 'string');
+  const byName = Object.fromEntries(rows.map((r) => [r.name, r]));
+  assert.equal(byName['balupi-sync']!.state, 'degraded', 'a configured hub that does not answer');
+  assert.deepEqual([byName['balupi-energy']!.state, byName['balupi-energy']!.detail], ['running', '2 plug(s)']);
+  assert.match(byName['balupi-nas']!.detail!, /^NAS /);
 });
