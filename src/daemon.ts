@@ -34,6 +34,12 @@ import { NasModule } from './nas/start.ts';
 import { nasRoutes } from './routes/nas.ts';
 import { handshakeRoutes } from './routes/handshake.ts';
 import { nasService, NasService } from './rpc/nas-service.ts';
+import { UserCache } from './auth/user-cache.ts';
+import { SignInService, type NasLink } from './auth/sign-in.ts';
+import { BaluHostClient } from './nas/baluhost-client.ts';
+import { RateLimiter } from './http/rate-limit.ts';
+import { authRoutes } from './routes/auth.ts';
+import { pairingRoutes } from './routes/pairing.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -76,6 +82,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const nas = await NasModule.open(config, { db, log, power: energy.nasPower });
     closers.push(() => nas.close());
     const nasSvc = nas.service;
+    // Sign-in, tokens and pairing: forwarded to BaluHost when it is up, answered from what the Pi learnt when not.
+    const verifier = new TokenVerifier(secrets.jwtSecret);
+    const users = new UserCache(db);
+    await users.pruneRevoked();
+    const nasLink: NasLink = nasSvc
+      ? { url: () => nasSvc.url(), online: () => nasSvc.state === 'online', ensureAvailable: (reason, signal) => nasSvc.ensureNasAvailable(reason, { signal, by: 'client' }) }
+      : { url: () => null, online: () => false, ensureAvailable: () => Promise.reject(new Error('no NAS')) };
+    const signIn = new SignInService({ users, tokens: verifier, nas: nasLink, client: new BaluHostClient({ url: nasLink.url }), log: log.child({ module: 'auth' }) });
+    const limiter = new RateLimiter();
 
     const routes = (router: ConnectRouter) => {
       router.service(NodeService, nodeService(status));
@@ -89,14 +104,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (a: FastifyInstance) => a.register(systemRoutes, { status }),
       (a: FastifyInstance) => a.register(energyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(tapoRoutes, { monitor: energy }),
+      (a: FastifyInstance) => a.register(authRoutes, { signIn, limiter }),
+      (a: FastifyInstance) => a.register(pairingRoutes, { signIn, limiter }),
       ...(nasSvc
         ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
         : []),
     ];
 
-    const servers = await listenAll(config, log, { verifier: new TokenVerifier(secrets.jwtSecret), peerSecret: secrets.peerSecret, routes, plugins });
+    const servers = await listenAll(config, log, { verifier, peerSecret: secrets.peerSecret, routes, plugins });
     closers.push(() => servers.close());
-    const localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store, sync });
+    const localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store, sync, users });
     closers.push(() => localApi.close());
     await nas.start(servers.ports);
     log.info({ ...servers.ports, host: config.host, role: config.role, dataDir: config.dataDir }, 'balupi listening');
