@@ -35,7 +35,7 @@ import { nasRoutes } from './routes/nas.ts';
 import { handshakeRoutes } from './routes/handshake.ts';
 import { nasService, NasService } from './rpc/nas-service.ts';
 import { UserCache } from './auth/user-cache.ts';
-import { SignInService, type NasLink } from './auth/sign-in.ts';
+import { SignInService, nasLinkFor } from './auth/sign-in.ts';
 import { BaluHostClient } from './nas/baluhost-client.ts';
 import { RateLimiter } from './http/rate-limit.ts';
 import { authRoutes } from './routes/auth.ts';
@@ -86,9 +86,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const verifier = new TokenVerifier(secrets.jwtSecret);
     const users = new UserCache(db);
     await users.pruneRevoked();
-    const nasLink: NasLink = nasSvc
-      ? { url: () => nasSvc.url(), online: () => nasSvc.state === 'online', ensureAvailable: (reason, signal) => nasSvc.ensureNasAvailable(reason, { signal, by: 'client' }) }
-      : { url: () => null, online: () => false, ensureAvailable: () => Promise.reject(new Error('no NAS')) };
+    const nasLink = nasLinkFor(nasSvc);
     const signIn = new SignInService({ users, tokens: verifier, nas: nasLink, client: new BaluHostClient({ url: nasLink.url }), log: log.child({ module: 'auth' }) });
     const limiter = new RateLimiter();
 

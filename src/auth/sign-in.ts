@@ -14,6 +14,7 @@ import { TokenError, type TokenVerifier, type User } from './tokens.ts';
 import { burnTime, hashPassword, verifyPassword } from './passwords.ts';
 import { userPublic, type UserCache, type UserRecord } from './user-cache.ts';
 import { jsonObject, NasUnreachableError, type BaluHostClient, type ForwardResponse } from '../nas/baluhost-client.ts';
+import type { NasService } from '../nas/service.ts';
 
 /** What the Pi needs to know about the NAS: where it is, whether it is up, and how to wake it. */
 export interface NasLink {
@@ -21,6 +22,12 @@ export interface NasLink {
   online(): boolean;
   /** Wakes the NAS if needed and waits until it answers; rejects with a `nas_unavailable` error. */
   ensureAvailable(reason: string, signal?: AbortSignal): Promise<unknown>;
+}
+
+/** The NAS presence service as a NasLink; without one (hub role) the Pi stands alone. */
+export function nasLinkFor(nas: NasService | null): NasLink {
+  if (!nas) return { url: () => null, online: () => false, ensureAvailable: () => Promise.reject(new Error('no NAS')) };
+  return { url: () => nas.url(), online: () => nas.state === 'online', ensureAvailable: (reason, signal) => nas.ensureNasAvailable(reason, { signal, by: 'client' }) };
 }
 
 export type AuthErrorCode = 'invalid_credentials' | 'refresh_invalid' | 'refresh_revoked' | 'user_inactive' | 'two_factor_needs_nas' | 'nas_unavailable';
