@@ -121,9 +121,12 @@ function keyOf(req: FastifyRequest, limit: RateLimit): string {
   return req.ip;
 }
 
-/** Applies `config.rateLimit` of the routes in this plugin (runs after the auth hook, so per-user keys work). */
+/**
+ * Applies `config.rateLimit` of the routes in this plugin. It runs once the body is validated, as slowapi's decorator
+ * does inside FastAPI (a 422 does not count against the limit), and after the auth hook, so per-user keys work.
+ */
 export function useRateLimits(app: FastifyInstance, limiter: RateLimiter): void {
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('preHandler', async (req, reply) => {
     const limit = req.routeOptions.config.rateLimit;
     if (!limit) return;
     const d = limiter.hit(limit, keyOf(req, limit));

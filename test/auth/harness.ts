@@ -26,8 +26,8 @@ export interface Harness {
 
 export const EMULATOR_SECRET = 'baluhost-emulator-secret-key-of-32-chars';
 
-export async function harness(opts: { standalone?: boolean } = {}): Promise<Harness> {
-  const tb = opts.standalone ? null : await testbed();
+export async function harness(opts: { standalone?: boolean; nas?: Parameters<typeof testbed>[0] } = {}): Promise<Harness> {
+  const tb = opts.standalone ? null : await testbed(opts.nas);
   const dir = await tempDir('balupi-auth-');
   const db = new ClassicLevel<string, string>(join(dir.path, 'db'), { valueEncoding: 'utf8' });
   await db.open();
