@@ -134,6 +134,17 @@ export class SignInService {
 
   /** GET /api/auth/me for a verified access token: never 5xx (BaluDesk drops its pairing on any error but 401). */
   async me(user: User, req: ClientRequest): Promise<Answer> {
+    try {
+      return await this.#me(user, req);
+    } catch (err) {
+      if (err instanceof AuthError) throw err;
+      // Even a failing disk must not cost a desktop its pairing: the token's own claims are a true answer.
+      this.#log.error({ err }, '/auth/me failed; answering from the token');
+      return { status: 200, headers: {}, body: userPublic({ id: user.id, username: user.username, role: user.role, source: 'baluhost', profile: {}, updatedAt: 0 }) };
+    }
+  }
+
+  async #me(user: User, req: ClientRequest): Promise<Answer> {
     const known = await this.#users.get(user.id);
     if (known?.source !== 'local' && this.#nas.url() !== null && this.#nas.online()) {
       try {

@@ -41,7 +41,7 @@ test('balupi user add, then login at a standalone daemon; user list and add thro
       const base = `http://127.0.0.1:${d.ports.http}`;
       const res = await postJson(`${base}/api/auth/login`, { username: 'lena', password: 'Lena-pass-1' });
       assert.equal(res.status, 200);
-      const body = await res.json();
+      const body = (await res.json()) as any;
       assert.equal(body.user.username, 'lena');
       const me = await fetch(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${body.access_token}` } });
       assert.deepEqual(await me.json(), body.user);
@@ -81,7 +81,7 @@ test('a real daemon in front of the stand-in: forwarded login, then refresh and 
     await emu.goDown();
     const refreshed = await postJson(`${base}/api/auth/refresh`, { refresh_token: refreshToken });
     assert.equal(refreshed.status, 200);
-    const body = await refreshed.json();
+    const body = (await refreshed.json()) as any;
     assert.deepEqual(body.user, emu.accounts.userPublic(user));
     const me = await fetch(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${body.access_token}`, 'content-type': 'application/json' } });
     assert.equal(me.status, 200);
