@@ -16,6 +16,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'print an access token: token --user NAME [--id N] [--user-role admin|user] [--ttl 15m]',
     run: async (args, ctx) => (await import('./commands/token.ts')).token(args, ctx),
   },
+  user: {
+    summary: 'local users: user add NAME [--admin] [--email E] [--password-stdin] | user list [--json] | user rm NAME',
+    run: async (args, ctx) => (await import('./commands/user.ts')).user(args, ctx),
+  },
   ...storeCommandEntries(),
   status: {
     summary: 'sync status: hub connection, sequence positions, upload queue, bytes pending [--json]',

@@ -39,6 +39,12 @@ import { describeServices } from './system/services.ts';
 import { baluhostEnergyRoutes } from './routes/baluhost-energy.ts';
 import { ActivityLog } from './activity/activity-log.ts';
 import { activityRoutes } from './routes/activity.ts';
+import { UserCache } from './auth/user-cache.ts';
+import { SignInService, nasLinkFor } from './auth/sign-in.ts';
+import { BaluHostClient } from './nas/baluhost-client.ts';
+import { RateLimiter } from './http/rate-limit.ts';
+import { authRoutes } from './routes/auth.ts';
+import { pairingRoutes } from './routes/pairing.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -98,6 +104,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         (err: unknown) => log.warn({ err }, 'could not flush the upload queue'),
       );
     });
+    // Sign-in, tokens and pairing: forwarded to BaluHost when it is up, answered from what the Pi learnt when not.
+    const verifier = new TokenVerifier(secrets.jwtSecret);
+    const users = new UserCache(db);
+    await users.pruneRevoked();
+    const nasLink = nasLinkFor(nasSvc);
+    const signIn = new SignInService({ users, tokens: verifier, nas: nasLink, client: new BaluHostClient({ url: nasLink.url }), log: log.child({ module: 'auth' }) });
+    const limiter = new RateLimiter();
 
     const routes = (router: ConnectRouter) => {
       router.service(NodeService, nodeService(status));
@@ -115,14 +128,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (a: FastifyInstance) => a.register(baluhostSystemRoutes, { status, services: () => describeServices({ sync, energy, nas: nasSvc }) }),
       (a: FastifyInstance) => a.register(baluhostEnergyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(activityRoutes, { activity }),
+      (a: FastifyInstance) => a.register(authRoutes, { signIn, limiter }),
+      (a: FastifyInstance) => a.register(pairingRoutes, { signIn, limiter }),
       ...(nasSvc
         ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
         : []),
     ];
 
-    const servers = await listenAll(config, log, { verifier: new TokenVerifier(secrets.jwtSecret), peerSecret: secrets.peerSecret, routes, plugins });
+    const servers = await listenAll(config, log, { verifier, peerSecret: secrets.peerSecret, routes, plugins });
     closers.push(() => servers.close());
-    const localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store, sync });
+    const localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store, sync, users });
     closers.push(() => localApi.close());
     await nas.start(servers.ports);
     log.info({ ...servers.ports, host: config.host, role: config.role, dataDir: config.dataDir }, 'balupi listening');

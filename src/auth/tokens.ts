@@ -1,7 +1,10 @@
-// BaluHost's access tokens, verified and (for standalone use and tests) issued exactly as BaluHost does:
-// HS256 with SECRET_KEY, integer exp/iat, type "access", sub = str(user id), plus username and role
-// (../shared/reference/baluhost-api.md §2.3).
-import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+// BaluHost's tokens, verified and issued exactly as BaluHost does (../shared/reference/baluhost-api.md §2.3):
+// HS256 with SECRET_KEY, header {"alg":"HS256","typ":"JWT"}, integer exp/iat, sub = str(user id);
+//   access:  sub, username, role, type "access", exp, iat (15 minutes)
+//   refresh: sub, jti (uuid4), type "refresh", exp, iat (7 days; mobile registration 30–180 days)
+// The Pi issues access tokens itself only where BaluHost cannot answer (see src/auth/sign-in.ts).
+import { randomUUID } from 'node:crypto';
+import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
 
 export interface User {
   id: number;
@@ -19,13 +22,25 @@ export class TokenError extends Error {
   }
 }
 
+/** A verified refresh token: whose it is, and its id (BaluHost revokes by jti). */
+export interface RefreshClaims {
+  userId: number;
+  jti: string | null;
+  exp: number;
+}
+
+/** BaluHost's default refresh-token lifetime (REFRESH_TOKEN_EXPIRE_DAYS). */
+export const REFRESH_TTL_S = 7 * 86400;
+export const ACCESS_TTL_S = 15 * 60;
+
 export class TokenVerifier {
   readonly #key: Uint8Array;
   constructor(secret: string) {
     this.#key = new TextEncoder().encode(secret);
   }
 
-  async verifyAccess(token: string): Promise<User> {
+  /** Signature, expiry and `type`; a numeric `sub`. Throws TokenError. */
+  async #verify(token: string, type: string): Promise<JWTPayload & { sub: string }> {
     let payload;
     try {
       ({ payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] }));
@@ -33,9 +48,20 @@ export class TokenVerifier {
       const reason = err instanceof joseErrors.JWTExpired ? 'expired' : err instanceof joseErrors.JOSEError ? err.code : 'malformed';
       throw new TokenError(reason);
     }
-    if (payload.type !== 'access') throw new TokenError(`type is ${JSON.stringify(payload.type)}, not "access"`);
+    if (payload.type !== type) throw new TokenError(`type is ${JSON.stringify(payload.type)}, not "${type}"`);
     const sub = payload.sub ?? '';
     if (!/^\d+$/.test(sub)) throw new TokenError('sub is not a numeric user id');
+    return payload as JWTPayload & { sub: string };
+  }
+
+  async verifyRefresh(token: string): Promise<RefreshClaims> {
+    const payload = await this.#verify(token, 'refresh');
+    return { userId: Number(payload.sub), jti: typeof payload.jti === 'string' ? payload.jti : null, exp: payload.exp! };
+  }
+
+  async verifyAccess(token: string): Promise<User> {
+    const payload = await this.#verify(token, 'access');
+    const sub = payload.sub;
     if (typeof payload.username !== 'string' || payload.username === '') throw new TokenError('no username claim');
     const role = payload.role === 'admin' ? 'admin' : payload.role === 'user' ? 'user' : null;
     if (!role) throw new TokenError('role is neither "admin" nor "user"');
@@ -43,12 +69,20 @@ export class TokenVerifier {
   }
 
   /** Issues an access token of BaluHost's exact shape. ttlSeconds defaults to BaluHost's 15 minutes. */
-  async issueAccess(user: User, ttlSeconds = 15 * 60, now = Date.now()): Promise<string> {
+  async issueAccess(user: User, ttlSeconds = ACCESS_TTL_S, now = Date.now()): Promise<string> {
     const iat = Math.floor(now / 1000);
-    return new SignJWT({ sub: String(user.id), username: user.username, role: user.role, type: 'access' })
+    // Claims in PyJWT's order (exp before iat), so the payload bytes are the ones BaluHost would sign.
+    return new SignJWT({ sub: String(user.id), username: user.username, role: user.role, type: 'access', exp: iat + ttlSeconds, iat })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setIssuedAt(iat)
-      .setExpirationTime(iat + ttlSeconds)
+      .sign(this.#key);
+  }
+
+  /** A refresh token of BaluHost's shape (for `balupi token --refresh` and tests; the Pi never hands one out on
+   *  its own: BaluHost's logins do not issue them either). */
+  async issueRefresh(userId: number, ttlSeconds = REFRESH_TTL_S, now = Date.now(), jti: string = randomUUID()): Promise<string> {
+    const iat = Math.floor(now / 1000);
+    return new SignJWT({ sub: String(userId), jti, type: 'refresh', exp: iat + ttlSeconds, iat })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .sign(this.#key);
   }
 }

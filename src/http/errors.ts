@@ -62,6 +62,14 @@ const STATUS_BY_CODE: Record<string, number> = {
   wake_refused: 400,
   wol_send_failed: 500,
   nas_unavailable: 503,
+  // sign-in, tokens and pairing (src/auth/sign-in.ts): the 401 details are BaluHost's own strings
+  invalid_credentials: 401,
+  refresh_invalid: 401,
+  refresh_revoked: 401,
+  user_inactive: 401,
+  two_factor_needs_nas: 503,
+  nas_unreachable: 503,
+  user_exists: 409,
 };
 
 interface FastApiValidationItem {
@@ -112,7 +120,9 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 413, 'Request body is too large');
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, 415, 'Unsupported media type');
     const status = err.code ? STATUS_BY_CODE[err.code] : undefined;
-    if (status) return sendError(reply, status, err.message);
+    // An error that knows when a retry may succeed (a NAS being woken) says so, as clients read Retry-After on 503.
+    const retryAfterS = (err as { retryAfterS?: unknown }).retryAfterS;
+    if (status) return sendError(reply, status, err.message, typeof retryAfterS === 'number' ? { 'Retry-After': String(Math.ceil(retryAfterS)) } : {});
     if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       return sendError(reply, err.statusCode, err.message);
     }

@@ -7,10 +7,15 @@
 //   - the handshake caller, signing exactly like today's BaluHost (backend/app/services/balupi_handshake.py):
 //     the body hash is over Python's json.dumps(body, sort_keys=True, separators=(",",":")) while the body sent is
 //     json.dumps(body) (httpx < 0.28: ", " / ": ", insertion order, ASCII escapes) or, with httpx 0.28, compact
-//     UTF-8. pyDumps below re-implements CPython's encoder for that, independently of src/nas/python-json.ts.
+//     UTF-8. pyDumps below re-implements CPython's encoder for that, independently of src/nas/python-json.ts;
+//   - accounts (test/emulators/baluhost-auth.ts): login, verify-2fa, refresh, /auth/me, mobile registration,
+//     desktop pairing and register-desktop in BaluHost's shapes, tokens signed with `secret` as PyJWT signs them.
+//     Every request's headers and body bytes are kept in `received`.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash, createHmac } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
+import { BaluHostAccounts } from './baluhost-auth.ts';
 
 export type HealthMode = 'up' | 'hang' | 'error';
 
@@ -18,6 +23,16 @@ export interface RecordedRequest {
   method: string;
   path: string;
   syncTrigger: string | null;
+}
+
+/** A request as it arrived: headers as sent (lower-case names) and the body bytes. */
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** What the stand-in answered (absent for health). */
+  response?: { status: number; body: Buffer };
 }
 
 /** A Python float (so that 16.0 prints as Python prints it, not as JS's 16). */
@@ -152,16 +167,20 @@ export class BaluHostEmulator {
   /** Requests that woke the emulated NAS from soft sleep. */
   wakeups: RecordedRequest[] = [];
   readonly requests: RecordedRequest[] = [];
+  readonly received: ReceivedRequest[] = [];
+  /** Users, tokens, pairing; signs with the secret given to start() (BaluHost's SECRET_KEY). */
+  readonly accounts: BaluHostAccounts;
   #server: Server | null = null;
   #port = 0;
   readonly #sockets = new Set<Socket>();
 
-  private constructor(version: string) {
+  private constructor(version: string, secret: string) {
     this.version = version;
+    this.accounts = new BaluHostAccounts(secret);
   }
 
-  static async start(opts: { version?: string } = {}): Promise<BaluHostEmulator> {
-    const emu = new BaluHostEmulator(opts.version ?? '1.38.0');
+  static async start(opts: { version?: string; secret?: string } = {}): Promise<BaluHostEmulator> {
+    const emu = new BaluHostEmulator(opts.version ?? '1.38.0', opts.secret ?? 'baluhost-emulator-secret-key-of-32-chars');
     await emu.comeBack();
     return emu;
   }
@@ -227,6 +246,29 @@ export class BaluHostEmulator {
         .end(JSON.stringify({ status: 'ok', version: this.version, api_version: '1', min_api_version: '1' }));
       return;
     }
-    res.writeHead(404, { 'content-type': 'application/json' }).end('{"detail":"Not Found"}');
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => void this.#answer(req, res, path, Buffer.concat(parts)));
+  }
+
+  async #answer(req: IncomingMessage, res: ServerResponse, path: string, body: Buffer): Promise<void> {
+    const entry: ReceivedRequest = { method: req.method ?? 'GET', path, headers: req.headers, body };
+    this.received.push(entry);
+    let parsed: unknown;
+    if (body.length) {
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        parsed = body.toString('latin1');
+      }
+    }
+    const reply = await this.accounts.handle(req.method ?? 'GET', path, req.headers, parsed);
+    if (!reply) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"detail":"Not Found"}');
+      return;
+    }
+    const out = Buffer.from(JSON.stringify(reply.body));
+    entry.response = { status: reply.status, body: out };
+    res.writeHead(reply.status, { 'content-type': 'application/json', 'x-api-version': '1', 'x-api-min-version': '1', ...reply.headers }).end(out);
   }
 }
