@@ -45,6 +45,9 @@ import { BaluHostClient } from './nas/baluhost-client.ts';
 import { RateLimiter } from './http/rate-limit.ts';
 import { authRoutes } from './routes/auth.ts';
 import { pairingRoutes } from './routes/pairing.ts';
+import { NasRelay } from './nas/nas-relay.ts';
+import { sleepRoutes } from './routes/sleep.ts';
+import { mobileExtrasRoutes } from './routes/mobile-extras.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -109,7 +112,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const users = new UserCache(db);
     await users.pruneRevoked();
     const nasLink = nasLinkFor(nasSvc);
-    const signIn = new SignInService({ users, tokens: verifier, nas: nasLink, client: new BaluHostClient({ url: nasLink.url }), log: log.child({ module: 'auth' }) });
+    const baluhost = new BaluHostClient({ url: nasLink.url });
+    const signIn = new SignInService({ users, tokens: verifier, nas: nasLink, client: baluhost, log: log.child({ module: 'auth' }) });
+    const relay = new NasRelay({ nas: nasLink, client: baluhost });
     const limiter = new RateLimiter();
 
     const routes = (router: ConnectRouter) => {
@@ -130,6 +135,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (a: FastifyInstance) => a.register(activityRoutes, { activity }),
       (a: FastifyInstance) => a.register(authRoutes, { signIn, limiter }),
       (a: FastifyInstance) => a.register(pairingRoutes, { signIn, limiter }),
+      (a: FastifyInstance) => a.register(sleepRoutes, { nas: nasSvc, relay }),
+      (a: FastifyInstance) => a.register(mobileExtrasRoutes, { relay }),
       ...(nasSvc
         ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
         : []),

@@ -251,6 +251,27 @@ export class BaluHostEmulator {
     req.on('end', () => void this.#answer(req, res, path, Buffer.concat(parts)));
   }
 
+  /** The NAS's own power and bookkeeping calls the Pi relays (sleep buttons, push tokens, schedules), in BaluHost's
+   *  shapes; token checking is the accounts' business, here a missing token is enough to refuse. */
+  #nasCall(method: string, path: string, headers: IncomingMessage['headers']): { status: number; body: unknown; headers?: Record<string, string> } | null {
+    const known = method === 'POST' ? /^\/api\/(system\/sleep\/(soft|suspend|wake)|mobile\/devices\/[^/]+\/push-token)$/.test(path)
+      : /^\/api\/(system\/sleep\/my-permissions|sync\/schedule\/list|mobile\/upload\/queue\/[^/]+)$/.test(path);
+    if (!known) return null;
+    if (!/^Bearer \S+$/.test(headers.authorization ?? '')) return { status: 401, body: { detail: 'Not authenticated' } };
+    if (path === '/api/system/sleep/soft') {
+      this.sleepState = 'soft_sleep';
+      return { status: 200, body: { success: true, message: 'Entered soft sleep mode' } };
+    }
+    if (path === '/api/system/sleep/suspend') return { status: 200, body: { success: true, message: 'System suspended' } };
+    if (path === '/api/system/sleep/wake') return { status: 200, body: { success: true, message: 'Exited soft sleep mode' } };
+    if (path === '/api/system/sleep/my-permissions') return { status: 200, body: { can_soft_sleep: true, can_wake: true, can_suspend: false, can_wol: true } };
+    if (path.endsWith('/push-token')) return { status: 200, body: { message: 'Push token updated' } };
+    if (path === '/api/sync/schedule/list') {
+      return { status: 200, body: { schedules: [{ schedule_id: 1, device_id: 'dev-1', schedule_type: 'daily', time_of_day: '03:00', enabled: true, sync_deletions: false, resolve_conflicts: 'keep_newest', auto_vpn: false }] } };
+    }
+    return { status: 200, body: { items: [], total: 0 } };
+  }
+
   async #answer(req: IncomingMessage, res: ServerResponse, path: string, body: Buffer): Promise<void> {
     const entry: ReceivedRequest = { method: req.method ?? 'GET', path, headers: req.headers, body };
     this.received.push(entry);
@@ -262,7 +283,7 @@ export class BaluHostEmulator {
         parsed = body.toString('latin1');
       }
     }
-    const reply = await this.accounts.handle(req.method ?? 'GET', path, req.headers, parsed);
+    const reply = this.#nasCall(req.method ?? 'GET', path, req.headers) ?? (await this.accounts.handle(req.method ?? 'GET', path, req.headers, parsed));
     if (!reply) {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"detail":"Not Found"}');
       return;
