@@ -34,6 +34,8 @@ import { NasModule } from './nas/start.ts';
 import { nasRoutes } from './routes/nas.ts';
 import { handshakeRoutes } from './routes/handshake.ts';
 import { nasService, NasService } from './rpc/nas-service.ts';
+import { ThumbnailService } from './thumbnails/service.ts';
+import { thumbnailRoutes } from './routes/thumbnails.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -62,6 +64,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     closers.push(() => db.close());
     const store = await openStore({ dir: join(config.dataDir, 'store'), cacheMaxBytes: config.cacheMaxBytes ?? undefined });
     closers.push(() => store.close());
+    // Thumbnails: cached by content under DATA_DIR/thumbnails; new image versions get theirs made in the background.
+    const thumbnails = new ThumbnailService(store, { cacheDir: join(config.dataDir, 'thumbnails') });
+    await thumbnails.start();
+    closers.push(() => thumbnails.close());
     const monitor = new SystemMonitor({ dataDir: config.dataDir, intervalMs: config.statusIntervalS * 1000 });
     await monitor.start();
     closers.push(() => monitor.stop());
@@ -89,6 +95,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (a: FastifyInstance) => a.register(systemRoutes, { status }),
       (a: FastifyInstance) => a.register(energyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(tapoRoutes, { monitor: energy }),
+      (a: FastifyInstance) => a.register(thumbnailRoutes, { thumbnails }),
       ...(nasSvc
         ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
         : []),

@@ -40,6 +40,10 @@ const STATUS_BY_CODE: Record<string, number> = {
   // BaluHost's path model (src/files/paths.ts)
   invalid_path: 400,
   access_denied: 403,
+  // thumbnails (src/thumbnails/service.ts)
+  thumbnail_unsupported: 415,
+  thumbnail_not_local: 404,
+  thumbnail_busy: 503,
   // energy and plugs
   DEVICE_NOT_FOUND: 404,
   ALERT_NOT_FOUND: 404,
