@@ -13,6 +13,8 @@ export interface NewVersion {
   mtimeMs: number;
   mode: number;
   hash: string;
+  /** SHA-256 hex, null if unknown (always null for tombstones). */
+  sha256: string | null;
   chunks: ChunkRef[];
   deleted: boolean;
   state: FileState;
@@ -74,6 +76,7 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
     mtimeMs: v.mtimeMs,
     mode: v.mode,
     hash: v.hash,
+    sha256: v.deleted ? null : v.sha256,
     chunks: v.chunks,
     version: (prev?.version ?? 0) + 1,
     seq,

@@ -164,7 +164,7 @@ export class Store {
         const prev = await e.idx.getFile(path);
         if (!prev) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
         checkBase(path, prev, opts.baseVersion);
-        return writeVersion(e, tx, path, prev, { size: 0, mtimeMs: e.now(), mode: prev.mode, hash: '', chunks: [], deleted: true, state: 'local' });
+        return writeVersion(e, tx, path, prev, { size: 0, mtimeMs: e.now(), mode: prev.mode, hash: '', sha256: null, chunks: [], deleted: true, state: 'local' });
       }, { sync: opts.sync ?? true }),
     );
   }

@@ -1,14 +1,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import fs from 'node:fs/promises';
 import { Chunker, blake3, fileSource, isStoreError, openStore } from '../../store/index.ts';
 import type { FileRecord } from '../../store/index.ts';
 import path from 'node:path';
 import { SMALL_CHUNKS, readAll, source, withStore, withTempDir } from './temp-store.ts';
+import { decodeFile, encodeFile } from '../../store/records.ts';
 
 const b3 = (d: Uint8Array): string => blake3().hash(d).toString('hex');
+const sha = (d: Uint8Array): string => createHash('sha256').update(d).digest('hex');
 const code = (c: string) => (err: unknown) => isStoreError(err) && err.code === c;
 
 describe('store: ingest and read', () => {
@@ -48,9 +50,33 @@ describe('store: ingest and read', () => {
         records.push(file);
       });
     }
-    const strip = (r: FileRecord) => ({ size: r.size, hash: r.hash, chunks: r.chunks });
+    const strip = (r: FileRecord) => ({ size: r.size, hash: r.hash, sha256: r.sha256, chunks: r.chunks });
     assert.deepEqual(strip(records[0]!), strip(records[1]!));
     assert.equal(records[0]!.hash, b3(data));
+    assert.equal(records[0]!.sha256, sha(data), 'the SHA-256 taken in the ingest pass is node:crypto\'s');
+  });
+
+  test('the SHA-256 of every ingest is recorded, kept by commitFile, and null where unknown', async () => {
+    await withStore({ chunkParams: SMALL_CHUNKS }, async (store) => {
+      const data = randomBytes(700_000);
+      const { file } = await store.ingest('a.bin', source(data));
+      assert.equal(file.sha256, sha(data));
+      assert.equal((await store.stat('a.bin')).sha256, sha(data), 'persisted with the record');
+      assert.equal((await store.ingest('empty', Readable.from([] as Buffer[]))).file.sha256, sha(Buffer.alloc(0)));
+      // A version assembled from chunks (the sync path) keeps the SHA-256 its sender gave, or none.
+      const meta = { size: file.size, mtimeMs: 5, mode: 0o644, hash: file.hash, chunks: file.chunks };
+      assert.equal((await store.commitFile('copy.bin', { ...meta, sha256: file.sha256 })).sha256, sha(data));
+      assert.equal((await store.commitFile('nosha.bin', meta)).sha256, null);
+      await assert.rejects(store.commitFile('bad.bin', { ...meta, sha256: 'xyz' }), code('invalid_argument'));
+      await assert.rejects(store.stat('bad.bin'), code('not_found'), 'a refused commit stores nothing');
+      const tomb = await store.delete('a.bin');
+      assert.equal(tomb.sha256, null, 'a tombstone has no content hash');
+      // A record written before the field existed (no "x" key) reads as unknown.
+      const old = encodeFile(file);
+      delete old.x;
+      assert.equal(decodeFile('a.bin', old).sha256, null);
+      assert.equal(decodeFile('a.bin', encodeFile(file)).sha256, sha(data));
+    });
   });
 
   test('an empty file is a valid file with no chunks', async () => {
