@@ -155,7 +155,7 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
   } else {
     putHeat(tx, path, heat, undefined, false);
   }
-  tx.afterCommit(() => engine.emitChange(next));
+  tx.afterCommit(() => engine.emitChange(next, prev));
   return next;
 }
 

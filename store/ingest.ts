@@ -142,14 +142,21 @@ function ingestHashing(engine: Engine): IngestHashing {
   };
 }
 
+/**
+ * The file's name, or a function that names it once its bytes are stored (called once, right before the version is
+ * committed): an upload whose form carries the target after the file streams in before anyone knows where it goes,
+ * and nothing is visible under any name until this resolves. If it throws, nothing is committed.
+ */
+export type IngestName = string | (() => string | Promise<string>);
+
 export async function ingest(
   engine: Engine,
-  path: string,
+  name: IngestName,
   source: AsyncIterable<Uint8Array>,
   meta: IngestMeta = {},
   opts: IngestOptions = {},
 ): Promise<IngestResult> {
-  validateName(path);
+  let path = typeof name === 'string' ? validateName(name) : '(unnamed upload)';
   const mode = meta.mode ?? 0o644;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new StoreError('invalid_argument', `invalid mode ${meta.mode}`);
   return engine.track(async () => {
@@ -241,6 +248,8 @@ export async function ingest(
       if (failure) throw failure;
       opts.signal?.throwIfAborted();
       const { hash, sha256 } = await hashing.digest();
+      if (typeof name !== 'string') path = validateName(await name());
+      opts.signal?.throwIfAborted();
       await engine.files.syncDirsOf(fresh);
       const file = await engine.transact(async (tx) => {
         const prev = await currentRecord(engine, path);
