@@ -110,6 +110,15 @@ export function sendError(reply: FastifyReply, status: number, detail: unknown, 
   return reply.code(status).headers(headers).type('application/json').send({ detail });
 }
 
+/**
+ * Errors Fastify raises before routing (Fastify's `frameworkErrors` option), in the same envelope: a URL that is not
+ * valid percent-encoding (`%ZZ`) can only be a bad path.
+ */
+export function frameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_BAD_URL') void sendError(reply, 400, 'Invalid path');
+  else void sendError(reply, 400, err.message);
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((_req, reply) => sendError(reply, 404, 'Not Found'));
   app.setErrorHandler((err: FastifyError & { code?: string }, req: FastifyRequest, reply: FastifyReply) => {

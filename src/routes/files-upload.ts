@@ -26,7 +26,8 @@ export const filesUploadRoutes: FastifyPluginAsync<FilesUploadRoutesOptions> = a
     schema: { querystring: { type: 'object', properties: { path: { type: 'string' }, mount: { type: 'string' } } } },
   }, async (req, reply) => {
     if (!req.isMultipart()) throw new FilesError('no_file', 'No file provided (expected multipart/form-data)');
-    const upload = new MultipartUpload({ tree: files.tree, user: req.user!, queryPath: req.query.path, signal: requestSignal(reply) });
+    const signal = requestSignal(reply);
+    const upload = new MultipartUpload({ tree: files.tree, user: req.user!, queryPath: req.query.path, signal });
     try {
       for await (const part of req.parts()) {
         if (part.type === 'field') {
@@ -39,7 +40,10 @@ export const filesUploadRoutes: FastifyPluginAsync<FilesUploadRoutesOptions> = a
       }
     } catch (err) {
       await upload.abort(err);
-      throw err;
+      if (!signal.aborted) throw err;
+      // Nobody is left to answer; not a server error either.
+      req.log.info({ url: req.url, user: req.user?.username }, 'upload abandoned by the client; nothing stored');
+      return reply.code(400).send({ detail: 'Upload interrupted' });
     }
     return upload.finish();
   });

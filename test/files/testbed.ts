@@ -4,6 +4,7 @@
 import { SignJWT } from 'jose';
 import { ClassicLevel } from 'classic-level';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/http/app.ts';
 import { TokenVerifier } from '../../src/auth/tokens.ts';
@@ -36,12 +37,14 @@ export interface Testbed {
   admin: Record<string, string>;
   alice: Record<string, string>;
   bob: Record<string, string>;
+  /** Resolves with the first JSON log line matching `pred` (needs `logLines: true`). */
+  waitForLog(pred: (line: Record<string, any>) => boolean): Promise<Record<string, any>>;
   /** Ingests bytes directly into the store (as a sync from the hub would leave them). */
   put(name: string, data: string | Buffer): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function testbed(opts: { cacheMaxBytes?: number; remote?: RemoteSource | null; nas?: NasWaker | null; wakeWaitS?: number } = {}): Promise<Testbed> {
+export async function testbed(opts: { cacheMaxBytes?: number; remote?: RemoteSource | null; nas?: NasWaker | null; wakeWaitS?: number; logLines?: boolean } = {}): Promise<Testbed> {
   const dir = await tempDir('balupi-files-');
   const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
   await db.open();
@@ -50,7 +53,20 @@ export async function testbed(opts: { cacheMaxBytes?: number; remote?: RemoteSou
     cacheMaxBytes: opts.cacheMaxBytes ?? 1024 ** 3,
     chunkParams: { minSize: 4096, avgSize: 16384, maxSize: 65536 },
   });
-  const log = createLogger({ logLevel: 'silent', logFormat: 'json' });
+  // Log lines are how a test learns that a request ended (a client that vanished gets no answer to wait for).
+  const lines: Record<string, any>[] = [];
+  const waiters: { pred: (l: Record<string, any>) => boolean; resolve: (l: Record<string, any>) => void }[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const text of String(chunk).split('\n').filter(Boolean)) {
+        const line = JSON.parse(text);
+        lines.push(line);
+        for (const w of [...waiters]) if (w.pred(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line));
+      }
+      cb();
+    },
+  });
+  const log = createLogger({ logLevel: opts.logLines ? 'info' : 'silent', logFormat: 'json' }, sink);
   const files = await openFileServices({ db, store, dataDir: dir.path, log, sync: (opts.remote ?? null) as never, nas: opts.nas ?? null, wakeWaitS: opts.wakeWaitS ?? 2 });
   const app = await buildApp({
     logger: log,
@@ -71,6 +87,10 @@ export async function testbed(opts: { cacheMaxBytes?: number; remote?: RemoteSou
     admin: await bearer({}),
     alice: await bearer({ sub: '5', username: 'alice', role: 'user' }),
     bob: await bearer({ sub: '6', username: 'bob', role: 'user' }),
+    waitForLog(pred) {
+      const seen = lines.find(pred);
+      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ pred, resolve }));
+    },
     async put(name, data) {
       await store.ingest(name, (async function* () {
         yield Buffer.from(data);
