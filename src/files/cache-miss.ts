@@ -18,7 +18,7 @@ export interface RemoteSource {
 
 /** What it needs of the NAS service (NasService satisfies it). */
 export interface NasWaker {
-  ensureNasAvailable(reason: string, opts?: { signal?: AbortSignal; by?: string }): Promise<unknown>;
+  ensureNasAvailable(reason: string, opts?: { signal?: AbortSignal; by?: string }): Promise<{ woke: boolean }>;
 }
 
 export interface CacheMissOptions {
@@ -53,29 +53,28 @@ export class CacheMiss {
     const { remote, nas, log } = this.o;
     if (!remote?.hasHub) throw this.unavailable('no hub configured');
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.o.wakeWaitMs)]);
-    let woken = false;
+    const waited = () => `no answer within ${Math.round(this.o.wakeWaitMs / 1000)} s`;
     let pause = 250;
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       try {
         return await remote.openRemote(rec, range, signal);
       } catch (err) {
-        if (signal.aborted) throw err;
-        if (!isHubUnreachable(err)) throw err;
+        if (signal.aborted || !isHubUnreachable(err)) throw err;
         if (!nas) throw this.unavailable('the hub does not answer');
-        if (deadline.aborted) throw this.unavailable(`no answer within ${Math.round(this.o.wakeWaitMs / 1000)} s`);
-        log.info({ path: rec.path, err: (err as Error).message }, 'cache miss: the hub does not answer; making sure the NAS is up');
+        if (deadline.aborted) throw this.unavailable(waited());
+        if (attempt === 0) log.info({ path: rec.path, err: (err as Error).message }, 'cache miss: the hub does not answer; making sure the NAS is up');
       }
-      if (!woken) {
-        try {
-          await nas.ensureNasAvailable(`download of ${rec.path}`, { signal: deadline, by: 'cache miss' });
-          woken = true;
-        } catch (err) {
-          if (signal.aborted) throw err;
-          const why = deadline.aborted ? `no answer within ${Math.round(this.o.wakeWaitMs / 1000)} s` : (err as Error).message;
-          throw this.unavailable(why);
-        }
-      } else {
-        // BaluHost answers; the hub beside it may still be starting.
+      // Asked on every round: it returns at once while BaluHost answers, and wakes the NAS once the NAS service has
+      // seen it go down (it may still count it as up for a few probes after it fell asleep).
+      let woke = false;
+      try {
+        woke = (await nas.ensureNasAvailable(`download of ${rec.path}`, { signal: deadline, by: 'cache miss' })).woke;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        throw this.unavailable(deadline.aborted ? waited() : (err as Error).message);
+      }
+      if (!woke) {
+        // BaluHost answers but the hub beside it does not (yet): ask again shortly.
         await sleep(pause, deadline);
         pause = Math.min(pause * 2, 2_000);
       }
