@@ -18,6 +18,8 @@ export interface NewVersion {
   chunks: ChunkRef[];
   deleted: boolean;
   state: FileState;
+  /** Default: the previous version's. */
+  pinned?: boolean;
 }
 
 export interface VersionOptions {
@@ -82,7 +84,7 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
     seq,
     deleted: v.deleted,
     state: v.state,
-    pinned: !v.deleted && (prev?.pinned ?? false),
+    pinned: !v.deleted && (v.pinned ?? prev?.pinned ?? false),
   };
   const prevLive = prev && !prev.deleted ? prev : undefined;
   const nextLive = next.deleted ? undefined : next;

@@ -187,9 +187,10 @@ export class Store {
         const dst = await currentRecord(e, to);
         const moved = await writeVersion(e, tx, to, dst, {
           size: src.size, mtimeMs: src.mtimeMs, mode: src.mode, hash: src.hash, sha256: src.sha256, chunks: src.chunks, deleted: false, state: src.state,
+          pinned: src.pinned || (dst !== undefined && !dst.deleted && dst.pinned),
         });
         await writeVersion(e, tx, from, src, { size: 0, mtimeMs: e.now(), mode: src.mode, hash: '', sha256: null, chunks: [], deleted: true, state: 'local' });
-        return src.pinned && !moved.pinned ? setPinned(e, tx, moved, true) : moved;
+        return moved;
       }, { sync: opts.sync ?? true }),
     );
   }

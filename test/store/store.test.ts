@@ -56,6 +56,45 @@ describe('store: ingest and read', () => {
     assert.equal(records[0]!.sha256, sha(data), 'the SHA-256 taken in the ingest pass is node:crypto\'s');
   });
 
+  test('a name given late is asked for after the bytes are stored; if it throws, nothing is committed or left behind', async () => {
+    await withStore({ chunkParams: SMALL_CHUNKS }, async (store) => {
+      const data = randomBytes(400_000);
+      let asked = 0;
+      const { file } = await store.ingest(async () => ((asked += 1), 'late/name.bin'), source(data));
+      assert.equal(asked, 1);
+      assert.equal(file.path, 'late/name.bin');
+      assert.ok((await readAll(await store.read('late/name.bin'))).equals(data));
+      const other = randomBytes(300_000);
+      await assert.rejects(store.ingest(() => Promise.reject(new Error('forbidden target')), source(other)), /forbidden target/);
+      await assert.rejects(store.ingest(() => '../escape', source(other)), code('invalid_name'));
+      assert.equal(store.stats().files, 1, 'nothing else is visible');
+      assert.equal((await store.gc()).orphanFiles, 0, 'and no chunk file was left');
+      assert.equal(store.stats().storedBytes, data.length);
+    });
+  });
+
+  test('rename re-points a file in one step: same chunks, no new bytes, a tombstone at the old name; refusals change nothing', async () => {
+    await withStore({ chunkParams: SMALL_CHUNKS }, async (store) => {
+      const data = randomBytes(300_000);
+      const { file: orig } = await store.ingest('a/old.bin', source(data), { mtimeMs: 12345 });
+      await store.pin('a/old.bin');
+      const before = store.stats();
+      const moved = await store.rename('a/old.bin', 'b/new.bin');
+      assert.deepEqual([moved.hash, moved.sha256, moved.chunks, moved.mtimeMs, moved.state, moved.pinned], [orig.hash, orig.sha256, orig.chunks, 12345, 'local', true]);
+      assert.equal(store.stats().storedBytes, before.storedBytes);
+      assert.equal(store.stats().files, 1);
+      assert.equal((await store.record('a/old.bin'))?.deleted, true);
+      const feed: string[] = [];
+      for await (const r of store.changesSince(before.seq)) feed.push(`${r.deleted ? '-' : '+'}${r.path}`);
+      assert.deepEqual(feed.sort(), ['+b/new.bin', '-a/old.bin']);
+      await store.ingest('c', source(Buffer.from('a file named c')));
+      await assert.rejects(store.rename('b/new.bin', 'c/inside.bin'), code('path_conflict'));
+      await assert.rejects(store.rename('nope', 'x'), code('not_found'));
+      assert.ok((await readAll(await store.read('b/new.bin'))).equals(data), 'a refused rename left the file where it was');
+      assert.deepEqual((await store.fsck()).problems, []);
+    });
+  });
+
   test('the SHA-256 of every ingest is recorded, kept by commitFile, and null where unknown', async () => {
     await withStore({ chunkParams: SMALL_CHUNKS }, async (store) => {
       const data = randomBytes(700_000);
