@@ -36,6 +36,11 @@ import { handshakeRoutes } from './routes/handshake.ts';
 import { nasService, NasService } from './rpc/nas-service.ts';
 import { ThumbnailService } from './thumbnails/service.ts';
 import { thumbnailRoutes } from './routes/thumbnails.ts';
+import { openFileServices } from './files/services.ts';
+import { filesRoutes } from './routes/files.ts';
+import { filesWriteRoutes } from './routes/files-write.ts';
+import { filesUploadRoutes } from './routes/files-upload.ts';
+import { cacheRoutes } from './routes/cache.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -82,6 +87,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const nas = await NasModule.open(config, { db, log, power: energy.nasPower });
     closers.push(() => nas.close());
     const nasSvc = nas.service;
+    // BaluHost's file API over the store; a miss goes to the hub (waking the NAS first if need be).
+    const files = await openFileServices({ db, store, dataDir: config.dataDir, log, sync, nas: nasSvc, wakeWaitS: config.wakeWaitS });
+    closers.push(() => files.close());
 
     const routes = (router: ConnectRouter) => {
       router.service(NodeService, nodeService(status));
@@ -96,6 +104,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (a: FastifyInstance) => a.register(energyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(tapoRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(thumbnailRoutes, { thumbnails }),
+      (a: FastifyInstance) => a.register(filesRoutes, { files }),
+      (a: FastifyInstance) => a.register(filesWriteRoutes, { files }),
+      (a: FastifyInstance) => a.register(filesUploadRoutes, { files }),
+      (a: FastifyInstance) => a.register(cacheRoutes, { files }),
       ...(nasSvc
         ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
         : []),

@@ -44,6 +44,16 @@ const STATUS_BY_CODE: Record<string, number> = {
   thumbnail_unsupported: 415,
   thumbnail_not_local: 404,
   thumbnail_busy: 503,
+  // the file facade (src/files/errors.ts)
+  file_not_found: 404,
+  invalid_filename: 400,
+  no_file: 400,
+  upload_session_not_found: 404,
+  upload_session_forbidden: 403,
+  chunk_rejected: 400,
+  upload_too_large: 413,
+  range_not_satisfiable: 416,
+  hub_unavailable: 503,
   // energy and plugs
   DEVICE_NOT_FOUND: 404,
   ALERT_NOT_FOUND: 404,
@@ -104,6 +114,15 @@ export function sendError(reply: FastifyReply, status: number, detail: unknown, 
   return reply.code(status).headers(headers).type('application/json').send({ detail });
 }
 
+/**
+ * Errors Fastify raises before routing (Fastify's `frameworkErrors` option), in the same envelope: a URL that is not
+ * valid percent-encoding (`%ZZ`) can only be a bad path.
+ */
+export function frameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_BAD_URL') void sendError(reply, 400, 'Invalid path');
+  else void sendError(reply, 400, err.message);
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((_req, reply) => sendError(reply, 404, 'Not Found'));
   app.setErrorHandler((err: FastifyError & { code?: string }, req: FastifyRequest, reply: FastifyReply) => {
@@ -116,7 +135,9 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 413, 'Request body is too large');
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, 415, 'Unsupported media type');
     const status = err.code ? STATUS_BY_CODE[err.code] : undefined;
-    if (status) return sendError(reply, status, err.message);
+    // Domain errors may name headers of their answer (Retry-After on a 503, Content-Range on a 416).
+    const headers = (err as { headers?: unknown }).headers;
+    if (status) return sendError(reply, status, err.message, typeof headers === 'object' && headers !== null ? (headers as Record<string, string>) : {});
     if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       return sendError(reply, err.statusCode, err.message);
     }
