@@ -36,6 +36,10 @@ import { handshakeRoutes } from './routes/handshake.ts';
 import { nasService, NasService } from './rpc/nas-service.ts';
 import { ThumbnailService } from './thumbnails/service.ts';
 import { thumbnailRoutes } from './routes/thumbnails.ts';
+import { SyncDevices } from './sync-api/devices.ts';
+import { MobileFolders } from './sync-api/mobile-folders.ts';
+import { syncRestRoutes } from './routes/sync-rest.ts';
+import { mobileSyncRoutes } from './routes/mobile-sync.ts';
 import { openFileServices } from './files/services.ts';
 import { filesRoutes } from './routes/files.ts';
 import { filesWriteRoutes } from './routes/files-write.ts';
@@ -73,6 +77,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const thumbnails = new ThumbnailService(store, { cacheDir: join(config.dataDir, 'thumbnails') });
     await thumbnails.start();
     closers.push(() => thumbnails.close());
+    // BaluHost's sync endpoints for BaluDesk and BaluApp: devices, their change tokens and folders in the daemon's db.
+    const syncDevices = new SyncDevices(db);
     const monitor = new SystemMonitor({ dataDir: config.dataDir, intervalMs: config.statusIntervalS * 1000 });
     await monitor.start();
     closers.push(() => monitor.stop());
@@ -104,6 +110,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (a: FastifyInstance) => a.register(energyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(tapoRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(thumbnailRoutes, { thumbnails }),
+      (a: FastifyInstance) => a.register(syncRestRoutes, { store, devices: syncDevices }),
+      (a: FastifyInstance) => a.register(mobileSyncRoutes, { folders: new MobileFolders(db) }),
       (a: FastifyInstance) => a.register(filesRoutes, { files }),
       (a: FastifyInstance) => a.register(filesWriteRoutes, { files }),
       (a: FastifyInstance) => a.register(filesUploadRoutes, { files }),

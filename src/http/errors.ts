@@ -44,6 +44,10 @@ const STATUS_BY_CODE: Record<string, number> = {
   thumbnail_unsupported: 415,
   thumbnail_not_local: 404,
   thumbnail_busy: 503,
+  // BaluHost's sync endpoints (src/sync-api/): /changes answers 400 for an unknown device, /status 404
+  sync_device_not_registered: 400,
+  sync_device_not_found: 404,
+  sync_folder_not_found: 404,
   // the file facade (src/files/errors.ts)
   file_not_found: 404,
   invalid_filename: 400,
