@@ -133,7 +133,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (err instanceof ApiError) return sendError(reply, err.status, err.detail, err.headers);
     if (err instanceof TokenError) return sendError(reply, 401, err.message, { 'WWW-Authenticate': 'Bearer' });
     if (err.validation) return sendError(reply, 422, validationItems(err));
-    if (err.code === 'FST_ERR_CTP_INVALID_JSON' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON' || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
       return sendError(reply, 422, [{ type: 'json_invalid', loc: ['body'], msg: err.message, input: null }]);
     }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 413, 'Request body is too large');
