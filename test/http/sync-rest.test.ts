@@ -75,7 +75,7 @@ describe('sync endpoints over a real store', () => {
   });
 
   test('preflight: sync always allowed on the Pi, every key of BaluHost\'s answer, also for an automatic trigger', async () => {
-    for (const headers of [{}, { 'x-sync-trigger': 'auto' }, { 'x-sync-trigger': 'scheduled' }]) {
+    for (const headers of [{}, { 'x-sync-trigger': 'auto' }, { 'x-sync-trigger': 'scheduled' }] as Record<string, string>[]) {
       const res = await call('GET', '/api/sync/preflight', undefined, alice, headers);
       assert.equal(res.statusCode, 200);
       assert.deepEqual(res.json(), { sync_allowed: true, current_sleep_state: 'awake', sleep_schedule: null, next_sleep_at: null, next_wake_at: null, block_reason: null });
