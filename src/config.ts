@@ -200,6 +200,10 @@ export const SETTINGS = {
     env: 'BALUPI_NAS_FAST_POLL_INTERVAL_S', yaml: 'nas_fast_poll_interval_s', default: 5, parse: positiveInt,
     doc: 'Seconds between probes while the NAS boots or shuts down, or while a failed probe waits for confirmation.',
   }),
+  wakeWaitS: setting({
+    env: 'BALUPI_WAKE_WAIT_S', yaml: 'wake_wait_s', default: 90, parse: positiveInt,
+    doc: 'Pi role: how long a download of a file the Pi holds only as metadata waits for the NAS (woken if asleep) and the hub on it, before it is answered 503 with `Retry-After`. Uploads never wait.',
+  }),
   handshakeSecret: setting({
     env: 'BALUPI_HANDSHAKE_SECRET', yaml: 'handshake_secret', default: null as string | null, parse: optStr,
     doc: "The same value as BaluHost's `BALUPI_HANDSHAKE_SECRET`: the HMAC key of its going-offline / coming-online calls. Unset: those calls are answered 503.",

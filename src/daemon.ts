@@ -48,6 +48,17 @@ import { pairingRoutes } from './routes/pairing.ts';
 import { NasRelay } from './nas/nas-relay.ts';
 import { sleepRoutes } from './routes/sleep.ts';
 import { mobileExtrasRoutes } from './routes/mobile-extras.ts';
+import { ThumbnailService } from './thumbnails/service.ts';
+import { thumbnailRoutes } from './routes/thumbnails.ts';
+import { SyncDevices } from './sync-api/devices.ts';
+import { MobileFolders } from './sync-api/mobile-folders.ts';
+import { syncRestRoutes } from './routes/sync-rest.ts';
+import { mobileSyncRoutes } from './routes/mobile-sync.ts';
+import { openFileServices } from './files/services.ts';
+import { filesRoutes } from './routes/files.ts';
+import { filesWriteRoutes } from './routes/files-write.ts';
+import { filesUploadRoutes } from './routes/files-upload.ts';
+import { cacheRoutes } from './routes/cache.ts';
 
 export interface Daemon {
   /** Ports actually bound (useful when the configuration asked for port 0). */
@@ -86,6 +97,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       store.off('change', recordChange);
       await activity.idle();
     });
+    // Thumbnails: cached by content under DATA_DIR/thumbnails; new image versions get theirs made in the background.
+    const thumbnails = new ThumbnailService(store, { cacheDir: join(config.dataDir, 'thumbnails') });
+    await thumbnails.start();
+    closers.push(() => thumbnails.close());
+    // BaluHost's sync endpoints for BaluDesk and BaluApp: devices, their change tokens and folders in the daemon's db.
+    const syncDevices = new SyncDevices(db);
     const monitor = new SystemMonitor({ dataDir: config.dataDir, intervalMs: config.statusIntervalS * 1000 });
     await monitor.start();
     closers.push(() => monitor.stop());
@@ -116,6 +133,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const signIn = new SignInService({ users, tokens: verifier, nas: nasLink, client: baluhost, log: log.child({ module: 'auth' }) });
     const relay = new NasRelay({ nas: nasLink, client: baluhost });
     const limiter = new RateLimiter();
+    // BaluHost's file API over the store; a miss goes to the hub (waking the NAS first if need be).
+    const files = await openFileServices({ db, store, dataDir: config.dataDir, log, sync, nas: nasSvc, wakeWaitS: config.wakeWaitS });
+    closers.push(() => files.close());
 
     const routes = (router: ConnectRouter) => {
       router.service(NodeService, nodeService(status));
@@ -134,9 +154,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (a: FastifyInstance) => a.register(baluhostEnergyRoutes, { monitor: energy }),
       (a: FastifyInstance) => a.register(activityRoutes, { activity }),
       (a: FastifyInstance) => a.register(authRoutes, { signIn, limiter }),
-      (a: FastifyInstance) => a.register(pairingRoutes, { signIn, limiter }),
+      (a: FastifyInstance) => a.register(pairingRoutes, { signIn, limiter, devices: syncDevices }),
       (a: FastifyInstance) => a.register(sleepRoutes, { nas: nasSvc, relay }),
       (a: FastifyInstance) => a.register(mobileExtrasRoutes, { relay }),
+      (a: FastifyInstance) => a.register(thumbnailRoutes, { thumbnails }),
+      (a: FastifyInstance) => a.register(syncRestRoutes, { store, devices: syncDevices }),
+      (a: FastifyInstance) => a.register(mobileSyncRoutes, { folders: new MobileFolders(db) }),
+      (a: FastifyInstance) => a.register(filesRoutes, { files }),
+      (a: FastifyInstance) => a.register(filesWriteRoutes, { files }),
+      (a: FastifyInstance) => a.register(filesUploadRoutes, { files }),
+      (a: FastifyInstance) => a.register(cacheRoutes, { files }),
       ...(nasSvc
         ? [(a: FastifyInstance) => a.register(nasRoutes, { nas: nasSvc }), (a: FastifyInstance) => a.register(handshakeRoutes, { nas: nasSvc })]
         : []),

@@ -17,6 +17,8 @@ export interface CommitMeta {
   mode: number;
   chunks: ChunkRef[];
   hash: string;
+  /** SHA-256 hex of the whole file if the sender knows it (kept as is: only the BLAKE3 is verified here). */
+  sha256?: string | null;
 }
 
 export interface CommitOptions {
@@ -104,7 +106,8 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
         const prev = await currentRecord(e, path);
         checkBase(path, prev, opts.baseVersion);
         const state = missing.length === 0 ? 'local' : 'remote';
-        return writeVersion(e, tx, path, prev, { ...meta, deleted: false, state }, { onDisk, dirtyNew: false, touch: false });
+        const v = { size: meta.size, mtimeMs: meta.mtimeMs, mode: meta.mode, chunks: meta.chunks, hash: meta.hash, sha256: meta.sha256 ?? null };
+        return writeVersion(e, tx, path, prev, { ...v, deleted: false, state }, { onDisk, dirtyNew: false, touch: false });
       }, { sync: opts.sync ?? true });
       await e.maybeEvict();
       return record;
@@ -123,6 +126,7 @@ function checkCommitMeta(m: CommitMeta): Map<string, number> {
   if (!Number.isFinite(m.mtimeMs)) bad(`mtimeMs ${m.mtimeMs}`);
   if (!Number.isInteger(m.mode) || m.mode < 0 || m.mode > 0o7777) bad(`mode ${m.mode}`);
   if (!isHexHash(m.hash)) bad(`hash ${JSON.stringify(m.hash)}`);
+  if (m.sha256 != null && !isHexHash(m.sha256)) bad(`sha256 ${JSON.stringify(m.sha256)}`);
   if (!Array.isArray(m.chunks)) bad('chunks is not a list');
   const sizes = new Map<string, number>();
   let sum = 0;

@@ -1,14 +1,15 @@
 // Worker-thread side of chunk-workers.ts (the message types live there). Two jobs, both kept off the main thread:
 //   read   read one chunk file synchronously (blocking only this thread), hash each 256 KiB piece right after it
 //          lands, hand the verified bytes back without copying (transferred ArrayBuffer);
-//   hash   during an ingest: BLAKE3 of one chunk and, in arrival order, the running BLAKE3 of the whole file for
-//          that ingest's session. The chunk's buffer is transferred here and back, so nothing is copied.
+//   hash   during an ingest: BLAKE3 of one chunk and, in arrival order, the running BLAKE3 and SHA-256 (the
+//          checksum BaluHost's clients compare) of the whole file for that ingest's session. The chunk's buffer is transferred here and back, so nothing is copied.
 //
 // Plain JavaScript on purpose, the one exception to the project's TypeScript: a worker that loads .ts files starts
 // its own type-stripping compiler, which measured +41 MB RSS per worker instead of +22 MB (1 GB Pi). It only needs
 // the BLAKE3 implementation the main thread chose (same digests either way, see hasher.ts).
 
 import fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 
@@ -44,7 +45,7 @@ const hasher =
         };
       })();
 
-/** Running whole-file hashes of the ingests in progress, by session. */
+/** Running whole-file hashes ({ file: BLAKE3, sha: SHA-256 }) of the ingests in progress, by session. */
 const sessions = new Map();
 
 function readChunk(req) {
@@ -79,16 +80,20 @@ function readChunk(req) {
 }
 
 function hashRequest(req) {
-  let file = sessions.get(req.session);
+  let s = sessions.get(req.session);
   if (req.kind === 'hash') {
-    if (!file) sessions.set(req.session, (file = hasher.create()));
+    if (!s) sessions.set(req.session, (s = { file: hasher.create(), sha: createHash('sha256') }));
     const data = new Uint8Array(req.buffer, 0, req.length);
-    file.update(data);
+    s.file.update(data);
+    s.sha.update(data);
     return { id: req.id, ok: true, hash: hasher.hash(data).toString('hex'), buffer: req.buffer };
   }
   sessions.delete(req.session);
-  if (req.kind === 'digest') return { id: req.id, ok: true, hash: (file ?? hasher.create()).digest().toString('hex') };
-  file?.dispose();
+  if (req.kind === 'digest') {
+    s ??= { file: hasher.create(), sha: createHash('sha256') };
+    return { id: req.id, ok: true, hash: s.file.digest().toString('hex'), sha256: s.sha.digest('hex') };
+  }
+  s?.file.dispose();
   return { id: req.id, ok: true, hash: '' };
 }
 

@@ -38,6 +38,8 @@ export interface HashOutcome {
   id: number;
   ok: true;
   hash: string;
+  /** SHA-256 hex of the whole file (answers to 'digest' only). */
+  sha256?: string;
   /** The chunk buffer, transferred back. */
   buffer?: ArrayBuffer;
 }
@@ -65,8 +67,8 @@ export interface HashSession {
    * whole ArrayBuffer) is transferred to the worker: use the Buffer that comes back instead.
    */
   chunk(buf: Buffer, length: number): Promise<{ hash: string; buf: Buffer }>;
-  /** The whole-file BLAKE3 of every chunk submitted so far; ends the session. */
-  digest(): Promise<string>;
+  /** The whole-file BLAKE3 and SHA-256 of every chunk submitted so far; ends the session. */
+  digest(): Promise<{ hash: string; sha256: string }>;
   /** Ends the session without a digest (a failed ingest). */
   drop(): void;
 }
@@ -107,7 +109,10 @@ export class ChunkWorkers {
         const out = (await this.send(slot, { kind: 'hash', session, buffer: buf.buffer as ArrayBuffer, length }, [buf.buffer as ArrayBuffer])) as HashOutcome;
         return { hash: out.hash, buf: Buffer.from(out.buffer!) };
       },
-      digest: async () => ((await this.send(slot, { kind: 'digest', session })) as HashOutcome).hash,
+      digest: async () => {
+        const out = (await this.send(slot, { kind: 'digest', session })) as HashOutcome;
+        return { hash: out.hash, sha256: out.sha256! };
+      },
       drop: () => void this.send(slot, { kind: 'drop', session }).catch(() => {}),
     };
   }

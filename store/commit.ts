@@ -13,9 +13,13 @@ export interface NewVersion {
   mtimeMs: number;
   mode: number;
   hash: string;
+  /** SHA-256 hex, null if unknown (always null for tombstones). */
+  sha256: string | null;
   chunks: ChunkRef[];
   deleted: boolean;
   state: FileState;
+  /** Default: the previous version's. */
+  pinned?: boolean;
 }
 
 export interface VersionOptions {
@@ -74,12 +78,13 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
     mtimeMs: v.mtimeMs,
     mode: v.mode,
     hash: v.hash,
+    sha256: v.deleted ? null : v.sha256,
     chunks: v.chunks,
     version: (prev?.version ?? 0) + 1,
     seq,
     deleted: v.deleted,
     state: v.state,
-    pinned: !v.deleted && (prev?.pinned ?? false),
+    pinned: !v.deleted && (v.pinned ?? prev?.pinned ?? false),
   };
   const prevLive = prev && !prev.deleted ? prev : undefined;
   const nextLive = next.deleted ? undefined : next;
@@ -152,7 +157,7 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
   } else {
     putHeat(tx, path, heat, undefined, false);
   }
-  tx.afterCommit(() => engine.emitChange(next));
+  tx.afterCommit(() => engine.emitChange(next, prev));
   return next;
 }
 

@@ -174,8 +174,8 @@ export class Engine {
     return result;
   }
 
-  emitChange(record: FileRecord): void {
-    this.events.emit('change', record);
+  emitChange(record: FileRecord, previous?: FileRecord): void {
+    this.events.emit('change', record, previous);
   }
 
   /**

@@ -10,7 +10,7 @@ export type { DirEntry, StoreEvent, StoreStats } from './store.ts';
 export type { CommitMeta, CommitOptions } from './assemble.ts';
 export type { StoreOptions } from './engine.ts';
 export type { ChunkRef, FileRecord, FileState } from './records.ts';
-export type { IngestMeta, IngestOptions, IngestResult } from './ingest.ts';
+export type { IngestMeta, IngestName, IngestOptions, IngestResult } from './ingest.ts';
 export { fileSource } from './ingest.ts';
 export type { OpenedRead, ReadRange } from './reader.ts';
 export type { FsckReport, GcReport, Problem } from './maintenance.ts';

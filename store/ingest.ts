@@ -1,4 +1,4 @@
-// Ingest: stream -> FastCDC chunks -> BLAKE3 per chunk and for the whole file -> new chunks written (temp, fsync,
+// Ingest: stream -> FastCDC chunks -> BLAKE3 per chunk, BLAKE3 and SHA-256 for the whole file -> new chunks written (temp, fsync,
 // rename; a few in flight so fsync latency overlaps hashing) -> fan-out directories fsynced -> one index batch makes
 // the version visible. A failure at any point leaves the previous version intact and removes the chunk files this
 // ingest wrote that nothing references.
@@ -8,6 +8,7 @@
 // buffers waiting for V8's external-memory GC trigger during a 2 GiB ingest (bench/store.ts measures peak RSS).
 
 import fs from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import type { Engine } from './engine.ts';
 import type { ChunkRef, FileRecord } from './records.ts';
 import { toHex } from './hasher.ts';
@@ -103,11 +104,14 @@ class BufferPool {
   }
 }
 
-/** Chunk and whole-file hashes of one ingest: in a worker when there is one, else here. */
+/**
+ * Chunk and whole-file hashes of one ingest: in a worker when there is one, else here. The whole-file SHA-256 is what
+ * BaluHost's clients compare as `checksum`; taking it in this pass saves re-reading the file later.
+ */
 interface IngestHashing {
   /** Submits the next chunk (file order): the first `len` bytes of `buf`, which is handed over until this resolves. */
   chunk(buf: Buffer, len: number): Promise<{ hash: string; buf: Buffer }>;
-  digest(): Promise<string>;
+  digest(): Promise<{ hash: string; sha256: string }>;
   /** Releases the hashing state of an ingest that will not digest. */
   end(): void;
 }
@@ -123,25 +127,36 @@ function ingestHashing(engine: Engine): IngestHashing {
     };
   }
   const file = engine.blake3.create();
+  const sha = createHash('sha256');
   return {
     async chunk(buf, len) {
       const data = buf.subarray(0, len);
-      for (let off = 0; off < len; off += SLICE) file.update(data.subarray(off, off + SLICE));
+      for (let off = 0; off < len; off += SLICE) {
+        file.update(data.subarray(off, off + SLICE));
+        sha.update(data.subarray(off, off + SLICE));
+      }
       return { hash: len <= SLICE ? toHex(engine.blake3.hash(data)) : await engine.files.hashSliced(data), buf };
     },
-    digest: async () => ((done = true), toHex(file.digest())),
+    digest: async () => ((done = true), { hash: toHex(file.digest()), sha256: sha.digest('hex') }),
     end: () => void (done || file.dispose()),
   };
 }
 
+/**
+ * The file's name, or a function that names it once its bytes are stored (called once, right before the version is
+ * committed): an upload whose form carries the target after the file streams in before anyone knows where it goes,
+ * and nothing is visible under any name until this resolves. If it throws, nothing is committed.
+ */
+export type IngestName = string | (() => string | Promise<string>);
+
 export async function ingest(
   engine: Engine,
-  path: string,
+  name: IngestName,
   source: AsyncIterable<Uint8Array>,
   meta: IngestMeta = {},
   opts: IngestOptions = {},
 ): Promise<IngestResult> {
-  validateName(path);
+  let path = typeof name === 'string' ? validateName(name) : '(unnamed upload)';
   const mode = meta.mode ?? 0o644;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new StoreError('invalid_argument', `invalid mode ${meta.mode}`);
   return engine.track(async () => {
@@ -232,7 +247,9 @@ export async function ingest(
       await Promise.all(writes);
       if (failure) throw failure;
       opts.signal?.throwIfAborted();
-      const hash = await hashing.digest();
+      const { hash, sha256 } = await hashing.digest();
+      if (typeof name !== 'string') path = validateName(await name());
+      opts.signal?.throwIfAborted();
       await engine.files.syncDirsOf(fresh);
       const file = await engine.transact(async (tx) => {
         const prev = await currentRecord(engine, path);
@@ -242,7 +259,7 @@ export async function ingest(
           tx,
           path,
           prev,
-          { size, mtimeMs: meta.mtimeMs ?? engine.now(), mode, hash, chunks, deleted: false, state: 'local' },
+          { size, mtimeMs: meta.mtimeMs ?? engine.now(), mode, hash, sha256, chunks, deleted: false, state: 'local' },
           { onDisk: held, dirtyNew: true, touch: true },
         );
       });

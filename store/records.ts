@@ -17,6 +17,12 @@ export interface FileRecord {
   mode: number;
   /** BLAKE3 of the whole file, hex ('' for tombstones). */
   hash: string;
+  /**
+   * SHA-256 of the whole file, lowercase hex: the checksum BaluHost's clients compare. Computed in the same pass as
+   * the BLAKE3 on ingest and carried by sync; null where unknown (tombstones, records written before it existed, or a
+   * peer that did not send it).
+   */
+  sha256: string | null;
   /** In file order; empty for empty files and tombstones. */
   chunks: ChunkRef[];
   /** Per-path counter: 1 for the first version, +1 for every later version including the delete (tombstone). */
@@ -66,6 +72,8 @@ interface FileRecordJson {
   m: number;
   o: number;
   h: string;
+  /** SHA-256 as base64 (44 characters instead of 64 hex); absent when unknown. */
+  x?: string;
   c: [string, number][];
   v: number;
   q: number;
@@ -76,6 +84,7 @@ interface FileRecordJson {
 
 export function encodeFile(r: FileRecord): FileRecordJson {
   const out: FileRecordJson = { s: r.size, m: r.mtimeMs, o: r.mode, h: r.hash, c: r.chunks.map((c) => [c.hash, c.size]), v: r.version, q: r.seq, st: r.state };
+  if (r.sha256) out.x = Buffer.from(r.sha256, 'hex').toString('base64');
   if (r.deleted) out.d = 1;
   if (r.pinned) out.p = 1;
   return out;
@@ -88,6 +97,7 @@ export function decodeFile(path: string, j: FileRecordJson): FileRecord {
     mtimeMs: j.m,
     mode: j.o,
     hash: j.h,
+    sha256: j.x === undefined ? null : Buffer.from(j.x, 'base64').toString('hex'),
     chunks: j.c.map(([hash, size]) => ({ hash, size })),
     version: j.v,
     seq: j.q,

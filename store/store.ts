@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { ChunkRef, FileRecord, FileState } from './records.ts';
 import type { StoreOptions } from './engine.ts';
-import type { IngestMeta, IngestOptions, IngestResult } from './ingest.ts';
+import type { IngestMeta, IngestName, IngestOptions, IngestResult } from './ingest.ts';
 import type { OpenedRead, ReadRange } from './reader.ts';
 import type { FsckReport, GcReport } from './maintenance.ts';
 import type { ChunkParams } from './chunker.ts';
@@ -31,6 +31,7 @@ export interface DirEntry {
   mtimeMs?: number;
   mode?: number;
   hash?: string;
+  sha256?: string | null;
   version?: number;
   state?: FileState;
   pinned?: boolean;
@@ -92,8 +93,8 @@ export class Store {
     return this.#e.counters.seq;
   }
 
-  /** Stores a stream as the next version of `path`. */
-  ingest(path: string, source: AsyncIterable<Uint8Array>, meta?: IngestMeta, opts?: IngestOptions): Promise<IngestResult> {
+  /** Stores a stream as the next version of `path` (which may be named late: see IngestName). */
+  ingest(path: IngestName, source: AsyncIterable<Uint8Array>, meta?: IngestMeta, opts?: IngestOptions): Promise<IngestResult> {
     return ingest(this.#e, path, source, meta, opts);
   }
 
@@ -136,7 +137,7 @@ export class Store {
         const slash = rest.indexOf('/');
         if (slash < 0) {
           const r = decodeFile(key, j);
-          out.push({ name: rest, path: key, type: 'file', size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, version: r.version, state: r.state, pinned: r.pinned });
+          out.push({ name: rest, path: key, type: 'file', size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, sha256: r.sha256, version: r.version, state: r.state, pinned: r.pinned });
         } else {
           const name = rest.slice(0, slash);
           out.push({ name, path: prefix + name, type: 'dir' });
@@ -150,7 +151,7 @@ export class Store {
       const r = await this.#e.idx.getFile(d);
       if (!r) throw new StoreError('not_found', `no such directory: ${d}`, { details: { path: d } });
       const name = d.slice(d.lastIndexOf('/') + 1);
-      out.push({ name, path: d, type: 'file', size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, version: r.version, state: r.state, pinned: r.pinned });
+      out.push({ name, path: d, type: 'file', size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, sha256: r.sha256, version: r.version, state: r.state, pinned: r.pinned });
     }
     return out;
   }
@@ -164,7 +165,32 @@ export class Store {
         const prev = await e.idx.getFile(path);
         if (!prev) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
         checkBase(path, prev, opts.baseVersion);
-        return writeVersion(e, tx, path, prev, { size: 0, mtimeMs: e.now(), mode: prev.mode, hash: '', chunks: [], deleted: true, state: 'local' });
+        return writeVersion(e, tx, path, prev, { size: 0, mtimeMs: e.now(), mode: prev.mode, hash: '', sha256: null, chunks: [], deleted: true, state: 'local' });
+      }, { sync: opts.sync ?? true }),
+    );
+  }
+
+  /**
+   * Moves a file without copying a byte: in one transaction, a new version of `to` with the same chunks, metadata and
+   * state as `from`, and a tombstone at `from`; the change feed (and so sync) sees an add and a delete. An existing
+   * `to` is overwritten (its next version). Returns the record at `to`.
+   */
+  async rename(from: string, to: string, opts: { sync?: boolean } = {}): Promise<FileRecord> {
+    validateName(from);
+    validateName(to);
+    const e = this.#e;
+    return e.track(() =>
+      e.transact(async (tx) => {
+        const src = await e.idx.getFile(from);
+        if (!src) throw new StoreError('not_found', `no such file: ${from}`, { details: { path: from } });
+        if (from === to) return src;
+        const dst = await currentRecord(e, to);
+        const moved = await writeVersion(e, tx, to, dst, {
+          size: src.size, mtimeMs: src.mtimeMs, mode: src.mode, hash: src.hash, sha256: src.sha256, chunks: src.chunks, deleted: false, state: src.state,
+          pinned: src.pinned || (dst !== undefined && !dst.deleted && dst.pinned),
+        });
+        await writeVersion(e, tx, from, src, { size: 0, mtimeMs: e.now(), mode: src.mode, hash: '', sha256: null, chunks: [], deleted: true, state: 'local' });
+        return moved;
       }, { sync: opts.sync ?? true }),
     );
   }
@@ -321,13 +347,16 @@ export class Store {
     }
   }
 
-  /** 'change' (FileRecord) after every committed version; 'evict' (FileRecord) when a file becomes remote. */
-  on(event: StoreEvent, listener: (record: FileRecord) => void): this {
+  /**
+   * 'change' (FileRecord, and the record it replaced if any) after every committed version; 'evict' (FileRecord) when
+   * a file becomes remote.
+   */
+  on(event: StoreEvent, listener: (record: FileRecord, previous?: FileRecord) => void): this {
     this.#e.events.on(event, listener);
     return this;
   }
 
-  off(event: StoreEvent, listener: (record: FileRecord) => void): this {
+  off(event: StoreEvent, listener: (record: FileRecord, previous?: FileRecord) => void): this {
     this.#e.events.off(event, listener);
     return this;
   }

@@ -190,6 +190,11 @@ export class SignInService {
     return passOn(res);
   }
 
+  /** Whether a BaluHost to forward to is known (configured, or found by mDNS); false: the Pi stands alone. */
+  get hasNas(): boolean {
+    return this.#nas.url() !== null;
+  }
+
   /** Remembers the user of a verified token that reached a Pi route. */
   async sawToken(user: User): Promise<void> {
     await this.#users.rememberFromToken(user);

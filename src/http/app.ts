@@ -5,7 +5,7 @@ import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
 import type { ConnectRouter, ConnectRouterOptions } from '@connectrpc/connect';
 import type { Logger } from '../log.ts';
 import type { TokenVerifier } from '../auth/tokens.ts';
-import { registerErrorHandling } from './errors.ts';
+import { frameworkError, registerErrorHandling } from './errors.ts';
 import { registerAuth } from './auth.ts';
 
 export interface AppOptions {
@@ -34,6 +34,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     logController: new OneLinePerRequest(),
     // BaluHost's ids and paths are case-sensitive; so are ours.
     routerOptions: { ignoreTrailingSlash: false, caseSensitive: true, maxParamLength: 4096 },
+    frameworkErrors: frameworkError,
   });
   registerErrorHandling(app);
   app.addHook('onRequest', async (req, reply) => {

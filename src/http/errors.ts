@@ -40,6 +40,24 @@ const STATUS_BY_CODE: Record<string, number> = {
   // BaluHost's path model (src/files/paths.ts)
   invalid_path: 400,
   access_denied: 403,
+  // thumbnails (src/thumbnails/service.ts)
+  thumbnail_unsupported: 415,
+  thumbnail_not_local: 404,
+  thumbnail_busy: 503,
+  // BaluHost's sync endpoints (src/sync-api/): /changes answers 400 for an unknown device, /status 404
+  sync_device_not_registered: 400,
+  sync_device_not_found: 404,
+  sync_folder_not_found: 404,
+  // the file facade (src/files/errors.ts)
+  file_not_found: 404,
+  invalid_filename: 400,
+  no_file: 400,
+  upload_session_not_found: 404,
+  upload_session_forbidden: 403,
+  chunk_rejected: 400,
+  upload_too_large: 413,
+  range_not_satisfiable: 416,
+  hub_unavailable: 503,
   // energy and plugs
   DEVICE_NOT_FOUND: 404,
   ALERT_NOT_FOUND: 404,
@@ -108,21 +126,34 @@ export function sendError(reply: FastifyReply, status: number, detail: unknown, 
   return reply.code(status).headers(headers).type('application/json').send({ detail });
 }
 
+/**
+ * Errors Fastify raises before routing (Fastify's `frameworkErrors` option), in the same envelope: a URL that is not
+ * valid percent-encoding (`%ZZ`) can only be a bad path.
+ */
+export function frameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_BAD_URL') void sendError(reply, 400, 'Invalid path');
+  else void sendError(reply, 400, err.message);
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((_req, reply) => sendError(reply, 404, 'Not Found'));
   app.setErrorHandler((err: FastifyError & { code?: string }, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof ApiError) return sendError(reply, err.status, err.detail, err.headers);
     if (err instanceof TokenError) return sendError(reply, 401, err.message, { 'WWW-Authenticate': 'Bearer' });
     if (err.validation) return sendError(reply, 422, validationItems(err));
-    if (err.code === 'FST_ERR_CTP_INVALID_JSON' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON' || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
       return sendError(reply, 422, [{ type: 'json_invalid', loc: ['body'], msg: err.message, input: null }]);
     }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 413, 'Request body is too large');
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, 415, 'Unsupported media type');
     const status = err.code ? STATUS_BY_CODE[err.code] : undefined;
-    // An error that knows when a retry may succeed (a NAS being woken) says so, as clients read Retry-After on 503.
+    // Domain errors may name headers of their answer (Retry-After on a 503, Content-Range on a 416), or just when a
+    // retry may succeed (a NAS being woken): clients read Retry-After on 503.
+    const named = (err as { headers?: unknown }).headers;
+    const headers: Record<string, string> = typeof named === 'object' && named !== null ? { ...(named as Record<string, string>) } : {};
     const retryAfterS = (err as { retryAfterS?: unknown }).retryAfterS;
-    if (status) return sendError(reply, status, err.message, typeof retryAfterS === 'number' ? { 'Retry-After': String(Math.ceil(retryAfterS)) } : {});
+    if (typeof retryAfterS === 'number' && !headers['Retry-After']) headers['Retry-After'] = String(Math.ceil(retryAfterS));
+    if (status) return sendError(reply, status, err.message, headers);
     if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       return sendError(reply, err.statusCode, err.message);
     }

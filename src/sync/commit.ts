@@ -26,12 +26,13 @@ export interface CommitContext {
   now?: () => Date;
 }
 
-const metaOf = (f: { size: number; mtimeMs: number; mode: number; chunks: CommitMeta['chunks']; hash: string }): CommitMeta => ({
+const metaOf = (f: { size: number; mtimeMs: number; mode: number; chunks: CommitMeta['chunks']; hash: string; sha256: string | null }): CommitMeta => ({
   size: f.size,
   mtimeMs: f.mtimeMs,
   mode: f.mode,
   chunks: f.chunks,
   hash: f.hash,
+  sha256: f.sha256,
 });
 
 /** Stores a copy under a fresh conflict name (never overwriting anything: base version 0). */

@@ -132,7 +132,7 @@ export class HubRoot {
     const verdict = decide({ deleted: false, mtimeMs: rec.mtimeMs, peer: origin }, { deleted: false, mtimeMs: st.mtimeMs, peer: state.peerId });
     if (verdict === 'incoming') {
       // The disk is newer: keep the peer's version as a copy, then the disk's content takes the path.
-      const copy = await store.commitFile(conflictName(path, at, origin), { size: rec.size, mtimeMs: rec.mtimeMs, mode: rec.mode, chunks: rec.chunks, hash: rec.hash }, { baseVersion: 0, allowRemote: true, verify: false });
+      const copy = await store.commitFile(conflictName(path, at, origin), { size: rec.size, mtimeMs: rec.mtimeMs, mode: rec.mode, chunks: rec.chunks, hash: rec.hash, sha256: rec.sha256 }, { baseVersion: 0, allowRemote: true, verify: false });
       const result = await store.ingest(path, readStream(abs), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec.version });
       await state.setOrigin(path, state.peerId);
       await disk.set(path, st, result.file.version);

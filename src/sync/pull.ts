@@ -33,7 +33,7 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
         const heat = local && !local.deleted ? await store.heat(r.path) : 0;
         const rec = await store.commitFile(
           r.path,
-          { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash },
+          { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash, sha256: r.sha256 },
           { allowRemote: true, baseVersion: local?.version ?? 0, sync: false },
         );
         await wantIfPinned(m, r.path, rec.pinned, rec.state === 'remote', heat);

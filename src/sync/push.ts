@@ -57,7 +57,7 @@ async function adopt(m: SyncModel, r: RemoteFile, pushed: FileRecord): Promise<v
         if (cur && !cur.deleted) await store.delete(r.path, { baseVersion: cur.version });
       } else {
         // The copy of our own losing version has our bytes; the hub's winning version may need fetching.
-        await store.commitFile(r.path, { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash }, { allowRemote: true, baseVersion: cur?.version ?? 0 });
+        await store.commitFile(r.path, { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash, sha256: r.sha256 }, { allowRemote: true, baseVersion: cur?.version ?? 0 });
         const rec = await store.record(r.path);
         if (rec && !rec.deleted && rec.state === 'remote' && (pushed.pinned || rec.pinned)) await state.wantBytes(r.path);
       }

@@ -6,7 +6,8 @@
 import { mkdir } from 'node:fs/promises';
 import type { ClassicLevel } from 'classic-level';
 import type { ServiceImpl } from '@connectrpc/connect';
-import type { Store } from '../../store/index.ts';
+import type { Readable } from 'node:stream';
+import type { FileRecord, Store } from '../../store/index.ts';
 import { StoreError } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { SyncService } from '../gen/balupi/sync/v1/sync_pb.js';
@@ -21,6 +22,8 @@ import { HubRoot } from './hub-root.ts';
 import { HubWatcher } from './hub-watcher.ts';
 import type { SyncModel } from './model.ts';
 import { SyncError } from './errors.ts';
+import { createSyncClient, type SyncClient } from './client.ts';
+import { prepareRemoteRead, remoteReadStream, type RemoteRange } from './remote-read.ts';
 
 export interface SyncSettings {
   role: 'pi' | 'hub';
@@ -69,6 +72,8 @@ export class SyncRuntime {
   private readonly watcher: HubWatcher | null;
   private readonly disk: DiskIndex;
   private readonly peers = new Map<string, PeerSeen>();
+  /** A connection of its own for cache misses (pi role), so a client's download never queues behind sync streams. */
+  private missClient: SyncClient | null = null;
   private scanned = false;
   private running = false;
   private starting: Promise<unknown> | null = null;
@@ -209,6 +214,23 @@ export class SyncRuntime {
     const n = await this.queue.retryFailedNow();
     this.peer.retryNow();
     return n;
+  }
+
+  /** Whether this peer can fetch bytes it lacks from a hub (pi role with BALUPI_HUB_URL). */
+  get hasHub(): boolean {
+    return this.settings.role === 'pi' && this.settings.hubUrl !== null;
+  }
+
+  /**
+   * Reads (a range of) a file whose bytes are not all here from the hub, storing what arrives (remote-read.ts).
+   * Resolves once the hub has answered, so a caller can still refuse before any byte is sent; rejects with a
+   * ConnectError when the hub cannot be reached (isHubUnreachable), SyncError('unavailable') without a hub.
+   */
+  async openRemote(rec: FileRecord, range: RemoteRange, signal?: AbortSignal): Promise<Readable> {
+    if (!this.hasHub) throw new SyncError('unavailable', 'this peer has no hub to fetch from (BALUPI_HUB_URL is not set)');
+    this.missClient ??= createSyncClient({ baseUrl: this.settings.hubUrl!, peerSecret: this.settings.peerSecret });
+    const fetch = await prepareRemoteRead(this.store, this.missClient, rec, range, signal);
+    return remoteReadStream(this.store, this.missClient, rec, range, fetch, signal);
   }
 
   /** One full exchange with the hub (pi role). */

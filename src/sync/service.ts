@@ -137,7 +137,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       if (outcome.status === 'ok' && outcome.file && req.peerId) await state.setOrigin(incoming.path, req.peerId);
       log.info({ path: incoming.path, status: outcome.status, peer: req.peerId, copy: outcome.copy?.path }, 'sync commit');
       const res = create(CommitResponseSchema, { status: outcome.status === 'ok' ? CommitStatus.OK : CommitStatus.CONFLICT });
-      res.file = outcome.file ? toFileInfo(outcome.file) : toFileInfo({ path: incoming.path, size: 0, mtimeMs: 0, mode: 0, hash: '', chunks: [], version: 0, seq: 0, deleted: true });
+      res.file = outcome.file ? toFileInfo(outcome.file) : toFileInfo({ path: incoming.path, size: 0, mtimeMs: 0, mode: 0, hash: '', sha256: null, chunks: [], version: 0, seq: 0, deleted: true });
       if (outcome.copy) res.conflictCopy = toFileInfo(outcome.copy);
       return res;
     },

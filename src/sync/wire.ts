@@ -21,6 +21,8 @@ export interface RemoteFile {
   mtimeMs: number;
   mode: number;
   hash: string;
+  /** SHA-256 hex of the whole file, null when the sender did not know it. */
+  sha256: string | null;
   chunks: ChunkRef[];
   version: number;
   seq: number;
@@ -48,6 +50,7 @@ export function toFileInfo(r: FileRecord | RemoteFile): FileInfo {
     mtimeMs: BigInt(Math.round(r.mtimeMs)),
     mode: r.mode,
     hash: r.deleted || r.hash === '' ? new Uint8Array(0) : hashToBytes(r.hash),
+    sha256: r.deleted || !r.sha256 ? new Uint8Array(0) : hashToBytes(r.sha256),
     chunks: r.deleted ? [] : r.chunks.map((c) => ({ hash: hashToBytes(c.hash), size: c.size })),
     version: BigInt(r.version),
     sequence: BigInt('seq' in r ? r.seq : 0),
@@ -72,9 +75,11 @@ export function fromFileInfo(info: FileInfo | undefined): RemoteFile {
   const base = { path, mtimeMs: toNumber(info.mtimeMs, 'mtime_ms'), mode: info.mode, version: toNumber(info.version, 'version'), seq: toNumber(info.sequence, 'sequence') };
   if (info.deleted) {
     if (size !== 0 || info.chunks.length > 0) bad('a tombstone has no size and no chunks');
-    return { ...base, size: 0, hash: '', chunks: [], deleted: true };
+    return { ...base, size: 0, hash: '', sha256: null, chunks: [], deleted: true };
   }
   const hash = bytesToHash(info.hash);
+  if (info.sha256.length !== 0 && info.sha256.length !== 32) bad(`a SHA-256 is 32 bytes, got ${info.sha256.length}`);
+  const sha256 = info.sha256.length === 32 ? Buffer.from(info.sha256).toString('hex') : null;
   let sum = 0;
   const chunks = info.chunks.map((c) => {
     if (c.size <= 0 || c.size > MAX_CHUNK_BYTES) bad(`chunk size ${c.size}`);
@@ -82,7 +87,7 @@ export function fromFileInfo(info: FileInfo | undefined): RemoteFile {
     return { hash: bytesToHash(c.hash), size: c.size };
   });
   if (sum !== size) bad(`chunk sizes add up to ${sum}, not ${size}`);
-  return { ...base, size, hash, chunks, deleted: false };
+  return { ...base, size, hash, sha256, chunks, deleted: false };
 }
 
 /** Same content (or both deleted): the thing conflicts and echo suppression compare. */

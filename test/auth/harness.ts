@@ -12,6 +12,7 @@ import { RateLimiter } from '../../src/http/rate-limit.ts';
 import { authRoutes } from '../../src/routes/auth.ts';
 import { pairingRoutes } from '../../src/routes/pairing.ts';
 import { createLogger } from '../../src/log.ts';
+import { SyncDevices } from '../../src/sync-api/devices.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 import { testbed, type Testbed } from '../nas/testbed.ts';
 
@@ -19,6 +20,8 @@ export interface Harness {
   app: FastifyInstance;
   users: UserCache;
   verifier: TokenVerifier;
+  /** The Pi's record of BaluDesk devices (register-desktop writes it). */
+  devices: SyncDevices;
   /** The NAS testbed; null for a standalone Pi (no NAS). */
   tb: Testbed | null;
   close(): Promise<void>;
@@ -37,13 +40,14 @@ export async function harness(opts: { standalone?: boolean; nas?: Parameters<typ
   const link = nasLinkFor(tb?.nas ?? null);
   const signIn = new SignInService({ users, tokens: verifier, nas: link, client: new BaluHostClient({ url: link.url, timeoutMs: 2_000 }), log });
   const limiter = new RateLimiter();
+  const devices = new SyncDevices(db);
   const app = await buildApp({
     logger: log,
     verifier,
-    plugins: [(a) => a.register(authRoutes, { signIn, limiter }), (a) => a.register(pairingRoutes, { signIn, limiter })],
+    plugins: [(a) => a.register(authRoutes, { signIn, limiter }), (a) => a.register(pairingRoutes, { signIn, limiter, devices })],
   });
   return {
-    app, users, verifier, tb,
+    app, users, verifier, devices, tb,
     async close() {
       await app.close();
       await tb?.close();

@@ -52,6 +52,8 @@ test('BaluApp\'s QR registration and BaluDesk\'s device-code flow pass through u
     assert.equal(rd.statusCode, 200);
     assert.equal(rd.json().device_id, '3f2c6a1e-1111-4222-8333-944445555666');
     assert.equal(tb.emu.received.at(-1)!.headers.authorization, `Bearer ${access}`);
+    const svenId = tb.emu.accounts.users.get('sven')!.id;
+    assert.equal((await h.devices.get(svenId, '3f2c6a1e-1111-4222-8333-944445555666'))?.deviceName, 'DESKTOP-ABC', 'BaluHost accepted it, so the Pi knows the device for /api/sync/changes');
     const noToken = await h.app.inject({ method: 'POST', url: '/api/sync/register-desktop', headers: deskHeaders, payload: regBody });
     assert.deepEqual([noToken.statusCode, noToken.json()], [401, { detail: 'No authentication token provided' }]);
 
@@ -185,6 +187,15 @@ test('standalone Pi (no NAS): local users sign in, refresh and read /auth/me; pa
     const pair = await h.app.inject({ method: 'POST', url: '/api/desktop-pairing/device-code', headers: { 'content-type': 'application/json' }, payload: '{"device_id":"d","device_name":"n","platform":"linux"}' });
     assert.equal(pair.statusCode, 503);
     assert.match(pair.json().detail, /BALUPI_NAS_URL/);
+
+    // register-desktop needs no NAS: a standalone Pi registers the device itself, in BaluHost's answer shape.
+    const auth = { authorization: `Bearer ${ok.json().access_token}`, 'content-type': 'application/json' };
+    const reg = () => h.app.inject({ method: 'POST', url: '/api/sync/register-desktop', headers: auth, payload: '{"device_id":"desk-1","device_name":"DESKTOP-ABC"}' });
+    assert.deepEqual((await reg()).json(), { device_id: 'desk-1', device_name: 'DESKTOP-ABC', status: 'registered', change_token: null });
+    assert.equal((await reg()).json().status, 'already_registered');
+    assert.equal((await h.devices.get(kim.id, 'desk-1'))?.deviceName, 'DESKTOP-ABC');
+    const bad = await h.app.inject({ method: 'POST', url: '/api/sync/register-desktop', headers: auth, payload: '{"device_name":"no id"}' });
+    assert.equal(bad.statusCode, 422);
   } finally {
     await h.close();
   }

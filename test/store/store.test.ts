@@ -1,14 +1,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import fs from 'node:fs/promises';
 import { Chunker, blake3, fileSource, isStoreError, openStore } from '../../store/index.ts';
 import type { FileRecord } from '../../store/index.ts';
 import path from 'node:path';
 import { SMALL_CHUNKS, readAll, source, withStore, withTempDir } from './temp-store.ts';
+import { decodeFile, encodeFile } from '../../store/records.ts';
 
 const b3 = (d: Uint8Array): string => blake3().hash(d).toString('hex');
+const sha = (d: Uint8Array): string => createHash('sha256').update(d).digest('hex');
 const code = (c: string) => (err: unknown) => isStoreError(err) && err.code === c;
 
 describe('store: ingest and read', () => {
@@ -48,9 +50,72 @@ describe('store: ingest and read', () => {
         records.push(file);
       });
     }
-    const strip = (r: FileRecord) => ({ size: r.size, hash: r.hash, chunks: r.chunks });
+    const strip = (r: FileRecord) => ({ size: r.size, hash: r.hash, sha256: r.sha256, chunks: r.chunks });
     assert.deepEqual(strip(records[0]!), strip(records[1]!));
     assert.equal(records[0]!.hash, b3(data));
+    assert.equal(records[0]!.sha256, sha(data), 'the SHA-256 taken in the ingest pass is node:crypto\'s');
+  });
+
+  test('a name given late is asked for after the bytes are stored; if it throws, nothing is committed or left behind', async () => {
+    await withStore({ chunkParams: SMALL_CHUNKS }, async (store) => {
+      const data = randomBytes(400_000);
+      let asked = 0;
+      const { file } = await store.ingest(async () => ((asked += 1), 'late/name.bin'), source(data));
+      assert.equal(asked, 1);
+      assert.equal(file.path, 'late/name.bin');
+      assert.ok((await readAll(await store.read('late/name.bin'))).equals(data));
+      const other = randomBytes(300_000);
+      await assert.rejects(store.ingest(() => Promise.reject(new Error('forbidden target')), source(other)), /forbidden target/);
+      await assert.rejects(store.ingest(() => '../escape', source(other)), code('invalid_name'));
+      assert.equal(store.stats().files, 1, 'nothing else is visible');
+      assert.equal((await store.gc()).orphanFiles, 0, 'and no chunk file was left');
+      assert.equal(store.stats().storedBytes, data.length);
+    });
+  });
+
+  test('rename re-points a file in one step: same chunks, no new bytes, a tombstone at the old name; refusals change nothing', async () => {
+    await withStore({ chunkParams: SMALL_CHUNKS }, async (store) => {
+      const data = randomBytes(300_000);
+      const { file: orig } = await store.ingest('a/old.bin', source(data), { mtimeMs: 12345 });
+      await store.pin('a/old.bin');
+      const before = store.stats();
+      const moved = await store.rename('a/old.bin', 'b/new.bin');
+      assert.deepEqual([moved.hash, moved.sha256, moved.chunks, moved.mtimeMs, moved.state, moved.pinned], [orig.hash, orig.sha256, orig.chunks, 12345, 'local', true]);
+      assert.equal(store.stats().storedBytes, before.storedBytes);
+      assert.equal(store.stats().files, 1);
+      assert.equal((await store.record('a/old.bin'))?.deleted, true);
+      const feed: string[] = [];
+      for await (const r of store.changesSince(before.seq)) feed.push(`${r.deleted ? '-' : '+'}${r.path}`);
+      assert.deepEqual(feed.sort(), ['+b/new.bin', '-a/old.bin']);
+      await store.ingest('c', source(Buffer.from('a file named c')));
+      await assert.rejects(store.rename('b/new.bin', 'c/inside.bin'), code('path_conflict'));
+      await assert.rejects(store.rename('nope', 'x'), code('not_found'));
+      assert.ok((await readAll(await store.read('b/new.bin'))).equals(data), 'a refused rename left the file where it was');
+      assert.deepEqual((await store.fsck()).problems, []);
+    });
+  });
+
+  test('the SHA-256 of every ingest is recorded, kept by commitFile, and null where unknown', async () => {
+    await withStore({ chunkParams: SMALL_CHUNKS }, async (store) => {
+      const data = randomBytes(700_000);
+      const { file } = await store.ingest('a.bin', source(data));
+      assert.equal(file.sha256, sha(data));
+      assert.equal((await store.stat('a.bin')).sha256, sha(data), 'persisted with the record');
+      assert.equal((await store.ingest('empty', Readable.from([] as Buffer[]))).file.sha256, sha(Buffer.alloc(0)));
+      // A version assembled from chunks (the sync path) keeps the SHA-256 its sender gave, or none.
+      const meta = { size: file.size, mtimeMs: 5, mode: 0o644, hash: file.hash, chunks: file.chunks };
+      assert.equal((await store.commitFile('copy.bin', { ...meta, sha256: file.sha256 })).sha256, sha(data));
+      assert.equal((await store.commitFile('nosha.bin', meta)).sha256, null);
+      await assert.rejects(store.commitFile('bad.bin', { ...meta, sha256: 'xyz' }), code('invalid_argument'));
+      await assert.rejects(store.stat('bad.bin'), code('not_found'), 'a refused commit stores nothing');
+      const tomb = await store.delete('a.bin');
+      assert.equal(tomb.sha256, null, 'a tombstone has no content hash');
+      // A record written before the field existed (no "x" key) reads as unknown.
+      const old = encodeFile(file);
+      delete old.x;
+      assert.equal(decodeFile('a.bin', old).sha256, null);
+      assert.equal(decodeFile('a.bin', encodeFile(file)).sha256, sha(data));
+    });
   });
 
   test('an empty file is a valid file with no chunks', async () => {

@@ -22,7 +22,7 @@ async function setup(fn: (n: Node, ctx: CommitContext, conflicts: ConflictRecord
 async function version(n: Node, content: string, mtimeMs: number) {
   const staged = await n.store.ingest('.staging', bytes(content), { mtimeMs });
   const f = staged.file;
-  return { path: '', size: f.size, mtimeMs, mode: 0o644, hash: f.hash, chunks: f.chunks, version: 0, seq: 0, deleted: false };
+  return { path: '', size: f.size, mtimeMs, mode: 0o644, hash: f.hash, sha256: f.sha256, chunks: f.chunks, version: 0, seq: 0, deleted: false };
 }
 
 test('a commit on the current version is OK; on an old one with identical content too', async () => {
@@ -72,7 +72,7 @@ test('modify beats delete, both ways, without a copy', async () => {
   await setup(async (n, ctx, conflicts) => {
     await n.store.ingest('kept.txt', bytes('v1'), { mtimeMs: 1000 });
     await n.store.ingest('kept.txt', bytes('hub edit'), { mtimeMs: 2000 });
-    const del = { path: 'kept.txt', size: 0, mtimeMs: 9000, mode: 0o644, hash: '', chunks: [], version: 0, seq: 0, deleted: true };
+    const del = { path: 'kept.txt', size: 0, mtimeMs: 9000, mode: 0o644, hash: '', sha256: null, chunks: [], version: 0, seq: 0, deleted: true };
     const r = await applyCommit(ctx, del, 1, 'PIPEERX');
     assert.equal(r.status, 'conflict');
     assert.equal(r.file?.deleted, false, 'the modification stays');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { blake, cli, hubFiles, local, piFiles, piIngest, piStat, startHub, startPi, tempDir, waitFor, type DaemonProcess } from './peers.ts';
+import { blake, cli, hubFiles, local, piFiles, piIngest, piStat, sha, startHub, startPi, tempDir, waitFor, type DaemonProcess } from './peers.ts';
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let hub: DaemonProcess;
@@ -34,6 +34,7 @@ const piHash = async (name: string) => (await piStat(pi.dataDir, name))?.hash;
 test('the hub ingests its root at first start and the pi pulls the whole index without bytes', async () => {
   const rec = await waitFor('existing.txt on the pi', () => piStat(pi.dataDir, 'existing.txt'));
   assert.equal(rec.hash, await blake(Buffer.from('was here before the hub started')));
+  assert.equal(rec.sha256, sha(Buffer.from('was here before the hub started')), 'the SHA-256 the hub took at ingest came with the record');
   assert.equal(rec.state, 'remote', 'metadata only: bytes are fetched for pinned or hot files');
   const cat = await local(pi.dataDir, 'GET', '/local/store/cat?name=existing.txt');
   assert.equal(cat.status, 409, 'no bytes on the pi yet');
@@ -76,6 +77,8 @@ test('create, modify, rename and delete on the pi reach the hub root with their 
   await piIngest(pi.dataDir, 'p/doc.txt', Buffer.from('written on the pi'), mtime);
   await waitFor('p/doc.txt in the hub root', async () => (await fs.readFile(doc, 'utf8').catch(() => '')) === 'written on the pi');
   assert.equal((await fs.stat(doc)).mtimeMs, mtime, 'the hub writes the file with the mtime it had on the pi');
+  const onHub = await piStat(hub.dataDir, 'p/doc.txt');
+  assert.equal(onHub.sha256, sha(Buffer.from('written on the pi')), 'the SHA-256 the pi took at ingest reached the hub\'s record');
 
   const payload = randomBytes(3 * 1024 * 1024);
   await piIngest(pi.dataDir, 'p/doc.txt', payload, mtime + 1000);

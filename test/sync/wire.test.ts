@@ -10,8 +10,10 @@ const good = () => create(FileInfoSchema, { path: 'a/b.txt', size: 10n, mtimeMs:
 
 test('a valid record round-trips through the wire form', () => {
   const r = fromFileInfo(good());
-  assert.deepEqual(r, { path: 'a/b.txt', size: 10, mtimeMs: 1_700_000_000_123, mode: 0o640, hash: H, chunks: [{ hash: H, size: 10 }], version: 3, seq: 9, deleted: false });
+  assert.deepEqual(r, { path: 'a/b.txt', size: 10, mtimeMs: 1_700_000_000_123, mode: 0o640, hash: H, sha256: null, chunks: [{ hash: H, size: 10 }], version: 3, seq: 9, deleted: false });
   assert.deepEqual(fromFileInfo(toFileInfo(r)), r);
+  const withSha = { ...r, sha256: 'cd'.repeat(32) };
+  assert.deepEqual(fromFileInfo(toFileInfo(withSha)), withSha, 'the SHA-256 travels when known');
   const tomb = fromFileInfo(create(FileInfoSchema, { path: 'gone.txt', deleted: true, version: 4n }));
   assert.equal(tomb.deleted, true);
   assert.equal(tomb.hash, '');
@@ -28,6 +30,7 @@ test('paths that could escape or alias are refused: .., absolute, NUL, control c
 test('hashes must be 32 bytes, sizes must add up, modes must be permission bits, tombstones carry nothing', () => {
   const cases: [string, (i: ReturnType<typeof good>) => void][] = [
     ['short file hash', (i) => (i.hash = new Uint8Array(31))],
+    ['SHA-256 of 31 bytes', (i) => (i.sha256 = new Uint8Array(31))],
     ['long chunk hash', (i) => (i.chunks[0]!.hash = new Uint8Array(33))],
     ['sizes do not add up', (i) => (i.size = 11n)],
     ['zero-size chunk', (i) => ((i.chunks[0]!.size = 0), (i.size = 0n))],

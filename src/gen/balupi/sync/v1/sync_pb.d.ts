@@ -279,6 +279,15 @@ export declare type FileInfo = Message<"balupi.sync.v1.FileInfo"> & {
    * @generated from field: bool deleted = 9;
    */
   deleted: boolean;
+
+  /**
+   * SHA-256 of the whole file, 32 bytes: the checksum BaluHost's clients (BaluApp, BaluDesk) compare. Empty when the
+   * sender does not know it (tombstones, versions stored before it was recorded); receivers keep it as given and
+   * verify only `hash`.
+   *
+   * @generated from field: bytes sha256 = 10;
+   */
+  sha256: Uint8Array;
 };
 
 /**
