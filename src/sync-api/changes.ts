@@ -3,7 +3,8 @@
 //   /sync/changes  the client's file list against the store -> to_download / to_delete / conflicts
 //
 // Which files are the user's: BaluHost lists the files it records as owned by the user; the Pi records no owners,
-// so it takes the user's home folder `<username>/` and `Shared/` (the two folders BaluHost's jail gives a user).
+// so it takes what BaluHost's jail lets the user reach: the home folder `<username>/` and `Shared/`, and for admins
+// (never jailed) the whole tree.
 //
 // /sync/changes, as BaluHost computes it (services/sync/file_sync.py), sends every server file missing from the
 // client's list to download and every listed path the server does not know to delete: a file the client just
@@ -22,7 +23,7 @@
 
 import type { FileRecord, Store } from '../../store/index.ts';
 import type { User } from '../auth/tokens.ts';
-import { SHARED } from '../files/paths.ts';
+import { rootsOf } from '../files/paths.ts';
 import { isoPlus00 } from './time.ts';
 
 export interface ClientFile {
@@ -46,20 +47,18 @@ export interface StateFile {
   modified_at: string | null;
 }
 
-/** The top-level folders whose files are the user's. */
-export function userRoots(user: User): string[] {
-  return user.username === SHARED ? [SHARED] : [user.username, SHARED];
-}
+type Roots = ReturnType<typeof rootsOf>;
 
-const inRoots = (path: string, roots: string[]): boolean => roots.some((r) => path === r || path.startsWith(r + '/'));
+const inRoots = (path: string, roots: Roots): boolean => roots === 'all' || roots.some((r) => path === r || path.startsWith(r + '/'));
 
-async function* userFiles(store: Store, roots: string[]): AsyncGenerator<FileRecord> {
-  for (const root of roots) yield* store.filesUnder(root);
+async function* userFiles(store: Store, roots: Roots): AsyncGenerator<FileRecord> {
+  if (roots === 'all') yield* store.filesUnder('');
+  else for (const root of new Set(roots)) yield* store.filesUnder(root);
 }
 
 /** Changes in the user's folders since store sequence `since` (null: every file of the user, as for a first sync). */
 export async function pendingSince(store: Store, user: User, since: number | null): Promise<number> {
-  const roots = userRoots(user);
+  const roots = rootsOf(user);
   let n = 0;
   for await (const r of since === null ? userFiles(store, roots) : store.changesSince(since)) if (inRoots(r.path, roots)) n += 1;
   return n;
@@ -68,7 +67,7 @@ export async function pendingSince(store: Store, user: User, since: number | nul
 /** GET /sync/state: the user's files, `/`-prefixed, with SHA-256 ('' where the store has none: not yet known). */
 export async function syncState(store: Store, user: User): Promise<StateFile[]> {
   const out: StateFile[] = [];
-  for await (const r of userFiles(store, userRoots(user))) {
+  for await (const r of userFiles(store, rootsOf(user))) {
     out.push({ path: `/${r.path}`, size: r.size, sha256: r.sha256 ?? '', modified_at: isoPlus00(r.mtimeMs) });
   }
   return out;
@@ -79,7 +78,7 @@ export async function syncState(store: Store, user: User): Promise<StateFile[]> 
  * (first sync / unknown token). The caller takes `store.seq` before calling and issues the next token at it.
  */
 export async function computeChanges(store: Store, user: User, client: ClientFile[], since: number | null): Promise<ChangesAnswer> {
-  const roots = userRoots(user);
+  const roots = rootsOf(user);
   const listed = new Map(client.map((c) => [c.path, c]));
   const answer: ChangesAnswer = { to_download: [], to_delete: [], conflicts: [] };
   const changedOnServer = (r: FileRecord) => since === null || r.seq > since;
