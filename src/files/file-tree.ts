@@ -9,8 +9,13 @@ import { isStoreError } from '../../store/index.ts';
 import { FileIds } from './file-ids.ts';
 import { Folders } from './folders.ts';
 import { FolderSizes } from './folder-sizes.ts';
+import { ListingCache, type ListedEntry } from './listing-cache.ts';
 import { FilesError, fileNotFound } from './errors.ts';
 import { PathError, parentOf } from './paths.ts';
+import { guessMediaType } from './content-type.ts';
+
+/** A time as BaluHost's clients parse it: UTC ISO-8601 with Z (never before the epoch). */
+export const utcIso = (ms: number): string => new Date(Number.isFinite(ms) && ms > 0 ? ms : 0).toISOString();
 
 export type Node = { type: 'file'; path: string; record: FileRecord } | { type: 'dir'; path: string; createdMs: number | null };
 
@@ -36,16 +41,52 @@ export class FileTree {
   readonly ids: FileIds;
   readonly folders: Folders;
   readonly sizes: FolderSizes;
+  private readonly listings = new ListingCache();
+  private readonly onChange: (rec: FileRecord) => void;
 
   constructor(opts: { store: Store; db: ClassicLevel<string, string>; now?: () => number }) {
     this.store = opts.store;
     this.ids = new FileIds(opts.db);
     this.folders = new Folders(opts.db, opts.now);
     this.sizes = new FolderSizes(opts.store);
+    this.onChange = (rec) => this.listings.changed(rec.path);
+    this.store.on('change', this.onChange);
   }
 
   close(): void {
+    this.store.off('change', this.onChange);
     this.sizes.close();
+  }
+
+  /** A folder's entries with sizes, times, checksums and ids (cached until something below changes); null if `dir` is not a folder. */
+  async listing(dir: string): Promise<ListedEntry[] | null> {
+    const hit = this.listings.get(dir);
+    if (hit) return hit;
+    const version = this.listings.version;
+    if ((await this.node(dir))?.type !== 'dir') return null;
+    const entries = await this.entries(dir);
+    const ids = await this.ids.idsOf(entries.map((e) => e.path));
+    const out = await Promise.all(
+      entries.map(async (e, i): Promise<ListedEntry> => {
+        if (e.type === 'file') {
+          const r = e.record!;
+          const mtimeMs = r.mtimeMs ?? 0;
+          return { name: e.name, path: e.path, type: 'file', size: r.size ?? 0, mtimeMs, checksum: r.sha256 ?? null, id: ids[i]!, modifiedAt: utcIso(mtimeMs), mimeType: guessMediaType(e.name) };
+        }
+        const facts = await this.sizes.get(e.path);
+        const mtimeMs = Math.max(facts.mtimeMs, e.createdMs ?? 0);
+        return { name: e.name, path: e.path, type: 'dir', size: facts.size, mtimeMs, checksum: null, id: ids[i]!, modifiedAt: utcIso(mtimeMs), mimeType: null };
+      }),
+    );
+    // BaluHost's order: folders first, then by lower-cased name.
+    out.sort((a, b) => {
+      if (a.type !== b.type) return a.type === 'dir' ? -1 : 1;
+      const x = a.name.toLowerCase();
+      const y = b.name.toLowerCase();
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+    this.listings.set(dir, out, version);
+    return out;
   }
 
   /** What is at `path`: a live file, a folder (explicit, or implied by files below it), or nothing. */
@@ -91,12 +132,16 @@ export class FileTree {
       if (n?.type === 'dir') break; // its ancestors are folders too
     }
     await this.folders.create(path);
+    this.listings.changed(path);
   }
 
   /** Makes the folder a new file goes into exist as an explicit folder, so it stays when the file goes. */
   async ensureParent(path: string): Promise<void> {
     const parent = parentOf(path);
-    if (parent !== '' && !(await this.folders.get(parent))) await this.folders.create(parent);
+    if (parent !== '' && !(await this.folders.get(parent))) {
+      await this.folders.create(parent);
+      this.listings.changed(parent);
+    }
   }
 
   /** Deletes a file or a folder with everything below it. Nothing there is not an error (BaluHost answers 200). */
@@ -112,6 +157,7 @@ export class FileTree {
       if (deleted > 0) await this.store.flush();
       await this.folders.removeTree(path);
       await this.ids.forget(path);
+      this.listings.subtreeChanged(path);
     } catch (err) {
       throw asFacadeError(err);
     }
@@ -143,6 +189,8 @@ export class FileTree {
         await this.folders.moveTree(from, to);
       }
       await this.ids.move(from, to);
+      this.listings.subtreeChanged(from);
+      this.listings.subtreeChanged(to);
     } catch (err) {
       throw asFacadeError(err);
     }

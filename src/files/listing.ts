@@ -4,9 +4,9 @@
 // (BaluApp's Instant.parse shows an empty folder otherwise). Directories first, then by lower-cased name.
 
 import type { User } from '../auth/tokens.ts';
-import type { FileTree, Entry } from './file-tree.ts';
-import { guessMediaType } from './content-type.ts';
-import { SHARED, isSystemName, joinPath, resolvePath } from './paths.ts';
+import { utcIso, type FileTree } from './file-tree.ts';
+import type { ListedEntry } from './listing-cache.ts';
+import { SHARED, isSystemName, resolvePath } from './paths.ts';
 
 /** The one mountpoint the Pi shows (GET /api/files/mountpoints): the BaluHost storage it caches. */
 export const MOUNT_ID = 1;
@@ -32,7 +32,29 @@ export interface FileItem {
   mount_id: number;
 }
 
-const iso = (ms: number): string => new Date(Number.isFinite(ms) && ms > 0 ? ms : 0).toISOString();
+/** A folder entry as a FileItem; `owner` is the same for every entry of one folder (its top-level folder). */
+function item(e: ListedEntry, owner: { owner_id: string | null; owner_name: string | null }): FileItem {
+  return {
+    name: e.name,
+    path: e.path,
+    size: e.size,
+    type: e.type === 'file' ? 'file' : 'directory',
+    modified_at: e.modifiedAt,
+    owner_id: owner.owner_id,
+    owner_name: owner.owner_name,
+    mime_type: e.mimeType,
+    file_id: e.id,
+    checksum: e.checksum,
+    sync_info: null,
+    can_read: null,
+    can_write: null,
+    can_delete: null,
+    owner: owner.owner_name ?? '',
+    created_at: e.modifiedAt,
+    updated_at: e.modifiedAt,
+    mount_id: MOUNT_ID,
+  };
+}
 
 /** Files live under `Shared/` or a user's home `<username>/`; the home names the owner. */
 function ownerOf(path: string, user: User): { owner_id: string | null; owner_name: string | null } {
@@ -41,59 +63,15 @@ function ownerOf(path: string, user: User): { owner_id: string | null; owner_nam
   return { owner_id: top === user.username ? String(user.id) : null, owner_name: top };
 }
 
-function item(user: User, e: { name: string; path: string; type: 'file' | 'dir'; size: number; mtimeMs: number; checksum: string | null; id: number }): FileItem {
-  const owner = ownerOf(e.path, user);
-  const at = iso(e.mtimeMs);
-  return {
-    name: e.name,
-    path: e.path,
-    size: e.size,
-    type: e.type === 'file' ? 'file' : 'directory',
-    modified_at: at,
-    ...owner,
-    mime_type: e.type === 'file' ? guessMediaType(e.name) : null,
-    file_id: e.id,
-    checksum: e.type === 'file' ? e.checksum : null,
-    sync_info: null,
-    can_read: null,
-    can_write: null,
-    can_delete: null,
-    owner: owner.owner_name ?? '',
-    created_at: at,
-    updated_at: at,
-    mount_id: MOUNT_ID,
-  };
-}
-
-export function sortItems(items: FileItem[]): FileItem[] {
-  return items.sort((a, b) => {
-    if (a.type !== b.type) return a.type === 'directory' ? -1 : 1;
-    const x = a.name.toLowerCase();
-    const y = b.name.toLowerCase();
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
-}
-
 /** The listing of `rawPath` for `user`; a path that is not a folder lists as empty (BaluHost: `{"files":[]}`). */
 export async function listFolder(tree: FileTree, user: User, rawPath: string): Promise<FileItem[]> {
   const dir = resolvePath(user, rawPath, 'read');
   if (dir === '' && user.role !== 'admin') return virtualRoot(tree, user);
-  const node = await tree.node(dir);
-  if (node?.type !== 'dir') return [];
-  let entries: Entry[] = await tree.entries(dir);
-  if (user.role !== 'admin') entries = entries.filter((e) => !isSystemName(e.name));
-  const ids = await tree.ids.idsOf(entries.map((e) => e.path));
-  const items = await Promise.all(
-    entries.map(async (e, i) => {
-      if (e.type === 'file') {
-        const r = e.record!;
-        return item(user, { name: e.name, path: e.path, type: 'file', size: r.size ?? 0, mtimeMs: r.mtimeMs ?? 0, checksum: r.sha256 ?? null, id: ids[i]! });
-      }
-      const facts = await tree.sizes.get(e.path);
-      return item(user, { name: e.name, path: e.path, type: 'dir', size: facts.size, mtimeMs: Math.max(facts.mtimeMs, e.createdMs ?? 0), checksum: null, id: ids[i]! });
-    }),
-  );
-  return sortItems(items);
+  const listed = await tree.listing(dir);
+  if (!listed) return [];
+  const visible = user.role === 'admin' ? listed : listed.filter((e) => !isSystemName(e.name));
+  const owner = ownerOf(dir, user);
+  return visible.map((e) => item(e, owner));
 }
 
 /** A non-admin's root, as BaluHost builds it: `Shared` and the home folder, size 0 (no "Shared with me": no shares). */
@@ -101,12 +79,13 @@ async function virtualRoot(tree: FileTree, user: User): Promise<FileItem[]> {
   const names = [SHARED, user.username];
   const ids = await tree.ids.idsOf(names);
   const items = await Promise.all(
-    names.map(async (name, i) => {
+    names.map(async (name, i): Promise<FileItem> => {
       const folder = await tree.folders.get(name);
       const facts = await tree.sizes.get(name);
       const mtimeMs = Math.max(facts.mtimeMs, folder?.createdMs ?? 0) || Date.now();
-      return item(user, { name, path: joinPath('', name), type: 'dir', size: 0, mtimeMs, checksum: null, id: ids[i]! });
+      const e: ListedEntry = { name, path: name, type: 'dir', size: 0, mtimeMs, checksum: null, id: ids[i]!, modifiedAt: utcIso(mtimeMs), mimeType: null };
+      return item(e, ownerOf(name, user));
     }),
   );
-  return sortItems(items);
+  return items.sort((a, b) => (a.name.toLowerCase() < b.name.toLowerCase() ? -1 : 1));
 }

@@ -15,7 +15,8 @@ export interface FilesRoutesOptions {
 
 const nullable = (type: string) => ({ type: [type, 'null'] }) as const;
 
-const fileItemSchema = {
+/** The shape of one FileItem (documentation of what listing.ts builds; see the list route for why it is not used to serialize). */
+export const fileItemSchema = {
   type: 'object',
   properties: {
     name: { type: 'string' },
@@ -45,11 +46,10 @@ const pyIso = (ms: number) => new Date(ms).toISOString().replace('Z', '+00:00');
 export const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (app, { files }) => {
   const { tree } = files;
 
+  // No response schema on purpose: fast-json-stringify took 89 us for a 100-entry listing where JSON.stringify takes
+  // 45 us (string escaping checks on every field). listing.ts builds every key of fileItemSchema itself.
   app.get<{ Querystring: { path?: string; mount?: string } }>('/api/files/list', {
-    schema: {
-      querystring: { type: 'object', properties: { path: { type: 'string' }, mount: { type: 'string' } } },
-      response: { 200: { type: 'object', properties: { files: { type: 'array', items: fileItemSchema } } } },
-    },
+    schema: { querystring: { type: 'object', properties: { path: { type: 'string' }, mount: { type: 'string' } } } },
   }, async (req) => ({ files: await listFolder(tree, req.user!, req.query.path ?? '') }));
 
   const download = async (req: FastifyRequest, target: DownloadTarget, reply: FastifyReply) => {
