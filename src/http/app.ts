@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import type { TokenVerifier } from '../auth/tokens.ts';
 import { frameworkError, registerErrorHandling } from './errors.ts';
 import { registerAuth } from './auth.ts';
+import { ignoreEmptyJsonBody } from './bodyless-json.ts';
 
 export interface AppOptions {
   logger: Logger;
@@ -37,6 +38,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     frameworkErrors: frameworkError,
   });
   registerErrorHandling(app);
+  // BaluDesk declares a JSON body on every request, bodyless GETs and DELETEs included.
+  app.addHook('onRequest', ignoreEmptyJsonBody);
   app.addHook('onRequest', async (req, reply) => {
     if (req.url.startsWith('/api')) reply.header('X-API-Version', '1').header('X-API-Min-Version', '1');
   });

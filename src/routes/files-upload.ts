@@ -10,7 +10,6 @@ import { MultipartUpload } from '../files/uploads.ts';
 import { MAX_UPLOAD_BYTES } from '../files/chunked-uploads.ts';
 import { FilesError } from '../files/errors.ts';
 import { requestSignal } from '../http/raw-url.ts';
-import { ignoreEmptyJsonBody } from '../http/bodyless-json.ts';
 
 export interface FilesUploadRoutesOptions {
   files: FileServices;
@@ -19,7 +18,6 @@ export interface FilesUploadRoutesOptions {
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string' } } } as const;
 
 export const filesUploadRoutes: FastifyPluginAsync<FilesUploadRoutesOptions> = async (app, { files }) => {
-  app.addHook('onRequest', ignoreEmptyJsonBody);
   await app.register(multipart, {
     limits: { fileSize: MAX_UPLOAD_BYTES, fieldSize: 64 * 1024, fields: 1000, files: 10_000, parts: 20_000, headerPairs: 200 },
   });

@@ -9,7 +9,6 @@ import type { FileTree } from '../files/file-tree.ts';
 import { fileNotFound } from '../files/errors.ts';
 import { PathError, authorize, baseName, joinPath, normalizePath, parentOf, resolvePath } from '../files/paths.ts';
 import { rawPathAfter, rawQueryParam } from '../http/raw-url.ts';
-import { ignoreEmptyJsonBody } from '../http/bodyless-json.ts';
 
 export interface FilesWriteRoutesOptions {
   files: FileServices;
@@ -49,7 +48,6 @@ const pathBody = (required: string[], properties: Record<string, unknown>) => ({
 
 export const filesWriteRoutes: FastifyPluginAsync<FilesWriteRoutesOptions> = async (app, { files }) => {
   const { tree } = files;
-  app.addHook('onRequest', ignoreEmptyJsonBody);
 
   const remove = async (req: FastifyRequest, path: string | undefined) => {
     if (path !== undefined) await tree.remove(path);

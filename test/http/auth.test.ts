@@ -121,3 +121,20 @@ test('tokens issued by `balupi token` have BaluHost\'s exact claims', async () =
   assert.equal(payload.exp - payload.iat, 900);
   assert.deepEqual(await verifier.verifyAccess(token), { id: 7, username: 'bob', role: 'admin' });
 });
+
+test('a verified token is remembered only until it expires; forged and tampered tokens are never remembered', async () => {
+  const verifier = new TokenVerifier(SECRET);
+  const token = await verifier.issueAccess({ id: 7, username: 'bob', role: 'admin' }, 60);
+  const exp = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp * 1000;
+  assert.equal((await verifier.verifyAccess(token)).username, 'bob');
+  assert.equal((await verifier.verifyAccess(token, exp - 1)).username, 'bob', 'served from the cache just before exp');
+  await assert.rejects(verifier.verifyAccess(token, exp), (err: Error & { reason?: string }) => err.reason === 'expired', 'refused at exp, cache or not');
+  // A token signed with another key, and the cached token with one payload byte changed, are checked afresh.
+  const other = await new TokenVerifier('another-secret-of-32-characters!!').issueAccess({ id: 7, username: 'bob', role: 'admin' });
+  await assert.rejects(verifier.verifyAccess(other));
+  const fresh = await verifier.issueAccess({ id: 8, username: 'eve', role: 'user' });
+  await verifier.verifyAccess(fresh);
+  const [h, p, s] = fresh.split('.') as [string, string, string];
+  const tampered = [h, Buffer.from(Buffer.from(p, 'base64url').toString().replace('"user"', '"admin"')).toString('base64url'), s].join('.');
+  await assert.rejects(verifier.verifyAccess(tampered), 'a role raised by hand is not in the cache and fails the signature');
+});
