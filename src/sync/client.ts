@@ -29,6 +29,10 @@ class WideWindowSessions extends Http2SessionManager {
     if (session && !this.tuned.has(session)) {
       this.tuned.add(session);
       session.setLocalWindowSize(H2_CONNECTION_WINDOW);
+      // connect-node destroys a session with an error when the peer sends GOAWAY with no stream open (the hub shutting
+      // down), and may already have removed its own 'error' listener by the time Node emits it: an unhandled 'error'
+      // event would end the whole daemon. The calls on the session learn of its end through their streams.
+      session.on('error', () => {});
     }
     return stream;
   }
