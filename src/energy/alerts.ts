@@ -11,6 +11,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { AbstractLevel } from 'abstract-level';
+import { CodedError } from '../errors.ts';
 
 export type AlertKind = 'plug_offline' | 'power_over_limit' | 'power_anomaly' | 'nas_idle_long';
 
@@ -56,13 +57,8 @@ export interface AlertListQuery {
   limit?: number;
 }
 
-export class AlertError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'AlertError';
-    this.code = code;
-  }
+export class AlertError extends CodedError<string> {
+  override name = 'AlertError';
 }
 
 const slot = (kind: AlertKind, deviceId: number): string => `${kind}:${deviceId}`;

@@ -1,14 +1,10 @@
 // Bit-level integer coding for the sample codec: an MSB-first bit writer/reader, zigzag mapping, length-prefixed
 // values and Rice codes with a per-run parameter and an escape for outliers. Values are JS numbers below 2^53.
+import { CodedError } from '../errors.ts';
 
 /** Malformed input or data: `code` is ENERGY_BAD_SAMPLE, ENERGY_CORRUPT_BLOCK or ENERGY_CORRUPT_SAMPLE. */
-export class SampleCodecError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'SampleCodecError';
-    this.code = code;
-  }
+export class SampleCodecError extends CodedError<string> {
+  override name = 'SampleCodecError';
 }
 
 const ESCAPE = 24; // unary quotient at which a Rice code escapes to an explicit length + value

@@ -5,6 +5,7 @@
 // Exactness: correct for every zone whose UTC offset is a whole number of minutes and whose DST shift is a whole
 // hour (all of Europe, the Americas, and the half-hour offset zones such as Asia/Kolkata). Zones with a 30-minute
 // DST shift (Australia/Lord_Howe) get consistent but not wall-clock-exact hour buckets during the shifted hour.
+import { CodedError } from '../errors.ts';
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
@@ -34,13 +35,8 @@ export function systemTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone;
 }
 
-export class CalendarError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'CalendarError';
-    this.code = code;
-  }
+export class CalendarError extends CodedError<string> {
+  override name = 'CalendarError';
 }
 
 export class Calendar {

@@ -10,19 +10,15 @@ import { formatHostPort } from './plug-client.ts';
 import { DEFAULT_PLUG_PORT, parseDeviceAddress, type PlugAddress } from './device-list.ts';
 import type { DeviceRole, PlugDevice } from './types.ts';
 import type { DiscoveredPlug } from './discovery.ts';
+import { CodedError } from '../errors.ts';
 
 /** A ClassicLevel or any sublevel of one. */
 export type DeviceStore = AbstractLevel<string | Buffer | Uint8Array, string, string>;
 
 export type DeviceRegistryErrorCode = 'DEVICE_NOT_FOUND' | 'DEVICE_EXISTS' | 'NAS_ROLE_TAKEN' | 'DEVICE_INVALID';
 
-export class DeviceRegistryError extends Error {
-  readonly code: DeviceRegistryErrorCode;
-  constructor(code: DeviceRegistryErrorCode, message: string) {
-    super(message);
-    this.name = 'DeviceRegistryError';
-    this.code = code;
-  }
+export class DeviceRegistryError extends CodedError<DeviceRegistryErrorCode> {
+  override name = 'DeviceRegistryError';
 }
 
 export interface NewDevice {

@@ -25,6 +25,7 @@ import { tapoClientFactory } from './tapo-client.ts';
 import { TariffBook, TariffError, TariffStore, type ConstantTariff, type Tariff } from './tariff.ts';
 import type { PlugDevice, PlugReading } from './types.ts';
 import { DEMO_CREDENTIALS, startDemoPlugs, type DemoPlugs } from './demo.ts';
+import { CodedError } from '../errors.ts';
 
 export type EnergyConfig = Pick<Config,
   | 'tapoUsername' | 'tapoPassword' | 'tapoDevices' | 'tapoDiscoveryAddress' | 'energyIntervalS'
@@ -43,13 +44,8 @@ export interface EnergyMonitorOptions {
   syncWrites?: boolean;
 }
 
-export class EnergyError extends Error {
-  readonly code: string;
-  constructor(code: 'ENERGY_POLLING_DISABLED' | 'ENERGY_CONFIRM_REQUIRED' | 'ALERT_NOT_FOUND' | 'ENERGY_BAD_OPTION', message: string) {
-    super(message);
-    this.name = 'EnergyError';
-    this.code = code;
-  }
+export class EnergyError extends CodedError<'ENERGY_POLLING_DISABLED' | 'ENERGY_CONFIRM_REQUIRED' | 'ALERT_NOT_FOUND' | 'ENERGY_BAD_OPTION'> {
+  override name = 'EnergyError';
 }
 
 export interface ToggleResult {

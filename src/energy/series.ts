@@ -25,16 +25,12 @@ import { KIND, MAX_DEVICE_ID, seriesKey, walKey } from './series-keys.ts';
 import { SeriesStore, type SeriesBatch } from './series-store.ts';
 import { compareCounter, type CompareOptions, type CounterComparison } from './plug-counter.ts';
 import { RollupBuilder, replaceAt, type RecomputeResult } from './series-rollups.ts';
+import { CodedError } from '../errors.ts';
 
 export type { RecomputeResult };
 
-export class EnergySeriesError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'EnergySeriesError';
-    this.code = code;
-  }
+export class EnergySeriesError extends CodedError<string> {
+  override name = 'EnergySeriesError';
 }
 
 export interface EnergyLogger {

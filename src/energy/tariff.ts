@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AbstractLevel } from 'abstract-level';
 import type { Calendar } from './calendar.ts';
+import { CodedError } from '../errors.ts';
 
 export type Tier = 'on' | 'mid' | 'off';
 
@@ -45,13 +46,8 @@ export type TariffInput =
   | (Omit<ConstantTariff, 'id' | 'createdAt' | 'name' | 'currency'> & { name?: string; currency?: string | null })
   | (Omit<TouTariff, 'id' | 'createdAt' | 'name' | 'currency'> & { name?: string; currency?: string | null });
 
-export class TariffError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'TariffError';
-    this.code = code;
-  }
+export class TariffError extends CodedError<string> {
+  override name = 'TariffError';
 }
 
 const TIERS: readonly Tier[] = ['on', 'mid', 'off'];

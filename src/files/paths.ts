@@ -3,17 +3,13 @@
 // user. A path the client sends becomes a store name here (the store keys files by exactly these names), so the
 // facade and the sync protocol see the same tree the hub writes under its root folder.
 import type { User } from '../auth/tokens.ts';
+import { CodedError } from '../errors.ts';
 
 export type PathErrorCode = 'invalid_path' | 'access_denied';
 
 /** Maps to 400 "Invalid path" / 403 "Access denied" (src/http/errors.ts), BaluHost's details. */
-export class PathError extends Error {
+export class PathError extends CodedError<PathErrorCode> {
   override name = 'PathError';
-  readonly code: PathErrorCode;
-  constructor(code: PathErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 export const SHARED = 'Shared';

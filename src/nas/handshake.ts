@@ -7,16 +7,12 @@
 // the Python BaluPi checked, a signature is accepted once only: a captured call cannot be replayed in its window.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { pythonCanonicalJson } from './python-json.ts';
+import { CodedError } from '../errors.ts';
 
 export type HandshakeErrorCode = 'handshake_unauthorized' | 'handshake_not_configured';
 
-export class HandshakeError extends Error {
+export class HandshakeError extends CodedError<HandshakeErrorCode> {
   override name = 'HandshakeError';
-  readonly code: HandshakeErrorCode;
-  constructor(code: HandshakeErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 export interface HandshakeRequest {

@@ -8,13 +8,8 @@ import type { Cumulative, PeriodFigures, UtcPeriod } from '../energy/utc-periods
 import type { Rollup } from '../energy/rollup.ts';
 import { formatHostPort } from '../energy/plug-client.ts';
 import { isoUtc } from './energy-json.ts';
+import { num, int, str, bool, nNum, nStr } from '../http/schema-types.ts';
 
-const num = { type: 'number' } as const;
-const int = { type: 'integer' } as const;
-const str = { type: 'string' } as const;
-const bool = { type: 'boolean' } as const;
-const nNum = { type: ['number', 'null'] } as const;
-const nStr = { type: ['string', 'null'] } as const;
 
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : isoUtc(ms));

@@ -4,13 +4,8 @@
 
 import type { NodeStatus } from '../system/node-status.ts';
 import { isoUtc } from './energy-json.ts';
+import { num, int, str, bool, nNum, nStr } from '../http/schema-types.ts';
 
-const num = { type: 'number' } as const;
-const int = { type: 'integer' } as const;
-const str = { type: 'string' } as const;
-const bool = { type: 'boolean' } as const;
-const nNum = { type: ['number', 'null'] } as const;
-const nStr = { type: ['string', 'null'] } as const;
 const emptyList = { type: 'array', maxItems: 0 } as const;
 
 // ---- /api/system/info ---------------------------------------------------------------------------------------------

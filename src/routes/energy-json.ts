@@ -10,16 +10,10 @@ import type { TimeRange } from '../energy/time-range.ts';
 import type { PlugDevice, PlugReading } from '../energy/types.ts';
 import { isoUtc } from '../energy/csv.ts';
 import { formatHostPort } from '../energy/plug-client.ts';
+import { num, int, str, bool, nNum, nStr, nBool } from '../http/schema-types.ts';
 
 export { isoUtc };
 
-const num = { type: 'number' } as const;
-const int = { type: 'integer' } as const;
-const str = { type: 'string' } as const;
-const bool = { type: 'boolean' } as const;
-const nNum = { type: ['number', 'null'] } as const;
-const nStr = { type: ['string', 'null'] } as const;
-const nBool = { type: ['boolean', 'null'] } as const;
 
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
 const kwh = (wh: number): number => round(wh / 1000, 4);

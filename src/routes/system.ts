@@ -1,10 +1,7 @@
 // GET /api/system/status: host and process figures from the background sampler.
 import type { FastifyPluginAsync } from 'fastify';
 import type { NodeStatusService } from '../system/node-status.ts';
-
-const num = { type: 'number' } as const;
-const nullableNum = { type: ['number', 'null'] } as const;
-const int = { type: 'integer' } as const;
+import { int, nNum, num } from '../http/schema-types.ts';
 
 export const statusSchema = {
   type: 'object',
@@ -17,10 +14,10 @@ export const statusSchema = {
     hostname: { type: 'string' },
     cpu_percent: num,
     cpu_cores: int,
-    cpu_frequency_mhz: nullableNum,
+    cpu_frequency_mhz: nNum,
     cpu_model: { type: ['string', 'null'] },
-    cpu_temp_celsius: nullableNum,
-    temperature_c: nullableNum,
+    cpu_temp_celsius: nNum,
+    temperature_c: nNum,
     memory: {
       type: 'object',
       properties: { total: int, used: int, free: int, available: int, percent: num },

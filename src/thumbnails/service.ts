@@ -18,17 +18,13 @@ import { isStoreError } from '../../store/index.ts';
 import { DEFAULT_SIZE, isImagePath, type ThumbFormat } from './formats.ts';
 import { JobQueue, QueueFullError } from './job-queue.ts';
 import { MAX_INPUT_BYTES, renderThumbnail } from './render.ts';
+import { CodedError } from '../errors.ts';
 
 export type ThumbnailErrorCode = 'thumbnail_unsupported' | 'thumbnail_not_local' | 'thumbnail_busy' | 'not_found';
 
 /** Mapped to HTTP in src/http/errors.ts: 415, 404, 503, 404. */
-export class ThumbnailError extends Error {
+export class ThumbnailError extends CodedError<ThumbnailErrorCode> {
   override name = 'ThumbnailError';
-  readonly code: ThumbnailErrorCode;
-  constructor(code: ThumbnailErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-  }
 }
 
 export interface Thumbnail {
