@@ -212,6 +212,7 @@ procs.add(hub2);
 await hub2.waitForLog((l) => l.msg === 'hub root scanned');
 await dropCaches();
 t = performance.now();
+const pushStartedAt = Date.now();
 const pi2 = await startDaemonProcess({ env: { ...env, BALUPI_HUB_URL: `http://127.0.0.1:${hub2.ports.grpc}` }, args: ['--role', 'pi'], dataDir: upData });
 procs.add(pi2);
 await until(async () => {
@@ -226,7 +227,10 @@ const pushMs = performance.now() - t;
   const files = await listFiles(upRoot);
   if (files.length !== treeFiles.length || files.reduce((a, f) => a + f.size, 0) !== treeBytes) throw new Error('pi -> hub: the hub root does not hold the tree');
 }
-console.log(`balupi pi -> hub: ${secs(pushMs)} s (files in the hub's root folder)`);
+const commitTimes = hub2.logs.filter((l) => l.msg === 'sync commit').map((l) => Number(l.time));
+const commitsMs = commitTimes.length > 0 ? Math.max(...commitTimes) - pushStartedAt : NaN;
+const firstCommitMs = commitTimes.length > 0 ? Math.min(...commitTimes) - pushStartedAt : NaN;
+console.log(`balupi pi -> hub: ${secs(pushMs)} s (files in the hub's root folder; first commit at ${secs(firstCommitMs)} s, last at ${secs(commitsMs)} s)`);
 
 // 1-byte insert in the middle of a large file -------------------------------------------------------------------
 const big = path.join(tmp, 'insert', 'big.bin');

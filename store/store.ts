@@ -13,8 +13,8 @@ import { ingest } from './ingest.ts';
 import { openRead } from './reader.ts';
 import { fsck, gc, recover } from './maintenance.ts';
 import { checkBase, currentRecord, setPinned, writeVersion } from './commit.ts';
-import { commitFile, putChunk, MAX_CHUNK_BYTES } from './assemble.ts';
-import type { CommitMeta, CommitOptions } from './assemble.ts';
+import { commitFile, commitFiles, putChunk, MAX_CHUNK_BYTES } from './assemble.ts';
+import type { CommitItem, CommitMeta, CommitOptions } from './assemble.ts';
 import { evictLocked } from './cache-policy.ts';
 import { validateDir, validateName } from './names.ts';
 import { isHexHash } from './hasher.ts';
@@ -175,6 +175,14 @@ export class Store {
    */
   commitFile(path: string, meta: CommitMeta, opts: CommitOptions = {}): Promise<FileRecord> {
     return commitFile(this.#e, path, meta, opts);
+  }
+
+  /**
+   * commitFile for many paths in one index transaction (all chunks must be here). Per item: its record, or the error
+   * commitFile would have thrown for it; failed items leave nothing behind and do not stop the others.
+   */
+  commitFiles(items: CommitItem[], opts: { sync?: boolean } = {}): Promise<(FileRecord | StoreError)[]> {
+    return commitFiles(this.#e, items, opts);
   }
 
   /**
