@@ -254,8 +254,8 @@ export class Store {
   }
 
   /** A 'remote' file whose chunks are all here again becomes 'local' (no new version). */
-  promoteIfComplete(path: string): Promise<FileRecord | undefined> {
-    return promoteIfComplete(this.#e, path);
+  promoteIfComplete(path: string, opts: { sync?: boolean } = {}): Promise<FileRecord | undefined> {
+    return promoteIfComplete(this.#e, path, opts);
   }
 
   /** Live records at `dir` or below ('' = all), in path order. */
