@@ -3,7 +3,7 @@
 //   BALUPI_GRPC_PORT  HTTP/2 cleartext: gRPC (needs h2) + Connect + gRPC-Web
 // close() stops accepting, lets in-flight requests finish, then closes LevelDB.
 import { mkdir } from 'node:fs/promises';
-import { createServer as createH2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import { createServer as createH2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ClassicLevel } from 'classic-level';
@@ -169,7 +169,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         : []),
     ];
 
-    const servers = await listenAll(config, log, { verifier, peerSecret: secrets.peerSecret, routes, plugins });
+    const servers = await listenAll(config, log, { verifier, peerSecret: secrets.peerSecret, routes, plugins, h2Before: (shutdown) => sync.chunkStreamHandler(shutdown) });
     closers.push(() => servers.close());
     const localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store, sync, users });
     closers.push(() => localApi.close());
@@ -195,7 +195,14 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
 async function listenAll(
   config: Config,
   log: Logger,
-  opts: { verifier: TokenVerifier; peerSecret: string; routes: (router: ConnectRouter) => void; plugins: ((app: FastifyInstance) => unknown)[] },
+  opts: {
+    verifier: TokenVerifier;
+    peerSecret: string;
+    routes: (router: ConnectRouter) => void;
+    plugins: ((app: FastifyInstance) => unknown)[];
+    /** h2c requests go here first; it answers false to pass a request on to Connect (sync's DownloadChunks path). */
+    h2Before?: (shutdown: AbortSignal) => (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
+  },
 ): Promise<{ ports: { http: number; grpc: number }; close(): Promise<void> }> {
   // Aborted only if in-flight RPCs outlast the shutdown grace period (connect-fastify's own shutdownTimeoutMs keeps
   // a timer alive that delays exit by its full length even when nothing is in flight).
@@ -210,7 +217,9 @@ async function listenAll(
   };
   const app = await buildApp({ logger: log, verifier: opts.verifier, plugins: opts.plugins, connect: { routes: opts.routes, options: rpcOptions } });
   // Wide receive windows (src/sync/client.ts explains): uploads of 1 MiB chunks would otherwise crawl.
-  const h2 = createH2Server({ settings: { initialWindowSize: H2_STREAM_WINDOW } }, connectNodeAdapter({ ...rpcOptions, routes: opts.routes }));
+  const connect = connectNodeAdapter({ ...rpcOptions, routes: opts.routes });
+  const before = opts.h2Before?.(rpcShutdown.signal);
+  const h2 = createH2Server({ settings: { initialWindowSize: H2_STREAM_WINDOW } }, before ? (req, res) => before(req, res) || connect(req, res) : connect);
   const sessions = new Set<ServerHttp2Session>();
   h2.on('session', (s) => {
     s.once('localSettings', () => s.setLocalWindowSize(H2_CONNECTION_WINDOW));

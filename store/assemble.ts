@@ -90,18 +90,7 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
           details: { path, missing: missing.slice(0, 1000) },
         });
       }
-      if (missing.length === 0 && opts.verify !== false) {
-        const h = e.blake3.create();
-        try {
-          for (const c of meta.chunks) h.update(await e.files.read(c.hash, c.size));
-          const actual = toHex(h.digest());
-          if (actual !== meta.hash) {
-            throw new StoreError('hash_mismatch', `${path}: chunks hash to ${actual}, not ${meta.hash}`, { details: { path, actual, expected: meta.hash } });
-          }
-        } finally {
-          h.dispose();
-        }
-      }
+      if (missing.length === 0 && opts.verify !== false) await verifyWhole(e, path, meta);
       const record = await e.transact(async (tx) => {
         const prev = await currentRecord(e, path);
         checkBase(path, prev, opts.baseVersion);
@@ -113,6 +102,116 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
       return record;
     } finally {
       for (const h of hashes) e.holds.release(h);
+    }
+  });
+}
+
+/** Re-reads a version's chunks (each verified on read) and checks the whole-file hash. */
+async function verifyWhole(e: Engine, path: string, meta: CommitMeta): Promise<void> {
+  const h = e.blake3.create();
+  try {
+    for (const c of meta.chunks) h.update(await e.files.read(c.hash, c.size));
+    const actual = toHex(h.digest());
+    if (actual !== meta.hash) {
+      throw new StoreError('hash_mismatch', `${path}: chunks hash to ${actual}, not ${meta.hash}`, { details: { path, actual, expected: meta.hash } });
+    }
+  } finally {
+    h.dispose();
+  }
+}
+
+export interface CommitItem {
+  path: string;
+  meta: CommitMeta;
+  /** As CommitOptions.baseVersion. */
+  baseVersion?: number;
+}
+
+/** Files whose whole-file hashes are checked at once in commitFiles (reads overlap; bounded memory: 1 chunk each). */
+const VERIFY_CONCURRENCY = 8;
+
+/**
+ * commitFile for many paths at once, every chunk present (no 'remote' versions): the versions that pass their checks
+ * are written in ONE index transaction (one write, one fsync when `sync`), instead of one per file. Each item gets
+ * its record or the StoreError commitFile would have thrown for it ('conflict', 'missing_chunks', 'hash_mismatch',
+ * 'invalid_argument', 'invalid_name', 'path_conflict'); a failed item leaves nothing of itself. Paths must be
+ * distinct, and no item may be a directory of another (refused as 'path_conflict').
+ */
+export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?: boolean } = {}): Promise<(FileRecord | StoreError)[]> {
+  const out: (FileRecord | StoreError | undefined)[] = new Array(items.length);
+  const sizes: (Map<string, number> | undefined)[] = items.map((it, i) => {
+    try {
+      validateName(it.path);
+      return checkCommitMeta(it.meta);
+    } catch (err) {
+      out[i] = err as StoreError;
+      return undefined;
+    }
+  });
+  const paths = new Set<string>();
+  items.forEach((it, i) => {
+    if (out[i]) return;
+    if (paths.has(it.path)) out[i] = new StoreError('invalid_argument', `${it.path} is listed twice`, { details: { path: it.path } });
+    paths.add(it.path);
+  });
+  items.forEach((it, i) => {
+    // The tree check in writeVersion reads the committed index, which cannot see the other items of this batch.
+    const parts = it.path.split('/');
+    const dir = parts.slice(1).map((_, j) => parts.slice(0, j + 1).join('/')).find((a) => paths.has(a));
+    if (!out[i] && dir !== undefined) out[i] = new StoreError('path_conflict', `cannot create ${it.path}: ${dir} is a file in the same batch`, { details: { path: it.path, file: dir } });
+  });
+  return e.track(async () => {
+    const held = [...new Set(items.flatMap((it, i) => (sizes[i] ? [...sizes[i]!.keys()] : [])))];
+    for (const h of held) e.holds.acquire(h);
+    try {
+      const rows = new Map((await e.idx.getChunks(held)).map((r, i) => [held[i]!, r]));
+      items.forEach((it, i) => {
+        const sz = sizes[i];
+        if (out[i] || !sz) return;
+        const wrong = [...sz].find(([h, size]) => rows.get(h) && rows.get(h)!.size !== size);
+        if (wrong) {
+          out[i] = new StoreError('invalid_argument', `chunk ${wrong[0]} is ${rows.get(wrong[0])!.size} bytes, listed as ${wrong[1]}`);
+          return;
+        }
+        const missing = [...sz.keys()].filter((h) => !rows.get(h)?.present);
+        if (missing.length > 0) {
+          out[i] = new StoreError('missing_chunks', `${it.path}: ${missing.length} of ${sz.size} chunks are not in the store`, {
+            details: { path: it.path, missing: missing.slice(0, 1000) },
+          });
+        }
+      });
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: VERIFY_CONCURRENCY }, async () => {
+          while (next < items.length) {
+            const i = next++;
+            if (out[i]) continue;
+            await verifyWhole(e, items[i]!.path, items[i]!.meta).catch((err: unknown) => {
+              if (!(err instanceof StoreError)) throw err;
+              out[i] = err;
+            });
+          }
+        }),
+      );
+      await e.transact(async (tx) => {
+        for (let i = 0; i < items.length; i++) {
+          if (out[i]) continue;
+          const { path, meta, baseVersion } = items[i]!;
+          try {
+            const prev = await currentRecord(e, path);
+            checkBase(path, prev, baseVersion);
+            out[i] = await writeVersion(e, tx, path, prev, { ...meta, sha256: meta.sha256 ?? null, deleted: false, state: 'local' }, { onDisk: new Set(sizes[i]!.keys()), dirtyNew: false, touch: false });
+          } catch (err) {
+            // checkBase and writeVersion's tree check throw before anything is added to the transaction.
+            if (!(err instanceof StoreError) || (err.code !== 'conflict' && err.code !== 'path_conflict')) throw err;
+            out[i] = err;
+          }
+        }
+      }, { sync: opts.sync ?? true });
+      await e.maybeEvict();
+      return out as (FileRecord | StoreError)[];
+    } finally {
+      for (const h of held) e.holds.release(h);
     }
   });
 }

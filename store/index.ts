@@ -7,7 +7,7 @@
 
 export { Store, openStore } from './store.ts';
 export type { DirEntry, StoreEvent, StoreStats } from './store.ts';
-export type { CommitMeta, CommitOptions } from './assemble.ts';
+export type { CommitItem, CommitMeta, CommitOptions } from './assemble.ts';
 export type { StoreOptions } from './engine.ts';
 export type { ChunkRef, FileRecord, FileState } from './records.ts';
 export type { IngestMeta, IngestName, IngestOptions, IngestResult } from './ingest.ts';

@@ -13,8 +13,8 @@ import { ingest } from './ingest.ts';
 import { openRead } from './reader.ts';
 import { fsck, gc, recover } from './maintenance.ts';
 import { checkBase, currentRecord, setPinned, writeVersion } from './commit.ts';
-import { commitFile, putChunk, MAX_CHUNK_BYTES } from './assemble.ts';
-import type { CommitMeta, CommitOptions } from './assemble.ts';
+import { commitFile, commitFiles, putChunk, MAX_CHUNK_BYTES } from './assemble.ts';
+import type { CommitItem, CommitMeta, CommitOptions } from './assemble.ts';
 import { evictLocked } from './cache-policy.ts';
 import { validateDir, validateName } from './names.ts';
 import { isHexHash } from './hasher.ts';
@@ -204,6 +204,14 @@ export class Store {
   }
 
   /**
+   * commitFile for many paths in one index transaction (all chunks must be here). Per item: its record, or the error
+   * commitFile would have thrown for it; failed items leave nothing behind and do not stop the others.
+   */
+  commitFiles(items: CommitItem[], opts: { sync?: boolean } = {}): Promise<(FileRecord | StoreError)[]> {
+    return commitFiles(this.#e, items, opts);
+  }
+
+  /**
    * Stores one chunk after checking that `bytes` hash to `hash` ('hash_mismatch' otherwise). Returns false if it was
    * already present. `clean: true` for chunks that came from the hub (they need no upload); default dirty.
    */
@@ -272,8 +280,8 @@ export class Store {
   }
 
   /** A 'remote' file whose chunks are all here again becomes 'local' (no new version). */
-  promoteIfComplete(path: string): Promise<FileRecord | undefined> {
-    return promoteIfComplete(this.#e, path);
+  promoteIfComplete(path: string, opts: { sync?: boolean } = {}): Promise<FileRecord | undefined> {
+    return promoteIfComplete(this.#e, path, opts);
   }
 
   /** Live records at `dir` or below ('' = all), in path order. */

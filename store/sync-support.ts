@@ -31,7 +31,7 @@ export async function heatOf(engine: Engine, path: string): Promise<number> {
  * remote -> local once every chunk of the current version is present (after the sync layer fetched them). Not a new
  * version: nothing enters the change feed. Returns the record, unchanged if it was local already or is incomplete.
  */
-export async function promoteIfComplete(engine: Engine, path: string): Promise<FileRecord | undefined> {
+export async function promoteIfComplete(engine: Engine, path: string, opts: { sync?: boolean } = {}): Promise<FileRecord | undefined> {
   validateName(path);
   return engine.track(() =>
     engine.transact(async (tx) => {
@@ -40,7 +40,7 @@ export async function promoteIfComplete(engine: Engine, path: string): Promise<F
       const rows = await engine.idx.getChunks(rec.chunks.map((c) => c.hash));
       if (rows.some((r) => !r?.present)) return rec;
       return promote(engine, tx, rec);
-    }),
+    }, { sync: opts.sync ?? true }),
   );
 }
 

@@ -36,6 +36,7 @@ const CODE_BY_ERROR: Record<string, Code> = {
   protocol_mismatch: Code.FailedPrecondition,
   data_loss: Code.DataLoss,
   unsafe_path: Code.InvalidArgument,
+  path_conflict: Code.FailedPrecondition,
 };
 
 export function toConnectError(err: unknown): ConnectError {

@@ -9,17 +9,18 @@ export const OPEN_METHODS: ReadonlySet<string> = new Set(['balupi.node.v1.NodeSe
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+/** Throws UNAUTHENTICATED unless `header` is `Bearer <peerSecret>` (also used by handlers outside Connect). */
+export function checkPeerSecret(header: string | undefined, peerSecret: string): void {
+  const match = /^Bearer\s+(\S+)$/i.exec((header ?? '').trim());
+  // Compare digests so that the comparison time does not depend on the secret's length either.
+  if (!match || !timingSafeEqual(digest(match[1]!), digest(peerSecret))) {
+    throw new ConnectError(match ? 'wrong peer secret' : 'peer secret required (Authorization: Bearer <BALUPI_PEER_SECRET>)', Code.Unauthenticated);
+  }
+}
+
 export function peerAuthInterceptor(peerSecret: string, open: ReadonlySet<string> = OPEN_METHODS): Interceptor {
-  const expected = digest(peerSecret);
   return (next) => async (req) => {
-    if (!open.has(`${req.service.typeName}/${req.method.name}`)) {
-      const header = req.header.get('authorization') ?? '';
-      const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
-      // Compare digests so that the comparison time does not depend on the secret's length either.
-      if (!match || !timingSafeEqual(digest(match[1]!), expected)) {
-        throw new ConnectError(match ? 'wrong peer secret' : 'peer secret required (Authorization: Bearer <BALUPI_PEER_SECRET>)', Code.Unauthenticated);
-      }
-    }
+    if (!open.has(`${req.service.typeName}/${req.method.name}`)) checkPeerSecret(req.header.get('authorization') ?? undefined, peerSecret);
     try {
       const res = await next(req);
       // A server stream's errors surface while its messages are read, after next() has returned: map them there.

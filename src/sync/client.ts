@@ -1,11 +1,12 @@
 // The connection to another peer's SyncService: gRPC over HTTP/2 cleartext (the hub's BALUPI_GRPC_PORT), the pairing
 // secret on every call, no compression in either direction (chunks are media; gzip cost ~6x in throughput), explicit
-// message limits, and HTTP/2 pings so that a hub that vanished (the NAS fell asleep) is noticed within seconds.
+// message limits, DownloadChunks read without the generic decoder's copies (chunk-stream.ts), and HTTP/2 pings so that a hub that vanished (the NAS fell asleep) is noticed within seconds.
 
 import { createClient, type Client, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import type { ClientHttp2Session } from 'node:http2';
 import { SyncService } from '../gen/balupi/sync/v1/sync_pb.js';
+import { downloadChunksStream } from './chunk-stream.ts';
 
 /** Same limit as the server side (src/daemon.ts): chunks are at most 4 MiB, so this leaves ample room. */
 export const RPC_MAX_BYTES = 16 * 1024 * 1024;
@@ -18,6 +19,8 @@ export type SyncClient = Client<typeof SyncService>;
  */
 export const H2_STREAM_WINDOW = 4 * 1024 * 1024;
 export const H2_CONNECTION_WINDOW = 16 * 1024 * 1024;
+/** Largest HTTP/2 DATA frame we accept (default 16 KiB): a 1 MiB chunk then arrives in a few frames, not 64. */
+export const H2_MAX_FRAME = 1024 * 1024;
 
 /** Connect's session manager, plus a connection-level window (Node sets it only through the session object). */
 class WideWindowSessions extends Http2SessionManager {
@@ -42,6 +45,11 @@ export interface SyncClientOptions {
   /** e.g. http://127.0.0.1:50051 */
   baseUrl: string;
   peerSecret: string;
+  /**
+   * DownloadChunks through the copy-saving reader of chunk-stream.ts (default true; same wire bytes). false: through
+   * the generic gRPC client (kept for comparison in bench/sync.ts).
+   */
+  fastChunks?: boolean;
   /** HTTP/2 ping interval; a ping unanswered for pingTimeoutMs drops the connection and its streams. */
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
@@ -65,5 +73,8 @@ export function createSyncClient(opts: SyncClientOptions): SyncClient {
     writeMaxBytes: RPC_MAX_BYTES,
     sessionManager: sessions,
   });
-  return createClient(SyncService, transport);
+  const client = createClient(SyncService, transport);
+  if (opts.fastChunks === false) return client;
+  const limits = { peerSecret: opts.peerSecret, maxMessageBytes: RPC_MAX_BYTES };
+  return { ...client, downloadChunks: (req, callOpts) => downloadChunksStream(sessions, limits, req.hashes ?? [], callOpts?.signal) };
 }

@@ -26,7 +26,7 @@ export interface CommitContext {
   now?: () => Date;
 }
 
-const metaOf = (f: { size: number; mtimeMs: number; mode: number; chunks: CommitMeta['chunks']; hash: string; sha256: string | null }): CommitMeta => ({
+export const metaOf = (f: { size: number; mtimeMs: number; mode: number; chunks: CommitMeta['chunks']; hash: string; sha256: string | null }): CommitMeta => ({
   size: f.size,
   mtimeMs: f.mtimeMs,
   mode: f.mode,

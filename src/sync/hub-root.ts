@@ -14,7 +14,7 @@ import type { PathLocks } from './locks.ts';
 import type { DiskIndex } from './disk-index.ts';
 import { matches } from './disk-index.ts';
 import { conflictName, decide } from './conflict.ts';
-import { removeFile, safePath, statFile, walk, writeAtomic, type DiskStat } from './root-files.ts';
+import { DirSyncs, removeFile, safePath, statFile, walk, writeAtomic, type DiskStat } from './root-files.ts';
 
 export interface HubRootOptions {
   store: Store;
@@ -29,6 +29,7 @@ const readStream = (abs: string) => fs.createReadStream(abs, { highWaterMark: 10
 
 export class HubRoot {
   private readonly o: HubRootOptions;
+  private readonly dirs = new DirSyncs();
 
   constructor(opts: HubRootOptions) {
     this.o = opts;
@@ -177,7 +178,7 @@ export class HubRoot {
       return;
     }
     const opened = await store.openRead(path);
-    await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(opened.record.mtimeMs), mode: opened.record.mode });
+    await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(opened.record.mtimeMs), mode: opened.record.mode }, this.dirs);
     const written = await statFile(abs);
     if (written) await disk.set(path, written, opened.record.version);
   }
@@ -196,7 +197,7 @@ export class HubRoot {
    * Writes every store change into the folder, from the saved cursor on, until `signal` aborts. Several files are
    * written at once (their fsyncs overlap); the saved cursor only passes a change once every earlier one is written.
    */
-  async followStore(signal: AbortSignal, concurrency = 8): Promise<void> {
+  async followStore(signal: AbortSignal, concurrency = 16): Promise<void> {
     const { store, state, log } = this.o;
     const cursor = await state.getNumber('rootCursor');
     const order: number[] = [];

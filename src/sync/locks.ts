@@ -18,4 +18,11 @@ export class PathLocks {
       if (this.tails.get(path) === tail) this.tails.delete(path);
     }
   }
+
+  /** Runs `fn` holding the locks of all `paths`, taken one by one in sorted order (so two such calls cannot deadlock). */
+  runAll<T>(paths: string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(paths)].sort();
+    const step = (i: number): Promise<T> => (i === sorted.length ? fn() : this.run(sorted[i]!, () => step(i + 1)));
+    return step(0);
+  }
 }

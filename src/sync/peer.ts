@@ -11,7 +11,7 @@ import type { SyncClient } from './client.ts';
 import { createSyncClient } from './client.ts';
 import { backoffDelay } from './backoff.ts';
 import { applyRemote, fetchWanted } from './pull.ts';
-import { pushPath } from './push.ts';
+import { pushBatch, pushPath, type PushResult } from './push.ts';
 import { fromFileInfo, PROTOCOL_VERSION, sameContent } from './wire.ts';
 import { CAPABILITIES, roleToWire } from './service.ts';
 import { Wakeup } from './wakeup.ts';
@@ -40,6 +40,8 @@ export interface PeerStatus {
   caughtUp: boolean;
 }
 
+type PushOutcome = PushResult | 'failed';
+
 export interface OnceReport {
   pulled: number;
   pushed: number;
@@ -50,8 +52,19 @@ export interface OnceReport {
   cursor: number;
 }
 
-/** Uploads in flight at once: small files are round-trip bound, large ones share the link anyway. */
+/** Uploads in flight at once (single files or batches): round trips overlap, large files share the link anyway. */
 const PUSH_CONCURRENCY = 4;
+/**
+ * Small files are pushed in batches (one upload and one CommitBatch for all, if the hub lists "commit.batch"):
+ * files below BATCH_FILE_BYTES, at most BATCH_FILES files and BATCH_BYTES bytes per batch. The bytes bound keeps a
+ * batch's work, and what a lost connection makes it redo, small on a Pi; memory is bounded by the upload's read-ahead
+ * either way. Larger files go one at a time.
+ */
+const BATCH_FILE_BYTES = 8 * 1024 * 1024;
+const BATCH_FILES = 256;
+const BATCH_BYTES = 32 * 1024 * 1024;
+/** Queue rows read per round of the push loop. */
+const PUSH_ROUND = 1024;
 
 /** Errors that mean "the hub is not there right now" rather than "this request is wrong". */
 function isConnectionError(err: unknown): boolean {
@@ -74,6 +87,8 @@ export class SyncPeer {
   readonly link = new EventEmitter<{ change: [boolean] }>();
   private st: PeerStatus;
   private tasks: Promise<unknown>[] = [];
+  /** The hub serves CommitBatch (its Hello listed "commit.batch"). */
+  private batchCommits = false;
 
   constructor(model: SyncModel, opts: PeerOptions) {
     this.m = model;
@@ -163,6 +178,7 @@ export class SyncPeer {
       { signal, timeoutMs: 15_000 },
     );
     this.m.hubPeer = res.peerId;
+    this.batchCommits = res.capabilities.includes('commit.batch');
     if ((await state.getHubIndexId()) !== res.indexId) await this.resetHub(res.indexId);
     this.setStatus({
       ...this.st,
@@ -251,25 +267,47 @@ export class SyncPeer {
   /** Pushes due queue rows; returns when `signal` aborts, throws when the hub is gone. */
   private async pushLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      const items = await this.m.queue.due(64);
+      const items = await this.m.queue.due(PUSH_ROUND);
       if (items.length === 0) {
         const next = await this.m.queue.nextRetryAt();
         await this.pushWake.wait(signal, next === null ? null : Math.max(0, next - Date.now()));
         continue;
       }
-      await this.pushAll(items.map((i) => i.path), signal);
+      await this.pushAll(items, signal);
     }
   }
 
-  /** Pushes several paths at a time (round trips overlap); the first connection error ends it. */
-  private async pushAll(paths: string[], signal: AbortSignal): Promise<Map<string, Awaited<ReturnType<SyncPeer['pushOne']>>>> {
-    const results = new Map<string, Awaited<ReturnType<SyncPeer['pushOne']>>>();
+  /** Groups queue rows: small files into batches (when the hub takes them), every other file alone. */
+  private groups(items: { path: string; bytes: number }[]): string[][] {
+    const out: string[][] = [];
+    let cur: string[] = [];
+    let bytes = 0;
+    for (const it of items) {
+      if (!this.batchCommits || it.bytes >= BATCH_FILE_BYTES) {
+        out.push([it.path]);
+        continue;
+      }
+      if (cur.length >= BATCH_FILES || (cur.length > 0 && bytes + it.bytes > BATCH_BYTES)) {
+        out.push(cur);
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(it.path);
+      bytes += it.bytes;
+    }
+    if (cur.length > 0) out.push(cur);
+    return out;
+  }
+
+  /** Pushes several files or batches at a time (round trips overlap); the first connection error ends it. */
+  private async pushAll(items: { path: string; bytes: number }[], signal: AbortSignal): Promise<Map<string, PushOutcome>> {
+    const results = new Map<string, PushOutcome>();
     const inflight = new Set<Promise<void>>();
     let failure: unknown;
-    for (const path of paths) {
+    for (const group of this.groups(items)) {
       if (failure !== undefined) break;
-      const p = this.pushOne(path, signal).then(
-        (r) => void results.set(path, r),
+      const p = (group.length === 1 ? this.pushOne(group[0]!, signal).then((r) => new Map([[group[0]!, r]])) : this.pushGroup(group, signal)).then(
+        (r) => r.forEach((v, k) => results.set(k, v)),
         (err: unknown) => void (failure ??= err),
       );
       inflight.add(p);
@@ -281,25 +319,59 @@ export class SyncPeer {
     return results;
   }
 
-  private async pushOne(path: string, signal: AbortSignal): Promise<'synced' | 'conflict' | 'nothing' | 'failed'> {
-    const { queue, log } = this.m;
-    const gen = await queue.take(path);
+  private async pushOne(path: string, signal: AbortSignal): Promise<PushOutcome> {
+    const gen = await this.m.queue.take(path);
     if (gen === undefined) return 'nothing';
     try {
-      const r = await pushPath(this.m, this.client, path, signal);
+      return await this.finish(path, gen, await pushPath(this.m, this.client, path, signal), signal);
+    } catch (err) {
+      return this.finish(path, gen, err, signal);
+    }
+  }
+
+  /** One batch: one upload, one CommitBatch. A batch the hub refused as a whole is retried file by file. */
+  private async pushGroup(paths: string[], signal: AbortSignal): Promise<Map<string, PushOutcome>> {
+    const gens = new Map<string, number>();
+    for (const path of paths) {
+      const gen = await this.m.queue.take(path);
+      if (gen !== undefined) gens.set(path, gen);
+    }
+    const out = new Map<string, PushOutcome>();
+    let results: Map<string, PushResult | ConnectError>;
+    try {
+      results = await pushBatch(this.m, this.client, [...gens.keys()], signal);
+    } catch (err) {
+      if (signal.aborted || isConnectionError(err)) {
+        for (const [path, gen] of gens) await this.m.queue.failed(path, gen, message(err));
+        throw err;
+      }
+      // Refused as a whole (e.g. one malformed name): one at a time, so that only the bad file stays behind.
+      this.m.log.warn({ files: gens.size, err: message(err) }, 'sync batch refused by the hub; pushing its files one by one');
+      for (const path of gens.keys()) out.set(path, await this.pushOne(path, signal));
+      return out;
+    }
+    // An entry's own error is about that file (the connection evidently works): never a reason to end the session.
+    for (const [path, gen] of gens) out.set(path, await this.finish(path, gen, results.get(path) ?? 'nothing', signal, true));
+    return out;
+  }
+
+  /** Records a push's outcome in the queue (an error: retried later; a lost connection is rethrown). */
+  private async finish(path: string, gen: number, r: PushResult | unknown, signal: AbortSignal, entryError = false): Promise<PushOutcome> {
+    const { queue, log } = this.m;
+    if (r === 'synced' || r === 'conflict' || r === 'nothing') {
       await queue.synced(path, gen, r !== 'nothing');
       if (r !== 'nothing') log.info({ path, result: r }, 'sync pushed');
       return r;
-    } catch (err) {
-      if (signal.aborted || isConnectionError(err)) {
-        await queue.failed(path, gen, message(err));
-        throw err;
-      }
-      const permanent = err instanceof ConnectError && err.code === Code.InvalidArgument;
-      const row = await queue.failed(path, gen, message(err), permanent);
-      log.warn({ path, err: message(err), attempts: row?.attempts, retryAt: row?.nextAttemptAt }, 'sync upload failed');
-      return 'failed';
     }
+    const err = r;
+    if (signal.aborted || (!entryError && isConnectionError(err))) {
+      await queue.failed(path, gen, message(err));
+      throw err;
+    }
+    const permanent = err instanceof ConnectError && err.code === Code.InvalidArgument;
+    const row = await queue.failed(path, gen, message(err), permanent);
+    log.warn({ path, err: message(err), attempts: row?.attempts, retryAt: row?.nextAttemptAt }, 'sync upload failed');
+    return 'failed';
   }
 
   private async fetchLoop(signal: AbortSignal): Promise<void> {
@@ -320,7 +392,7 @@ export class SyncPeer {
     for (let round = 0; round < 3; round++) {
       const items = await this.m.queue.due(100_000, true);
       if (items.length === 0) break;
-      for (const r of (await this.pushAll(items.map((i) => i.path), signal)).values()) {
+      for (const r of (await this.pushAll(items, signal)).values()) {
         if (r === 'synced') report.pushed += 1;
         else if (r === 'conflict') report.conflicts += 1;
         else if (r === 'failed') report.failed += 1;

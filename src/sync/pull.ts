@@ -87,10 +87,13 @@ export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: Ab
     signal?.throwIfAborted();
     const got = await downloadInto(client, m.store, [...refs.values()], signal ? { signal } : {});
     bytes += got.bytes;
+    // One flush for the batch instead of one synced write per file; it must come before the wants are dropped, or a
+    // crash could forget a want whose file is still 'remote'.
     for (const path of todo) {
-      const after = await m.store.promoteIfComplete(path);
+      const after = await m.store.promoteIfComplete(path, { sync: false });
       if (after?.state === 'local') files += 1;
-      await m.state.gotBytes(path);
     }
+    await m.store.flush();
+    for (const path of todo) await m.state.gotBytes(path);
   }
 }

@@ -1,50 +1,104 @@
-// Pushing one local change to the hub: upload the chunks the hub lacks (have/want first, so chunks it already
-// acknowledged are never sent again, even after a crash), then commit against the hub version the change was based
-// on. The hub answers OK or CONFLICT with the outcome, which is applied here so that both sides end up the same.
+// Pushing local changes to the hub: upload the chunks the hub lacks (have/want first, so chunks it already
+// acknowledged are never sent again, even after a crash), then commit against the hub version each change was based
+// on — one path at a time (Commit), or many small files with one upload and one CommitBatch. The hub answers OK or CONFLICT with the outcome, which is applied here so that both sides end up the same.
 
 import type { FileRecord } from '../../store/index.ts';
 import { isStoreError } from '../../store/index.ts';
 import type { SyncClient } from './client.ts';
 import type { SyncModel } from './model.ts';
-import { CommitStatus } from '../gen/balupi/sync/v1/sync_pb.js';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { CommitStatus, type CommitResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { fromFileInfo, sameContent, toFileInfo, type RemoteFile } from './wire.ts';
 import { uploadMissing } from './transfer.ts';
 
 export type PushResult = 'synced' | 'conflict' | 'nothing';
 
+/** A local change about to be pushed, read under the path's lock. */
+interface Pending {
+  path: string;
+  local: FileRecord;
+  base: { version: number; hash: string; deleted: boolean } | undefined;
+}
+
+/** The change to push at `path`, or undefined when the path is in step with the hub already. */
+async function pending(m: SyncModel, path: string): Promise<Pending | undefined> {
+  const local = await m.store.record(path);
+  const base = await m.state.getBase(path);
+  if (!local || sameContent(local, base) || (local.deleted && (base === undefined || base.deleted))) return undefined;
+  return { path, local, base };
+}
+
+const uploadOpts = (m: SyncModel, signal?: AbortSignal) => (m.rate ? { rate: m.rate, ...(signal ? { signal } : {}) } : signal ? { signal } : {});
+const commitEntry = (p: Pending) => ({ file: toFileInfo(p.local), baseVersion: BigInt(p.base?.version ?? 0) });
+
 export async function pushPath(m: SyncModel, client: SyncClient, path: string, signal?: AbortSignal): Promise<PushResult> {
   return m.locks.run(path, async () => {
-    const { store, state } = m;
-    const local = await store.record(path);
-    const base = await state.getBase(path);
-    if (!local || sameContent(local, base) || (local.deleted && (base === undefined || base.deleted))) return 'nothing';
-    if (!local.deleted) {
-      const opts = m.rate ? { rate: m.rate, ...(signal ? { signal } : {}) } : signal ? { signal } : {};
-      await uploadMissing(client, store, local.chunks, opts);
-    }
-    const res = await client.commit({ peerId: state.peerId, file: toFileInfo(local), baseVersion: BigInt(base?.version ?? 0) }, { signal });
-    const now = fromFileInfo(res.file);
+    const p = await pending(m, path);
+    if (!p) return 'nothing';
+    if (!p.local.deleted) await uploadMissing(client, m.store, p.local.chunks, uploadOpts(m, signal));
+    const res = await client.commit({ peerId: m.state.peerId, ...commitEntry(p) }, { signal });
     // Not synced: if a crash loses it, the chunks count as dirty again and the next push finds them on the hub.
-    if (!local.deleted) await store.markClean(local.chunks.map((c) => c.hash), { sync: false });
-    if (res.status === CommitStatus.OK) {
-      await state.setBase(path, now);
-      return 'synced';
-    }
-    const copy = res.conflictCopy ? fromFileInfo(res.conflictCopy) : undefined;
-    if (copy) await adopt(m, copy, local);
-    await adopt(m, now, local);
-    const hubPeer = m.hubPeer ?? 'hub';
-    await state.recordConflict({
-      at: Date.now(),
-      path,
-      copy: copy?.path ?? null,
-      loserPeer: sameContent(now, local) ? hubPeer : state.peerId,
-      winnerPeer: sameContent(now, local) ? state.peerId : hubPeer,
-      reason: local.deleted || now.deleted ? 'modified_vs_deleted' : 'both_modified',
-    });
-    m.log.warn({ path, copy: copy?.path, kept: sameContent(now, local) ? 'local' : 'hub' }, 'sync conflict resolved by the hub');
-    return 'conflict';
+    if (!p.local.deleted) await m.store.markClean(p.local.chunks.map((c) => c.hash), { sync: false });
+    return settle(m, p, res);
   });
+}
+
+/**
+ * Pushes several paths with one upload and one CommitBatch (the hub must list "commit.batch"): the chunks of all of
+ * them go in the same UploadChunks calls, their versions in one commit. Returns each path's result, or the error
+ * its entry failed with (the others are unaffected). Throws when the batch as a whole failed (connection lost, or a
+ * malformed entry the hub refused before committing anything).
+ */
+export async function pushBatch(m: SyncModel, client: SyncClient, paths: string[], signal?: AbortSignal): Promise<Map<string, PushResult | ConnectError>> {
+  return m.locks.runAll(paths, async () => {
+    const out = new Map<string, PushResult | ConnectError>();
+    const todo: Pending[] = [];
+    for (const path of paths) {
+      const p = await pending(m, path);
+      if (p) todo.push(p);
+      else out.set(path, 'nothing');
+    }
+    if (todo.length === 0) return out;
+    const refs = todo.flatMap((p) => (p.local.deleted ? [] : p.local.chunks));
+    if (refs.length > 0) await uploadMissing(client, m.store, refs, uploadOpts(m, signal));
+    const res = await client.commitBatch({ peerId: m.state.peerId, entries: todo.map(commitEntry) }, { signal });
+    if (res.results.length !== todo.length) throw new ConnectError(`the hub answered ${res.results.length} of ${todo.length} commits`, Code.Internal);
+    const committed = todo.filter((_, i) => res.results[i]!.outcome.case === 'committed');
+    const clean = committed.flatMap((p) => (p.local.deleted ? [] : p.local.chunks.map((c) => c.hash)));
+    if (clean.length > 0) await m.store.markClean(clean, { sync: false });
+    for (let i = 0; i < todo.length; i++) {
+      const p = todo[i]!;
+      const o = res.results[i]!.outcome;
+      if (o.case === 'committed') out.set(p.path, await settle(m, p, o.value));
+      else out.set(p.path, new ConnectError(o.value?.message ?? 'no outcome', (o.value?.code ?? Code.Internal) as Code));
+    }
+    return out;
+  });
+}
+
+/** Applies the hub's answer to a commit: OK sets the base; CONFLICT adopts the hub's outcome and records it. */
+async function settle(m: SyncModel, p: Pending, res: CommitResponse): Promise<PushResult> {
+  const { state } = m;
+  const { path, local } = p;
+  const now = fromFileInfo(res.file);
+  if (res.status === CommitStatus.OK) {
+    await state.setBase(path, now);
+    return 'synced';
+  }
+  const copy = res.conflictCopy ? fromFileInfo(res.conflictCopy) : undefined;
+  if (copy) await adopt(m, copy, local);
+  await adopt(m, now, local);
+  const hubPeer = m.hubPeer ?? 'hub';
+  await state.recordConflict({
+    at: Date.now(),
+    path,
+    copy: copy?.path ?? null,
+    loserPeer: sameContent(now, local) ? hubPeer : state.peerId,
+    winnerPeer: sameContent(now, local) ? state.peerId : hubPeer,
+    reason: local.deleted || now.deleted ? 'modified_vs_deleted' : 'both_modified',
+  });
+  m.log.warn({ path, copy: copy?.path, kept: sameContent(now, local) ? 'local' : 'hub' }, 'sync conflict resolved by the hub');
+  return 'conflict';
 }
 
 /** Makes the local store hold the hub's record `r` (the caller holds the lock of r.path if it is the pushed path). */

@@ -1,16 +1,14 @@
 // The hub's root folder on disk. Names coming from peers are validated (store/names.ts) and every existing ancestor
 // directory must be a real directory, not a symlink, so nothing a peer sends can write outside the root. Files are
 // written atomically: a temp file in the same directory (named with TEMP_PREFIX, which the watcher ignores), fsync,
-// permissions and mtime, rename, fsync of the directory.
+// permissions and mtime, rename, fsync of the directory (shared by files written at the same time).
 
 import fs from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
 import { validateName } from '../../store/index.ts';
 import { SyncError } from './errors.ts';
+import { GroupFlush } from './group-flush.ts';
 
 export const TEMP_PREFIX = '.balupi-tmp-';
 
@@ -51,17 +49,24 @@ export async function statFile(abs: string): Promise<DiskStat | null> {
   }
 }
 
-export async function writeAtomic(abs: string, source: Readable, meta: { mtimeMs: number; mode: number }): Promise<void> {
+/**
+ * temp file (one handle: write, permissions, mtime, fdatasync) -> rename -> fsync of the directory. With `dirs`, the
+ * directory fsync is shared with the other writers of the moment (see DirSyncs); either way it is done before this
+ * resolves, so the caller may record the file as written.
+ */
+export async function writeAtomic(abs: string, source: AsyncIterable<Uint8Array>, meta: { mtimeMs: number; mode: number }, dirs?: DirSyncs): Promise<void> {
   const dir = path.dirname(abs);
   await fs.mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
   try {
-    await pipeline(source, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
-    const fh = await fs.open(tmp, 'r+');
+    const fh = await fs.open(tmp, 'wx', 0o600);
     try {
-      await fh.datasync();
+      for await (const piece of source) {
+        for (let off = 0; off < piece.length; ) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
+      }
       await fh.chmod(meta.mode);
       await fh.utimes(meta.mtimeMs / 1000, meta.mtimeMs / 1000);
+      await fh.datasync();
     } finally {
       await fh.close();
     }
@@ -70,7 +75,7 @@ export async function writeAtomic(abs: string, source: Readable, meta: { mtimeMs
     await fs.rm(tmp, { force: true });
     throw err;
   }
-  await syncDir(dir);
+  await (dirs ? dirs.sync(dir) : syncDir(dir));
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -79,6 +84,25 @@ async function syncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Shared directory fsyncs for files written at the same time: each writer adds its directory and waits for the next
+ * round, which fsyncs every directory added before it started (a group commit, as GroupFlush does for the index).
+ * Many files landing in a few directories then cost a few fsyncs instead of one each.
+ */
+export class DirSyncs {
+  private pending = new Set<string>();
+  private readonly group = new GroupFlush(async () => {
+    const dirs = [...this.pending];
+    this.pending = new Set();
+    await Promise.all(dirs.map(syncDir));
+  });
+
+  sync(dir: string): Promise<void> {
+    this.pending.add(dir);
+    return this.group.flush();
   }
 }
 

@@ -24,6 +24,8 @@ import type { SyncModel } from './model.ts';
 import { SyncError } from './errors.ts';
 import { createSyncClient, type SyncClient } from './client.ts';
 import { prepareRemoteRead, remoteReadStream, type RemoteRange } from './remote-read.ts';
+import { downloadChunksHandler } from './chunk-stream.ts';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 
 export interface SyncSettings {
   role: 'pi' | 'hub';
@@ -78,6 +80,7 @@ export class SyncRuntime {
   private running = false;
   private starting: Promise<unknown> | null = null;
   private readonly closing = new AbortController();
+  private readonly rate: SendRate;
 
   private constructor(init: { store: Store; state: SyncState; queue: UploadQueue; db: ClassicLevel<string, string>; settings: SyncSettings; log: Logger }) {
     const { store, state, queue, settings, log } = init;
@@ -88,6 +91,7 @@ export class SyncRuntime {
     this.log = log.child({ component: 'sync' });
     const locks = new PathLocks();
     const rate = new SendRate(settings.syncMaxSendRate);
+    this.rate = rate;
     this.disk = new DiskIndex(init.db);
     this.hubRoot =
       settings.role === 'hub' && settings.hubRoot
@@ -157,6 +161,14 @@ export class SyncRuntime {
       wantedFiles: (await this.state.wantedBytes()).length,
       running: this.running,
     };
+  }
+
+  /**
+   * The HTTP/2 handler that serves gRPC DownloadChunks without the generic RPC layer's copies (chunk-stream.ts); it
+   * answers false for every other request. Same secret, limits and send rate as the SyncService.
+   */
+  chunkStreamHandler(shutdown: AbortSignal): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
+    return downloadChunksHandler({ store: this.store, peerSecret: this.settings.peerSecret, rate: this.rate, shutdown });
   }
 
   conflicts(): Promise<ConflictRecord[]> {

@@ -3,11 +3,15 @@
 
 import { create } from '@bufbuild/protobuf';
 import type { ServiceImpl } from '@connectrpc/connect';
-import type { Store } from '../../store/index.ts';
+import { isStoreError, type Store } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
+import { Code, type ConnectError } from '@connectrpc/connect';
 import {
   ChangesResponseSchema,
+  CommitBatchResponseSchema,
+  CommitBatchResultSchema,
   CommitResponseSchema,
+  type CommitResponse,
   CommitStatus,
   HelloResponseSchema,
   MissingChunksResponseSchema,
@@ -17,15 +21,33 @@ import {
 } from '../gen/balupi/sync/v1/sync_pb.js';
 import { changeFeed } from './feed.ts';
 import { receiveChunks, sendChunks } from './transfer.ts';
-import { applyCommit } from './commit.ts';
+import { applyCommit, metaOf, type CommitContext, type CommitOutcome } from './commit.ts';
 import type { SyncState } from './state.ts';
 import type { SendRate } from './rate.ts';
 import { SyncError } from './errors.ts';
-import { fromFileInfo, hashesFrom, hashToBytes, PROTOCOL_VERSION, toFileInfo } from './wire.ts';
+import { fromFileInfo, hashesFrom, hashToBytes, PROTOCOL_VERSION, toFileInfo, type RemoteFile } from './wire.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import { GroupFlush } from './group-flush.ts';
 
-export const CAPABILITIES = ['changes.follow', 'commit.conflict'] as const;
+export const CAPABILITIES = ['changes.follow', 'commit.conflict', 'commit.batch'] as const;
+
+/** Entries per CommitBatch call (the proto's limit). */
+export const MAX_BATCH_COMMITS = 1000;
+/** Entries of one batch committed at once: the hub's root refresh and the chunk re-reads of different paths overlap. */
+const BATCH_COMMIT_CONCURRENCY = 8;
+
+/** fn over items, at most `limit` at a time; results in input order. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  }));
+  return out;
+}
 
 export interface PeerSeen {
   peerId: string;
@@ -56,6 +78,28 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
   const { store, state, log } = deps;
   // Uploads and commits write without waiting for the disk, then share fsyncs before they answer.
   const group = new GroupFlush(() => store.flush());
+  const commitCtx: CommitContext = {
+    store,
+    localPeer: state.peerId,
+    originOf: (p) => state.getOrigin(p),
+    recordConflict: async (c) => {
+      log.warn(c, 'sync conflict resolved');
+      await state.recordConflict(c);
+    },
+  };
+  const commitOne = async (incoming: RemoteFile, baseVersion: number, peerId: string): Promise<CommitOutcome> => {
+    await deps.beforeCommit?.(incoming.path);
+    return applyCommit(commitCtx, incoming, baseVersion, peerId || 'UNKNOWN', false);
+  };
+  /** After the flush: remember who made the version, log, and build Commit's answer. */
+  const finishCommit = async (path: string, outcome: CommitOutcome, peerId: string): Promise<CommitResponse> => {
+    if (outcome.status === 'ok' && outcome.file && peerId) await state.setOrigin(path, peerId);
+    log.info({ path, status: outcome.status, peer: peerId, copy: outcome.copy?.path }, 'sync commit');
+    const res = create(CommitResponseSchema, { status: outcome.status === 'ok' ? CommitStatus.OK : CommitStatus.CONFLICT });
+    res.file = outcome.file ? toFileInfo(outcome.file) : toFileInfo({ path, size: 0, mtimeMs: 0, mode: 0, hash: '', sha256: null, chunks: [], version: 0, seq: 0, deleted: true });
+    if (outcome.copy) res.conflictCopy = toFileInfo(outcome.copy);
+    return res;
+  };
   return {
     async hello(req) {
       if (req.protocolVersion !== PROTOCOL_VERSION) {
@@ -117,29 +161,56 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
 
     async commit(req) {
       const incoming = fromFileInfo(req.file);
-      await deps.beforeCommit?.(incoming.path);
-      const outcome = await applyCommit(
-        {
-          store,
-          localPeer: state.peerId,
-          originOf: (p) => state.getOrigin(p),
-          recordConflict: async (c) => {
-            log.warn(c, 'sync conflict resolved');
-            await state.recordConflict(c);
-          },
-        },
-        incoming,
-        Number(req.baseVersion),
-        req.peerId || 'UNKNOWN',
-        false,
-      );
+      const outcome = await commitOne(incoming, Number(req.baseVersion), req.peerId);
       await group.flush(); // the answer tells the peer its version is safe here
-      if (outcome.status === 'ok' && outcome.file && req.peerId) await state.setOrigin(incoming.path, req.peerId);
-      log.info({ path: incoming.path, status: outcome.status, peer: req.peerId, copy: outcome.copy?.path }, 'sync commit');
-      const res = create(CommitResponseSchema, { status: outcome.status === 'ok' ? CommitStatus.OK : CommitStatus.CONFLICT });
-      res.file = outcome.file ? toFileInfo(outcome.file) : toFileInfo({ path: incoming.path, size: 0, mtimeMs: 0, mode: 0, hash: '', sha256: null, chunks: [], version: 0, seq: 0, deleted: true });
-      if (outcome.copy) res.conflictCopy = toFileInfo(outcome.copy);
-      return res;
+      return finishCommit(incoming.path, outcome, req.peerId);
+    },
+
+    async commitBatch(req) {
+      // Validate everything first: a malformed entry fails the whole call before anything is committed.
+      if (req.entries.length === 0 || req.entries.length > MAX_BATCH_COMMITS) {
+        throw new SyncError('invalid_argument', `a commit batch has 1 to ${MAX_BATCH_COMMITS} entries, got ${req.entries.length}`);
+      }
+      const paths = new Set<string>();
+      const entries = req.entries.map((e) => {
+        const incoming = fromFileInfo(e.file);
+        if (paths.has(incoming.path)) throw new SyncError('invalid_argument', `${incoming.path} appears twice in one commit batch`, { details: { path: incoming.path } });
+        paths.add(incoming.path);
+        return { incoming, base: Number(e.baseVersion) };
+      });
+      const outcomes: ({ ok: CommitOutcome; err?: undefined } | { ok?: undefined; err: ConnectError })[] = new Array(entries.length);
+      const fail = (i: number, err: unknown) => (outcomes[i] = { err: toConnectError(err) });
+      // The hub reads each path from its root folder first (a disk edit not read yet then meets the commit as a conflict).
+      await mapLimit(entries, BATCH_COMMIT_CONCURRENCY, async ({ incoming }, i) => deps.beforeCommit?.(incoming.path).catch((err: unknown) => void fail(i, err)));
+      // New versions in one index transaction; deletions and conflicts go through applyCommit one by one.
+      const live = entries.flatMap(({ incoming }, i) => (!outcomes[i] && !incoming.deleted ? [i] : []));
+      const recs = await store.commitFiles(live.map((i) => ({ path: entries[i]!.incoming.path, meta: metaOf(entries[i]!.incoming), baseVersion: entries[i]!.base })), { sync: false });
+      live.forEach((i, k) => {
+        const r = recs[k]!;
+        if (!(r instanceof Error)) outcomes[i] = { ok: { status: 'ok', file: r } };
+        else if (!isStoreError(r, 'conflict')) fail(i, r);
+      });
+      await mapLimit(entries, BATCH_COMMIT_CONCURRENCY, async ({ incoming, base }, i) => {
+        if (outcomes[i]) return;
+        try {
+          outcomes[i] = { ok: await applyCommit(commitCtx, incoming, base, req.peerId || 'UNKNOWN', false) };
+        } catch (err) {
+          fail(i, err);
+        }
+      });
+      await group.flush(); // one flush makes every entry's index writes durable before the answer acknowledges them
+      const results = [];
+      for (let i = 0; i < entries.length; i++) {
+        const o = outcomes[i]!;
+        const path = entries[i]!.incoming.path;
+        if (o.ok) {
+          results.push(create(CommitBatchResultSchema, { outcome: { case: 'committed', value: await finishCommit(path, o.ok, req.peerId) } }));
+        } else {
+          log.warn({ path, peer: req.peerId, code: Code[o.err!.code], err: o.err!.rawMessage }, 'sync commit refused');
+          results.push(create(CommitBatchResultSchema, { outcome: { case: 'error', value: { code: o.err!.code, message: o.err!.rawMessage } } }));
+        }
+      }
+      return create(CommitBatchResponseSchema, { results });
     },
   };
 }

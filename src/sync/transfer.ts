@@ -20,7 +20,7 @@ export interface ReceiveReport {
 
 /** Chunks received are stored in batches of this many bytes (one directory fsync and one index commit per batch). */
 const STORE_BATCH_BYTES = 16 * 1024 * 1024;
-const STORE_BATCH_CHUNKS = 64;
+const STORE_BATCH_CHUNKS = 512;
 
 /** Stores the chunks of an upload stream. Throws SyncError('data_loss') at the end if any chunk was wrong. */
 export async function receiveChunks(

@@ -55,3 +55,46 @@ test('a remote file becomes local once its chunks are put, without a new version
     }
   });
 });
+
+test('commitFiles: many versions in one transaction, each item with its own outcome; failed items leave nothing', async () => {
+  await withTempDir(async (root) => {
+    const src = await openStore({ dir: path.join(root, 'src'), chunkParams: SMALL_CHUNKS });
+    const dst = await openStore({ dir: path.join(root, 'dst'), chunkParams: SMALL_CHUNKS });
+    try {
+      const meta = async (name: string, data: Buffer) => {
+        const { file } = await src.ingest(name, source(data));
+        return { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, chunks: file.chunks, hash: file.hash };
+      };
+      const put = async (m: { chunks: { hash: string }[] }) => {
+        for (const c of m.chunks) await dst.putChunk(c.hash, await src.getChunk(c.hash));
+      };
+      const a = await meta('a.bin', Buffer.alloc(50_000, 1));
+      const b = await meta('b.bin', Buffer.alloc(30_000, 2));
+      const missing = await meta('m.bin', Buffer.alloc(20_000, 3));
+      const dir = await meta('d', Buffer.alloc(10, 4));
+      const under = await meta('dx', Buffer.alloc(10, 5));
+      for (const m of [a, b, dir, under]) await put(m);
+      await dst.commitFile('b.bin', b, { baseVersion: 0 }); // b exists already: a base of 0 is stale now
+      const seqBefore = dst.seq;
+      const out = await dst.commitFiles([
+        { path: 'a.bin', meta: a, baseVersion: 0 },
+        { path: 'b.bin', meta: b, baseVersion: 0 },
+        { path: 'b2.bin', meta: { ...b, hash: a.hash }, baseVersion: 0 },
+        { path: 'm.bin', meta: missing, baseVersion: 0 },
+        { path: 'd', meta: dir, baseVersion: 0 },
+        { path: 'd/x', meta: under, baseVersion: 0 },
+        { path: '../up', meta: a, baseVersion: 0 },
+        { path: 'a.bin', meta: a, baseVersion: 0 },
+      ]);
+      const codes = out.map((o) => (o instanceof Error ? (o as { code?: string }).code : 'ok'));
+      assert.deepEqual(codes, ['ok', 'conflict', 'hash_mismatch', 'missing_chunks', 'ok', 'path_conflict', 'invalid_name', 'invalid_argument']);
+      assert.equal(dst.seq, seqBefore + 2, 'exactly the two good items became versions');
+      assert.equal((await dst.record('a.bin'))?.state, 'local');
+      for (const p of ['b2.bin', 'm.bin', 'd/x']) assert.equal(await dst.record(p), undefined, p);
+      assert.ok((await readAll(await dst.read('a.bin'))).equals(Buffer.alloc(50_000, 1)));
+    } finally {
+      await src.close();
+      await dst.close();
+    }
+  });
+});

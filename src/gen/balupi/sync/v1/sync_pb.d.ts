@@ -553,6 +553,144 @@ export declare type CommitResponse = Message<"balupi.sync.v1.CommitResponse"> & 
 export declare const CommitResponseSchema: GenMessage<CommitResponse>;
 
 /**
+ * CommitBatchRequest proposes new versions of several paths.
+ *
+ * @generated from message balupi.sync.v1.CommitBatchRequest
+ */
+export declare type CommitBatchRequest = Message<"balupi.sync.v1.CommitBatchRequest"> & {
+  /**
+   * The caller's peer id (as CommitRequest.peer_id), for every entry.
+   *
+   * @generated from field: string peer_id = 1;
+   */
+  peerId: string;
+
+  /**
+   * The versions to commit: 1 to 1,000 entries, each path at most once. Callers also bound the entries by the bytes
+   * their chunks carry, so that one batch's uploads and commits stay small on a Pi.
+   *
+   * @generated from field: repeated balupi.sync.v1.CommitBatchEntry entries = 2;
+   */
+  entries: CommitBatchEntry[];
+};
+
+/**
+ * Describes the message balupi.sync.v1.CommitBatchRequest.
+ * Use `create(CommitBatchRequestSchema)` to create a new message.
+ */
+export declare const CommitBatchRequestSchema: GenMessage<CommitBatchRequest>;
+
+/**
+ * CommitBatchEntry is one proposed version, as in CommitRequest.
+ *
+ * @generated from message balupi.sync.v1.CommitBatchEntry
+ */
+export declare type CommitBatchEntry = Message<"balupi.sync.v1.CommitBatchEntry"> & {
+  /**
+   * The new version or a tombstone (as CommitRequest.file; `version` and `sequence` are ignored).
+   *
+   * @generated from field: balupi.sync.v1.FileInfo file = 1;
+   */
+  file?: FileInfo | undefined;
+
+  /**
+   * The callee's version the change was based on (as CommitRequest.base_version).
+   *
+   * @generated from field: uint64 base_version = 2;
+   */
+  baseVersion: bigint;
+};
+
+/**
+ * Describes the message balupi.sync.v1.CommitBatchEntry.
+ * Use `create(CommitBatchEntrySchema)` to create a new message.
+ */
+export declare const CommitBatchEntrySchema: GenMessage<CommitBatchEntry>;
+
+/**
+ * CommitBatchResponse answers every entry.
+ *
+ * @generated from message balupi.sync.v1.CommitBatchResponse
+ */
+export declare type CommitBatchResponse = Message<"balupi.sync.v1.CommitBatchResponse"> & {
+  /**
+   * One result per request entry, in request order.
+   *
+   * @generated from field: repeated balupi.sync.v1.CommitBatchResult results = 1;
+   */
+  results: CommitBatchResult[];
+};
+
+/**
+ * Describes the message balupi.sync.v1.CommitBatchResponse.
+ * Use `create(CommitBatchResponseSchema)` to create a new message.
+ */
+export declare const CommitBatchResponseSchema: GenMessage<CommitBatchResponse>;
+
+/**
+ * CommitBatchResult is the outcome of one entry.
+ *
+ * @generated from message balupi.sync.v1.CommitBatchResult
+ */
+export declare type CommitBatchResult = Message<"balupi.sync.v1.CommitBatchResult"> & {
+  /**
+   * Exactly one is set.
+   *
+   * @generated from oneof balupi.sync.v1.CommitBatchResult.outcome
+   */
+  outcome: {
+    /**
+     * The entry was committed, or its conflict resolved: what Commit would have answered.
+     *
+     * @generated from field: balupi.sync.v1.CommitResponse committed = 1;
+     */
+    value: CommitResponse;
+    case: "committed";
+  } | {
+    /**
+     * The entry failed and nothing of it was committed: the error Commit would have failed with.
+     *
+     * @generated from field: balupi.sync.v1.CommitError error = 2;
+     */
+    value: CommitError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message balupi.sync.v1.CommitBatchResult.
+ * Use `create(CommitBatchResultSchema)` to create a new message.
+ */
+export declare const CommitBatchResultSchema: GenMessage<CommitBatchResult>;
+
+/**
+ * CommitError is the failure of one entry of a CommitBatch.
+ *
+ * @generated from message balupi.sync.v1.CommitError
+ */
+export declare type CommitError = Message<"balupi.sync.v1.CommitError"> & {
+  /**
+   * gRPC status code number, as Commit would have returned it (e.g. 9 FAILED_PRECONDITION while chunks are missing).
+   *
+   * @generated from field: uint32 code = 1;
+   */
+  code: number;
+
+  /**
+   * What went wrong, for logs.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message balupi.sync.v1.CommitError.
+ * Use `create(CommitErrorSchema)` to create a new message.
+ */
+export declare const CommitErrorSchema: GenMessage<CommitError>;
+
+/**
  * Role of a peer.
  *
  * @generated from enum balupi.sync.v1.Role
@@ -694,6 +832,23 @@ export declare const SyncService: GenService<{
     methodKind: "unary";
     input: typeof CommitRequestSchema;
     output: typeof CommitResponseSchema;
+  },
+  /**
+   * CommitBatch commits many versions in one call, each entry exactly as Commit would (same checks, same conflict
+   * resolution), and makes all of them durable together before it answers: one round trip and one group of fsyncs for
+   * many small files instead of one per file. The whole call fails with INVALID_ARGUMENT and commits nothing if any
+   * entry is malformed (a path Commit would refuse, sizes that do not add up, a missing file), if a path appears twice
+   * or if there are more than 1,000 entries. Otherwise every entry gets its own result in request order; an entry that
+   * fails (e.g. FAILED_PRECONDITION: chunks missing) leaves nothing of itself visible and does not stop the others.
+   * Entries are independent: this is not a transaction across paths. A callee that serves it lists the capability
+   * "commit.batch" in HelloResponse; callers fall back to Commit per file when it is absent.
+   *
+   * @generated from rpc balupi.sync.v1.SyncService.CommitBatch
+   */
+  commitBatch: {
+    methodKind: "unary";
+    input: typeof CommitBatchRequestSchema;
+    output: typeof CommitBatchResponseSchema;
   },
 }>;
 

@@ -1,0 +1,248 @@
+// DownloadChunks without the generic RPC machinery, on both ends; the bytes on the wire are exactly the gRPC
+// DownloadChunks of sync.proto, so either end also works against any other gRPC implementation of it.
+//
+// Why: a generic server encodes each 1 MiB chunk into a protobuf buffer and copies it again into the gRPC envelope,
+// and a generic client concatenates the HTTP/2 data frames and decodes them; at loopback speed those copies and the
+// garbage they make were most of the cost (bench/SYNC-RESULTS.md). Here the server writes a small pre-encoded header
+// (gRPC frame prefix + hash field + the data field's tag and length) and then the chunk buffer itself, straight from
+// the store's verified read; the client copies each message once, into a buffer of the size its prefix announces.
+// Everything else stays as it was: the peer secret is checked (same rule as the interceptor), hashes are validated,
+// chunks are read and BLAKE3-verified from the store, the send rate applies, and the receiver re-hashes every chunk
+// before storing it (transfer.ts). gRPC-Web and the Connect protocol fall through to the generic handler.
+
+import type { Http2ServerRequest, Http2ServerResponse, ClientHttp2Stream } from 'node:http2';
+import { constants as h2 } from 'node:http2';
+import { fromBinary } from '@bufbuild/protobuf';
+import { Code, ConnectError } from '@connectrpc/connect';
+import type { Http2SessionManager } from '@connectrpc/connect-node';
+import type { Store } from '../../store/index.ts';
+import { DownloadChunksRequestSchema, DownloadChunksResponseSchema, type DownloadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
+import { checkPeerSecret } from '../rpc/peer-auth.ts';
+import { toConnectError } from '../rpc/errors.ts';
+import { hashesFrom } from './wire.ts';
+import { sendChunks } from './transfer.ts';
+import type { SendRate } from './rate.ts';
+
+export const DOWNLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/DownloadChunks';
+/** A DownloadChunks request is a list of at most 10,000 hashes (~340 KB); anything longer is refused unread. */
+const MAX_REQUEST_BYTES = 1024 * 1024;
+
+const isGrpc = (contentType: string | undefined): boolean => contentType === 'application/grpc' || contentType === 'application/grpc+proto';
+
+export interface ChunkStreamDeps {
+  store: Store;
+  peerSecret: string;
+  rate?: SendRate;
+  /** Aborted when in-flight RPCs must stop (server shutdown). */
+  shutdown?: AbortSignal;
+}
+
+/** An HTTP/2 request handler that serves gRPC DownloadChunks and returns true, or returns false for anything else. */
+export function downloadChunksHandler(deps: ChunkStreamDeps): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
+  return (req, res) => {
+    if (req.method !== 'POST' || req.url !== DOWNLOAD_CHUNKS_PATH || !isGrpc(req.headers['content-type'])) return false;
+    const enc = req.headers['grpc-encoding'];
+    if (enc !== undefined && enc !== 'identity') return false; // the generic handler answers (we accept no compression)
+    void serve(deps, req, res);
+    return true;
+  };
+}
+
+async function serve(deps: ChunkStreamDeps, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+  const ac = new AbortController();
+  const stop = () => ac.abort(new ConnectError('the peer went away', Code.Canceled));
+  req.once('close', stop);
+  res.once('close', stop);
+  const onShutdown = () => ac.abort(new ConnectError('server shutting down', Code.Unavailable));
+  deps.shutdown?.addEventListener('abort', onShutdown, { once: true });
+  res.writeHead(200, { 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity' });
+  let status: ConnectError | undefined;
+  try {
+    checkPeerSecret(req.headers.authorization, deps.peerSecret);
+    const body = await readRequest(req);
+    const hashes = hashesFrom(fromBinary(DownloadChunksRequestSchema, body).hashes);
+    const opts = deps.rate ? { rate: deps.rate, signal: ac.signal } : { signal: ac.signal };
+    for await (const m of sendChunks(deps.store, hashes, opts)) {
+      ac.signal.throwIfAborted();
+      const ok1 = res.write(frameHeader(m.hash, m.data.length));
+      const ok2 = res.write(m.data);
+      if (!ok1 || !ok2) await drained(res, ac.signal);
+    }
+  } catch (err) {
+    status = toConnectError(ac.signal.aborted ? ac.signal.reason : err);
+  } finally {
+    req.off('close', stop);
+    res.off('close', stop);
+    deps.shutdown?.removeEventListener('abort', onShutdown);
+  }
+  if (res.destroyed || res.stream.closed) return;
+  res.addTrailers(
+    status ? { 'grpc-status': String(status.code), 'grpc-message': encodeURIComponent(status.rawMessage) } : { 'grpc-status': '0' },
+  );
+  res.end();
+}
+
+/** The one gRPC message of the request: uncompressed, complete, and small. */
+async function readRequest(req: Http2ServerRequest): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const d of req) {
+    n += (d as Buffer).length;
+    if (n > MAX_REQUEST_BYTES + 5) throw new ConnectError(`request larger than ${MAX_REQUEST_BYTES} bytes`, Code.ResourceExhausted);
+    parts.push(d as Buffer);
+  }
+  const all = Buffer.concat(parts, n);
+  if (all.length < 5) throw new ConnectError('request message missing', Code.InvalidArgument);
+  if (all[0] !== 0) throw new ConnectError('compressed request message, but no compression was negotiated', Code.Internal);
+  const len = all.readUInt32BE(1);
+  if (all.length !== 5 + len) throw new ConnectError('expected exactly one request message', Code.InvalidArgument);
+  return all.subarray(5);
+}
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return out;
+}
+
+/** gRPC prefix + `hash` (field 1, 32 bytes) + the tag and length of `data` (field 2); the data itself follows. */
+function frameHeader(hash: Uint8Array, dataLength: number): Buffer {
+  const dataTag = [0x12, ...varint(dataLength)];
+  const msgLen = 2 + hash.length + dataTag.length + dataLength;
+  const head = Buffer.allocUnsafe(5 + 2 + hash.length + dataTag.length);
+  head[0] = 0;
+  head.writeUInt32BE(msgLen, 1);
+  head[5] = 0x0a;
+  head[6] = hash.length;
+  head.set(hash, 7);
+  head.set(dataTag, 7 + hash.length);
+  return head;
+}
+
+function drained(res: Http2ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      res.off('drain', done);
+      signal.removeEventListener('abort', done);
+      if (signal.aborted) reject(signal.reason);
+      else resolve();
+    };
+    res.on('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Client
+
+/**
+ * DownloadChunks over an HTTP/2 session of `sessions`: yields each message as it completes. Fails with the server's
+ * gRPC status, with RESOURCE_EXHAUSTED for a message above `maxMessageBytes`, and with CANCELED when `signal` aborts.
+ */
+export async function* downloadChunksStream(
+  sessions: Http2SessionManager,
+  opts: { peerSecret: string; maxMessageBytes: number },
+  hashes: Uint8Array[],
+  signal?: AbortSignal,
+): AsyncGenerator<DownloadChunksResponse> {
+  signal?.throwIfAborted();
+  const stream = await sessions.request(
+    'POST',
+    DOWNLOAD_CHUNKS_PATH,
+    { 'content-type': 'application/grpc+proto', te: 'trailers', authorization: `Bearer ${opts.peerSecret}`, 'grpc-accept-encoding': 'identity' },
+    {},
+  );
+  const cancel = () => stream.close(h2.NGHTTP2_CANCEL);
+  signal?.addEventListener('abort', cancel, { once: true });
+  const headers = new Promise<Record<string, unknown>>((resolve, reject) => {
+    stream.once('response', resolve);
+    stream.once('error', reject);
+    stream.once('close', () => reject(closedError(stream, signal)));
+  });
+  headers.catch(() => {});
+  stream.end(fromRequest(hashes));
+  try {
+    yield* readMessages(stream, sessions, opts.maxMessageBytes, headers, signal);
+  } catch (err) {
+    if (err instanceof ConnectError) throw err;
+    throw signal?.aborted ? new ConnectError('download cancelled', Code.Canceled) : new ConnectError(`chunk stream failed: ${(err as Error).message}`, Code.Unavailable);
+  } finally {
+    signal?.removeEventListener('abort', cancel);
+    if (!stream.closed) stream.close(h2.NGHTTP2_CANCEL);
+  }
+}
+
+async function* readMessages(
+  stream: ClientHttp2Stream,
+  sessions: Http2SessionManager,
+  maxMessageBytes: number,
+  headers: Promise<Record<string, unknown>>,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<DownloadChunksResponse> {
+  let status: Record<string, unknown> | undefined;
+  stream.once('trailers', (t) => (status = t));
+  const head = await headers;
+  const code = head['grpc-status'] ?? undefined;
+  if (head[':status'] !== 200 || (code === undefined && !isGrpc(String(head['content-type']).split(';')[0]))) {
+    throw new ConnectError(`HTTP ${String(head[':status'])} from the peer`, head[':status'] === 401 ? Code.Unauthenticated : Code.Unavailable);
+  }
+  if (code !== undefined) status = head; // trailers-only response: the status came with the headers
+  let prefix = Buffer.alloc(0);
+  let msg: Buffer | null = null;
+  let filled = 0;
+  for await (const d of stream as AsyncIterable<Buffer>) {
+    sessions.notifyResponseByteRead(stream);
+    let off = 0;
+    while (off < d.length) {
+      if (!msg) {
+        const need = 5 - prefix.length;
+        prefix = Buffer.concat([prefix, d.subarray(off, off + need)]);
+        off += Math.min(need, d.length - off);
+        if (prefix.length < 5) break;
+        if (prefix[0] !== 0) throw new ConnectError('compressed message, but no compression was negotiated', Code.Internal);
+        const len = prefix.readUInt32BE(1);
+        if (len > maxMessageBytes) throw new ConnectError(`message of ${len} bytes is larger than the limit of ${maxMessageBytes}`, Code.ResourceExhausted);
+        msg = Buffer.allocUnsafe(len);
+        filled = 0;
+      }
+      const take = Math.min(msg.length - filled, d.length - off);
+      d.copy(msg, filled, off, off + take);
+      filled += take;
+      off += take;
+      if (filled === msg.length) {
+        const m = fromBinary(DownloadChunksResponseSchema, msg);
+        msg = null;
+        prefix = Buffer.alloc(0);
+        if (signal?.aborted) throw new ConnectError('download cancelled', Code.Canceled);
+        yield m;
+      }
+    }
+  }
+  // A reset stream (cancelled by us, or by the peer or the connection) just ends the iteration: say why.
+  if (signal?.aborted) throw new ConnectError('download cancelled', Code.Canceled);
+  if (stream.rstCode !== undefined && stream.rstCode !== h2.NGHTTP2_NO_ERROR) throw closedError(stream, signal);
+  if (msg || prefix.length > 0) throw new ConnectError('the stream ended inside a message', Code.DataLoss);
+  if (!status && !stream.closed) await new Promise((r) => stream.once('close', r));
+  const grpc = Number(status?.['grpc-status'] ?? NaN);
+  if (!Number.isInteger(grpc)) throw closedError(stream, signal);
+  if (grpc !== 0) throw new ConnectError(decodeURIComponent(String(status?.['grpc-message'] ?? '')), grpc as Code);
+}
+
+function fromRequest(hashes: Uint8Array[]): Buffer {
+  // DownloadChunksRequest: field 1 (bytes), repeated.
+  const parts: Buffer[] = [];
+  for (const h of hashes) parts.push(Buffer.from([0x0a, ...varint(h.length)]), Buffer.from(h));
+  const msg = Buffer.concat(parts);
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(msg.length, 1);
+  return Buffer.concat([head, msg]);
+}
+
+function closedError(stream: ClientHttp2Stream, signal?: AbortSignal): ConnectError {
+  if (signal?.aborted) return new ConnectError('download cancelled', Code.Canceled);
+  return new ConnectError(`the stream closed without a status (HTTP/2 code ${stream.rstCode ?? 'none'})`, Code.Unavailable);
+}

@@ -1,0 +1,188 @@
+// The copy-saving DownloadChunks path (chunk-stream.ts) over real HTTP/2 on loopback: it speaks plain gRPC both ways
+// (the generic client reads the fast server, the fast client reads Connect's generic server), checks the peer secret,
+// bounds message and request sizes, reports the server's status (NOT_FOUND, DATA_LOSS for a chunk that rotted on
+// disk), cancels cleanly, and a peer that sends wrong bytes gets nothing stored.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { connectNodeAdapter, Http2SessionManager } from '@connectrpc/connect-node';
+import { SyncService } from '../../src/gen/balupi/sync/v1/sync_pb.js';
+import { syncService } from '../../src/sync/service.ts';
+import { peerAuthInterceptor } from '../../src/rpc/peer-auth.ts';
+import { createSyncClient } from '../../src/sync/client.ts';
+import { downloadChunksHandler, downloadChunksStream, DOWNLOAD_CHUNKS_PATH } from '../../src/sync/chunk-stream.ts';
+import { downloadInto } from '../../src/sync/transfer.ts';
+import { hashToBytes } from '../../src/sync/wire.ts';
+import { bytes, node, silent, type Node } from './in-process.ts';
+
+const SECRET = 's';
+let hub: Node;
+let chunks: { hash: string; size: number }[];
+let data: Buffer;
+const servers: http2.Http2Server[] = [];
+const sessions = new Set<http2.ServerHttp2Session>();
+
+async function listen(handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void): Promise<string> {
+  const s = http2.createServer(handler);
+  s.on('session', (session) => sessions.add(session));
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+}
+
+let fastUrl: string;
+let genericUrl: string;
+
+before(async () => {
+  hub = await node('hub');
+  data = randomBytes(300_000);
+  chunks = (await hub.store.ingest('big.bin', bytes(data))).file.chunks;
+  assert.ok(chunks.length >= 4);
+  const connect = connectNodeAdapter({
+    routes: (r) => r.service(SyncService, syncService({ store: hub.store, state: hub.state, role: 'hub', log: silent })),
+    interceptors: [peerAuthInterceptor(SECRET)],
+    acceptCompression: [],
+  });
+  const fast = downloadChunksHandler({ store: hub.store, peerSecret: SECRET });
+  fastUrl = await listen((req, res) => fast(req, res) || connect(req, res));
+  genericUrl = await listen(connect);
+});
+after(async () => {
+  // Clients keep idle connections open for a minute: end them so that the servers can close now.
+  for (const s of sessions) s.destroy();
+  for (const s of servers) await new Promise((r) => s.close(r));
+  await hub?.close();
+});
+
+async function collect(it: AsyncIterable<{ hash: Uint8Array; data: Uint8Array }>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const m of it) parts.push(Buffer.from(m.data));
+  return Buffer.concat(parts);
+}
+const allHashes = () => chunks.map((c) => hashToBytes(c.hash));
+
+test('fast server and fast client speak plain gRPC: every pairing with the generic ends moves the same bytes', async () => {
+  for (const [url, fastChunks] of [[fastUrl, true], [fastUrl, false], [genericUrl, true]] as const) {
+    const client = createSyncClient({ baseUrl: url, peerSecret: SECRET, fastChunks });
+    assert.ok((await collect(client.downloadChunks({ hashes: allHashes() }))).equals(data), `${url === fastUrl ? 'fast' : 'generic'} server, ${fastChunks ? 'fast' : 'generic'} client`);
+  }
+});
+
+test('a wrong or missing peer secret is refused with UNAUTHENTICATED and no bytes', async () => {
+  for (const secret of ['wrong', '']) {
+    const client = createSyncClient({ baseUrl: fastUrl, peerSecret: secret });
+    let got = 0;
+    await assert.rejects(async () => {
+      for await (const m of client.downloadChunks({ hashes: allHashes() })) got += m.data.length;
+    }, (err: ConnectError) => err.code === Code.Unauthenticated);
+    assert.equal(got, 0);
+  }
+});
+
+test('a chunk the server lacks ends the stream with NOT_FOUND after the chunks before it; a rotted one with DATA_LOSS', async () => {
+  const client = createSyncClient({ baseUrl: fastUrl, peerSecret: SECRET });
+  const unknown = hashToBytes('ab'.repeat(32));
+  let got = 0;
+  await assert.rejects(async () => {
+    for await (const _ of client.downloadChunks({ hashes: [allHashes()[0]!, unknown] })) got += 1;
+  }, (err: ConnectError) => err.code === Code.NotFound);
+  assert.equal(got, 1);
+  // A hash of the wrong length is refused as INVALID_ARGUMENT.
+  await assert.rejects(collect(client.downloadChunks({ hashes: [new Uint8Array(5)] })), (err: ConnectError) => err.code === Code.InvalidArgument);
+  // Rot one chunk file on the server's disk: it is never sent as good bytes.
+  const victim = chunks[1]!.hash;
+  const file = path.join(hub.dir, 'store', 'chunks', victim.slice(0, 2), victim);
+  const original = await fs.readFile(file);
+  try {
+    const bad = Buffer.from(original);
+    bad[10] = bad[10]! ^ 0xff;
+    await fs.writeFile(file, bad);
+    got = 0;
+    await assert.rejects(async () => {
+      for await (const _ of client.downloadChunks({ hashes: allHashes().slice(0, 3) })) got += 1;
+    }, (err: ConnectError) => err.code === Code.DataLoss);
+    assert.equal(got, 1, 'only the chunk before the rotted one arrived');
+  } finally {
+    await fs.writeFile(file, original);
+  }
+});
+
+test('sizes are bounded: the client refuses a message above its limit, the server a request above 1 MiB', async () => {
+  const sessions = new Http2SessionManager(fastUrl);
+  try {
+    await assert.rejects(
+      collect(downloadChunksStream(sessions, { peerSecret: SECRET, maxMessageBytes: 1000 }, allHashes())),
+      (err: ConnectError) => err.code === Code.ResourceExhausted && /larger than the limit/.test(err.rawMessage),
+    );
+  } finally {
+    sessions.abort();
+  }
+  const session = http2.connect(fastUrl);
+  try {
+    const req = session.request({ ':method': 'POST', ':path': DOWNLOAD_CHUNKS_PATH, 'content-type': 'application/grpc', authorization: `Bearer ${SECRET}` });
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(2 * 1024 * 1024, 1);
+    req.end(Buffer.concat([head, Buffer.alloc(2 * 1024 * 1024)]));
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      req.on('trailers', resolve);
+      req.on('error', reject);
+      req.resume();
+    });
+    assert.equal(trailers['grpc-status'], String(Code.ResourceExhausted));
+  } finally {
+    session.close();
+  }
+});
+
+test('a peer that sends wrong bytes through the fast path gets nothing stored; cancelling a download stops it', async () => {
+  // A liar speaking gRPC: the right hash, altered bytes.
+  const liarUrl = await listen(async (req, res) => {
+    for await (const _ of req);
+    const chunk = await hub.store.getChunk(chunks[0]!.hash);
+    const bad = Buffer.from(chunk);
+    bad[0] = bad[0]! ^ 1;
+    const msg = Buffer.concat([Buffer.from([0x0a, 32]), hashToBytes(chunks[0]!.hash), Buffer.from([0x12]), varint(bad.length), bad]);
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(msg.length, 1);
+    res.writeHead(200, { 'content-type': 'application/grpc' });
+    res.addTrailers({ 'grpc-status': '0' });
+    res.end(Buffer.concat([head, msg]));
+  });
+  const pi = await node('pi');
+  try {
+    const liar = createSyncClient({ baseUrl: liarUrl, peerSecret: SECRET });
+    await assert.rejects(downloadInto(liar, pi.store, [chunks[0]!]), (err: { code?: string }) => err.code === 'data_loss');
+    assert.deepEqual(await pi.store.hasChunks([chunks[0]!.hash]), [], 'the wrong bytes were not stored');
+    // Cancel after the first message: the call ends with CANCELED; the same client still works afterwards.
+    const honest = createSyncClient({ baseUrl: fastUrl, peerSecret: SECRET });
+    const ac = new AbortController();
+    let got = 0;
+    await assert.rejects(async () => {
+      for await (const _ of honest.downloadChunks({ hashes: allHashes() }, { signal: ac.signal })) {
+        got += 1;
+        ac.abort();
+      }
+    }, (err: ConnectError) => err.code === Code.Canceled);
+    assert.equal(got, 1);
+    const ok = await downloadInto(honest, pi.store, chunks);
+    assert.equal(ok.chunks, new Set(chunks.map((c) => c.hash)).size);
+  } finally {
+    await pi.close();
+  }
+});
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
