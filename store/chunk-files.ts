@@ -110,12 +110,14 @@ export class ChunkFiles {
 
   /**
    * Reads a chunk and verifies it against its hash (and size, when known). Missing or altered -> 'corrupt_chunk'.
-   * Done by the chunk workers when there are any (see chunk-workers.ts), else on this thread.
+   * Done by the chunk workers when there are any (see chunk-workers.ts), else on this thread. With `into` a worker
+   * reads into that buffer and the result is a view of it (the main-thread fallback still returns a new buffer).
    */
-  async read(hash: string, expectedSize?: number, opts: { strict?: boolean } = {}): Promise<Buffer> {
+  async read(hash: string, expectedSize?: number, opts: { strict?: boolean; into?: SharedArrayBuffer } = {}): Promise<Buffer> {
     const file = this.pathOf(hash);
     if (this.workers && expectedSize !== undefined) {
-      const pending = this.workers.read({ file, hash, size: expectedSize, strict: opts.strict ?? false });
+      const into = opts.into && opts.into.byteLength >= expectedSize ? opts.into : undefined;
+      const pending = this.workers.read({ file, hash, size: expectedSize, strict: opts.strict ?? false, ...(into ? { into } : {}) });
       if (pending) {
         let out: ReadOutcome | undefined;
         try {
@@ -123,7 +125,7 @@ export class ChunkFiles {
         } catch {
           // the worker died: read here instead
         }
-        if (out?.ok) return Buffer.from(out.bytes);
+        if (out?.ok) return out.bytes ? Buffer.from(out.bytes) : Buffer.from(into!, 0, expectedSize);
         if (out && out.kind !== 'io') throw corrupt(hash, expectedSize, out);
       }
     }

@@ -1,6 +1,7 @@
 // Worker-thread side of chunk-workers.ts (the message types live there). Two jobs, both kept off the main thread:
 //   read   read one chunk file synchronously (blocking only this thread), hash each 256 KiB piece right after it
-//          lands, hand the verified bytes back without copying (transferred ArrayBuffer);
+//          lands, hand the verified bytes back without copying (transferred ArrayBuffer, or left in the
+//          SharedArrayBuffer the request named);
 //   hash   during an ingest: BLAKE3 of one chunk and, in arrival order, the running BLAKE3 and SHA-256 (the
 //          checksum BaluHost's clients compare) of the whole file for that ingest's session. The chunk's buffer is transferred here and back, so nothing is copied.
 //
@@ -58,7 +59,8 @@ function readChunk(req) {
   }
   const h = hasher.create();
   try {
-    const buf = Buffer.allocUnsafeSlow(req.size); // its own ArrayBuffer, so it can be transferred
+    // a new buffer has its own ArrayBuffer, so it can be transferred; a shared one stays where it is
+    const buf = req.into ? Buffer.from(req.into, 0, req.size) : Buffer.allocUnsafeSlow(req.size);
     let off = 0;
     while (off < req.size) {
       const n = fs.readSync(fd, buf, off, Math.min(PIECE, req.size - off), off);
@@ -70,7 +72,7 @@ function readChunk(req) {
     if (actualSize !== req.size) return { id: req.id, ok: false, kind: 'size', actualSize };
     const actual = h.digest().toString('hex');
     if (actual !== req.hash) return { id: req.id, ok: false, kind: 'mismatch', actual };
-    return { id: req.id, ok: true, bytes: buf.buffer };
+    return req.into ? { id: req.id, ok: true } : { id: req.id, ok: true, bytes: buf.buffer };
   } catch (err) {
     return { id: req.id, ok: false, kind: 'io', code: err.code, message: err.message };
   } finally {
@@ -100,7 +102,7 @@ function hashRequest(req) {
 parentPort.on('message', (req) => {
   if (req.kind === 'read') {
     const out = readChunk(req);
-    parentPort.postMessage(out, out.ok ? [out.bytes] : []);
+    parentPort.postMessage(out, out.bytes ? [out.bytes] : []);
   } else {
     const out = hashRequest(req);
     parentPort.postMessage(out, out.buffer ? [out.buffer] : []);

@@ -22,6 +22,8 @@ export interface ReadRequest {
   hash: string;
   size: number;
   strict: boolean;
+  /** Read into this buffer (shared, so nothing is transferred) instead of a new one. */
+  into?: SharedArrayBuffer;
 }
 
 export type HashRequest =
@@ -30,7 +32,7 @@ export type HashRequest =
   | { kind: 'drop'; id: number; session: number };
 
 export type ReadOutcome =
-  | { id: number; ok: true; bytes: ArrayBuffer }
+  | { id: number; ok: true; bytes?: ArrayBuffer }
   | { id: number; ok: false; kind: 'missing' | 'size' | 'mismatch'; actualSize?: number; actual?: string }
   | { id: number; ok: false; kind: 'io'; code?: string; message: string };
 

@@ -17,6 +17,7 @@ import type { StoreConfig } from './indexes.ts';
 import { Indexes, Tx } from './indexes.ts';
 import type { Counters, FileRecord } from './records.ts';
 import { ChunkHolds } from './holds.ts';
+import { ReadBuffers } from './read-buffers.ts';
 import { Mutex } from './lock.ts';
 import { StoreError } from './errors.ts';
 import { evictLocked, formatBytes } from './cache-policy.ts';
@@ -55,6 +56,8 @@ export class Engine {
   readonly workers: ChunkWorkers;
   readonly blake3: Blake3;
   readonly holds = new ChunkHolds();
+  /** Shared by the reads that opt in (ReadOptions.reuseBuffers); keeps at most 16 MiB of idle buffers. */
+  readonly readBuffers = new ReadBuffers(16 * 1024 * 1024);
   readonly lock = new Mutex();
   readonly events = new EventEmitter();
   readonly config: StoreConfig;

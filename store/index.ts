@@ -12,7 +12,7 @@ export type { StoreOptions } from './engine.ts';
 export type { ChunkRef, FileRecord, FileState } from './records.ts';
 export type { IngestMeta, IngestName, IngestOptions, IngestResult } from './ingest.ts';
 export { fileSource } from './ingest.ts';
-export type { OpenedRead, ReadRange } from './reader.ts';
+export type { OpenedRead, ReadOptions, ReadRange } from './reader.ts';
 export type { FsckReport, GcReport, Problem } from './maintenance.ts';
 export type { ChunkIo } from './chunk-files.ts';
 export { StoreError, isStoreError } from './errors.ts';

@@ -2,18 +2,29 @@
 // overwrite or delete cannot pull them from under it), every chunk is verified against its hash before any of its
 // bytes are passed on, and the next chunk is read while the current one is consumed.
 
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import type { Engine } from './engine.ts';
 import type { FileRecord } from './records.ts';
 import { validateName } from './names.ts';
 import { StoreError } from './errors.ts';
 import { promote, touch } from './commit.ts';
+import type { ReadBuffers } from './read-buffers.ts';
 
 export interface ReadRange {
   /** First byte (default 0). */
   offset?: number;
   /** Number of bytes (default: to the end). */
   length?: number;
+}
+
+export interface ReadOptions {
+  /**
+   * When the stream is piped (as Fastify sends a stream), read chunks into reusable buffers and write each to the
+   * destination with a callback that returns its buffer (see read-buffers.ts). Consumed any other way, or without
+   * workers, the stream behaves as without this option. For sinks that do not keep a written chunk after its write
+   * callback (sockets, HTTP responses); not for a transform that could hold on to it.
+   */
+  reuseBuffers?: boolean;
 }
 
 export interface OpenedRead {
@@ -23,7 +34,7 @@ export interface OpenedRead {
   stream: Readable;
 }
 
-export async function openRead(engine: Engine, path: string, range: ReadRange = {}): Promise<OpenedRead> {
+export async function openRead(engine: Engine, path: string, range: ReadRange = {}, opts: ReadOptions = {}): Promise<OpenedRead> {
   validateName(path);
   engine.assertOpen();
   let rec: FileRecord | undefined;
@@ -72,7 +83,7 @@ export async function openRead(engine: Engine, path: string, range: ReadRange = 
       },
       { sync: record.state === 'remote' },
     );
-    const stream = new ChunkReadStream(engine, current, offset, length, release);
+    const stream = new ChunkReadStream(engine, current, offset, length, release, opts.reuseBuffers ? engine.readBuffers : null);
     stream.once('end', release);
     return { record: current, offset, length, stream };
   } catch (err) {
@@ -91,24 +102,31 @@ interface Wanted {
   start: number;
 }
 
-/** Streams the wanted chunks in order, reading up to READ_AHEAD_BYTES ahead; each is verified before it is pushed. */
+/**
+ * Streams the wanted chunks in order, reading up to READ_AHEAD_BYTES ahead; each is verified before it is passed on.
+ * Read with push() as any Readable, or, piped with a buffer pool, written straight to the destination (writeTo).
+ */
 class ChunkReadStream extends Readable {
   private readonly engine: Engine;
   private readonly wanted: Wanted[];
   private readonly offset: number;
   private readonly end: number;
   private readonly release: () => void;
-  private readonly queue: { chunk: Wanted; data: Promise<Buffer> }[] = [];
+  private readonly pool: ReadBuffers | null;
+  /** `into`: the pool buffer the chunk is read into (taken until the read fails or its write completes). */
+  private readonly queue: { chunk: Wanted; data: Promise<Buffer>; into?: SharedArrayBuffer }[] = [];
   private next = 0;
   private aheadBytes = 0;
   private pumping = false;
+  private writing = false;
 
-  constructor(engine: Engine, rec: FileRecord, offset: number, length: number, release: () => void) {
+  constructor(engine: Engine, rec: FileRecord, offset: number, length: number, release: () => void, pool: ReadBuffers | null) {
     super({ highWaterMark: 1024 * 1024 });
     this.engine = engine;
     this.offset = offset;
     this.end = offset + length;
     this.release = release;
+    this.pool = pool;
     this.wanted = [];
     let pos = 0;
     for (const c of rec.chunks) {
@@ -121,9 +139,10 @@ class ChunkReadStream extends Readable {
   private fill(): void {
     while (this.next < this.wanted.length && (this.queue.length === 0 || this.aheadBytes < READ_AHEAD_BYTES)) {
       const chunk = this.wanted[this.next++]!;
-      const data = this.engine.files.read(chunk.hash, chunk.size);
+      const into = this.writing && this.engine.workers.enabled ? this.pool!.take(chunk.size) : undefined;
+      const data = this.engine.files.read(chunk.hash, chunk.size, into ? { into } : {});
       data.catch(() => {}); // consumed in order by pump(); this only keeps an abandoned read-ahead quiet
-      this.queue.push({ chunk, data });
+      this.queue.push({ chunk, data, ...(into ? { into } : {}) });
       this.aheadBytes += chunk.size;
     }
   }
@@ -145,9 +164,7 @@ class ChunkReadStream extends Readable {
         const data = await head.data;
         this.aheadBytes -= head.chunk.size;
         if (this.destroyed) return;
-        const from = Math.max(0, this.offset - head.chunk.start);
-        const to = Math.min(head.chunk.size, this.end - head.chunk.start);
-        const more = this.push(from === 0 && to === head.chunk.size ? data : data.subarray(from, to));
+        const more = this.push(this.slice(head.chunk, data));
         this.fill();
         if (!more) return;
       }
@@ -158,8 +175,82 @@ class ChunkReadStream extends Readable {
     }
   }
 
+  /** The part of a chunk inside the wanted range. */
+  private slice(chunk: Wanted, data: Buffer): Buffer {
+    const from = Math.max(0, this.offset - chunk.start);
+    const to = Math.min(chunk.size, this.end - chunk.start);
+    return from === 0 && to === chunk.size ? data : data.subarray(from, to);
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
+    if (!this.pool || this.writing || this.pumping || this.readableFlowing !== null || this.destroyed) return super.pipe(dest, opts);
+    this.writing = true;
+    void this.writeTo(dest as unknown as Writable, opts?.end ?? true);
+    return dest;
+  }
+
+  /**
+   * pipe() with a buffer pool: each verified chunk is written with a callback that gives its buffer back, so a buffer
+   * is reused only once the destination is done with it. Bounded like pipe(): wait for 'drain' after a full write.
+   */
+  private async writeTo(dest: Writable, end: boolean): Promise<void> {
+    const pool = this.pool!;
+    // Written, callback not seen yet. A response whose socket closed does not always call back every write (seen: one
+    // write in about a third of aborted downloads), but once the destination has closed nothing reads these bytes.
+    const writing = new Set<SharedArrayBuffer>();
+    dest.once('close', () => {
+      for (const b of writing) pool.give(b);
+      writing.clear();
+    });
+    try {
+      for (;;) {
+        if (this.destroyed || dest.destroyed) return; // _destroy has given back what the queue held
+        this.fill();
+        const head = this.queue.shift();
+        if (!head) break;
+        const into = head.into;
+        const give = (): void => void (into && pool.give(into));
+        let data: Buffer;
+        try {
+          data = await head.data;
+        } catch (err) {
+          give();
+          throw err;
+        }
+        this.aheadBytes -= head.chunk.size;
+        if (this.destroyed || dest.destroyed) return give();
+        if (into) writing.add(into);
+        const written = (): void => void (into && writing.delete(into) && pool.give(into));
+        if (!dest.write(this.slice(head.chunk, data), written)) await drained(dest);
+      }
+      if (end) dest.end();
+      this.push(null);
+      this.resume(); // nothing is buffered: this only lets 'end' be emitted
+    } catch (err) {
+      this.destroy(err as Error);
+    } finally {
+      if (dest.destroyed && !this.destroyed) this.destroy();
+    }
+  }
+
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // Reads still in flight write into their buffers: give those back once the worker is done with them.
+    for (const q of this.queue.splice(0)) {
+      if (q.into) void q.data.then(() => this.pool!.give(q.into!), () => this.pool!.give(q.into!));
+    }
     this.release();
     cb(err);
   }
+}
+
+/** Resolves when `dest` can take more, or is closed (the caller then checks `destroyed`). */
+function drained(dest: Writable): Promise<void> {
+  if (dest.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      dest.off('drain', done).off('close', done).off('error', done);
+      resolve();
+    };
+    dest.on('drain', done).on('close', done).on('error', done);
+  });
 }

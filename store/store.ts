@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import type { ChunkRef, FileRecord, FileState } from './records.ts';
 import type { StoreOptions } from './engine.ts';
 import type { IngestMeta, IngestName, IngestOptions, IngestResult } from './ingest.ts';
-import type { OpenedRead, ReadRange } from './reader.ts';
+import type { OpenedRead, ReadOptions, ReadRange } from './reader.ts';
 import type { FsckReport, GcReport } from './maintenance.ts';
 import type { ChunkParams } from './chunker.ts';
 import { Engine } from './engine.ts';
@@ -56,6 +56,10 @@ export interface StoreStats {
   seq: number;
   hasher: 'native' | 'wasm';
   chunkParams: ChunkParams;
+  /** Chunks held by operations in flight (reads, ingests, commits): 0 when the store is idle. */
+  heldChunks: number;
+  /** Reusable read buffers taken and not given back (ReadOptions.reuseBuffers): 0 when no such read is running. */
+  readBuffersInUse: number;
 }
 
 export type StoreEvent = 'change' | 'evict';
@@ -99,8 +103,8 @@ export class Store {
   }
 
   /** Opens a file (or a byte range) for reading; resolves once the file is found, with its record. Counts an access. */
-  openRead(path: string, range?: ReadRange): Promise<OpenedRead> {
-    return openRead(this.#e, path, range);
+  openRead(path: string, range?: ReadRange, opts?: ReadOptions): Promise<OpenedRead> {
+    return openRead(this.#e, path, range, opts);
   }
 
   async read(path: string, range?: ReadRange): Promise<Readable> {
@@ -389,6 +393,8 @@ export class Store {
       seq: c.seq,
       hasher: e.blake3.name,
       chunkParams: { ...e.config.chunkParams },
+      heldChunks: e.holds.size,
+      readBuffersInUse: e.readBuffers.inUse,
     };
   }
 

@@ -134,7 +134,8 @@ export async function openDownload(deps: DownloadDeps, path: string, req: { rang
   const status = range ? 206 : 200;
   if (rec.state === 'local' || (await deps.tree.store.missingChunks(path)).length === 0) {
     try {
-      const opened = await deps.tree.store.openRead(path, r);
+      // Fastify pipes the stream into the response: chunks are read into reused buffers (see store/reader.ts).
+      const opened = await deps.tree.store.openRead(path, r, { reuseBuffers: true });
       deps.stats.hit(r.length);
       return { status, headers, stream: opened.stream };
     } catch (err) {

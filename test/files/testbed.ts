@@ -44,13 +44,14 @@ export interface Testbed {
   close(): Promise<void>;
 }
 
-export async function testbed(opts: { cacheMaxBytes?: number; remote?: RemoteSource | null; nas?: NasWaker | null; wakeWaitS?: number; logLines?: boolean } = {}): Promise<Testbed> {
+export async function testbed(opts: { cacheMaxBytes?: number; remote?: RemoteSource | null; nas?: NasWaker | null; wakeWaitS?: number; logLines?: boolean; workers?: number } = {}): Promise<Testbed> {
   const dir = await tempDir('balupi-files-');
   const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
   await db.open();
   const store = await openStore({
     dir: path.join(dir.path, 'store'),
     cacheMaxBytes: opts.cacheMaxBytes ?? 1024 ** 3,
+    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
     chunkParams: { minSize: 4096, avgSize: 16384, maxSize: 65536 },
   });
   // Log lines are how a test learns that a request ended (a client that vanished gets no answer to wait for).
