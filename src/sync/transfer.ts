@@ -22,6 +22,49 @@ export interface ReceiveReport {
 const STORE_BATCH_BYTES = 16 * 1024 * 1024;
 const STORE_BATCH_CHUNKS = 512;
 
+type ChunkBatch = { hash: string; data: Uint8Array }[];
+type PutOutcomes = Awaited<ReturnType<Store['putChunks']>>;
+
+/**
+ * Stores received chunks in batches (at most STORE_BATCH_BYTES and `maxChunks` each), one batch written while the
+ * next one fills; `onStored` sees each batch with the store's outcome per chunk (throwing there fails `writing`).
+ */
+class ChunkBatcher {
+  readonly #store: Store;
+  readonly #opts: { maxChunks: number; sync?: boolean };
+  readonly #onStored: (batch: ChunkBatch, outcomes: PutOutcomes) => void;
+  #batch: ChunkBatch = [];
+  #bytes = 0;
+  /** The batches handed to the store so far, in order. */
+  writing: Promise<void> = Promise.resolve();
+
+  constructor(store: Store, opts: { maxChunks: number; sync?: boolean }, onStored: (batch: ChunkBatch, outcomes: PutOutcomes) => void) {
+    this.#store = store;
+    this.#opts = opts;
+    this.#onStored = onStored;
+  }
+
+  /** Adds a chunk; when the batch is full, waits for the previous write, then starts writing this batch. */
+  async add(hash: string, data: Uint8Array): Promise<void> {
+    this.#batch.push({ hash, data });
+    this.#bytes += data.length;
+    if (this.#bytes >= STORE_BATCH_BYTES || this.#batch.length >= this.#opts.maxChunks) {
+      await this.writing;
+      this.flush();
+    }
+  }
+
+  /** Starts writing what is batched (nothing when empty). */
+  flush(): void {
+    if (this.#batch.length === 0) return;
+    const b = this.#batch;
+    this.#batch = [];
+    this.#bytes = 0;
+    const putOpts = this.#opts.sync === undefined ? { clean: true } : { clean: true, sync: this.#opts.sync };
+    this.writing = this.writing.then(async () => this.#onStored(b, await this.#store.putChunks(b, putOpts)));
+  }
+}
+
 /** Stores the chunks of an upload stream. Throws SyncError('data_loss') at the end if any chunk was wrong. */
 export async function receiveChunks(
   store: Store,
@@ -30,42 +73,26 @@ export async function receiveChunks(
   durable: () => Promise<void> = () => store.flush(),
 ): Promise<ReceiveReport> {
   const r: ReceiveReport = { received: 0, stored: 0, duplicates: 0, bytes: 0, rejected: [] };
-  let batch: { hash: string; data: Uint8Array }[] = [];
-  let batchBytes = 0;
-  // One batch is written while the next one arrives.
-  let writing: Promise<void> = Promise.resolve();
-  const flush = (): void => {
-    const b = batch;
-    batch = [];
-    batchBytes = 0;
-    writing = writing.then(async () => {
-      const outcomes = await store.putChunks(b, { clean: true, sync: false });
-      outcomes.forEach((o, i) => {
-        if (o === 'stored') r.stored += 1;
-        else if (o === 'present') r.duplicates += 1;
-        else r.rejected.push(b[i]!.hash);
-      });
+  const batcher = new ChunkBatcher(store, { maxChunks: STORE_BATCH_CHUNKS, sync: false }, (b, outcomes) => {
+    outcomes.forEach((o, i) => {
+      if (o === 'stored') r.stored += 1;
+      else if (o === 'present') r.duplicates += 1;
+      else r.rejected.push(b[i]!.hash);
     });
-  };
+  });
   try {
     for await (const m of stream) {
-      const hash = bytesToHash(m.hash);
       r.received += 1;
       r.bytes += m.data.length;
-      batch.push({ hash, data: m.data });
-      batchBytes += m.data.length;
-      if (batchBytes >= STORE_BATCH_BYTES || batch.length >= STORE_BATCH_CHUNKS) {
-        await writing;
-        flush();
-      }
+      await batcher.add(bytesToHash(m.hash), m.data);
     }
-    if (batch.length > 0) flush();
-    await writing;
+    batcher.flush();
+    await batcher.writing;
     await durable(); // the answer acknowledges the chunks: make their rows durable first (shared with other calls)
   } finally {
     // Whatever arrived before a broken stream is still stored (resume skips it), then reported.
-    if (batch.length > 0) flush();
-    await writing.catch(() => {});
+    batcher.flush();
+    await batcher.writing.catch(() => {});
     onReport?.(r);
   }
   if (r.rejected.length > 0) {
@@ -179,41 +206,27 @@ export async function downloadInto(
   let bytes = 0;
   const maxBatch = opts.batchChunks ?? STORE_BATCH_CHUNKS;
   for (const group of batches(refs, opts.maxInFlightBytes ?? 32 * 1024 * 1024)) {
-    let batch: { hash: string; data: Uint8Array }[] = [];
-    let batchBytes = 0;
-    let writing: Promise<void> = Promise.resolve();
-    const flush = (): void => {
-      const b = batch;
-      batch = [];
-      batchBytes = 0;
-      writing = writing.then(async () => {
-        const outcomes = await store.putChunks(b, { clean: true });
-        const bad = outcomes.indexOf('rejected');
-        outcomes.forEach((o, i) => {
-          if (o !== 'rejected') {
-            chunks += 1;
-            bytes += b[i]!.data.length;
-          }
-        });
-        if (bad >= 0) throw new SyncError('data_loss', `peer sent wrong bytes for chunk ${b[bad]!.hash}`);
+    const batcher = new ChunkBatcher(store, { maxChunks: maxBatch }, (b, outcomes) => {
+      const bad = outcomes.indexOf('rejected');
+      outcomes.forEach((o, i) => {
+        if (o !== 'rejected') {
+          chunks += 1;
+          bytes += b[i]!.data.length;
+        }
       });
-    };
+      if (bad >= 0) throw new SyncError('data_loss', `peer sent wrong bytes for chunk ${b[bad]!.hash}`);
+    });
     let i = 0;
     try {
       for await (const m of client.downloadChunks({ hashes: group.map((c) => hashToBytes(c.hash)) }, { signal: opts.signal })) {
         const expected = group[i++];
         const hash = bytesToHash(m.hash);
         if (!expected || hash !== expected.hash) throw new SyncError('data_loss', `peer sent chunk ${hash}, expected ${expected?.hash ?? 'nothing'}`);
-        batch.push({ hash, data: m.data });
-        batchBytes += m.data.length;
-        if (batchBytes >= STORE_BATCH_BYTES || batch.length >= maxBatch) {
-          await writing;
-          flush();
-        }
+        await batcher.add(hash, m.data);
       }
     } finally {
-      if (batch.length > 0) flush();
-      await writing;
+      batcher.flush();
+      await batcher.writing;
     }
     if (i !== group.length) throw new SyncError('data_loss', `peer sent ${i} of ${group.length} chunks`);
   }
