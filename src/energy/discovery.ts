@@ -4,8 +4,7 @@
 // cameras that encrypt their answer) is not needed for plugs and is not sent. The target address is a parameter:
 // the daemon passes the broadcast address, tests pass a loopback responder — this module never picks one itself.
 
-import { createSocket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { openBroadcastSocket } from '../udp-socket.ts';
 import { parseDeviceAddress } from './device-list.ts';
 import { normaliseMac } from './tapo-client.ts';
 
@@ -41,20 +40,11 @@ export async function discoverPlugs(options: DiscoveryOptions): Promise<Discover
   const target = parseDeviceAddress(options.address, 0, DISCOVERY_PORT);
   const timeoutMs = options.timeoutMs ?? 3_000;
   const probes = Math.max(1, options.probes ?? 3);
-  const socket = createSocket(isIPv6(target.host) ? 'udp6' : 'udp4');
+  const socket = await openBroadcastSocket(target.host);
   const found = new Map<string, DiscoveredPlug>();
   const timers: NodeJS.Timeout[] = [];
 
   try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    // Needed for the broadcast address; no effect on a unicast target.
-    socket.setBroadcast(true);
     socket.on('message', (msg, rinfo) => {
       const plug = parseDiscoveryAnswer(msg, rinfo.address);
       if (plug) found.set(plug.mac ?? `${plug.host}|${plug.port}`, plug);

@@ -1,8 +1,9 @@
 // Wake-on-LAN: the magic packet (6 × 0xFF, then the MAC 16 times: 102 bytes) as one UDP datagram. The target
 // address is always a parameter — the daemon passes BALUPI_WOL_ADDRESS (255.255.255.255:9 by default), tests a
 // listener on 127.0.0.1 — this module never picks one itself.
-import { createSocket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import { isIP } from 'node:net';
+import { openBroadcastSocket } from '../udp-socket.ts';
 
 export class WolError extends Error {
   override name = 'WolError';
@@ -54,21 +55,14 @@ export function parseWolAddress(raw: string): { host: string; port: number } {
 export async function sendMagicPacket(mac: string, address: string): Promise<void> {
   const packet = magicPacket(mac);
   const { host, port } = parseWolAddress(address);
-  const socket = createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
+  let socket: Socket | null = null;
   try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    // Needed for limited and directed broadcast targets; no effect on a unicast one.
-    socket.setBroadcast(true);
-    await new Promise<void>((resolve, reject) => socket.send(packet, port, host, (err) => (err ? reject(err) : resolve())));
+    socket = await openBroadcastSocket(host);
+    const s = socket;
+    await new Promise<void>((resolve, reject) => s.send(packet, port, host, (err) => (err ? reject(err) : resolve())));
   } catch (err) {
     throw new WolError('wol_send_failed', `Failed to send WoL packet: ${(err as Error).message}`, { cause: err });
   } finally {
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
+    if (socket) await new Promise<void>((resolve) => socket!.close(() => resolve()));
   }
 }

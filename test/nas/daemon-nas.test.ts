@@ -3,8 +3,6 @@
 // the NAS status over REST and gRPC, and keeps its state across a restart of the process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
-import { once } from 'node:events';
 import { SignJWT } from 'jose';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
@@ -12,6 +10,7 @@ import { NasService } from '../../src/gen/balupi/nas/v1/nas_pb.js';
 import { MdnsPresence, type MdnsPeer } from '../../src/nas/mdns.ts';
 import { startDaemonProcess, tempDir } from '../helpers/daemon-process.ts';
 import { BaluHostEmulator, baluhostCall, baluhostSnapshot, sendCall, COMING_ONLINE, GOING_OFFLINE } from '../emulators/baluhost.ts';
+import { freeUdpPort } from '../helpers/free-port.ts';
 
 const JWT_SECRET = 'a-baluhost-secret-key-of-32-chars!!';
 const HANDSHAKE = 'the-shared-handshake-secret-of-48-characters!!!';
@@ -34,14 +33,6 @@ async function statusUntil(base: string, pred: (s: any) => boolean, what: string
   }
 }
 
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 test('a real daemon: polls BaluHost, accepts its going-offline call and refuses the replay, announces on loopback mDNS, restarts offline', async () => {
   const emu = await BaluHostEmulator.start();

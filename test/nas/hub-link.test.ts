@@ -4,22 +4,14 @@
 // backoff (set to 10 minutes here, so only the handshake can explain a file reaching the hub within the test).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { once } from 'node:events';
 import { SignJWT } from 'jose';
 import { BaluHostEmulator, baluhostCall, sendCall, COMING_ONLINE } from '../emulators/baluhost.ts';
 import { hubFiles, piIngest, piStatus, startHub, startPi, tempDir, waitFor, type DaemonProcess } from '../sync/peers.ts';
+import { freeTcpPort } from '../helpers/free-port.ts';
 
 const JWT_SECRET = 'a-baluhost-secret-key-of-32-chars!!';
 const HANDSHAKE = 'the-shared-handshake-secret-of-48-characters!!!';
 
-async function freeTcpPort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function nasStatus(pi: DaemonProcess): Promise<any> {
   return authed(pi, '/api/nas/status');

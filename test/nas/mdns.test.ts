@@ -11,6 +11,7 @@ import { NasService } from '../../src/nas/service.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { BaluHostEmulator } from '../emulators/baluhost.ts';
 import { testbed } from './testbed.ts';
+import { freeUdpPort } from '../helpers/free-port.ts';
 
 const sent: string[] = [];
 const multicastCalls: string[] = [];
@@ -41,14 +42,6 @@ after(() => {
   assert.deepEqual(multicastCalls, [], 'no multicast membership, interface, TTL, loopback or broadcast option was set');
 });
 
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function peersOf(m: MdnsPresence, type: string, pred: (p: MdnsPeer[]) => boolean): Promise<MdnsPeer[]> {
   const now = m.peers(type);
