@@ -3,6 +3,7 @@
 // monitoring history), which the apps' dashboards tolerate as empty but not as 404. Schemas drive serialization.
 
 import type { NodeStatus } from '../system/node-status.ts';
+export type { ServiceState } from '../system/services.ts';
 import { isoUtc } from './energy-json.ts';
 import { num, int, str, bool, nNum, nStr } from '../http/schema-types.ts';
 
@@ -96,14 +97,6 @@ export function networkCurrentJson(s: NodeStatus, now: number) {
     upload_mbps: mbps(s.network?.tx_bytes_per_s ?? 0),
     download_mbps: mbps(s.network?.rx_bytes_per_s ?? 0),
   };
-}
-
-export interface ServiceState {
-  name: string;
-  display_name: string;
-  /** running: working; stopped: not configured here; degraded: configured but not reaching what it serves. */
-  state: 'running' | 'stopped' | 'degraded';
-  detail: string | null;
 }
 
 export const servicesSchema = {

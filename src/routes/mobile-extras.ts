@@ -2,17 +2,15 @@
 // tokens (the NAS sends the pushes), sync schedules and the server-side upload queue (kept by BaluHost). With the NAS
 // online they go to BaluHost; while it is away the Pi answers in BaluHost's shapes with what it has: no schedules
 // (the app keeps its last list) and no server-side queue (uploads to the Pi are written at once, never queued).
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { NasRelay } from '../nas/nas-relay.ts';
-import type { ForwardResponse } from '../nas/baluhost-client.ts';
 import { keepRawJsonBodies } from '../http/raw-json.ts';
-import { clientRequest } from './auth.ts';
+import { clientRequest, sendAnswer } from './auth.ts';
 
 export interface MobileExtrasOptions {
   relay: NasRelay;
 }
 
-const passOn = (reply: FastifyReply, r: ForwardResponse) => reply.code(r.status).headers(r.headers).type(r.headers['content-type'] ?? 'application/json').send(r.body);
 const deviceParams = { type: 'object', required: ['device_id'], properties: { device_id: { type: 'string', minLength: 1, maxLength: 255 } } } as const;
 
 export const mobileExtrasRoutes: FastifyPluginAsync<MobileExtrasOptions> = async (app, { relay }) => {
@@ -26,19 +24,19 @@ export const mobileExtrasRoutes: FastifyPluginAsync<MobileExtrasOptions> = async
   }, async (req, reply) => {
     // Not a reason to wake the NAS: the app sends the token again at its next start and whenever FCM renews it.
     const r = await relay.ifOnline('POST', req.url, clientRequest(req, reply), { background: true });
-    if (r) return passOn(reply, r);
+    if (r) return sendAnswer(reply, r);
     return { success: false, forwarded: false, message: 'The NAS is offline; the push token was not stored. BaluApp sends it again at its next start.' };
   });
 
   app.get('/api/sync/schedule/list', async (req, reply) => {
     const r = await relay.ifOnline('GET', req.url, clientRequest(req, reply), { background: true });
-    if (r && r.status === 200) return passOn(reply, r);
+    if (r && r.status === 200) return sendAnswer(reply, r);
     return { schedules: [] };
   });
 
   app.get('/api/mobile/upload/queue/:device_id', { schema: { params: deviceParams } }, async (req, reply) => {
     const r = await relay.ifOnline('GET', req.url, clientRequest(req, reply), { background: true });
-    if (r && r.status === 200) return passOn(reply, r);
+    if (r && r.status === 200) return sendAnswer(reply, r);
     return { items: [], total: 0 };
   });
 };

@@ -1,7 +1,14 @@
 // The daemon's parts as BaluHost's services panel shows them (GET /api/admin/services, BaluDesk polls it every 30 s):
 // one row per part with a state a person can act on.
-import type { ServiceState } from '../routes/baluhost-system-json.ts';
 import type { SyncStatus } from '../sync/runtime.ts';
+
+export interface ServiceState {
+  name: string;
+  display_name: string;
+  /** running: working; stopped: not configured here; degraded: configured but not reaching what it serves. */
+  state: 'running' | 'stopped' | 'degraded';
+  detail: string | null;
+}
 
 export interface ServiceSources {
   sync: { status(): Promise<SyncStatus> };
