@@ -3,7 +3,7 @@
 // index. Chunks whose last reference goes are unlinked only after the batch is durable.
 
 import type { Engine } from './engine.ts';
-import type { Tx } from './indexes.ts';
+import { readManyNow, readNow, type Tx } from './indexes.ts';
 import type { ChunkRef, ChunkRow, FileRecord, FileState } from './records.ts';
 import { StoreError } from './errors.ts';
 import { bumpHeat, isEvictionCandidate, putHeat } from './cache-policy.ts';
@@ -57,7 +57,7 @@ export function checkBase(path: string, prev: FileRecord | undefined, baseVersio
 async function checkTree(engine: Engine, path: string): Promise<void> {
   const parts = path.split('/');
   const ancestors = parts.slice(1).map((_, i) => parts.slice(0, i + 1).join('/'));
-  const found = await engine.idx.files.getMany(ancestors);
+  const found = readManyNow(engine.idx.files, ancestors);
   const blocker = ancestors.find((_, i) => found[i] !== undefined);
   if (blocker !== undefined) {
     throw new StoreError('path_conflict', `cannot create ${path}: ${blocker} is a file`, { details: { path, file: blocker } });
@@ -150,7 +150,7 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
     }
   }
 
-  const heat = await engine.idx.heat.get(path);
+  const heat = readNow(engine.idx.heat, path);
   if (nextLive) {
     const h = opts.touch || !heat ? bumpHeat(heat, engine.now()) : heat;
     putHeat(tx, path, heat, h, isEvictionCandidate(next));
@@ -174,7 +174,7 @@ export async function promote(engine: Engine, tx: Tx, rec: FileRecord): Promise<
   tx.putFile(next);
   tx.counters.localFiles += 1;
   tx.counters.localBytes += rec.size;
-  const heat = await engine.idx.heat.get(rec.path);
+  const heat = readNow(engine.idx.heat, rec.path);
   putHeat(tx, rec.path, heat, bumpHeat(heat, engine.now()), isEvictionCandidate(next));
   return next;
 }
@@ -183,13 +183,13 @@ export async function promote(engine: Engine, tx: Tx, rec: FileRecord): Promise<
 export async function setPinned(engine: Engine, tx: Tx, rec: FileRecord, pinned: boolean): Promise<FileRecord> {
   const next: FileRecord = { ...rec, pinned };
   tx.putFile(next);
-  const heat = await engine.idx.heat.get(rec.path);
+  const heat = readNow(engine.idx.heat, rec.path);
   putHeat(tx, rec.path, heat, heat ?? bumpHeat(undefined, engine.now()), isEvictionCandidate(next));
   return next;
 }
 
 /** One access (a read): count + recency. */
 export async function touch(engine: Engine, tx: Tx, rec: FileRecord): Promise<void> {
-  const heat = await engine.idx.heat.get(rec.path);
+  const heat = readNow(engine.idx.heat, rec.path);
   putHeat(tx, rec.path, heat, bumpHeat(heat, engine.now()), isEvictionCandidate(rec));
 }

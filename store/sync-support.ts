@@ -4,6 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Engine } from './engine.ts';
+import { readNow } from './indexes.ts';
 import type { FileRecord } from './records.ts';
 import { decodeFile } from './records.ts';
 import { decayedCount } from './cache-policy.ts';
@@ -24,7 +25,7 @@ export async function loadIndexId(engine: Engine): Promise<string> {
 /** The decayed access count of a path now (0 if never accessed). */
 export async function heatOf(engine: Engine, path: string): Promise<number> {
   validateName(path);
-  return decayedCount(await engine.idx.heat.get(path), engine.now());
+  return decayedCount(readNow(engine.idx.heat, path), engine.now());
 }
 
 /**

@@ -236,6 +236,7 @@ export class SyncPeer {
         await this.resetHub(msg.indexId);
         indexId = msg.indexId;
       }
+      const running = new Set<Promise<unknown>>();
       for (const f of msg.files) {
         let remote;
         try {
@@ -244,8 +245,12 @@ export class SyncPeer {
           log.warn({ path: f.path, err: message(err) }, 'sync: ignored an invalid record from the hub');
           continue;
         }
-        if ((await applyRemote(this.m, remote)) === 'applied') applied += 1;
+        const p = applyRemote(this.m, remote).then((r) => { if (r === 'applied') applied += 1; });
+        running.add(p);
+        void p.finally(() => running.delete(p)).catch(() => {});
+        if (running.size >= 32) await Promise.race(running);
       }
+      await Promise.all(running);
       const last = msg.files.at(-1);
       if (last) {
         await this.m.store.flush();

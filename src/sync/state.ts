@@ -73,8 +73,10 @@ export class SyncState {
     return new SyncState(db, peerId as string);
   }
 
+  // Point reads use getSync, as the store's do (store/indexes.ts readNow): a cached LevelDB read takes microseconds,
+  // an async one a thread-pool round trip, and applying thousands of hub records reads these per record.
   async getNumber(key: 'hubCursor' | 'localCursor' | 'rootCursor'): Promise<number> {
-    const v = await this.meta.get(key);
+    const v = this.meta.getSync(key);
     return typeof v === 'number' ? v : 0;
   }
 
@@ -83,7 +85,7 @@ export class SyncState {
   }
 
   async getHubIndexId(): Promise<string | null> {
-    const v = await this.meta.get('hubIndexId');
+    const v = this.meta.getSync('hubIndexId');
     return typeof v === 'string' ? v : null;
   }
 
@@ -97,7 +99,7 @@ export class SyncState {
   }
 
   async getBase(path: string): Promise<{ version: number; hash: string; deleted: boolean } | undefined> {
-    const b = await this.base.get(path);
+    const b = this.base.getSync(path);
     return b && { version: b.v, hash: b.h, deleted: b.d };
   }
 
@@ -105,8 +107,8 @@ export class SyncState {
     await this.base.put(path, { v: entry.version, h: entry.deleted ? '' : entry.hash, d: entry.deleted });
   }
 
-  getOrigin(path: string): Promise<string | undefined> {
-    return this.origin.get(path);
+  async getOrigin(path: string): Promise<string | undefined> {
+    return this.origin.getSync(path);
   }
 
   async setOrigin(path: string, peer: string): Promise<void> {
@@ -147,12 +149,12 @@ export class SyncState {
 
   /** Whether `path` lies under a pinned directory ('' pins everything). */
   async underPinnedDir(path: string): Promise<boolean> {
-    if ((await this.pins.get('')) !== undefined) return true;
+    if (this.pins.getSync('') !== undefined) return true;
     const parts = path.split('/');
     const prefixes: string[] = [];
     for (let i = 1; i < parts.length; i++) prefixes.push(parts.slice(0, i).join('/'));
     if (prefixes.length === 0) return false;
-    return (await this.pins.getMany(prefixes)).some((v) => v !== undefined);
+    return prefixes.some((p) => this.pins.getSync(p) !== undefined);
   }
 
   async pinnedDirs(): Promise<string[]> {

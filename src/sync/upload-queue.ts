@@ -69,13 +69,13 @@ export class UploadQueue {
     return q;
   }
 
-  get(path: string): Promise<QueueItem | undefined> {
-    return this.rows.get(path);
+  async get(path: string): Promise<QueueItem | undefined> {
+    return this.rows.getSync(path); // synchronous: see SyncState's point reads
   }
 
   /** A local change of `path`: pending now (a failed row's retry count starts over). */
   async enqueue(path: string, bytes: number): Promise<void> {
-    const prev = await this.rows.get(path);
+    const prev = this.rows.getSync(path);
     await this.rows.put(path, {
       path,
       state: 'pending',
@@ -112,7 +112,7 @@ export class UploadQueue {
 
   /** pending/failed -> uploading; returns the generation the upload works on (undefined if the row vanished). */
   async take(path: string): Promise<number | undefined> {
-    const item = await this.rows.get(path);
+    const item = this.rows.getSync(path);
     if (!item) return undefined;
     await this.rows.put(path, { ...item, state: 'uploading', updatedAt: this.now() });
     return item.gen;
@@ -123,7 +123,7 @@ export class UploadQueue {
    * step with the hub already): the row goes, unless a newer change made it pending again.
    */
   async synced(path: string, gen: number, counted = true): Promise<void> {
-    const item = await this.rows.get(path);
+    const item = this.rows.getSync(path);
     if (!item) return;
     if (item.gen !== gen) {
       await this.rows.put(path, { ...item, state: 'pending', updatedAt: this.now() });
@@ -142,7 +142,7 @@ export class UploadQueue {
 
   /** The upload failed: retry after a backoff (or, for a permanent error, only when asked to). */
   async failed(path: string, gen: number, error: string, permanent = false): Promise<QueueItem | undefined> {
-    const item = await this.rows.get(path);
+    const item = this.rows.getSync(path);
     if (!item) return undefined;
     if (item.gen !== gen) {
       await this.rows.put(path, { ...item, state: 'pending', updatedAt: this.now() });
