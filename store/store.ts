@@ -238,6 +238,40 @@ export class Store {
     }
   }
 
+  /**
+   * getChunk into a reusable read buffer (read-buffers.ts) instead of a fresh one: for senders that can tell when the
+   * bytes are no longer referenced. Call `release()` exactly once after that (e.g. from a socket write's callback);
+   * `data` must not be used afterwards.
+   */
+  async leaseChunk(hash: string): Promise<{ data: Buffer; release: () => void }> {
+    if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
+    const e = this.#e;
+    e.assertOpen();
+    e.holds.acquire(hash);
+    try {
+      const row = await e.idx.getChunk(hash);
+      if (!row?.present) throw new StoreError('not_found', `chunk ${hash} is not in the store`, { details: { hash } });
+      if (!e.workers.enabled) return { data: await e.files.read(hash, row.size), release: () => {} };
+      const into = e.readBuffers.take(row.size);
+      let data: Buffer;
+      try {
+        data = await e.files.read(hash, row.size, { into });
+      } catch (err) {
+        e.readBuffers.give(into);
+        throw err;
+      }
+      // A worker that died mid-read makes read() fall back to a fresh buffer: the pooled one is free again at once.
+      if (data.buffer !== into) {
+        e.readBuffers.give(into);
+        return { data, release: () => {} };
+      }
+      let released = false;
+      return { data, release: () => void (released || ((released = true), e.readBuffers.give(into))) };
+    } finally {
+      e.holds.release(hash);
+    }
+  }
+
   /** The subset of `hashes` whose bytes are here (input order, duplicates kept). */
   async hasChunks(hashes: string[]): Promise<string[]> {
     for (const h of hashes) if (!isHexHash(h)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(h)}`);

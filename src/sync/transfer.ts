@@ -106,22 +106,43 @@ export async function receiveChunks(
 /** Chunks read ahead of the stream: disk reads and verification overlap the sending (bounded: <= 8 x 4 MiB). */
 const READ_AHEAD = 8;
 
-/** The chunks named by `hashes`, in order, each read and verified from the store. */
-export async function* sendChunks(store: Store, hashes: string[], opts: { rate?: SendRate; signal?: AbortSignal } = {}): AsyncGenerator<{ hash: Uint8Array; data: Uint8Array }> {
-  const ahead: Promise<Buffer>[] = [];
+export interface SentChunk {
+  hash: Uint8Array;
+  data: Uint8Array;
+  /** With `lease`: call once `data` is no longer referenced (its buffer is reused); otherwise a no-op. */
+  release: () => void;
+}
+
+/**
+ * The chunks named by `hashes`, in order, each read and verified from the store. `lease`: read into the store's
+ * reusable buffers (Store.leaseChunk), for a sender that releases each chunk once its write has completed; chunks
+ * read ahead and never yielded are released here.
+ */
+export async function* sendChunks(store: Store, hashes: string[], opts: { rate?: SendRate; signal?: AbortSignal; lease?: boolean } = {}): AsyncGenerator<SentChunk> {
+  const ahead: Promise<{ data: Buffer; release: () => void }>[] = [];
   let next = 0;
+  const read = (hash: string) => (opts.lease ? store.leaseChunk(hash) : store.getChunk(hash).then((data) => ({ data, release: () => {} })));
   const fill = (): void => {
     while (ahead.length < READ_AHEAD && next < hashes.length) {
-      const p = store.getChunk(hashes[next++]!);
+      const p = read(hashes[next++]!);
       p.catch(() => {}); // awaited in order below; this only keeps an abandoned read from being unhandled
       ahead.push(p);
     }
   };
-  for (let i = 0; i < hashes.length; i++) {
-    fill();
-    const data = await ahead.shift()!;
-    await opts.rate?.take(data.length, opts.signal);
-    yield { hash: hashToBytes(hashes[i]!), data };
+  try {
+    for (let i = 0; i < hashes.length; i++) {
+      fill();
+      const chunk = await ahead.shift()!;
+      try {
+        await opts.rate?.take(chunk.data.length, opts.signal);
+      } catch (err) {
+        chunk.release();
+        throw err;
+      }
+      yield { hash: hashToBytes(hashes[i]!), ...chunk };
+    }
+  } finally {
+    for (const p of ahead) p.then((c) => c.release(), () => {});
   }
 }
 
@@ -181,7 +202,7 @@ export async function uploadMissing(
   for (const group of batches(missing, opts.callBytes ?? 256 * 1024 * 1024)) {
     const stream = async function* () {
       for await (const m of sendChunks(store, group.map((c) => c.hash), opts)) {
-        yield m;
+        yield { hash: m.hash, data: m.data };
         sent += m.data.length;
         opts.onProgress?.(sent);
       }

@@ -2,11 +2,13 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import fsSync from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { blake3, isStoreError } from '../../store/index.ts';
 import type { Store } from '../../store/index.ts';
 import { SMALL_CHUNKS, readAll, source, withStore } from './temp-store.ts';
+import { openFd } from '../../store/chunk-files.ts';
 
 const chunkPath = (dir: string, hash: string): string => path.join(dir, 'chunks', hash.slice(0, 2), hash);
 
@@ -119,7 +121,7 @@ describe('disk full (ENOSPC)', () => {
   // ENOSPC from the kernel. Everything else (rename, fsync, LevelDB) runs on the real filesystem.
   test('the very first chunk write hits ENOSPC: clear no_space error, previous version intact, nothing left behind', async () => {
     let full = false;
-    const chunkIo = { openTemp: (p: string) => (full ? fs.open('/dev/full', 'w') : fs.open(p, 'wx')) };
+    const chunkIo = { openTemp: (p: string) => (full ? openFd('/dev/full', fsSync.constants.O_WRONLY) : openFd(p, fsSync.constants.O_WRONLY | fsSync.constants.O_CREAT | fsSync.constants.O_EXCL)) };
     await withStore({ chunkParams: SMALL_CHUNKS, chunkIo }, async (store, dir) => {
       const v1 = randomBytes(150_000);
       await store.ingest('f', source(v1));
@@ -144,7 +146,7 @@ describe('disk full (ENOSPC)', () => {
     test(`ENOSPC after several chunks were written: the written ones are removed again and the store stays consistent (hashing ${ingestInWorker ? 'in a worker' : 'on the main thread'})`, async () => {
       let opens = 0;
       let failAfter = Infinity;
-      const chunkIo = { openTemp: (p: string) => (++opens > failAfter ? fs.open('/dev/full', 'w') : fs.open(p, 'wx')) };
+      const chunkIo = { openTemp: (p: string) => (++opens > failAfter ? openFd('/dev/full', fsSync.constants.O_WRONLY) : openFd(p, fsSync.constants.O_WRONLY | fsSync.constants.O_CREAT | fsSync.constants.O_EXCL)) };
       await withStore({ chunkParams: SMALL_CHUNKS, chunkIo, writeConcurrency: 2, ingestInWorker }, async (store, dir) => {
         await store.ingest('a', Readable.from([randomBytes(100_000)]));
         const before = store.stats();

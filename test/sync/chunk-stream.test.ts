@@ -17,9 +17,10 @@ import { syncService } from '../../src/sync/service.ts';
 import { peerAuthInterceptor } from '../../src/rpc/peer-auth.ts';
 import { createSyncClient } from '../../src/sync/client.ts';
 import { downloadChunksHandler, downloadChunksStream, DOWNLOAD_CHUNKS_PATH } from '../../src/sync/chunk-stream.ts';
-import { downloadInto } from '../../src/sync/transfer.ts';
+import { downloadInto, sendChunks } from '../../src/sync/transfer.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
 import { bytes, node, silent, type Node } from './in-process.ts';
+import { waitFor } from './peers.ts';
 
 const SECRET = 's';
 let hub: Node;
@@ -72,6 +73,29 @@ test('fast server and fast client speak plain gRPC: every pairing with the gener
     const client = createSyncClient({ baseUrl: url, peerSecret: SECRET, fastChunks });
     assert.ok((await collect(client.downloadChunks({ hashes: allHashes() }))).equals(data), `${url === fastUrl ? 'fast' : 'generic'} server, ${fastChunks ? 'fast' : 'generic'} client`);
   }
+});
+
+test('the fast server reads chunks into reused buffers and gives every one back: after a full stream, a cancelled one, and an abandoned read-ahead', async () => {
+  const inUse = () => hub.store.stats().readBuffersInUse;
+  // Leased reads directly: a chunk held by the sender keeps its buffer taken until released; a sender that stops
+  // early gets the chunks read ahead for it released as well.
+  const gen = sendChunks(hub.store, chunks.map((c) => c.hash), { lease: true });
+  const first = (await gen.next()).value!;
+  assert.ok(Buffer.from(first.data).equals(data.subarray(0, chunks[0]!.size)), 'the leased bytes are the chunk');
+  assert.ok(inUse() >= 1, 'the held chunk keeps its buffer');
+  first.release();
+  first.release(); // a second release gives nothing back twice
+  await gen.return(undefined);
+  await waitFor('read-ahead buffers returned', async () => inUse() === 0);
+  // Through HTTP/2: full stream, then one cancelled after the first message.
+  const client = createSyncClient({ baseUrl: fastUrl, peerSecret: SECRET });
+  assert.ok((await collect(client.downloadChunks({ hashes: allHashes() }))).equals(data));
+  await waitFor('buffers returned after a full stream', async () => inUse() === 0);
+  const ac = new AbortController();
+  await assert.rejects(async () => {
+    for await (const _ of client.downloadChunks({ hashes: allHashes() }, { signal: ac.signal })) ac.abort();
+  }, (err: ConnectError) => err.code === Code.Canceled);
+  await waitFor('buffers returned after a cancelled stream', async () => inUse() === 0);
 });
 
 test('a wrong or missing peer secret is refused with UNAUTHENTICATED and no bytes', async () => {
