@@ -29,8 +29,8 @@ export class DiskIndex {
     this.sub = db.sublevel<string, DiskEntry>('hub-disk', { valueEncoding: 'json' });
   }
 
-  get(path: string): Promise<DiskEntry | undefined> {
-    return this.sub.get(path);
+  async get(path: string): Promise<DiskEntry | undefined> {
+    return this.sub.getSync(path); // synchronous: a cached read is microseconds, a thread-pool round trip is not
   }
 
   async set(path: string, st: { size: number; mtimeMs: number }, version: number): Promise<void> {

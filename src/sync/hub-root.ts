@@ -177,7 +177,7 @@ export class HubRoot {
       this.o.log.warn({ path }, 'hub root: cannot write a file whose bytes are not in the store');
       return;
     }
-    const opened = await store.openRead(path);
+    const opened = await store.openRead(path, undefined, { reuseBuffers: true });
     await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(opened.record.mtimeMs), mode: opened.record.mode }, this.dirs);
     const written = await statFile(abs);
     if (written) await disk.set(path, written, opened.record.version);

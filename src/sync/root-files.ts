@@ -4,6 +4,8 @@
 // permissions and mtime, rename, fsync of the directory (shared by files written at the same time).
 
 import fs from 'node:fs/promises';
+import fsCb from 'node:fs';
+import { Writable, type Readable } from 'node:stream';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { validateName } from '../../store/index.ts';
@@ -29,7 +31,7 @@ export async function safePath(root: string, rel: string): Promise<string> {
   let dir = root;
   for (const part of parts.slice(0, -1)) {
     dir = path.join(dir, part);
-    const st = await fs.lstat(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
+    const st = lstatOrNull(dir);
     if (st === null) break; // does not exist yet: created as a real directory when written
     if (!st.isDirectory()) throw new SyncError('unsafe_path', `${rel}: ${path.relative(root, dir)} is not a directory (symlink or file)`, { details: { path: rel } });
   }
@@ -40,9 +42,18 @@ export async function safePath(root: string, rel: string): Promise<string> {
 
 /** A regular file's size, mtime and permissions; null if missing or not a regular file. */
 export async function statFile(abs: string): Promise<DiskStat | null> {
+  const st = lstatOrNull(abs);
+  return st?.isFile() ? { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 } : null;
+}
+
+/**
+ * lstat, synchronously: the root writer checks every path component and file it touches, thousands per second in a
+ * burst of small files. The inodes are in the kernel's cache (a microsecond each), while each thread-pool round
+ * trip costs a wake-up and a context switch on a 2-core machine. null when missing.
+ */
+function lstatOrNull(p: string): fsCb.Stats | null {
   try {
-    const st = await fs.lstat(abs);
-    return st.isFile() ? { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 } : null;
+    return fsCb.lstatSync(p);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
     throw err;
@@ -50,32 +61,74 @@ export async function statFile(abs: string): Promise<DiskStat | null> {
 }
 
 /**
- * temp file (one handle: write, permissions, mtime, fdatasync) -> rename -> fsync of the directory. With `dirs`, the
+ * temp file (write, permissions, mtime, fdatasync on one fd) -> rename -> fsync of the directory. With `dirs`, the
  * directory fsync is shared with the other writers of the moment (see DirSyncs); either way it is done before this
- * resolves, so the caller may record the file as written.
+ * resolves, so the caller may record the file as written. `source` is piped into the file, so a store stream opened
+ * with `reuseBuffers` reads each chunk into a reused buffer that goes back once its write has completed.
  */
-export async function writeAtomic(abs: string, source: AsyncIterable<Uint8Array>, meta: { mtimeMs: number; mode: number }, dirs?: DirSyncs): Promise<void> {
+export async function writeAtomic(abs: string, source: Readable, meta: { mtimeMs: number; mode: number }, dirs?: DirSyncs): Promise<void> {
   const dir = path.dirname(abs);
-  await fs.mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
+  let fd: number;
   try {
-    const fh = await fs.open(tmp, 'wx', 0o600);
+    fd = await openNew(tmp);
+  } catch (err) {
+    // The directory is usually there: create it only when the first open says it is not (one round trip per file less).
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await fs.mkdir(dir, { recursive: true });
+    fd = await openNew(tmp);
+  }
+  try {
     try {
-      for await (const piece of source) {
-        for (let off = 0; off < piece.length; ) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
-      }
-      await fh.chmod(meta.mode);
-      await fh.utimes(meta.mtimeMs / 1000, meta.mtimeMs / 1000);
-      await fh.datasync();
+      await pipeInto(source, fd);
+      await fsCall<void>((cb) => fsCb.fchmod(fd, meta.mode, cb));
+      await fsCall<void>((cb) => fsCb.futimes(fd, meta.mtimeMs / 1000, meta.mtimeMs / 1000, cb));
+      await fsCall<void>((cb) => fsCb.fdatasync(fd, cb));
     } finally {
-      await fh.close();
+      await fsCall<void>((cb) => fsCb.close(fd, cb));
     }
     await fs.rename(tmp, abs);
   } catch (err) {
+    source.destroy();
     await fs.rm(tmp, { force: true });
     throw err;
   }
   await (dirs ? dirs.sync(dir) : syncDir(dir));
+}
+
+// Plain fds and callbacks, not FileHandle: a few thousand small files are written in a burst, and the promise
+// wrappers cost more main-thread time per file than the system calls.
+function fsCall<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
+function openNew(file: string): Promise<number> {
+  return fsCall<number>((cb) => fsCb.open(file, 'wx', 0o600, cb));
+}
+
+/** Pipes `source` into `fd` (at increasing offsets); resolves once every byte is written. */
+function pipeInto(source: Readable, fd: number): Promise<void> {
+  let pos = 0;
+  const sink = new Writable({
+    highWaterMark: 1024 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      const step = (off: number): void => {
+        if (off === chunk.length) return cb();
+        fsCb.write(fd, chunk, off, chunk.length - off, pos, (err, n) => {
+          if (err) return cb(err);
+          pos += n;
+          step(off + n);
+        });
+      };
+      step(0);
+    },
+  });
+  return new Promise((resolve, reject) => {
+    source.once('error', (err) => (sink.destroy(), reject(err)));
+    sink.once('error', reject);
+    sink.once('finish', resolve);
+    source.pipe(sink);
+  });
 }
 
 async function syncDir(dir: string): Promise<void> {
