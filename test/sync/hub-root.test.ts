@@ -8,8 +8,10 @@ import path from 'node:path';
 import { HubRoot } from '../../src/sync/hub-root.ts';
 import { DiskIndex } from '../../src/sync/disk-index.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
-import { safePath, TEMP_PREFIX, walk } from '../../src/sync/root-files.ts';
+import { safePath, TEMP_PREFIX, walk, writeAtomic } from '../../src/sync/root-files.ts';
+import { Readable } from 'node:stream';
 import { bytes, node, silent, type Node } from './in-process.ts';
+import { waitFor } from './peers.ts';
 
 async function setup(fn: (n: Node, hub: HubRoot, root: string) => Promise<void>) {
   const n = await node('hub');
@@ -77,5 +79,30 @@ test('a symlinked directory in the root is not written through, and own temp fil
     const listed = [];
     for await (const f of walk(root)) listed.push(f.rel);
     assert.deepEqual(listed, ['real.txt'], 'temp files and symlinks are skipped');
+  });
+});
+
+test('a file whose bytes fail while being written (a chunk rotted in the store, a source that errors) leaves no temp file and the old file intact', async () => {
+  await setup(async (n, _hub, root) => {
+    const target = path.join(root, 'doc.bin');
+    await fs.writeFile(target, 'old content');
+    const data = Buffer.alloc(400_000, 7);
+    const { file } = await n.store.ingest('doc.bin', bytes(data));
+    const victim = file.chunks[1]!.hash;
+    const chunkFile = path.join(n.dir, 'store', 'chunks', victim.slice(0, 2), victim);
+    await fs.writeFile(chunkFile, Buffer.alloc(file.chunks[1]!.size, 9)); // rotted: right size, wrong bytes
+    // The real path: the store's stream with reused buffers, piped into the temp file.
+    const opened = await n.store.openRead('doc.bin', undefined, { reuseBuffers: true });
+    await assert.rejects(writeAtomic(target, opened.stream, { mtimeMs: Date.now(), mode: 0o644 }), (err: { code?: string }) => err.code === 'corrupt_chunk');
+    // A source that fails on its own after some bytes.
+    const failing = Readable.from((async function* () {
+      yield Buffer.alloc(1000, 1);
+      throw new Error('source broke');
+    })());
+    await assert.rejects(writeAtomic(target, failing, { mtimeMs: Date.now(), mode: 0o644 }), /source broke/);
+    assert.equal(await fs.readFile(target, 'utf8'), 'old content');
+    assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
+    // Reads already in flight give their buffers back as they finish.
+    await waitFor('every reused buffer back and every hold released', async () => n.store.stats().readBuffersInUse === 0 && n.store.stats().heldChunks === 0);
   });
 });
