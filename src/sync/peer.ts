@@ -63,6 +63,12 @@ const PUSH_CONCURRENCY = 4;
 const BATCH_FILE_BYTES = 8 * 1024 * 1024;
 const BATCH_FILES = 256;
 const BATCH_BYTES = 32 * 1024 * 1024;
+/**
+ * Hub records of one feed page applied at once: each is a few index reads and one small transaction, and overlapping
+ * them keeps the store's write lock busy instead of waiting on each record in turn. Records of the same path still
+ * apply in feed order (the path locks queue them in call order).
+ */
+const APPLY_CONCURRENCY = 32;
 /** Queue rows read per round of the push loop. */
 const PUSH_ROUND = 1024;
 
@@ -248,7 +254,7 @@ export class SyncPeer {
         const p = applyRemote(this.m, remote).then((r) => { if (r === 'applied') applied += 1; });
         running.add(p);
         void p.finally(() => running.delete(p)).catch(() => {});
-        if (running.size >= 32) await Promise.race(running);
+        if (running.size >= APPLY_CONCURRENCY) await Promise.race(running);
       }
       await Promise.all(running);
       const last = msg.files.at(-1);

@@ -6,6 +6,7 @@
 import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
 import { Writable, type Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { validateName } from '../../store/index.ts';
@@ -81,11 +82,11 @@ export async function writeAtomic(abs: string, source: Readable, meta: { mtimeMs
   try {
     try {
       await pipeInto(source, fd);
-      await fsCall<void>((cb) => fsCb.fchmod(fd, meta.mode, cb));
-      await fsCall<void>((cb) => fsCb.futimes(fd, meta.mtimeMs / 1000, meta.mtimeMs / 1000, cb));
-      await fsCall<void>((cb) => fsCb.fdatasync(fd, cb));
+      await fchmod(fd, meta.mode);
+      await futimes(fd, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
+      await fdatasync(fd);
     } finally {
-      await fsCall<void>((cb) => fsCb.close(fd, cb));
+      await closeFd(fd);
     }
     await fs.rename(tmp, abs);
   } catch (err) {
@@ -98,13 +99,11 @@ export async function writeAtomic(abs: string, source: Readable, meta: { mtimeMs
 
 // Plain fds and callbacks, not FileHandle: a few thousand small files are written in a burst, and the promise
 // wrappers cost more main-thread time per file than the system calls.
-function fsCall<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
-}
-
-function openNew(file: string): Promise<number> {
-  return fsCall<number>((cb) => fsCb.open(file, 'wx', 0o600, cb));
-}
+const fchmod = promisify(fsCb.fchmod);
+const futimes = promisify(fsCb.futimes);
+const fdatasync = promisify(fsCb.fdatasync);
+const closeFd = promisify(fsCb.close);
+const openNew = (file: string): Promise<number> => promisify(fsCb.open)(file, 'wx', 0o600);
 
 /** Pipes `source` into `fd` (at increasing offsets); resolves once every byte is written. */
 function pipeInto(source: Readable, fd: number): Promise<void> {
