@@ -353,6 +353,17 @@ describe('store: chunk API and change feed (what the sync layer uses)', () => {
         });
         for (const c of file.chunks) await dst.putChunk(c.hash, await src.getChunk(c.hash), { clean: true });
         await assert.rejects(dst.commitFile('f.bin', { ...meta, hash: b3(Buffer.from('other')) }), code('hash_mismatch'));
+        // A one-chunk file is checked without reading its chunk back (its whole hash is the chunk's): a wrong whole
+        // hash is still refused, alone and in a batch.
+        const small = randomBytes(3000);
+        const one = (await src.ingest('one.bin', source(small))).file;
+        assert.equal(one.chunks.length, 1);
+        await dst.putChunk(one.chunks[0]!.hash, small, { clean: true });
+        const oneMeta = { size: one.size, mtimeMs: one.mtimeMs, mode: one.mode, hash: b3(Buffer.from('other')), chunks: one.chunks };
+        await assert.rejects(dst.commitFile('one.bin', oneMeta), code('hash_mismatch'));
+        const [batched] = await dst.commitFiles([{ path: 'one.bin', meta: oneMeta, baseVersion: 0 }]);
+        assert.ok(isStoreError(batched, 'hash_mismatch'));
+        assert.equal(one.hash, one.chunks[0]!.hash, 'the whole hash of a one-chunk file is its chunk hash');
         await assert.rejects(dst.commitFile('f.bin', { ...meta, size: meta.size + 1 }), code('invalid_argument'));
         await assert.rejects(dst.stat('f.bin'), code('not_found'));
         const rec = await dst.commitFile('f.bin', meta, { baseVersion: 0 });
