@@ -29,7 +29,7 @@ import { tapoRoutes } from './routes/tapo.ts';
 import { energyService, EnergyService } from './rpc/energy-service.ts';
 import { SyncRuntime } from './sync/runtime.ts';
 import { SyncService } from './gen/balupi/sync/v1/sync_pb.js';
-import { H2_CONNECTION_WINDOW, H2_STREAM_WINDOW } from './sync/client.ts';
+import { H2_CONNECTION_WINDOW, H2_STREAM_WINDOW, RPC_MAX_BYTES } from './sync/client.ts';
 import { NasModule } from './nas/start.ts';
 import { nasRoutes } from './routes/nas.ts';
 import { handshakeRoutes } from './routes/handshake.ts';
@@ -66,8 +66,6 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-/** Largest RPC message we read or write; chunk messages stay well below it. */
-const RPC_MAX_BYTES = 16 * 1024 * 1024;
 /** How long RPCs in flight at shutdown may run on before they are cancelled (the whole stop must fit in 10 s). */
 const RPC_GRACE_MS = 8_000;
 

@@ -21,13 +21,12 @@ import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import { hashesFrom } from './wire.ts';
 import { sendChunks } from './transfer.ts';
+import { chunkMessageHeader, drained, grpcMessages, isGrpc, varint } from './grpc-frames.ts';
 import type { SendRate } from './rate.ts';
 
 export const DOWNLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/DownloadChunks';
 /** A DownloadChunks request is a list of at most 10,000 hashes (~340 KB); anything longer is refused unread. */
 const MAX_REQUEST_BYTES = 1024 * 1024;
-
-const isGrpc = (contentType: string | undefined): boolean => contentType === 'application/grpc' || contentType === 'application/grpc+proto';
 
 export interface ChunkStreamDeps {
   store: Store;
@@ -69,7 +68,7 @@ async function serve(deps: ChunkStreamDeps, req: Http2ServerRequest, res: Http2S
         m.release();
         ac.signal.throwIfAborted();
       }
-      const ok1 = res.write(frameHeader(m.hash, m.data.length));
+      const ok1 = res.write(chunkMessageHeader(m.hash, m.data.length));
       const ok2 = res.write(m.data, () => m.release());
       if (!ok1 || !ok2) await drained(res, ac.signal);
     }
@@ -102,43 +101,6 @@ async function readRequest(req: Http2ServerRequest): Promise<Uint8Array> {
   const len = all.readUInt32BE(1);
   if (all.length !== 5 + len) throw new ConnectError('expected exactly one request message', Code.InvalidArgument);
   return all.subarray(5);
-}
-
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return out;
-}
-
-/** gRPC prefix + `hash` (field 1, 32 bytes) + the tag and length of `data` (field 2); the data itself follows. */
-function frameHeader(hash: Uint8Array, dataLength: number): Buffer {
-  const dataTag = [0x12, ...varint(dataLength)];
-  const msgLen = 2 + hash.length + dataTag.length + dataLength;
-  const head = Buffer.allocUnsafe(5 + 2 + hash.length + dataTag.length);
-  head[0] = 0;
-  head.writeUInt32BE(msgLen, 1);
-  head[5] = 0x0a;
-  head[6] = hash.length;
-  head.set(hash, 7);
-  head.set(dataTag, 7 + hash.length);
-  return head;
-}
-
-function drained(res: Http2ServerResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      res.off('drain', done);
-      signal.removeEventListener('abort', done);
-      if (signal.aborted) reject(signal.reason);
-      else resolve();
-    };
-    res.on('drain', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -196,41 +158,22 @@ async function* readMessages(
     throw new ConnectError(`HTTP ${String(head[':status'])} from the peer`, head[':status'] === 401 ? Code.Unauthenticated : Code.Unavailable);
   }
   if (code !== undefined) status = head; // trailers-only response: the status came with the headers
-  let prefix = Buffer.alloc(0);
-  let msg: Buffer | null = null;
-  let filled = 0;
-  for await (const d of stream as AsyncIterable<Buffer>) {
-    sessions.notifyResponseByteRead(stream);
-    let off = 0;
-    while (off < d.length) {
-      if (!msg) {
-        const need = 5 - prefix.length;
-        prefix = Buffer.concat([prefix, d.subarray(off, off + need)]);
-        off += Math.min(need, d.length - off);
-        if (prefix.length < 5) break;
-        if (prefix[0] !== 0) throw new ConnectError('compressed message, but no compression was negotiated', Code.Internal);
-        const len = prefix.readUInt32BE(1);
-        if (len > maxMessageBytes) throw new ConnectError(`message of ${len} bytes is larger than the limit of ${maxMessageBytes}`, Code.ResourceExhausted);
-        msg = Buffer.allocUnsafe(len);
-        filled = 0;
-      }
-      const take = Math.min(msg.length - filled, d.length - off);
-      d.copy(msg, filled, off, off + take);
-      filled += take;
-      off += take;
-      if (filled === msg.length) {
-        const m = fromBinary(DownloadChunksResponseSchema, msg);
-        msg = null;
-        prefix = Buffer.alloc(0);
-        if (signal?.aborted) throw new ConnectError('download cancelled', Code.Canceled);
-        yield m;
-      }
+  try {
+    for await (const msg of grpcMessages(stream, maxMessageBytes, () => sessions.notifyResponseByteRead(stream))) {
+      const m = fromBinary(DownloadChunksResponseSchema, msg);
+      if (signal?.aborted) throw new ConnectError('download cancelled', Code.Canceled);
+      yield m;
     }
+  } catch (err) {
+    // A reset stream (cancelled by us, or by the peer or the connection) ends the bytes anywhere: say why. Framing
+    // errors other than a cut-off message are the peer's (the reader's own cleanup reset the stream afterwards).
+    if (signal?.aborted) throw new ConnectError('download cancelled', Code.Canceled);
+    if (err instanceof ConnectError && err.code !== Code.DataLoss) throw err;
+    if (stream.rstCode !== undefined && stream.rstCode !== h2.NGHTTP2_NO_ERROR) throw closedError(stream, signal);
+    throw err;
   }
-  // A reset stream (cancelled by us, or by the peer or the connection) just ends the iteration: say why.
   if (signal?.aborted) throw new ConnectError('download cancelled', Code.Canceled);
   if (stream.rstCode !== undefined && stream.rstCode !== h2.NGHTTP2_NO_ERROR) throw closedError(stream, signal);
-  if (msg || prefix.length > 0) throw new ConnectError('the stream ended inside a message', Code.DataLoss);
   if (!status && !stream.closed) await new Promise((r) => stream.once('close', r));
   const grpc = Number(status?.['grpc-status'] ?? NaN);
   if (!Number.isInteger(grpc)) throw closedError(stream, signal);

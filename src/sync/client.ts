@@ -7,11 +7,16 @@ import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-no
 import type { ClientHttp2Session } from 'node:http2';
 import { SyncService } from '../gen/balupi/sync/v1/sync_pb.js';
 import { downloadChunksStream } from './chunk-stream.ts';
+import { uploadChunksStream, type OutgoingChunk } from './chunk-upload.ts';
 
-/** Same limit as the server side (src/daemon.ts): chunks are at most 4 MiB, so this leaves ample room. */
+/** Largest RPC message either side reads or writes (client and server); chunks are at most 4 MiB. */
 export const RPC_MAX_BYTES = 16 * 1024 * 1024;
 
-export type SyncClient = Client<typeof SyncService>;
+/**
+ * `releasesChunks`: uploadChunks calls each message's `release()` once its bytes are written (the copy-saving client
+ * does; senders then lend it store buffers, see transfer.ts uploadMissing).
+ */
+export type SyncClient = Client<typeof SyncService> & { releasesChunks?: boolean };
 
 /**
  * HTTP/2 receive windows. Node's default is 64 KiB per stream and per connection: a 1 MiB chunk then needs many
@@ -46,8 +51,8 @@ export interface SyncClientOptions {
   baseUrl: string;
   peerSecret: string;
   /**
-   * DownloadChunks through the copy-saving reader of chunk-stream.ts (default true; same wire bytes). false: through
-   * the generic gRPC client (kept for comparison in bench/sync.ts).
+   * DownloadChunks and UploadChunks through the copy-saving paths of chunk-stream.ts and chunk-upload.ts (default
+   * true; same wire bytes). false: through the generic gRPC client (kept for comparison in bench/sync.ts).
    */
   fastChunks?: boolean;
   /** HTTP/2 ping interval; a ping unanswered for pingTimeoutMs drops the connection and its streams. */
@@ -76,5 +81,10 @@ export function createSyncClient(opts: SyncClientOptions): SyncClient {
   const client = createClient(SyncService, transport);
   if (opts.fastChunks === false) return client;
   const limits = { peerSecret: opts.peerSecret, maxMessageBytes: RPC_MAX_BYTES };
-  return { ...client, downloadChunks: (req, callOpts) => downloadChunksStream(sessions, limits, req.hashes ?? [], callOpts?.signal) };
+  return {
+    ...client,
+    downloadChunks: (req, callOpts) => downloadChunksStream(sessions, limits, req.hashes ?? [], callOpts?.signal),
+    uploadChunks: (req, callOpts) => uploadChunksStream(sessions, limits, req as AsyncIterable<OutgoingChunk>, callOpts?.signal),
+    releasesChunks: true,
+  };
 }

@@ -22,9 +22,10 @@ import { HubRoot } from './hub-root.ts';
 import { HubWatcher } from './hub-watcher.ts';
 import type { SyncModel } from './model.ts';
 import { SyncError } from './errors.ts';
-import { createSyncClient, type SyncClient } from './client.ts';
+import { createSyncClient, RPC_MAX_BYTES, type SyncClient } from './client.ts';
 import { prepareRemoteRead, remoteReadStream, type RemoteRange } from './remote-read.ts';
 import { downloadChunksHandler } from './chunk-stream.ts';
+import { uploadChunksHandler } from './chunk-upload.ts';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 
 export interface SyncSettings {
@@ -167,8 +168,11 @@ export class SyncRuntime {
    * The HTTP/2 handler that serves gRPC DownloadChunks without the generic RPC layer's copies (chunk-stream.ts); it
    * answers false for every other request. Same secret, limits and send rate as the SyncService.
    */
+  /** The copy-saving chunk RPCs (DownloadChunks, UploadChunks), tried before the generic gRPC handler. */
   chunkStreamHandler(shutdown: AbortSignal): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
-    return downloadChunksHandler({ store: this.store, peerSecret: this.settings.peerSecret, rate: this.rate, shutdown });
+    const download = downloadChunksHandler({ store: this.store, peerSecret: this.settings.peerSecret, rate: this.rate, shutdown });
+    const upload = uploadChunksHandler({ service: this.service, peerSecret: this.settings.peerSecret, maxMessageBytes: RPC_MAX_BYTES, shutdown });
+    return (req, res) => download(req, res) || upload(req, res);
   }
 
   conflicts(): Promise<ConflictRecord[]> {

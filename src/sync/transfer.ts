@@ -168,6 +168,8 @@ export function batches(refs: ChunkRef[], maxBytes: number): ChunkRef[][] {
 export interface ChunkClient {
   missingChunks(req: { hashes: Uint8Array[] }, opts?: { signal?: AbortSignal }): Promise<{ missing: Uint8Array[] }>;
   uploadChunks(req: AsyncIterable<{ hash: Uint8Array; data: Uint8Array }>, opts?: { signal?: AbortSignal }): Promise<UploadChunksResponse>;
+  /** uploadChunks calls each message's `release()` once written: it may be given leased store buffers. */
+  releasesChunks?: boolean;
   downloadChunks(req: { hashes: Uint8Array[] }, opts?: { signal?: AbortSignal }): AsyncIterable<DownloadChunksResponse>;
 }
 
@@ -201,8 +203,8 @@ export async function uploadMissing(
   let sent = 0;
   for (const group of batches(missing, opts.callBytes ?? 256 * 1024 * 1024)) {
     const stream = async function* () {
-      for await (const m of sendChunks(store, group.map((c) => c.hash), opts)) {
-        yield { hash: m.hash, data: m.data };
+      for await (const m of sendChunks(store, group.map((c) => c.hash), { ...opts, lease: client.releasesChunks === true })) {
+        yield client.releasesChunks ? m : { hash: m.hash, data: m.data };
         sent += m.data.length;
         opts.onProgress?.(sent);
       }

@@ -1,0 +1,172 @@
+// UploadChunks without the generic RPC machinery, on both ends; the bytes on the wire are exactly gRPC UploadChunks
+// of sync.proto, so either end also works against any other gRPC implementation of it (tested both ways).
+//
+// Why: as for DownloadChunks (chunk-stream.ts), a generic client encodes every chunk into a protobuf buffer and copies
+// it again into the gRPC envelope, and a generic server concatenates the HTTP/2 frames and decodes them; pushing 1 GB
+// from the Pi made ~3 GB of garbage on the two peers. Here the client writes a small pre-encoded header and then the
+// chunk buffer itself (leased from the store: it goes back once HTTP/2 has written it), and the server copies each
+// message once into a buffer of the announced size. What happens to the chunks is unchanged: the server hands the
+// messages to the service's own UploadChunks implementation (re-hashing, storing, reporting, the shared flush).
+
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { constants as h2 } from 'node:http2';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { Code, ConnectError, createHandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { Http2SessionManager } from '@connectrpc/connect-node';
+import { SyncService, UploadChunksRequestSchema, UploadChunksResponseSchema, type UploadChunksRequest, type UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
+import { checkPeerSecret } from '../rpc/peer-auth.ts';
+import { toConnectError } from '../rpc/errors.ts';
+import { chunkMessageHeader, drained, frame, grpcMessages, isGrpc } from './grpc-frames.ts';
+
+export const UPLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/UploadChunks';
+
+export interface ChunkUploadDeps {
+  peerSecret: string;
+  /** The service whose UploadChunks receives the messages. */
+  service: ServiceImpl<typeof SyncService>;
+  maxMessageBytes: number;
+  /** Aborted when in-flight RPCs must stop (server shutdown). */
+  shutdown?: AbortSignal;
+}
+
+/** An HTTP/2 request handler that serves gRPC UploadChunks and returns true, or returns false for anything else. */
+export function uploadChunksHandler(deps: ChunkUploadDeps): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
+  return (req, res) => {
+    if (req.method !== 'POST' || req.url !== UPLOAD_CHUNKS_PATH || !isGrpc(req.headers['content-type'])) return false;
+    const enc = req.headers['grpc-encoding'];
+    if (enc !== undefined && enc !== 'identity') return false; // the generic handler answers (we accept no compression)
+    void serve(deps, req, res);
+    return true;
+  };
+}
+
+async function serve(deps: ChunkUploadDeps, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+  const method = SyncService.method.uploadChunks;
+  const ctx = createHandlerContext({
+    service: SyncService,
+    method,
+    protocolName: 'grpc',
+    requestMethod: 'POST',
+    url: req.url,
+    ...(deps.shutdown ? { shutdownSignal: deps.shutdown } : {}),
+  });
+  const stop = () => ctx.abort(new ConnectError('the peer went away', Code.Canceled));
+  req.once('close', stop);
+  res.writeHead(200, { 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity' });
+  let status: ConnectError | undefined;
+  let answer: Uint8Array | undefined;
+  try {
+    checkPeerSecret(req.headers.authorization, deps.peerSecret);
+    const messages = (async function* (): AsyncGenerator<UploadChunksRequest> {
+      for await (const m of grpcMessages(req, deps.maxMessageBytes)) yield fromBinary(UploadChunksRequestSchema, m);
+    })();
+    answer = toBinary(UploadChunksResponseSchema, create(UploadChunksResponseSchema, await deps.service.uploadChunks!(messages, ctx)));
+  } catch (err) {
+    status = toConnectError(ctx.signal.aborted ? ctx.signal.reason : err);
+    req.resume(); // whatever the peer still sends is dropped, so that it is not stuck behind flow control
+  } finally {
+    req.off('close', stop);
+  }
+  if (res.destroyed || res.stream.closed) return;
+  if (answer) res.write(frame(answer));
+  res.addTrailers(status ? { 'grpc-status': String(status.code), 'grpc-message': encodeURIComponent(status.rawMessage) } : { 'grpc-status': '0' });
+  res.end();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Client
+
+/** A chunk to send; `release`, if given, is called once its bytes have been written out (or the call failed). */
+export interface OutgoingChunk {
+  hash: Uint8Array;
+  data: Uint8Array;
+  release?: () => void;
+}
+
+/**
+ * UploadChunks over an HTTP/2 session of `sessions`: writes each chunk as header + its own buffer, bounded by HTTP/2
+ * flow control ('drain'), then reads the one answer. Fails with the server's gRPC status, or UNAVAILABLE / CANCELED
+ * when the stream breaks or `signal` aborts. Every chunk taken from `chunks` is released, whatever happens.
+ */
+export async function uploadChunksStream(
+  sessions: Http2SessionManager,
+  opts: { peerSecret: string; maxMessageBytes: number },
+  chunks: AsyncIterable<OutgoingChunk>,
+  signal?: AbortSignal,
+): Promise<UploadChunksResponse> {
+  signal?.throwIfAborted();
+  const stream = await sessions.request(
+    'POST',
+    UPLOAD_CHUNKS_PATH,
+    { 'content-type': 'application/grpc+proto', te: 'trailers', authorization: `Bearer ${opts.peerSecret}`, 'grpc-accept-encoding': 'identity' },
+    {},
+  );
+  const ac = new AbortController();
+  const cancel = () => ac.abort(signal?.reason);
+  signal?.addEventListener('abort', cancel, { once: true });
+  // Written, callback not seen yet: a stream that closes does not call back every write, but once it has closed
+  // nothing reads these bytes any more, so they are released then (release is idempotent).
+  const unreleased = new Set<() => void>();
+  stream.once('close', () => {
+    ac.abort(new Error('stream closed'));
+    for (const r of unreleased) r();
+    unreleased.clear();
+  });
+  let trailers: Record<string, unknown> | undefined;
+  stream.once('trailers', (t) => {
+    trailers = t;
+    ac.abort(new Error('the peer answered')); // e.g. a refused secret: it reads no more, so stop writing
+  });
+  const headers = new Promise<Record<string, unknown>>((resolve, reject) => {
+    stream.once('response', resolve);
+    stream.once('error', reject);
+    stream.once('close', () => reject(new ConnectError(`the stream closed without a status (HTTP/2 code ${stream.rstCode ?? 'none'})`, Code.Unavailable)));
+  });
+  headers.catch(() => {});
+  const cut = (why: unknown): ConnectError =>
+    signal?.aborted ? new ConnectError('upload cancelled', Code.Canceled) : why instanceof ConnectError ? why : new ConnectError(`chunk upload failed: ${(why as Error)?.message ?? why}`, Code.Unavailable);
+  try {
+    // When the stream closes while we write (the server answered early, e.g. a refused secret, or went away), stop
+    // writing and read what it said: its status if it sent one, else UNAVAILABLE.
+    for await (const c of chunks) {
+      if (ac.signal.aborted) {
+        c.release?.();
+        break;
+      }
+      if (c.data.length + 64 > opts.maxMessageBytes) {
+        c.release?.();
+        throw new ConnectError(`chunk of ${c.data.length} bytes is larger than the message limit of ${opts.maxMessageBytes}`, Code.ResourceExhausted);
+      }
+      const ok1 = stream.write(chunkMessageHeader(c.hash, c.data.length));
+      const release = c.release;
+      let ok2: boolean;
+      if (release) {
+        unreleased.add(release);
+        ok2 = stream.write(c.data, () => {
+          unreleased.delete(release);
+          release();
+        });
+      } else {
+        ok2 = stream.write(c.data);
+      }
+      if (!ok1 || !ok2) await drained(stream, ac.signal).catch(() => {});
+    }
+    if (signal?.aborted) throw cut(signal.reason);
+    if (!stream.closed) stream.end();
+    const head = await headers;
+    if (head[':status'] !== 200) throw new ConnectError(`HTTP ${String(head[':status'])} from the peer`, head[':status'] === 401 ? Code.Unauthenticated : Code.Unavailable);
+    let answer: Buffer | undefined;
+    for await (const m of grpcMessages(stream, opts.maxMessageBytes)) answer ??= m;
+    const st = head['grpc-status'] !== undefined ? head : trailers ?? (await new Promise<Record<string, unknown> | undefined>((r) => (stream.closed ? r(trailers) : stream.once('close', () => r(trailers)))));
+    const code = Number(st?.['grpc-status'] ?? NaN);
+    if (!Number.isInteger(code)) throw new ConnectError(`the stream closed without a status (HTTP/2 code ${stream.rstCode ?? 'none'})`, Code.Unavailable);
+    if (code !== 0) throw new ConnectError(decodeURIComponent(String(st?.['grpc-message'] ?? '')), code as Code);
+    if (!answer) throw new ConnectError('the peer sent no answer', Code.Internal);
+    return fromBinary(UploadChunksResponseSchema, answer);
+  } catch (err) {
+    throw cut(err);
+  } finally {
+    signal?.removeEventListener('abort', cancel);
+    if (!stream.closed) stream.close(h2.NGHTTP2_CANCEL);
+  }
+}

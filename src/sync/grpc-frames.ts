@@ -1,0 +1,95 @@
+// gRPC message framing over HTTP/2 for the copy-saving chunk paths (chunk-stream.ts, chunk-upload.ts): the 5-byte
+// length prefix, the header of a chunk message (UploadChunksRequest and DownloadChunksResponse share their layout:
+// `bytes hash = 1; bytes data = 2;`), and a reader that cuts a byte stream into whole messages with one copy each.
+
+import { Code, ConnectError } from '@connectrpc/connect';
+
+export const isGrpc = (contentType: string | undefined): boolean => contentType === 'application/grpc' || contentType === 'application/grpc+proto';
+
+export function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return out;
+}
+
+/** A whole gRPC message: prefix (uncompressed, length) + `msg`. */
+export function frame(msg: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + msg.length);
+  out[0] = 0;
+  out.writeUInt32BE(msg.length, 1);
+  out.set(msg, 5);
+  return out;
+}
+
+/** gRPC prefix + `hash` (field 1, 32 bytes) + the tag and length of `data` (field 2); the data itself follows. */
+export function chunkMessageHeader(hash: Uint8Array, dataLength: number): Buffer {
+  const dataTag = [0x12, ...varint(dataLength)];
+  const msgLen = 2 + hash.length + dataTag.length + dataLength;
+  const head = Buffer.allocUnsafe(5 + 2 + hash.length + dataTag.length);
+  head[0] = 0;
+  head.writeUInt32BE(msgLen, 1);
+  head[5] = 0x0a;
+  head[6] = hash.length;
+  head.set(hash, 7);
+  head.set(dataTag, 7 + hash.length);
+  return head;
+}
+
+/**
+ * The gRPC messages in a byte stream, each copied once into a buffer of the size its prefix announces. Fails with
+ * RESOURCE_EXHAUSTED for a message above `maxMessageBytes`, INTERNAL for a compressed one, DATA_LOSS when the stream
+ * ends inside a message. `onBytes` sees each piece read (HTTP/2 flow-control bookkeeping).
+ */
+export async function* grpcMessages(source: AsyncIterable<Buffer>, maxMessageBytes: number, onBytes?: () => void): AsyncGenerator<Buffer> {
+  let prefix = Buffer.alloc(0);
+  let msg: Buffer | null = null;
+  let filled = 0;
+  for await (const d of source) {
+    onBytes?.();
+    let off = 0;
+    while (off < d.length) {
+      if (!msg) {
+        const need = 5 - prefix.length;
+        prefix = Buffer.concat([prefix, d.subarray(off, off + need)]);
+        off += Math.min(need, d.length - off);
+        if (prefix.length < 5) break;
+        if (prefix[0] !== 0) throw new ConnectError('compressed message, but no compression was negotiated', Code.Internal);
+        const len = prefix.readUInt32BE(1);
+        if (len > maxMessageBytes) throw new ConnectError(`message of ${len} bytes is larger than the limit of ${maxMessageBytes}`, Code.ResourceExhausted);
+        msg = Buffer.allocUnsafe(len);
+        filled = 0;
+      }
+      const take = Math.min(msg.length - filled, d.length - off);
+      d.copy(msg, filled, off, off + take);
+      filled += take;
+      off += take;
+      if (filled === msg.length) {
+        const whole = msg;
+        msg = null;
+        prefix = Buffer.alloc(0);
+        yield whole;
+      }
+    }
+  }
+  if (msg || prefix.length > 0) throw new ConnectError('the stream ended inside a message', Code.DataLoss);
+}
+
+/** Resolves when `w` can take more; rejects with the signal's reason if it aborts first. */
+export function drained(w: NodeJS.EventEmitter, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', done);
+      signal?.removeEventListener('abort', done);
+      if (signal?.aborted) reject(signal.reason);
+      else resolve();
+    };
+    w.on('drain', done);
+    w.on('close', done);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
