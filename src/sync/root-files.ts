@@ -103,7 +103,8 @@ const fchmod = promisify(fsCb.fchmod);
 const futimes = promisify(fsCb.futimes);
 const fdatasync = promisify(fsCb.fdatasync);
 const closeFd = promisify(fsCb.close);
-const openNew = (file: string): Promise<number> => promisify(fsCb.open)(file, 'wx', 0o600);
+const openFd = promisify(fsCb.open);
+const openNew = (file: string): Promise<number> => openFd(file, 'wx', 0o600);
 
 /** Pipes `source` into `fd` (at increasing offsets); resolves once every byte is written. */
 function pipeInto(source: Readable, fd: number): Promise<void> {
