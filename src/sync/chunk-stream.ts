@@ -159,7 +159,7 @@ async function* readMessages(
   }
   if (code !== undefined) status = head; // trailers-only response: the status came with the headers
   try {
-    for await (const msg of grpcMessages(stream, maxMessageBytes, () => sessions.notifyResponseByteRead(stream))) {
+    for await (const msg of grpcMessages(stream, maxMessageBytes, { onBytes: () => sessions.notifyResponseByteRead(stream), reuse: true })) {
       const m = fromBinary(DownloadChunksResponseSchema, msg);
       if (signal?.aborted) throw new ConnectError('download cancelled', Code.Canceled);
       yield m;

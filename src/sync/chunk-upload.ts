@@ -58,7 +58,7 @@ async function serve(deps: ChunkUploadDeps, req: Http2ServerRequest, res: Http2S
   try {
     checkPeerSecret(req.headers.authorization, deps.peerSecret);
     const messages = (async function* (): AsyncGenerator<UploadChunksRequest> {
-      for await (const m of grpcMessages(req, deps.maxMessageBytes)) yield fromBinary(UploadChunksRequestSchema, m);
+      for await (const m of grpcMessages(req, deps.maxMessageBytes, { reuse: true })) yield fromBinary(UploadChunksRequestSchema, m);
     })();
     answer = toBinary(UploadChunksResponseSchema, create(UploadChunksResponseSchema, await deps.service.uploadChunks!(messages, ctx)));
   } catch (err) {

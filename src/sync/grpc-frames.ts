@@ -40,16 +40,61 @@ export function chunkMessageHeader(hash: Uint8Array, dataLength: number): Buffer
 }
 
 /**
- * The gRPC messages in a byte stream, each copied once into a buffer of the size its prefix announces. Fails with
+ * Buffers for received messages of chunk size, reused once the receiver has stored the chunk (transfer.ts gives them
+ * back after each stored batch). Receiving 1 GB otherwise allocates 1 GB of fresh buffers, which V8 collects with
+ * full mark-sweeps (external memory): on the Pi's side of a pull that was ~10 % of the main thread and more than a
+ * core-second of GC threads. Smaller messages take ordinary buffers; a buffer not given back is simply collected.
+ */
+class MessageBuffers {
+  static readonly MIN = 64 * 1024;
+  static readonly STEP = 256 * 1024;
+  readonly #free = new Set<ArrayBuffer>();
+  readonly #mine = new WeakSet<ArrayBuffer>();
+  #freeBytes = 0;
+  readonly #maxFreeBytes: number;
+
+  constructor(maxFreeBytes: number) {
+    this.#maxFreeBytes = maxFreeBytes;
+  }
+
+  take(len: number): Buffer {
+    if (len < MessageBuffers.MIN) return Buffer.allocUnsafe(len);
+    let best: ArrayBuffer | undefined;
+    for (const ab of this.#free) if (ab.byteLength >= len && (!best || ab.byteLength < best.byteLength)) best = ab;
+    if (best) {
+      this.#free.delete(best);
+      this.#freeBytes -= best.byteLength;
+    } else {
+      best = new ArrayBuffer(Math.ceil(len / MessageBuffers.STEP) * MessageBuffers.STEP);
+      this.#mine.add(best);
+    }
+    return Buffer.from(best, 0, len);
+  }
+
+  /** Gives back the buffer under `view` if it is one of ours; nothing may use `view` afterwards. */
+  give(view: Uint8Array): void {
+    const ab = view.buffer;
+    if (!(ab instanceof ArrayBuffer) || !this.#mine.has(ab) || this.#free.has(ab)) return;
+    if (this.#freeBytes + ab.byteLength > this.#maxFreeBytes) return;
+    this.#free.add(ab);
+    this.#freeBytes += ab.byteLength;
+  }
+}
+
+export const messageBuffers = new MessageBuffers(32 * 1024 * 1024);
+
+/**
+ * The gRPC messages in a byte stream, each copied once into a buffer of the size its prefix announces (from
+ * `messageBuffers` when `reuse`: the consumer then gives each back once done with it, or lets it be collected). Fails with
  * RESOURCE_EXHAUSTED for a message above `maxMessageBytes`, INTERNAL for a compressed one, DATA_LOSS when the stream
  * ends inside a message. `onBytes` sees each piece read (HTTP/2 flow-control bookkeeping).
  */
-export async function* grpcMessages(source: AsyncIterable<Buffer>, maxMessageBytes: number, onBytes?: () => void): AsyncGenerator<Buffer> {
+export async function* grpcMessages(source: AsyncIterable<Buffer>, maxMessageBytes: number, opts: { onBytes?: () => void; reuse?: boolean } = {}): AsyncGenerator<Buffer> {
   let prefix = Buffer.alloc(0);
   let msg: Buffer | null = null;
   let filled = 0;
   for await (const d of source) {
-    onBytes?.();
+    opts.onBytes?.();
     let off = 0;
     while (off < d.length) {
       if (!msg) {
@@ -60,7 +105,7 @@ export async function* grpcMessages(source: AsyncIterable<Buffer>, maxMessageByt
         if (prefix[0] !== 0) throw new ConnectError('compressed message, but no compression was negotiated', Code.Internal);
         const len = prefix.readUInt32BE(1);
         if (len > maxMessageBytes) throw new ConnectError(`message of ${len} bytes is larger than the limit of ${maxMessageBytes}`, Code.ResourceExhausted);
-        msg = Buffer.allocUnsafe(len);
+        msg = opts.reuse ? messageBuffers.take(len) : Buffer.allocUnsafe(len);
         filled = 0;
       }
       const take = Math.min(msg.length - filled, d.length - off);

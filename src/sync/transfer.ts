@@ -9,6 +9,7 @@ import type { DownloadChunksResponse, UploadChunksRequest, UploadChunksResponse 
 import { SyncError } from './errors.ts';
 import { bytesToHash, hashToBytes, MAX_HASHES_PER_CALL } from './wire.ts';
 import type { SendRate } from './rate.ts';
+import { messageBuffers } from './grpc-frames.ts';
 
 export interface ReceiveReport {
   received: number;
@@ -61,7 +62,14 @@ class ChunkBatcher {
     this.#batch = [];
     this.#bytes = 0;
     const putOpts = this.#opts.sync === undefined ? { clean: true } : { clean: true, sync: this.#opts.sync };
-    this.writing = this.writing.then(async () => this.#onStored(b, await this.#store.putChunks(b, putOpts)));
+    this.writing = this.writing.then(async () => {
+      try {
+        this.#onStored(b, await this.#store.putChunks(b, putOpts));
+      } finally {
+        // Stored (or refused): the received message buffers can take the next messages (grpc-frames.ts).
+        for (const c of b) messageBuffers.give(c.data);
+      }
+    });
   }
 }
 
@@ -227,31 +235,31 @@ export async function downloadInto(
 ): Promise<UploadReport> {
   let chunks = 0;
   let bytes = 0;
-  const maxBatch = opts.batchChunks ?? STORE_BATCH_CHUNKS;
-  for (const group of batches(refs, opts.maxInFlightBytes ?? 32 * 1024 * 1024)) {
-    const batcher = new ChunkBatcher(store, { maxChunks: maxBatch }, (b, outcomes) => {
-      const bad = outcomes.indexOf('rejected');
-      outcomes.forEach((o, i) => {
-        if (o !== 'rejected') {
-          chunks += 1;
-          bytes += b[i]!.data.length;
-        }
-      });
-      if (bad >= 0) throw new SyncError('data_loss', `peer sent wrong bytes for chunk ${b[bad]!.hash}`);
+  // One batcher for all calls: the last batch of one call is written while the next call streams.
+  const batcher = new ChunkBatcher(store, { maxChunks: opts.batchChunks ?? STORE_BATCH_CHUNKS }, (b, outcomes) => {
+    const bad = outcomes.indexOf('rejected');
+    outcomes.forEach((o, i) => {
+      if (o !== 'rejected') {
+        chunks += 1;
+        bytes += b[i]!.data.length;
+      }
     });
-    let i = 0;
-    try {
+    if (bad >= 0) throw new SyncError('data_loss', `peer sent wrong bytes for chunk ${b[bad]!.hash}`);
+  });
+  try {
+    for (const group of batches(refs, opts.maxInFlightBytes ?? 32 * 1024 * 1024)) {
+      let i = 0;
       for await (const m of client.downloadChunks({ hashes: group.map((c) => hashToBytes(c.hash)) }, { signal: opts.signal })) {
         const expected = group[i++];
         const hash = bytesToHash(m.hash);
         if (!expected || hash !== expected.hash) throw new SyncError('data_loss', `peer sent chunk ${hash}, expected ${expected?.hash ?? 'nothing'}`);
         await batcher.add(hash, m.data);
       }
-    } finally {
-      batcher.flush();
-      await batcher.writing;
+      if (i !== group.length) throw new SyncError('data_loss', `peer sent ${i} of ${group.length} chunks`);
     }
-    if (i !== group.length) throw new SyncError('data_loss', `peer sent ${i} of ${group.length} chunks`);
+  } finally {
+    batcher.flush();
+    await batcher.writing;
   }
   return { chunks, bytes };
 }
