@@ -117,6 +117,9 @@ export async function uploadChunksStream(
     trailers = t;
     ac.abort(new Error('the peer answered')); // e.g. a refused secret: it reads no more, so stop writing
   });
+  stream.once('response', (h) => {
+    if (h['grpc-status'] !== undefined) ac.abort(new Error('the peer answered')); // a trailers-only answer: the same
+  });
   const headers = new Promise<Record<string, unknown>>((resolve, reject) => {
     stream.once('response', resolve);
     stream.once('error', reject);
