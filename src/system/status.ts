@@ -35,9 +35,14 @@ export class SystemMonitor {
     this.#intervalMs = opts.intervalMs;
   }
 
-  /** Takes the first sample (so the first request has data) and keeps sampling until stop(). */
+  /**
+   * Takes the first sample (so the first request has data) and keeps sampling until stop(). The first sample's CPU
+   * figure is the average since boot: systeminformation's first currentLoad() waits 500 ms to measure a delta, which
+   * was half of the daemon's start-up time. Later samples come from currentLoad() in the background (the first of
+   * them measures over those 500 ms, every other one the interval since the sample before).
+   */
   async start(): Promise<void> {
-    await this.#sample();
+    await this.#sample(true);
     this.#timer = setInterval(() => void this.#sample(), this.#intervalMs);
     this.#timer.unref();
   }
@@ -54,17 +59,17 @@ export class SystemMonitor {
     return this.#latest;
   }
 
-  #sample(): Promise<void> {
+  #sample(first = false): Promise<void> {
     // A slow sample (an SD card stalling statfs) must not pile up behind itself.
-    this.#sampling ??= this.#measure().finally(() => {
+    this.#sampling ??= this.#measure(first).finally(() => {
       this.#sampling = null;
     });
     return this.#sampling;
   }
 
-  async #measure(): Promise<void> {
+  async #measure(first: boolean): Promise<void> {
     const [load, speed, temp, mem, fs, net] = await Promise.all([
-      si.currentLoad().catch(() => null),
+      first ? { currentLoad: loadSinceBoot() } : si.currentLoad().catch(() => null),
       si.cpuCurrentSpeed().catch(() => null),
       si.cpuTemperature().catch(() => null),
       si.mem(),
@@ -93,6 +98,18 @@ export class SystemMonitor {
       sampled_at: new Date().toISOString(),
     };
   }
+}
+
+/** Busy share of all cores since boot, in percent (from the kernel's per-core times, as os.cpus() reports them). */
+function loadSinceBoot(): number {
+  let busy = 0;
+  let total = 0;
+  for (const c of cpus()) {
+    const t = c.times;
+    busy += t.user + t.nice + t.sys + t.irq;
+    total += t.user + t.nice + t.sys + t.irq + t.idle;
+  }
+  return total > 0 ? (busy / total) * 100 : 0;
 }
 
 /** systeminformation reports per-second rates relative to its previous call (null on the first one). */
