@@ -33,6 +33,8 @@ export interface CommitOptions {
   verify?: boolean;
   /** false: do not wait for the index write to reach the disk (a later flush() or synced write makes it durable). */
   sync?: boolean;
+  /** Pin the new version (in the same transaction); default: pinned as the previous version was. */
+  pin?: boolean;
 }
 
 export async function putChunk(e: Engine, hash: string, bytes: Uint8Array, opts: { clean?: boolean } = {}): Promise<boolean> {
@@ -96,7 +98,7 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
         checkBase(path, prev, opts.baseVersion);
         const state = missing.length === 0 ? 'local' : 'remote';
         const v = { size: meta.size, mtimeMs: meta.mtimeMs, mode: meta.mode, chunks: meta.chunks, hash: meta.hash, sha256: meta.sha256 ?? null };
-        return writeVersion(e, tx, path, prev, { ...v, deleted: false, state }, { onDisk, dirtyNew: false, touch: false });
+        return writeVersion(e, tx, path, prev, { ...v, deleted: false, state, ...(opts.pin ? { pinned: true } : {}) }, { onDisk, dirtyNew: false, touch: false });
       }, { sync: opts.sync ?? true });
       await e.maybeEvict();
       return record;

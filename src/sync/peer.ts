@@ -69,6 +69,8 @@ const BATCH_BYTES = 32 * 1024 * 1024;
  * apply in feed order (the path locks queue them in call order).
  */
 const APPLY_CONCURRENCY = 32;
+/** Local changes between saves of the local follower's cursor. */
+const CURSOR_EVERY = 256;
 /** Queue rows read per round of the push loop. */
 const PUSH_ROUND = 1024;
 
@@ -151,10 +153,20 @@ export class SyncPeer {
     const { store, state, queue } = this.m;
     const cursor = await state.getNumber('localCursor');
     const changes = follow ? store.followChanges(cursor, { signal }) : store.changesSince(cursor);
-    for await (const r of changes) {
-      const base = await state.getBase(r.path);
-      if (!sameContent(r, base) && !(r.deleted && base === undefined)) await queue.enqueue(r.path, r.size);
-      await state.setNumber('localCursor', r.seq);
+    // The cursor is saved every CURSOR_EVERY changes and at the end, not per change (a pull of thousands of files
+    // makes as many local changes): after a crash the few changes since the last save are looked at again, which is
+    // harmless (enqueueing is idempotent).
+    let seen = 0;
+    let last = cursor;
+    try {
+      for await (const r of changes) {
+        const base = await state.getBase(r.path);
+        if (!sameContent(r, base) && !(r.deleted && base === undefined)) await queue.enqueue(r.path, r.size);
+        last = r.seq;
+        if (++seen % CURSOR_EVERY === 0) await state.setNumber('localCursor', last);
+      }
+    } finally {
+      if (last !== cursor) await state.setNumber('localCursor', last).catch(() => {});
     }
   }
 

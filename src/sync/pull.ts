@@ -31,10 +31,12 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
         if (local && !local.deleted) await store.delete(r.path, { baseVersion: local.version, sync: false });
       } else {
         const heat = local && !local.deleted ? await store.heat(r.path) : 0;
+        // A file under a pinned directory is pinned in the same transaction as its new version.
+        const pin = !(local && !local.deleted && local.pinned) && (await state.underPinnedDir(r.path));
         const rec = await store.commitFile(
           r.path,
           { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash, sha256: r.sha256 },
-          { allowRemote: true, baseVersion: local?.version ?? 0, sync: false },
+          { allowRemote: true, baseVersion: local?.version ?? 0, sync: false, pin },
         );
         await wantIfPinned(m, r.path, rec.pinned, rec.state === 'remote', heat);
       }
