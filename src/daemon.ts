@@ -29,7 +29,7 @@ import { tapoRoutes } from './routes/tapo.ts';
 import { energyService, EnergyService } from './rpc/energy-service.ts';
 import { SyncRuntime } from './sync/runtime.ts';
 import { SyncService } from './gen/balupi/sync/v1/sync_pb.js';
-import { H2_CONNECTION_WINDOW, H2_STREAM_WINDOW, RPC_MAX_BYTES } from './sync/client.ts';
+import { H2_CONNECTION_WINDOW, H2_SETTINGS, RPC_MAX_BYTES } from './sync/client.ts';
 import { NasModule } from './nas/start.ts';
 import { nasRoutes } from './routes/nas.ts';
 import { handshakeRoutes } from './routes/handshake.ts';
@@ -217,7 +217,7 @@ async function listenAll(
   // Wide receive windows (src/sync/client.ts explains): uploads of 1 MiB chunks would otherwise crawl.
   const connect = connectNodeAdapter({ ...rpcOptions, routes: opts.routes });
   const before = opts.h2Before?.(rpcShutdown.signal);
-  const h2 = createH2Server({ settings: { initialWindowSize: H2_STREAM_WINDOW } }, before ? (req, res) => before(req, res) || connect(req, res) : connect);
+  const h2 = createH2Server({ settings: H2_SETTINGS }, before ? (req, res) => before(req, res) || connect(req, res) : connect);
   const sessions = new Set<ServerHttp2Session>();
   h2.on('session', (s) => {
     s.once('localSettings', () => s.setLocalWindowSize(H2_CONNECTION_WINDOW));

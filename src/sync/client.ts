@@ -26,6 +26,8 @@ export const H2_STREAM_WINDOW = 4 * 1024 * 1024;
 export const H2_CONNECTION_WINDOW = 16 * 1024 * 1024;
 /** Largest HTTP/2 DATA frame we accept (default 16 KiB): a 1 MiB chunk then arrives in a few frames, not 64. */
 export const H2_MAX_FRAME = 1024 * 1024;
+/** The HTTP/2 settings both ends of a sync connection advertise (client sessions and the daemon's gRPC server). */
+export const H2_SETTINGS = { initialWindowSize: H2_STREAM_WINDOW, maxFrameSize: H2_MAX_FRAME };
 
 /** Connect's session manager, plus a connection-level window (Node sets it only through the session object). */
 class WideWindowSessions extends Http2SessionManager {
@@ -68,7 +70,7 @@ export function createSyncClient(opts: SyncClientOptions): SyncClient {
   const sessions = new WideWindowSessions(
     opts.baseUrl,
     { pingIntervalMs: opts.pingIntervalMs ?? 10_000, pingTimeoutMs: opts.pingTimeoutMs ?? 5_000, pingIdleConnection: true, idleConnectionTimeoutMs: 60_000 },
-    { settings: { initialWindowSize: H2_STREAM_WINDOW } },
+    { settings: H2_SETTINGS },
   );
   const transport = createGrpcTransport({
     baseUrl: opts.baseUrl,
