@@ -21,7 +21,7 @@ import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import { hashesFrom } from './wire.ts';
 import { sendChunks } from './transfer.ts';
-import { chunkMessageHeader, drained, grpcMessages, isGrpc, varint } from './grpc-frames.ts';
+import { chunkMessageHeader, closedWithoutStatus, drained, endWithStatus, grpcMessages, grpcRoute, isGrpc, varint } from './grpc-frames.ts';
 import type { SendRate } from './rate.ts';
 
 export const DOWNLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/DownloadChunks';
@@ -38,13 +38,7 @@ export interface ChunkStreamDeps {
 
 /** An HTTP/2 request handler that serves gRPC DownloadChunks and returns true, or returns false for anything else. */
 export function downloadChunksHandler(deps: ChunkStreamDeps): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
-  return (req, res) => {
-    if (req.method !== 'POST' || req.url !== DOWNLOAD_CHUNKS_PATH || !isGrpc(req.headers['content-type'])) return false;
-    const enc = req.headers['grpc-encoding'];
-    if (enc !== undefined && enc !== 'identity') return false; // the generic handler answers (we accept no compression)
-    void serve(deps, req, res);
-    return true;
-  };
+  return grpcRoute(DOWNLOAD_CHUNKS_PATH, (req, res) => serve(deps, req, res));
 }
 
 async function serve(deps: ChunkStreamDeps, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
@@ -79,11 +73,7 @@ async function serve(deps: ChunkStreamDeps, req: Http2ServerRequest, res: Http2S
     res.off('close', stop);
     deps.shutdown?.removeEventListener('abort', onShutdown);
   }
-  if (res.destroyed || res.stream.closed) return;
-  res.addTrailers(
-    status ? { 'grpc-status': String(status.code), 'grpc-message': encodeURIComponent(status.rawMessage) } : { 'grpc-status': '0' },
-  );
-  res.end();
+  endWithStatus(res, status);
 }
 
 /** The one gRPC message of the request: uncompressed, complete, and small. */
@@ -191,6 +181,5 @@ function fromRequest(hashes: Uint8Array[]): Buffer {
 }
 
 function closedError(stream: ClientHttp2Stream, signal?: AbortSignal): ConnectError {
-  if (signal?.aborted) return new ConnectError('download cancelled', Code.Canceled);
-  return new ConnectError(`the stream closed without a status (HTTP/2 code ${stream.rstCode ?? 'none'})`, Code.Unavailable);
+  return signal?.aborted ? new ConnectError('download cancelled', Code.Canceled) : closedWithoutStatus(stream);
 }

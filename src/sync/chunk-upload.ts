@@ -16,7 +16,7 @@ import type { Http2SessionManager } from '@connectrpc/connect-node';
 import { SyncService, UploadChunksRequestSchema, UploadChunksResponseSchema, type UploadChunksRequest, type UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
-import { chunkMessageHeader, drained, frame, grpcMessages, isGrpc } from './grpc-frames.ts';
+import { chunkMessageHeader, closedWithoutStatus, drained, endWithStatus, frame, grpcMessages, grpcRoute } from './grpc-frames.ts';
 
 export const UPLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/UploadChunks';
 
@@ -31,13 +31,7 @@ export interface ChunkUploadDeps {
 
 /** An HTTP/2 request handler that serves gRPC UploadChunks and returns true, or returns false for anything else. */
 export function uploadChunksHandler(deps: ChunkUploadDeps): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
-  return (req, res) => {
-    if (req.method !== 'POST' || req.url !== UPLOAD_CHUNKS_PATH || !isGrpc(req.headers['content-type'])) return false;
-    const enc = req.headers['grpc-encoding'];
-    if (enc !== undefined && enc !== 'identity') return false; // the generic handler answers (we accept no compression)
-    void serve(deps, req, res);
-    return true;
-  };
+  return grpcRoute(UPLOAD_CHUNKS_PATH, (req, res) => serve(deps, req, res));
 }
 
 async function serve(deps: ChunkUploadDeps, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
@@ -67,10 +61,8 @@ async function serve(deps: ChunkUploadDeps, req: Http2ServerRequest, res: Http2S
   } finally {
     req.off('close', stop);
   }
-  if (res.destroyed || res.stream.closed) return;
-  if (answer) res.write(frame(answer));
-  res.addTrailers(status ? { 'grpc-status': String(status.code), 'grpc-message': encodeURIComponent(status.rawMessage) } : { 'grpc-status': '0' });
-  res.end();
+  if (answer && !res.destroyed && !res.stream.closed) res.write(frame(answer));
+  endWithStatus(res, status);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -123,7 +115,7 @@ export async function uploadChunksStream(
   const headers = new Promise<Record<string, unknown>>((resolve, reject) => {
     stream.once('response', resolve);
     stream.once('error', reject);
-    stream.once('close', () => reject(new ConnectError(`the stream closed without a status (HTTP/2 code ${stream.rstCode ?? 'none'})`, Code.Unavailable)));
+    stream.once('close', () => reject(closedWithoutStatus(stream)));
   });
   headers.catch(() => {});
   const cut = (why: unknown): ConnectError =>
@@ -162,7 +154,7 @@ export async function uploadChunksStream(
     for await (const m of grpcMessages(stream, opts.maxMessageBytes)) answer ??= m;
     const st = head['grpc-status'] !== undefined ? head : trailers ?? (await new Promise<Record<string, unknown> | undefined>((r) => (stream.closed ? r(trailers) : stream.once('close', () => r(trailers)))));
     const code = Number(st?.['grpc-status'] ?? NaN);
-    if (!Number.isInteger(code)) throw new ConnectError(`the stream closed without a status (HTTP/2 code ${stream.rstCode ?? 'none'})`, Code.Unavailable);
+    if (!Number.isInteger(code)) throw closedWithoutStatus(stream);
     if (code !== 0) throw new ConnectError(decodeURIComponent(String(st?.['grpc-message'] ?? '')), code as Code);
     if (!answer) throw new ConnectError('the peer sent no answer', Code.Internal);
     return fromBinary(UploadChunksResponseSchema, answer);

@@ -2,9 +2,37 @@
 // length prefix, the header of a chunk message (UploadChunksRequest and DownloadChunksResponse share their layout:
 // `bytes hash = 1; bytes data = 2;`), and a reader that cuts a byte stream into whole messages with one copy each.
 
+import type { ClientHttp2Stream, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Code, ConnectError } from '@connectrpc/connect';
 
 export const isGrpc = (contentType: string | undefined): boolean => contentType === 'application/grpc' || contentType === 'application/grpc+proto';
+
+/**
+ * An HTTP/2 request handler that serves one gRPC method at `path` with `serve` and returns true, or returns false for
+ * anything else: another path, gRPC-Web or the Connect protocol, or a compressed request (we accept no compression),
+ * all of which the generic handler answers.
+ */
+export function grpcRoute(path: string, serve: (req: Http2ServerRequest, res: Http2ServerResponse) => Promise<void>): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
+  return (req, res) => {
+    if (req.method !== 'POST' || req.url !== path || !isGrpc(req.headers['content-type'])) return false;
+    const enc = req.headers['grpc-encoding'];
+    if (enc !== undefined && enc !== 'identity') return false;
+    void serve(req, res);
+    return true;
+  };
+}
+
+/** Ends a gRPC response with its status in the trailers (nothing to do if the stream is gone). */
+export function endWithStatus(res: Http2ServerResponse, status: ConnectError | undefined): void {
+  if (res.destroyed || res.stream.closed) return;
+  res.addTrailers(status ? { 'grpc-status': String(status.code), 'grpc-message': encodeURIComponent(status.rawMessage) } : { 'grpc-status': '0' });
+  res.end();
+}
+
+/** A client stream that ended without a gRPC status. */
+export function closedWithoutStatus(stream: ClientHttp2Stream): ConnectError {
+  return new ConnectError(`the stream closed without a status (HTTP/2 code ${stream.rstCode ?? 'none'})`, Code.Unavailable);
+}
 
 export function varint(n: number): number[] {
   const out: number[] = [];
