@@ -127,11 +127,11 @@ async function wholeHash(e: Engine, chunks: ChunkRef[]): Promise<string> {
   const h = e.blake3.create();
   try {
     for (const c of chunks) {
-      const into = e.workers.enabled ? e.readBuffers.take(c.size) : undefined;
+      const { data, release } = await e.readLeased(c.hash, c.size);
       try {
-        h.update(await e.files.read(c.hash, c.size, into ? { into } : {}));
+        h.update(data);
       } finally {
-        if (into) e.readBuffers.give(into);
+        release();
       }
     }
     return toHex(h.digest());

@@ -182,6 +182,29 @@ export class Engine {
   }
 
   /**
+   * Reads and verifies a chunk into a reused buffer (read-buffers.ts) when the workers read; `release()` gives it back
+   * (idempotent) and must come once nothing uses `data` any more. Without workers, or when a worker died mid-read and
+   * read() fell back to a fresh buffer, `release` gives nothing back.
+   */
+  async readLeased(hash: string, size: number): Promise<{ data: Buffer; release: () => void }> {
+    if (!this.workers.enabled) return { data: await this.files.read(hash, size), release: () => {} };
+    const into = this.readBuffers.take(size);
+    let data: Buffer;
+    try {
+      data = await this.files.read(hash, size, { into });
+    } catch (err) {
+      this.readBuffers.give(into);
+      throw err;
+    }
+    if (data.buffer !== into) {
+      this.readBuffers.give(into);
+      return { data, release: () => {} };
+    }
+    let released = false;
+    return { data, release: () => void (released || ((released = true), this.readBuffers.give(into))) };
+  }
+
+  /**
    * Writes a chunk file unless another operation is writing the same chunk right now, in which case it waits for that
    * write instead. Returns true if this call wrote the file.
    */

@@ -224,18 +224,8 @@ export class Store {
   }
 
   /** A chunk's bytes, verified against its hash ('not_found' if absent here, 'corrupt_chunk' if damaged). */
-  async getChunk(hash: string): Promise<Buffer> {
-    if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
-    const e = this.#e;
-    e.assertOpen();
-    e.holds.acquire(hash);
-    try {
-      const row = await e.idx.getChunk(hash);
-      if (!row?.present) throw new StoreError('not_found', `chunk ${hash} is not in the store`, { details: { hash } });
-      return await e.files.read(hash, row.size);
-    } finally {
-      e.holds.release(hash);
-    }
+  getChunk(hash: string): Promise<Buffer> {
+    return this.#readChunk(hash, (size) => this.#e.files.read(hash, size));
   }
 
   /**
@@ -243,7 +233,12 @@ export class Store {
    * bytes are no longer referenced. Call `release()` exactly once after that (e.g. from a socket write's callback);
    * `data` must not be used afterwards.
    */
-  async leaseChunk(hash: string): Promise<{ data: Buffer; release: () => void }> {
+  leaseChunk(hash: string): Promise<{ data: Buffer; release: () => void }> {
+    return this.#readChunk(hash, (size) => this.#e.readLeased(hash, size));
+  }
+
+  /** Checks the hash, holds the chunk while `read` runs, and refuses a chunk that is not here. */
+  async #readChunk<T>(hash: string, read: (size: number) => Promise<T>): Promise<T> {
     if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
     const e = this.#e;
     e.assertOpen();
@@ -251,22 +246,7 @@ export class Store {
     try {
       const row = await e.idx.getChunk(hash);
       if (!row?.present) throw new StoreError('not_found', `chunk ${hash} is not in the store`, { details: { hash } });
-      if (!e.workers.enabled) return { data: await e.files.read(hash, row.size), release: () => {} };
-      const into = e.readBuffers.take(row.size);
-      let data: Buffer;
-      try {
-        data = await e.files.read(hash, row.size, { into });
-      } catch (err) {
-        e.readBuffers.give(into);
-        throw err;
-      }
-      // A worker that died mid-read makes read() fall back to a fresh buffer: the pooled one is free again at once.
-      if (data.buffer !== into) {
-        e.readBuffers.give(into);
-        return { data, release: () => {} };
-      }
-      let released = false;
-      return { data, release: () => void (released || ((released = true), e.readBuffers.give(into))) };
+      return await read(row.size);
     } finally {
       e.holds.release(hash);
     }
