@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { connectNodeAdapter, Http2SessionManager } from '@connectrpc/connect-node';
@@ -19,23 +18,15 @@ import { createSyncClient } from '../../src/sync/client.ts';
 import { downloadChunksHandler, downloadChunksStream, DOWNLOAD_CHUNKS_PATH } from '../../src/sync/chunk-stream.ts';
 import { downloadInto, sendChunks } from '../../src/sync/transfer.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
-import { bytes, node, silent, type Node } from './in-process.ts';
+import { bytes, h2Servers, node, silent, type Node } from './in-process.ts';
 import { waitFor } from './peers.ts';
 
 const SECRET = 's';
 let hub: Node;
 let chunks: { hash: string; size: number }[];
 let data: Buffer;
-const servers: http2.Http2Server[] = [];
-const sessions = new Set<http2.ServerHttp2Session>();
+const servers = h2Servers();
 
-async function listen(handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void): Promise<string> {
-  const s = http2.createServer(handler);
-  s.on('session', (session) => sessions.add(session));
-  servers.push(s);
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
-}
 
 let fastUrl: string;
 let genericUrl: string;
@@ -51,13 +42,11 @@ before(async () => {
     acceptCompression: [],
   });
   const fast = downloadChunksHandler({ store: hub.store, peerSecret: SECRET });
-  fastUrl = await listen((req, res) => fast(req, res) || connect(req, res));
-  genericUrl = await listen(connect);
+  fastUrl = await servers.listen((req, res) => fast(req, res) || connect(req, res));
+  genericUrl = await servers.listen(connect);
 });
 after(async () => {
-  // Clients keep idle connections open for a minute: end them so that the servers can close now.
-  for (const s of sessions) s.destroy();
-  for (const s of servers) await new Promise((r) => s.close(r));
+  await servers.close();
   await hub?.close();
 });
 
@@ -166,7 +155,7 @@ test('sizes are bounded: the client refuses a message above its limit, the serve
 
 test('a peer that sends wrong bytes through the fast path gets nothing stored; cancelling a download stops it', async () => {
   // A liar speaking gRPC: the right hash, altered bytes.
-  const liarUrl = await listen(async (req, res) => {
+  const liarUrl = await servers.listen(async (req, res) => {
     for await (const _ of req);
     const chunk = await hub.store.getChunk(chunks[0]!.hash);
     const bad = Buffer.from(chunk);

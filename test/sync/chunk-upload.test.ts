@@ -5,8 +5,6 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { connectNodeAdapter, Http2SessionManager } from '@connectrpc/connect-node';
@@ -17,24 +15,16 @@ import { createSyncClient } from '../../src/sync/client.ts';
 import { uploadChunksHandler, uploadChunksStream } from '../../src/sync/chunk-upload.ts';
 import { sendChunks, uploadMissing } from '../../src/sync/transfer.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
-import { bytes, node, silent, type Node } from './in-process.ts';
+import { bytes, h2Servers, node, silent, type Node } from './in-process.ts';
 import { waitFor } from './peers.ts';
 
 const SECRET = 's';
 let pi: Node; // holds the chunks and uploads them
 let hub: Node; // receives them
-const servers: http2.Http2Server[] = [];
-const sessions = new Set<http2.ServerHttp2Session>();
+const servers = h2Servers();
 let fastUrl: string;
 let genericUrl: string;
 
-async function listen(handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void): Promise<string> {
-  const s = http2.createServer(handler);
-  s.on('session', (session) => sessions.add(session));
-  servers.push(s);
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
-}
 
 before(async () => {
   pi = await node('pi');
@@ -42,12 +32,11 @@ before(async () => {
   const service = syncService({ store: hub.store, state: hub.state, role: 'hub', log: silent });
   const connect = connectNodeAdapter({ routes: (r) => r.service(SyncService, service), interceptors: [peerAuthInterceptor(SECRET)], acceptCompression: [] });
   const fast = uploadChunksHandler({ service, peerSecret: SECRET, maxMessageBytes: 1024 * 1024 });
-  fastUrl = await listen((req, res) => fast(req, res) || connect(req, res));
-  genericUrl = await listen(connect);
+  fastUrl = await servers.listen((req, res) => fast(req, res) || connect(req, res));
+  genericUrl = await servers.listen(connect);
 });
 after(async () => {
-  for (const s of sessions) s.destroy();
-  for (const s of servers) await new Promise((r) => s.close(r));
+  await servers.close();
   await pi?.close();
   await hub?.close();
 });

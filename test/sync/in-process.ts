@@ -1,6 +1,8 @@
 // A store, a LevelDB and the SyncService in this process, for tests of one module at a time (the two-process tests
 // cover the daemon around them).
 import path from 'node:path';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { ClassicLevel } from 'classic-level';
@@ -53,3 +55,25 @@ export async function node(role: 'pi' | 'hub' = 'hub'): Promise<Node> {
 }
 
 export const bytes = (s: string | Buffer): AsyncIterable<Uint8Array> => Readable.from([Buffer.from(s)]);
+
+/**
+ * Plain HTTP/2 servers on loopback for the chunk fast-path tests: listen() returns a base URL; close() ends the
+ * sessions clients keep open (idle connections last a minute) and closes the servers.
+ */
+export function h2Servers(): { listen(handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void): Promise<string>; close(): Promise<void> } {
+  const servers: http2.Http2Server[] = [];
+  const sessions = new Set<http2.ServerHttp2Session>();
+  return {
+    async listen(handler) {
+      const s = http2.createServer(handler);
+      s.on('session', (session) => sessions.add(session));
+      servers.push(s);
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+      return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    },
+    async close() {
+      for (const s of sessions) s.destroy();
+      for (const s of servers) await new Promise((r) => s.close(r));
+    },
+  };
+}
