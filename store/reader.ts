@@ -8,7 +8,6 @@ import type { FileRecord } from './records.ts';
 import { validateName } from './names.ts';
 import { StoreError } from './errors.ts';
 import { promote, touch } from './commit.ts';
-import type { ReadBuffers } from './read-buffers.ts';
 
 export interface ReadRange {
   /** First byte (default 0). */
@@ -83,7 +82,7 @@ export async function openRead(engine: Engine, path: string, range: ReadRange = 
       },
       { sync: record.state === 'remote' },
     );
-    const stream = new ChunkReadStream(engine, current, offset, length, release, opts.reuseBuffers ? engine.readBuffers : null);
+    const stream = new ChunkReadStream(engine, current, offset, length, release, opts.reuseBuffers === true);
     stream.once('end', release);
     return { record: current, offset, length, stream };
   } catch (err) {
@@ -104,7 +103,7 @@ interface Wanted {
 
 /**
  * Streams the wanted chunks in order, reading up to READ_AHEAD_BYTES ahead; each is verified before it is passed on.
- * Read with push() as any Readable, or, piped with a buffer pool, written straight to the destination (writeTo).
+ * Read with push() as any Readable, or, piped with `reuse`, written straight to the destination (writeTo).
  */
 class ChunkReadStream extends Readable {
   private readonly engine: Engine;
@@ -112,21 +111,22 @@ class ChunkReadStream extends Readable {
   private readonly offset: number;
   private readonly end: number;
   private readonly release: () => void;
-  private readonly pool: ReadBuffers | null;
-  /** `into`: the pool buffer the chunk is read into (taken until the read fails or its write completes). */
-  private readonly queue: { chunk: Wanted; data: Promise<Buffer>; into?: SharedArrayBuffer }[] = [];
+  /** Piped: read into the engine's reused buffers (Engine.readLeased). */
+  private readonly reuse: boolean;
+  /** Reads ahead, in order; `release` gives a reused buffer back (a no-op for a fresh one). */
+  private readonly queue: { chunk: Wanted; read: Promise<Lease> }[] = [];
   private next = 0;
   private aheadBytes = 0;
   private pumping = false;
   private writing = false;
 
-  constructor(engine: Engine, rec: FileRecord, offset: number, length: number, release: () => void, pool: ReadBuffers | null) {
+  constructor(engine: Engine, rec: FileRecord, offset: number, length: number, release: () => void, reuse: boolean) {
     super({ highWaterMark: 1024 * 1024 });
     this.engine = engine;
     this.offset = offset;
     this.end = offset + length;
     this.release = release;
-    this.pool = pool;
+    this.reuse = reuse;
     this.wanted = [];
     let pos = 0;
     for (const c of rec.chunks) {
@@ -139,10 +139,9 @@ class ChunkReadStream extends Readable {
   private fill(): void {
     while (this.next < this.wanted.length && (this.queue.length === 0 || this.aheadBytes < READ_AHEAD_BYTES)) {
       const chunk = this.wanted[this.next++]!;
-      const into = this.writing && this.engine.workers.enabled ? this.pool!.take(chunk.size) : undefined;
-      const data = this.engine.files.read(chunk.hash, chunk.size, into ? { into } : {});
-      data.catch(() => {}); // consumed in order by pump(); this only keeps an abandoned read-ahead quiet
-      this.queue.push({ chunk, data, ...(into ? { into } : {}) });
+      const read = this.writing ? this.engine.readLeased(chunk.hash, chunk.size) : this.engine.files.read(chunk.hash, chunk.size).then(fresh);
+      read.catch(() => {}); // consumed in order by pump(); this only keeps an abandoned read-ahead quiet
+      this.queue.push({ chunk, read });
       this.aheadBytes += chunk.size;
     }
   }
@@ -161,7 +160,7 @@ class ChunkReadStream extends Readable {
           this.push(null);
           return;
         }
-        const data = await head.data;
+        const { data } = await head.read;
         this.aheadBytes -= head.chunk.size;
         if (this.destroyed) return;
         const more = this.push(this.slice(head.chunk, data));
@@ -183,23 +182,22 @@ class ChunkReadStream extends Readable {
   }
 
   override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
-    if (!this.pool || this.writing || this.pumping || this.readableFlowing !== null || this.destroyed) return super.pipe(dest, opts);
+    if (!this.reuse || this.writing || this.pumping || this.readableFlowing !== null || this.destroyed) return super.pipe(dest, opts);
     this.writing = true;
     void this.writeTo(dest as unknown as Writable, opts?.end ?? true);
     return dest;
   }
 
   /**
-   * pipe() with a buffer pool: each verified chunk is written with a callback that gives its buffer back, so a buffer
-   * is reused only once the destination is done with it. Bounded like pipe(): wait for 'drain' after a full write.
+   * pipe() with reused buffers: each verified chunk is written with a callback that gives its buffer back, so a
+   * buffer is reused only once the destination is done with it. Bounded like pipe(): wait for 'drain' after a full write.
    */
   private async writeTo(dest: Writable, end: boolean): Promise<void> {
-    const pool = this.pool!;
     // Written, callback not seen yet. A response whose socket closed does not always call back every write (seen: one
     // write in about a third of aborted downloads), but once the destination has closed nothing reads these bytes.
-    const writing = new Set<SharedArrayBuffer>();
+    const writing = new Set<() => void>();
     dest.once('close', () => {
-      for (const b of writing) pool.give(b);
+      for (const release of writing) release();
       writing.clear();
     });
     try {
@@ -208,19 +206,14 @@ class ChunkReadStream extends Readable {
         this.fill();
         const head = this.queue.shift();
         if (!head) break;
-        const into = head.into;
-        const give = (): void => void (into && pool.give(into));
-        let data: Buffer;
-        try {
-          data = await head.data;
-        } catch (err) {
-          give();
-          throw err;
-        }
+        const { data, release } = await head.read; // a failed read has given its buffer back already
         this.aheadBytes -= head.chunk.size;
-        if (this.destroyed || dest.destroyed) return give();
-        if (into) writing.add(into);
-        const written = (): void => void (into && writing.delete(into) && pool.give(into));
+        if (this.destroyed || dest.destroyed) return release();
+        writing.add(release);
+        const written = (): void => {
+          writing.delete(release);
+          release();
+        };
         if (!dest.write(this.slice(head.chunk, data), written)) await drained(dest);
       }
       if (end) dest.end();
@@ -235,13 +228,14 @@ class ChunkReadStream extends Readable {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // Reads still in flight write into their buffers: give those back once the worker is done with them.
-    for (const q of this.queue.splice(0)) {
-      if (q.into) void q.data.then(() => this.pool!.give(q.into!), () => this.pool!.give(q.into!));
-    }
+    for (const q of this.queue.splice(0)) void q.read.then((l) => l.release(), () => {});
     this.release();
     cb(err);
   }
 }
+
+type Lease = Awaited<ReturnType<Engine['readLeased']>>;
+const fresh = (data: Buffer): Lease => ({ data, release: () => {} });
 
 /** Resolves when `dest` can take more, or is closed (the caller then checks `destroyed`). */
 function drained(dest: Writable): Promise<void> {
