@@ -16,7 +16,7 @@ import type { Http2SessionManager } from '@connectrpc/connect-node';
 import { SyncService, UploadChunksRequestSchema, UploadChunksResponseSchema, type UploadChunksRequest, type UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
-import { chunkMessageHeader, closedWithoutStatus, drained, endWithStatus, frame, grpcMessages, grpcRoute } from './grpc-frames.ts';
+import { chunkMessageHeader, chunksOf, closedWithoutStatus, drained, endWithStatus, frame, grpcMessages, grpcRoute } from './grpc-frames.ts';
 
 export const UPLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/UploadChunks';
 
@@ -52,7 +52,7 @@ async function serve(deps: ChunkUploadDeps, req: Http2ServerRequest, res: Http2S
   try {
     checkPeerSecret(req.headers.authorization, deps.peerSecret);
     const messages = (async function* (): AsyncGenerator<UploadChunksRequest> {
-      for await (const m of grpcMessages(req, deps.maxMessageBytes, { reuse: true })) yield fromBinary(UploadChunksRequestSchema, m);
+      for await (const m of grpcMessages(chunksOf(req), deps.maxMessageBytes, { reuse: true })) yield fromBinary(UploadChunksRequestSchema, m);
     })();
     answer = toBinary(UploadChunksResponseSchema, create(UploadChunksResponseSchema, await deps.service.uploadChunks!(messages, ctx)));
   } catch (err) {
@@ -151,7 +151,7 @@ export async function uploadChunksStream(
     const head = await headers;
     if (head[':status'] !== 200) throw new ConnectError(`HTTP ${String(head[':status'])} from the peer`, head[':status'] === 401 ? Code.Unauthenticated : Code.Unavailable);
     let answer: Buffer | undefined;
-    for await (const m of grpcMessages(stream, opts.maxMessageBytes)) answer ??= m;
+    for await (const m of grpcMessages(chunksOf(stream), opts.maxMessageBytes)) answer ??= m;
     const st = head['grpc-status'] !== undefined ? head : trailers ?? (await new Promise<Record<string, unknown> | undefined>((r) => (stream.closed ? r(trailers) : stream.once('close', () => r(trailers)))));
     const code = Number(st?.['grpc-status'] ?? NaN);
     if (!Number.isInteger(code)) throw closedWithoutStatus(stream);

@@ -3,6 +3,7 @@
 // `bytes hash = 1; bytes data = 2;`), and a reader that cuts a byte stream into whole messages with one copy each.
 
 import type { ClientHttp2Stream, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Readable } from 'node:stream';
 import { Code, ConnectError } from '@connectrpc/connect';
 
 export const isGrpc = (contentType: string | undefined): boolean => contentType === 'application/grpc' || contentType === 'application/grpc+proto';
@@ -149,6 +150,57 @@ export async function* grpcMessages(source: AsyncIterable<Buffer>, maxMessageByt
     }
   }
   if (msg || prefix.length > 0) throw new ConnectError('the stream ended inside a message', Code.DataLoss);
+}
+
+/** Pieces queued before the source is paused (HTTP/2 flow control then holds the peer back). */
+const QUEUED_PIECES = 8;
+
+/**
+ * The pieces of a byte stream as they arrive. A Readable's own async iterator returns read(), which concatenates
+ * whatever is buffered into a fresh buffer: on a 1 GB chunk stream that was a second copy of most bytes and as much
+ * garbage. Ends like that iterator: throws the stream's error, throws ERR_STREAM_PREMATURE_CLOSE if it closes before
+ * its end, and destroys the stream if the consumer stops early.
+ */
+export async function* chunksOf(source: Readable): AsyncGenerator<Buffer> {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const onData = (d: Buffer) => {
+    queue.push(d);
+    if (queue.length >= QUEUED_PIECES) source.pause();
+    notify();
+  };
+  const onEnd = () => ((ended = true), notify());
+  const onError = (err: Error) => ((failure ??= err), notify());
+  const onClose = () => {
+    if (!ended) failure ??= Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    notify();
+  };
+  source.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+  try {
+    for (;;) {
+      const d = queue.shift();
+      if (d) {
+        if (queue.length === 0 && source.isPaused()) source.resume();
+        yield d;
+      } else if (failure) {
+        throw failure;
+      } else if (ended) {
+        return;
+      } else {
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    }
+  } finally {
+    source.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+    if (!ended && !source.destroyed) source.destroy();
+  }
 }
 
 /** Resolves when `w` can take more; rejects with the signal's reason if it aborts first. */

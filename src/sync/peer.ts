@@ -229,11 +229,17 @@ export class SyncPeer {
       onConnected();
       let caughtUp!: () => void;
       const reached = new Promise<void>((resolve) => (caughtUp = resolve));
+      // Bytes are fetched while the rest of the feed is still being applied (each page wakes the fetcher): on a first
+      // pull, metadata is main-thread work and fetching is mostly the kernel's, so the two overlap. Pushing waits
+      // until the Pi has seen the whole hub index, so that it pushes against the hub's latest versions.
       const pulling = this.pull(follow, signal, caughtUp);
-      await Promise.race([reached, pulling]);
-      const tasks = [pulling, this.pushLoop(signal), this.fetchLoop(signal)];
+      const fetching = this.fetchLoop(signal);
+      const tasks = [pulling, fetching];
       try {
-        await Promise.race(tasks.map((t) => t.then(() => { throw new ConnectError('the hub closed the change feed', Code.Unavailable); })));
+        const ended = () => Promise.race(tasks.map((t) => t.then(() => { throw new ConnectError('the hub closed the change feed', Code.Unavailable); })));
+        await Promise.race([reached, ended()]);
+        tasks.push(this.pushLoop(signal));
+        await ended();
       } finally {
         ac.abort(new Error('session ended'));
         await Promise.allSettled(tasks);
@@ -277,11 +283,11 @@ export class SyncPeer {
       }
       this.st.cursor = cursor;
       if (this.st.hub) this.st.hub.maxSequence = Number(msg.maxSequence);
+      if (last) this.fetchWake.notify();
       if (msg.caughtUp) {
         if (!this.st.caughtUp) log.info({ cursor }, 'sync caught up with the hub');
         this.st.caughtUp = true;
         onCaughtUp();
-        this.fetchWake.notify();
       }
     }
     return applied;
