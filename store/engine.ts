@@ -281,8 +281,9 @@ export class Engine {
     await this.lock.run(async () => {
       this.closed = true;
       // Unfinished operations may leave chunk files without index rows: record an unclean shutdown so the next open
-      // runs the recovery scan.
-      await this.idx.putMetaSync('clean', this.activeOps === 0);
+      // runs the recovery scan. If even this marker cannot be written (a full disk), the one written at open says
+      // "unclean" already, which is the right answer; the close goes on.
+      await this.idx.putMetaSync('clean', this.activeOps === 0).catch(() => {});
     });
     this.events.removeAllListeners();
     await this.workers.close();

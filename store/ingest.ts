@@ -51,7 +51,9 @@ export async function* fileSource(file: string, pieceSize = 1024 * 1024): AsyncG
   const readInto = (i: 0 | 1): Promise<Buffer> => {
     const at = pos;
     pos += pieceSize;
-    return fh.read(bufs[i], 0, pieceSize, at).then(({ bytesRead }) => bufs[i].subarray(0, bytesRead));
+    const p = fh.read(bufs[i], 0, pieceSize, at).then(({ bytesRead }) => bufs[i].subarray(0, bytesRead));
+    p.catch(() => {}); // awaited once the consumer asks for it; a read error meanwhile must not be an unhandled rejection
+    return p;
   };
   let next = readInto(0);
   try {

@@ -36,7 +36,8 @@ class ChunkBatcher {
   readonly #onStored: (batch: ChunkBatch, outcomes: PutOutcomes) => void;
   #batch: ChunkBatch = [];
   #bytes = 0;
-  /** The batches handed to the store so far, in order. */
+  #failure: unknown;
+  /** The batches handed to the store so far, in order; rejects once one of them failed. */
   writing: Promise<void> = Promise.resolve();
 
   constructor(store: Store, opts: { maxChunks: number; sync?: boolean }, onStored: (batch: ChunkBatch, outcomes: PutOutcomes) => void) {
@@ -45,8 +46,12 @@ class ChunkBatcher {
     this.#onStored = onStored;
   }
 
-  /** Adds a chunk; when the batch is full, waits for the previous write, then starts writing this batch. */
+  /**
+   * Adds a chunk; when the batch is full, waits for the previous write, then starts writing this batch. Throws the
+   * error of a batch that failed (a full disk), so that the stream stops there instead of at the next full batch.
+   */
   async add(hash: string, data: Uint8Array): Promise<void> {
+    if (this.#failure !== undefined) throw this.#failure;
     this.#batch.push({ hash, data });
     this.#bytes += data.length;
     if (this.#bytes >= STORE_BATCH_BYTES || this.#batch.length >= this.#opts.maxChunks) {
@@ -70,6 +75,9 @@ class ChunkBatcher {
         for (const c of b) messageBuffers.give(c.data);
       }
     });
+    // Nobody awaits this batch while the next messages arrive: its failure is recorded here, or it would be an
+    // unhandled rejection, which ends the process (a hub whose disk filled up during a push exited that way).
+    this.writing.catch((err: unknown) => void (this.#failure ??= err));
   }
 }
 
