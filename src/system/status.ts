@@ -3,6 +3,7 @@
 import { statfs } from 'node:fs/promises';
 import { cpus, hostname, loadavg, uptime } from 'node:os';
 import si from 'systeminformation';
+import { busyPercent, cpuClockMhz, cpuTemperature, cpuTimes, networkBytes } from './linux-host.ts';
 
 export interface HostStatus {
   hostname: string;
@@ -23,23 +24,35 @@ export interface HostStatus {
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
+/** The figures that differ by platform (see linux-host.ts for why Linux reads them itself). */
+interface Readings {
+  cpuPercent: number;
+  clockMhz: number | null;
+  tempCelsius: number | null;
+  network: HostStatus['network'];
+}
+
 export class SystemMonitor {
   readonly #dataDir: string;
   readonly #intervalMs: number;
+  readonly #linux: boolean;
   #timer: NodeJS.Timeout | null = null;
   #latest: HostStatus | null = null;
   #sampling: Promise<void> | null = null;
+  /** Linux: the previous sample's CPU times and network counters, for the rates between samples. */
+  #cpuBefore = cpuTimes();
+  #netBefore: { rx: number; tx: number; at: number } | null = null;
 
-  constructor(opts: { dataDir: string; intervalMs: number }) {
+  constructor(opts: { dataDir: string; intervalMs: number; platform?: NodeJS.Platform }) {
     this.#dataDir = opts.dataDir;
     this.#intervalMs = opts.intervalMs;
+    this.#linux = (opts.platform ?? process.platform) === 'linux';
   }
 
   /**
    * Takes the first sample (so the first request has data) and keeps sampling until stop(). The first sample's CPU
-   * figure is the average since boot: systeminformation's first currentLoad() waits 500 ms to measure a delta, which
-   * was half of the daemon's start-up time. Later samples come from currentLoad() in the background (the first of
-   * them measures over those 500 ms, every other one the interval since the sample before).
+   * figure is the average since boot (systeminformation's first currentLoad() waits 500 ms to measure a delta, which
+   * was half of the daemon's start-up time); later ones cover the time since the sample before.
    */
   async start(): Promise<void> {
     await this.#sample(true);
@@ -68,48 +81,59 @@ export class SystemMonitor {
   }
 
   async #measure(first: boolean): Promise<void> {
-    const [load, speed, temp, mem, fs, net] = await Promise.all([
-      first ? { currentLoad: loadSinceBoot() } : si.currentLoad().catch(() => null),
-      si.cpuCurrentSpeed().catch(() => null),
-      si.cpuTemperature().catch(() => null),
-      si.mem(),
-      statfs(this.#dataDir),
-      si.networkStats('*').catch(() => null),
-    ]);
+    const [r, mem, fs] = await Promise.all([this.#linux ? this.#linuxReadings(first) : siReadings(first), si.mem(), statfs(this.#dataDir)]);
     const diskTotal = fs.blocks * fs.bsize;
     const diskFree = fs.bavail * fs.bsize;
     const diskUsed = diskTotal - fs.bfree * fs.bsize;
     const memUsed = mem.total - mem.available;
     const avg = loadavg();
     const cores = cpus();
-    const ghz = speed?.avg;
     this.#latest = {
       hostname: hostname(),
-      cpu_percent: round1(load?.currentLoad ?? 0),
+      cpu_percent: round1(r.cpuPercent),
       cpu_cores: cores.length,
-      cpu_frequency_mhz: typeof ghz === 'number' && ghz > 0 ? Math.round(ghz * 1000) : null,
+      cpu_frequency_mhz: r.clockMhz,
       cpu_model: cores[0]?.model.trim() || null,
-      cpu_temp_celsius: typeof temp?.main === 'number' && Number.isFinite(temp.main) ? temp.main : null,
+      cpu_temp_celsius: r.tempCelsius,
       memory: { total: mem.total, used: memUsed, free: mem.free, available: mem.available, percent: round1((memUsed / mem.total) * 100) },
       disk: { path: this.#dataDir, total: diskTotal, used: diskUsed, free: diskFree, percent: diskTotal ? round1((diskUsed / diskTotal) * 100) : 0 },
       uptime_seconds: Math.floor(uptime()),
       load_avg: [avg[0] ?? 0, avg[1] ?? 0, avg[2] ?? 0],
-      network: networkRates(net),
+      network: r.network,
       sampled_at: new Date().toISOString(),
     };
   }
+
+  async #linuxReadings(first: boolean): Promise<Readings> {
+    const [clockMhz, tempCelsius, net] = await Promise.all([cpuClockMhz(), cpuTemperature(), networkBytes()]);
+    const now = cpuTimes();
+    const cpuPercent = busyPercent(first ? { busy: 0, total: 0 } : this.#cpuBefore, now);
+    this.#cpuBefore = now;
+    const at = Date.now();
+    const before = this.#netBefore;
+    this.#netBefore = net ? { ...net, at } : null;
+    const secs = before ? (at - before.at) / 1000 : 0;
+    const network = net && before && secs > 0
+      ? { rx_bytes_per_s: Math.round(Math.max(0, net.rx - before.rx) / secs), tx_bytes_per_s: Math.round(Math.max(0, net.tx - before.tx) / secs) }
+      : null;
+    return { cpuPercent, clockMhz, tempCelsius, network };
+  }
 }
 
-/** Busy share of all cores since boot, in percent (from the kernel's per-core times, as os.cpus() reports them). */
-function loadSinceBoot(): number {
-  let busy = 0;
-  let total = 0;
-  for (const c of cpus()) {
-    const t = c.times;
-    busy += t.user + t.nice + t.sys + t.irq;
-    total += t.user + t.nice + t.sys + t.irq + t.idle;
-  }
-  return total > 0 ? (busy / total) * 100 : 0;
+async function siReadings(first: boolean): Promise<Readings> {
+  const [load, speed, temp, net] = await Promise.all([
+    first ? { currentLoad: busyPercent({ busy: 0, total: 0 }, cpuTimes()) } : si.currentLoad().catch(() => null),
+    si.cpuCurrentSpeed().catch(() => null),
+    si.cpuTemperature().catch(() => null),
+    si.networkStats('*').catch(() => null),
+  ]);
+  const ghz = speed?.avg;
+  return {
+    cpuPercent: load?.currentLoad ?? 0,
+    clockMhz: typeof ghz === 'number' && ghz > 0 ? Math.round(ghz * 1000) : null,
+    tempCelsius: typeof temp?.main === 'number' && Number.isFinite(temp.main) ? temp.main : null,
+    network: networkRates(net),
+  };
 }
 
 /** systeminformation reports per-second rates relative to its previous call (null on the first one). */
