@@ -360,52 +360,12 @@ const lines = [
   `- The 1-byte insert: balupi sends whole new chunks (FastCDC, 256 KiB / 1 MiB / 4 MiB); the edited file had ${newChunks} new chunk(s). rsync sends a delta with ~sqrt(size) blocks; its "Total bytes sent" includes block checksums.`,
   `- Chunk stream: the hub process reads and BLAKE3-verifies each chunk from its store into a reused buffer and sends it as gRPC frames (h2c, no compression; pre-encoded header + the chunk buffer) in 64-chunk calls; the raw baseline is a separate node process streaming the same file over plain HTTP/2 in 1 MiB writes, read with balupi\'s HTTP/2 settings (1 MiB frames) and with Node\'s default 16 KiB frames; the best of all 6 is the baseline. Best of 3 for balupi. The same calls through the generic Connect client: ${mb(best(genericRates))} MB/s.`,
   '',
-  // Analysis written after the runs of 2026-11-23, second session (CPU profiles, per-thread CPU and kernel profiles
-  // (perf) of both peers).
-  '',
-  '## What changed, and where the time goes now (why two goals are still missed)',
-  '',
-  'Before this round (same script, same day): hub → pi 9.8–11.5 s, pi → hub 21.5–22.3 s, chunk stream 481–609 MB/s',
-  '(28–43 % of raw HTTP/2). Changes since, each found in a profile:',
-  '',
-  '- **Index reads are synchronous** (classic-level `getSync`, in the store, the sync state, the upload queue and the',
-  '  hub\'s disk index): every async get was a thread-pool round trip, and the store\'s one-at-a-time transactions',
-  '  waited on them. Applying the hub\'s 3,004 records took ~3.3 s, now ~0.9 s; the pi applies a feed page\'s records 32',
-  '  at a time, pins files under a pinned directory in the commit\'s own transaction, and saves its local cursor every',
-  '  256 changes instead of per change.',
-  '- **Copy-saving chunk streams both ways**: UploadChunks now has the same plain-gRPC fast path as DownloadChunks',
-  '  (`src/sync/chunk-upload.ts`): the sender writes a small header and the chunk\'s own buffer, the receiver copies',
-  '  each message once. Senders read chunks into reused buffers that go back from the HTTP/2 write callback',
-  '  (`Store.leaseChunk`), receivers reuse message buffers once a batch is stored, and the hub\'s whole-file check and',
-  '  root writer read into reused buffers too. The pi\'s CPU in a push fell from ~9.4 s to ~4 s (GC threads 3.8 s → 0.4 s).',
-  '- **1 MiB HTTP/2 frames**: `H2_MAX_FRAME` was defined but never advertised, so every chunk crossed in 16 KiB',
-  '  frames. Both ends (and the raw baseline, for a fair comparison) now use the same settings.',
-  '- **Less work per file**: a one-chunk file\'s whole hash is its chunk\'s hash, so a commit no longer reads it back;',
-  '  chunk and root files are written through plain fds; the root writer creates a directory only when open() says it',
-  '  is missing and checks paths with a synchronous lstat; the pi writes the last batch of one download call while the',
-  '  next call streams.',
-  '- **Start-up 1.2 s → 0.6 s** (part of every hub → pi figure): Node\'s compile cache, and the system monitor no longer',
-  '  waits 500 ms for its first CPU sample.',
-  '- **A fairer benchmark**: nothing is deleted until the end. ext4 skips inodes freed in the last minutes when it',
-  '  allocates new ones (kernel profiles showed most of the pi\'s system time in `recently_deleted`), which charged',
-  '  whichever contender ran right after a tree was deleted; before, that was balupi\'s hub → pi.',
-  '',
-  '- **Chunk stream (goal met)**: see the runs below; the hub still BLAKE3-verifies every chunk it sends.',
-  '- **hub → pi (goal missed)**: ~0.6 s process start, ~0.9 s applying 3,004 metadata records, the rest fetching',
-  '  1 GB into ~4,000 O_DSYNC chunk files. The largest single kernel item is now copying the bytes into the page cache;',
-  '  the pi\'s main thread is ~40 % idle, waiting on those writes. rsync writes each byte once into the page cache and',
-  '  fsyncs nothing; against `rsync --fsync`, balupi is within 1.5–2×.',
-  '- **pi → hub (goal missed)**: the hub is CPU-bound. It writes every byte twice, durably (chunk store, then the root',
-  '  folder), and reads it twice (the whole-file check of a multi-chunk file, then the root writer), while chokidar',
-  '  re-lists each directory it writes into (it lstat()s every entry, at most once a second per directory): ~2 s of',
-  '  the hub\'s main thread. The last commit lands ~3 s before the last root file is written.',
-  '- **Next steps**, in order of expected gain: a hub that keeps each byte once (its root folder as the store of the',
-  '  files it holds); pack files for small chunks (one fsync per pack instead of one file per chunk); the whole-file',
-  '  hash computed while the root file is written instead of in a separate read.',
-  '',
-  'Reproduce: `apt-get install -y rsync; npx node bench/sync.ts` (options: `--small N --large N --large-mib N --insert-mib N --keep`).',
-  '',
 ];
-await fs.writeFile(new URL('./SYNC-RESULTS.md', import.meta.url), lines.join('\n'));
+// Everything below the marker is written by hand (analysis, the runs of each round) and kept as it is.
+const resultsFile = new URL('./SYNC-RESULTS.md', import.meta.url);
+const MARKER = '<!-- Below: written by hand, kept by bench/sync.ts -->';
+const previous = await fs.readFile(resultsFile, 'utf8').catch(() => '');
+const kept = previous.includes(MARKER) ? previous.slice(previous.indexOf(MARKER)) : `${MARKER}\n`;
+await fs.writeFile(resultsFile, lines.join('\n') + kept);
 console.log('\n' + lines.slice(6, 13).join('\n'));
 console.log(`\nratios: hub->pi ${pullRatio.toFixed(2)}x rsync, pi->hub ${pushRatio.toFixed(2)}x rsync, 1-byte insert ${insertChunks} chunks, stream ${(streamRatio * 100).toFixed(0)} % of raw HTTP/2`);

@@ -1,6 +1,6 @@
 // The Pi's side of the sync: a loop that keeps one session with the hub alive. A session says Hello (pairing secret,
-// index id), pulls the hub's change feed from the saved cursor (metadata only), and once it has caught up follows
-// the feed live while pushing the upload queue and fetching the bytes of pinned and hot files. When the hub goes away
+// index id), pulls the hub's change feed from the saved cursor (metadata only) while fetching the bytes of pinned and
+// hot files, and once it has caught up follows the feed live and pushes the upload queue. When the hub goes away
 // (the NAS sleeps) the session ends, and the loop reconnects with exponential backoff; meanwhile the Pi keeps working
 // and queues its own changes, which a local follower picks up from the store's change feed.
 
