@@ -298,8 +298,13 @@ export class Store {
   }
 
   /** A 'remote' file whose chunks are all here again becomes 'local' (no new version). */
-  promoteIfComplete(path: string, opts: { sync?: boolean } = {}): Promise<FileRecord | undefined> {
-    return promoteIfComplete(this.#e, path, opts);
+  async promoteIfComplete(path: string, opts: { sync?: boolean } = {}): Promise<FileRecord | undefined> {
+    return (await promoteIfComplete(this.#e, [path], opts))[0];
+  }
+
+  /** promoteIfComplete for many files in one index transaction (after a fetch of many files' chunks). */
+  promoteAllComplete(paths: string[], opts: { sync?: boolean } = {}): Promise<(FileRecord | undefined)[]> {
+    return promoteIfComplete(this.#e, paths, opts);
   }
 
   /** Live records at `dir` or below ('' = all), in path order. */

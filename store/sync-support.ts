@@ -29,18 +29,24 @@ export async function heatOf(engine: Engine, path: string): Promise<number> {
 }
 
 /**
- * remote -> local once every chunk of the current version is present (after the sync layer fetched them). Not a new
- * version: nothing enters the change feed. Returns the record, unchanged if it was local already or is incomplete.
+ * remote -> local for each of `paths` whose current version now has every chunk present (after the sync layer fetched
+ * them), all in one index transaction. Not a new version: nothing enters the change feed. Returns each path's record
+ * (unchanged if it was local already or is incomplete; undefined if there is none).
  */
-export async function promoteIfComplete(engine: Engine, path: string, opts: { sync?: boolean } = {}): Promise<FileRecord | undefined> {
-  validateName(path);
+export async function promoteIfComplete(engine: Engine, paths: string[], opts: { sync?: boolean } = {}): Promise<(FileRecord | undefined)[]> {
+  const distinct = [...new Set(paths.map((p) => validateName(p)))];
   return engine.track(() =>
     engine.transact(async (tx) => {
-      const rec = await engine.idx.getFile(path);
-      if (!rec || rec.state === 'local') return rec;
-      const rows = await engine.idx.getChunks(rec.chunks.map((c) => c.hash));
-      if (rows.some((r) => !r?.present)) return rec;
-      return promote(engine, tx, rec);
+      const out = new Map<string, FileRecord | undefined>();
+      for (const path of distinct) {
+        const rec = await engine.idx.getFile(path);
+        if (rec && rec.state !== 'local' && (await engine.idx.getChunks(rec.chunks.map((c) => c.hash))).every((r) => r?.present)) {
+          out.set(path, await promote(engine, tx, rec));
+        } else {
+          out.set(path, rec);
+        }
+      }
+      return paths.map((p) => out.get(p));
     }, { sync: opts.sync ?? true }),
   );
 }

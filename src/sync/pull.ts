@@ -76,7 +76,7 @@ export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: Ab
     for (const path of wanted) {
       const rec = await m.store.record(path);
       if (!rec || rec.deleted || rec.state !== 'remote') {
-        await m.state.gotBytes(path);
+        await m.state.gotBytes([path]);
         continue;
       }
       todo.push(path);
@@ -89,13 +89,10 @@ export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: Ab
     signal?.throwIfAborted();
     const got = await downloadInto(client, m.store, [...refs.values()], signal ? { signal } : {});
     bytes += got.bytes;
-    // One flush for the batch instead of one synced write per file; it must come before the wants are dropped, or a
-    // crash could forget a want whose file is still 'remote'.
-    for (const path of todo) {
-      const after = await m.store.promoteIfComplete(path, { sync: false });
-      if (after?.state === 'local') files += 1;
-    }
+    // One transaction and one flush for the batch; the flush must come before the wants are dropped, or a crash could
+    // forget a want whose file is still 'remote'.
+    for (const after of await m.store.promoteAllComplete(todo, { sync: false })) if (after?.state === 'local') files += 1;
     await m.store.flush();
-    for (const path of todo) await m.state.gotBytes(path);
+    await m.state.gotBytes(todo);
   }
 }

@@ -134,8 +134,8 @@ export class SyncState {
     await this.fetch.put(path, '');
   }
 
-  async gotBytes(path: string): Promise<void> {
-    await this.fetch.del(path);
+  async gotBytes(paths: string[]): Promise<void> {
+    await this.fetch.batch(paths.map((key) => ({ type: 'del' as const, key })));
   }
 
   async wantedBytes(limit = 10_000): Promise<string[]> {

@@ -56,6 +56,38 @@ test('a remote file becomes local once its chunks are put, without a new version
   });
 });
 
+test('promoteAllComplete: every complete file of a fetch becomes local in one transaction, shared chunks counted once per file; the rest stays as it was', async () => {
+  await withTempDir(async (root) => {
+    const hub = await openStore({ dir: path.join(root, 'hub'), chunkParams: SMALL_CHUNKS });
+    const pi = await openStore({ dir: path.join(root, 'pi'), chunkParams: SMALL_CHUNKS });
+    try {
+      const same = Buffer.alloc(50_000, 3); // a.bin and b.bin share every chunk
+      const files = [
+        (await hub.ingest('a.bin', source(same))).file,
+        (await hub.ingest('b.bin', source(same))).file,
+        (await hub.ingest('c.bin', source(Buffer.alloc(60_000, 4)))).file,
+        (await hub.ingest('d/e.bin', source(Buffer.alloc(70_000, 5)))).file,
+      ];
+      for (const f of files) await pi.commitFile(f.path, f, { allowRemote: true });
+      for (const f of [files[0]!, files[3]!]) for (const c of f.chunks) await pi.putChunk(c.hash, await hub.getChunk(c.hash), { clean: true });
+      await pi.ingest('local.txt', source(Buffer.from('already here')));
+      const seq = pi.seq;
+      const out = await pi.promoteAllComplete(['a.bin', 'b.bin', 'c.bin', 'd/e.bin', 'local.txt', 'nothing.bin']);
+      assert.deepEqual(out.map((r) => r?.state), ['local', 'local', 'remote', 'local', 'local', undefined]);
+      assert.equal(pi.seq, seq, 'no new change-feed entries');
+      const st = pi.stats();
+      assert.equal(st.localFiles, 4);
+      assert.equal(st.localBytes, 50_000 * 2 + 70_000 + Buffer.byteLength('already here'));
+      assert.deepEqual((await pi.fsck()).problems, [], 'chunk reference counts match the records');
+      assert.ok((await readAll(await pi.read('b.bin'))).equals(same));
+      await assert.rejects(pi.promoteAllComplete(['ok.bin', '../escape']), (err: { code?: string }) => err.code === 'invalid_name');
+    } finally {
+      await hub.close();
+      await pi.close();
+    }
+  });
+});
+
 test('commitFiles: many versions in one transaction, each item with its own outcome; failed items leave nothing', async () => {
   await withTempDir(async (root) => {
     const src = await openStore({ dir: path.join(root, 'src'), chunkParams: SMALL_CHUNKS });
