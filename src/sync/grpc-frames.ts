@@ -3,7 +3,7 @@
 // `bytes hash = 1; bytes data = 2;`), and a reader that cuts a byte stream into whole messages with one copy each.
 
 import type { ClientHttp2Stream, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 import { Code, ConnectError } from '@connectrpc/connect';
 
 export const isGrpc = (contentType: string | undefined): boolean => contentType === 'application/grpc' || contentType === 'application/grpc+proto';
@@ -159,11 +159,13 @@ const QUEUED_PIECES = 8;
  * The pieces of a byte stream as they arrive. A Readable's own async iterator returns read(), which concatenates
  * whatever is buffered into a fresh buffer: on a 1 GB chunk stream that was a second copy of most bytes and as much
  * garbage. Ends like that iterator: throws the stream's error, throws ERR_STREAM_PREMATURE_CLOSE if it closes before
- * its end, and destroys the stream if the consumer stops early.
+ * its end, and destroys the stream if the consumer stops early. A stream that already ended or closed before this
+ * call (a peer's trailers-only answer can close it while the request is still being written) is handled by
+ * finished(), which looks at the stream's state as well as its events.
  */
 export async function* chunksOf(source: Readable): AsyncGenerator<Buffer> {
   const queue: Buffer[] = [];
-  let ended = false;
+  let done = false;
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
   const notify = () => {
@@ -176,13 +178,12 @@ export async function* chunksOf(source: Readable): AsyncGenerator<Buffer> {
     if (queue.length >= QUEUED_PIECES) source.pause();
     notify();
   };
-  const onEnd = () => ((ended = true), notify());
-  const onError = (err: Error) => ((failure ??= err), notify());
-  const onClose = () => {
-    if (!ended) failure ??= Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+  source.on('data', onData);
+  const stopWatching = finished(source, { writable: false }, (err) => {
+    done = true;
+    failure = err ?? undefined;
     notify();
-  };
-  source.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+  });
   try {
     for (;;) {
       const d = queue.shift();
@@ -191,15 +192,16 @@ export async function* chunksOf(source: Readable): AsyncGenerator<Buffer> {
         yield d;
       } else if (failure) {
         throw failure;
-      } else if (ended) {
+      } else if (done) {
         return;
       } else {
         await new Promise<void>((resolve) => (wake = resolve));
       }
     }
   } finally {
-    source.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
-    if (!ended && !source.destroyed) source.destroy();
+    stopWatching();
+    source.off('data', onData);
+    if (!done && !source.destroyed) source.destroy();
   }
 }
 
