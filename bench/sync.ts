@@ -6,7 +6,7 @@
 // Goals: initial sync within 1.5x rsync's time; a 1-byte insert re-sends at most 2 chunks; chunk streaming >= 50 % of
 // raw HTTP/2. Writes the figures to bench/SYNC-RESULTS.md.
 //
-// Run: npx node bench/sync.ts [--small N] [--large N] [--large-mib N] [--insert-mib N] [--keep]
+// Run: npx node bench/sync.ts [--small N] [--large N] [--large-mib N] [--insert-mib N] [--repeat N] [--keep]
 // (The issue's 200 MB kill -9 upload runs in the test suite itself: test/sync/resume.test.ts, ~10 s.)
 // Needs rsync (apt-get install -y rsync).
 
@@ -34,6 +34,7 @@ const { values: opt } = parseArgs({
     large: { type: 'string', default: '4' },
     'large-mib': { type: 'string', default: '224' },
     'insert-mib': { type: 'string', default: '256' },
+    repeat: { type: 'string', default: '3' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -154,84 +155,114 @@ await until(
     }),
 );
 
-await dropCaches();
-const rsPull = await run('rsync', ['-a', `rsync://127.0.0.1:${rsyncPort}/tree/`, path.join(tmp, 'rsync-pull') + '/']);
-console.log(`rsync hub -> pi (pull from daemon): ${secs(rsPull.ms)} s`);
-await dropCaches();
-const rsPush = await run('rsync', ['-a', tree + '/', `rsync://127.0.0.1:${rsyncPort}/up/`]);
-console.log(`rsync pi -> hub (push to daemon): ${secs(rsPush.ms)} s`);
+// Initial syncs, REPEAT rounds, each contender once per round in turn (rsync pull, rsync --fsync pull, balupi pull,
+// rsync push, balupi push), every run into fresh directories; the report compares medians. This machine's speed
+// drifts by 3x within minutes, so one run of each, minutes apart, compared noise more than programs.
 // rsync with --fsync (every written file fsynced) is the durability-equivalent baseline: balupi fsyncs chunks,
 // index commits and the files it writes before it acknowledges anything.
 // Nothing is deleted until the end: ext4 skips inodes freed in the last minutes when it allocates new ones, which
 // made whoever ran right after a deletion of thousands of files pay for it (seen in kernel profiles).
-await dropCaches();
-const rsPullFsync = await run('rsync', ['-a', '--fsync', `rsync://127.0.0.1:${rsyncPort}/tree/`, path.join(tmp, 'rsync-pull-fsync') + '/']);
-console.log(`rsync --fsync hub -> pi: ${secs(rsPullFsync.ms)} s`);
-
-// balupi hub -> pi ------------------------------------------------------------------------------------------------
 let t = performance.now();
 const hub = await startDaemonProcess({ env, args: ['--role', 'hub', '--root', tree], dataDir: path.join(tmp, 'hub') });
 procs.add(hub);
 await hub.waitForLog((l) => l.msg === 'hub root scanned');
 const hubScanMs = performance.now() - t;
 console.log(`balupi hub: first start ingested the tree in ${secs(hubScanMs)} s (not part of the transfer)`);
-const piData = path.join(tmp, 'pi');
-{
-  // Pin everything before the pi starts (direct mode: no daemon holds the data directory yet).
-  const pin = spawnSync(process.execPath, [new URL('../src/cli.ts', import.meta.url).pathname, '--data-dir', piData, 'pin', '/'], { env: { PATH: process.env.PATH ?? '', ...env } });
-  if (pin.status !== 0) throw new Error(`pin /: ${pin.stderr}`);
-}
-await dropCaches();
-t = performance.now();
-const pi = await startDaemonProcess({ env: { ...env, BALUPI_HUB_URL: `http://127.0.0.1:${hub.ports.grpc}` }, args: ['--role', 'pi'], dataDir: piData });
-procs.add(pi);
-const piReadyMs = performance.now() - t;
-await until(async () => {
-  const s = (await local(piData, 'GET', '/local/store/stats')).json();
-  return s.localFiles === treeFiles.length && s.localBytes === treeBytes;
-});
-const pullMs = performance.now() - t;
-console.log(`balupi hub -> pi: ${secs(pullMs)} s (process start ${secs(piReadyMs)} s included)`);
-await pi.stop();
-procs.delete(pi);
-await hub.stop();
-procs.delete(hub);
 
-// balupi pi -> hub ------------------------------------------------------------------------------------------------
-const upData = path.join(tmp, 'pi-up');
+// The pi side of the push: the tree ingested once into a template data directory, copied for each round (the
+// upload queue of a data directory is used up by its push).
+const upTemplate = path.join(tmp, 'pi-up-template');
 t = performance.now();
 {
-  const store = await openStore({ dir: path.join(upData, 'store') });
+  const store = await openStore({ dir: path.join(upTemplate, 'store') });
   for (const f of treeFiles) await store.ingest(f.rel.split(path.sep).join('/'), createReadStream(path.join(tree, f.rel), { highWaterMark: MiB }), { mtimeMs: Date.now() });
   await store.close();
 }
 const piIngestMs = performance.now() - t;
 console.log(`balupi pi: ingesting the tree locally took ${secs(piIngestMs)} s (clients' uploads; not part of the transfer)`);
-const upRoot = path.join(tmp, 'hub-up-root');
-const hub2 = await startDaemonProcess({ env, args: ['--role', 'hub', '--root', upRoot], dataDir: path.join(tmp, 'hub-up') });
-procs.add(hub2);
-await hub2.waitForLog((l) => l.msg === 'hub root scanned');
-await dropCaches();
-t = performance.now();
-const pushStartedAt = Date.now();
-const pi2 = await startDaemonProcess({ env: { ...env, BALUPI_HUB_URL: `http://127.0.0.1:${hub2.ports.grpc}` }, args: ['--role', 'pi'], dataDir: upData });
-procs.add(pi2);
-await until(async () => {
-  // Cheap polls (the bench shares the CPU with both peers): the pi's queue, then the hub's root writer.
-  const s = (await local(upData, 'GET', '/local/sync/status')).json();
-  if (s.queue.pending + s.queue.uploading + s.queue.failed > 0 || s.dirtyBytes > 0) return false;
-  const h = (await local(hub2.dataDir, 'GET', '/local/sync/status')).json();
-  return h.localSequence > 0 && h.root.writtenSequence === h.localSequence;
-});
-const pushMs = performance.now() - t;
-{
-  const files = await listFiles(upRoot);
-  if (files.length !== treeFiles.length || files.reduce((a, f) => a + f.size, 0) !== treeBytes) throw new Error('pi -> hub: the hub root does not hold the tree');
+
+/** hub -> pi: a fresh pi that pins everything, from process start until it holds every byte. */
+async function balupiPull(round: number): Promise<{ ms: number; startMs: number }> {
+  const piData = path.join(tmp, `pi-${round}`);
+  // Pin everything before the pi starts (direct mode: no daemon holds the data directory yet).
+  const pin = spawnSync(process.execPath, [new URL('../src/cli.ts', import.meta.url).pathname, '--data-dir', piData, 'pin', '/'], { env: { PATH: process.env.PATH ?? '', ...env } });
+  if (pin.status !== 0) throw new Error(`pin /: ${pin.stderr}`);
+  await dropCaches();
+  const t0 = performance.now();
+  const pi = await startDaemonProcess({ env: { ...env, BALUPI_HUB_URL: `http://127.0.0.1:${hub.ports.grpc}` }, args: ['--role', 'pi'], dataDir: piData });
+  procs.add(pi);
+  const startMs = performance.now() - t0;
+  await until(async () => {
+    const s = (await local(piData, 'GET', '/local/store/stats')).json();
+    return s.localFiles === treeFiles.length && s.localBytes === treeBytes;
+  });
+  const ms = performance.now() - t0;
+  await pi.stop();
+  procs.delete(pi);
+  return { ms, startMs };
 }
-const commitTimes = hub2.logs.filter((l) => l.msg === 'sync commit').map((l) => Number(l.time));
-const commitsMs = commitTimes.length > 0 ? Math.max(...commitTimes) - pushStartedAt : NaN;
-const firstCommitMs = commitTimes.length > 0 ? Math.min(...commitTimes) - pushStartedAt : NaN;
-console.log(`balupi pi -> hub: ${secs(pushMs)} s (files in the hub's root folder; first commit at ${secs(firstCommitMs)} s, last at ${secs(commitsMs)} s)`);
+
+/** pi -> hub: a copy of the template pi pushes to a fresh hub, until every file is in the hub's root folder. */
+async function balupiPush(round: number): Promise<{ ms: number; firstCommitMs: number; lastCommitMs: number; hub: DaemonProcess; pi: DaemonProcess; piData: string; root: string }> {
+  const piData = path.join(tmp, `pi-up-${round}`);
+  if (spawnSync('cp', ['-a', upTemplate, piData]).status !== 0) throw new Error('copying the pi template failed');
+  const root = path.join(tmp, `hub-up-root-${round}`);
+  const hub2 = await startDaemonProcess({ env, args: ['--role', 'hub', '--root', root], dataDir: path.join(tmp, `hub-up-${round}`) });
+  procs.add(hub2);
+  await hub2.waitForLog((l) => l.msg === 'hub root scanned');
+  await dropCaches();
+  const t0 = performance.now();
+  const startedAt = Date.now();
+  const pi2 = await startDaemonProcess({ env: { ...env, BALUPI_HUB_URL: `http://127.0.0.1:${hub2.ports.grpc}` }, args: ['--role', 'pi'], dataDir: piData });
+  procs.add(pi2);
+  await until(async () => {
+    // Cheap polls (the bench shares the CPU with both peers): the pi's queue, then the hub's root writer.
+    const s = (await local(piData, 'GET', '/local/sync/status')).json();
+    if (s.queue.pending + s.queue.uploading + s.queue.failed > 0 || s.dirtyBytes > 0) return false;
+    const h = (await local(hub2.dataDir, 'GET', '/local/sync/status')).json();
+    return h.localSequence > 0 && h.root.writtenSequence === h.localSequence;
+  });
+  const ms = performance.now() - t0;
+  const files = await listFiles(root);
+  if (files.length !== treeFiles.length || files.reduce((a, f) => a + f.size, 0) !== treeBytes) throw new Error('pi -> hub: the hub root does not hold the tree');
+  const commitTimes = hub2.logs.filter((l) => l.msg === 'sync commit').map((l) => Number(l.time) - startedAt);
+  return { ms, firstCommitMs: Math.min(...commitTimes), lastCommitMs: Math.max(...commitTimes), hub: hub2, pi: pi2, piData, root };
+}
+
+const REPEAT = Math.max(1, Number(opt.repeat));
+const rounds: { rsPull: number; rsPullFsync: number; pull: number; pullStart: number; rsPush: number; push: number; firstCommit: number; lastCommit: number }[] = [];
+let last: Awaited<ReturnType<typeof balupiPush>> | undefined;
+for (let round = 0; round < REPEAT; round++) {
+  await dropCaches();
+  const rsPull = await run('rsync', ['-a', `rsync://127.0.0.1:${rsyncPort}/tree/`, path.join(tmp, `rsync-pull-${round}`) + '/']);
+  await dropCaches();
+  const rsPullFsync = await run('rsync', ['-a', '--fsync', `rsync://127.0.0.1:${rsyncPort}/tree/`, path.join(tmp, `rsync-pull-fsync-${round}`) + '/']);
+  const pull = await balupiPull(round);
+  await dropCaches();
+  const rsPush = await run('rsync', ['-a', tree + '/', `rsync://127.0.0.1:${rsyncPort}/up/${round}/`]);
+  if (last) {
+    await last.pi.stop();
+    await last.hub.stop();
+    procs.delete(last.pi);
+    procs.delete(last.hub);
+  }
+  last = await balupiPush(round);
+  rounds.push({ rsPull: rsPull.ms, rsPullFsync: rsPullFsync.ms, pull: pull.ms, pullStart: pull.startMs, rsPush: rsPush.ms, push: last.ms, firstCommit: last.firstCommitMs, lastCommit: last.lastCommitMs });
+  console.log(
+    `round ${round + 1}/${REPEAT}: hub -> pi balupi ${secs(pull.ms)} s (start ${secs(pull.startMs)} s), rsync ${secs(rsPull.ms)} s, rsync --fsync ${secs(rsPullFsync.ms)} s; ` +
+      `pi -> hub balupi ${secs(last.ms)} s (commits ${secs(last.firstCommitMs)}-${secs(last.lastCommitMs)} s), rsync ${secs(rsPush.ms)} s`,
+  );
+}
+await hub.stop();
+procs.delete(hub);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const med = (k: keyof (typeof rounds)[number]) => median(rounds.map((r) => r[k]));
+const range = (k: keyof (typeof rounds)[number]) => `${secs(Math.min(...rounds.map((r) => r[k])))}–${secs(Math.max(...rounds.map((r) => r[k])))}`;
+const pullMs = med('pull');
+const pushMs = med('push');
+const hub2 = last!.hub;
+const upData = last!.piData;
+const upRoot = last!.root;
 
 // 1-byte insert in the middle of a large file -------------------------------------------------------------------
 const big = path.join(tmp, 'insert', 'big.bin');
@@ -329,8 +360,8 @@ console.log(`chunk stream: ${mb(best(chunkRates))} MB/s; raw HTTP/2: ${mb(best(r
 await cleanup();
 
 // Report ---------------------------------------------------------------------------------------------------------
-const pullRatio = pullMs / rsPull.ms;
-const pushRatio = pushMs / rsPush.ms;
+const pullRatio = pullMs / med('rsPull');
+const pushRatio = pushMs / med('rsPush');
 const streamRatio = best(chunkRates) / best(rawRates);
 const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
 const cpu = os.cpus();
@@ -345,18 +376,20 @@ const lines = [
   '',
   '| measurement | balupi | rsync | ratio | goal |',
   '|---|---|---|---|---|',
-  `| initial sync hub → pi (pi pins \`/\`, so it fetches every byte) | ${secs(pullMs)} s | ${secs(rsPull.ms)} s | ${pullRatio.toFixed(2)}× | ≤ 1.5× rsync: ${verdict(pullRatio <= 1.5)} |`,
-  `| initial sync pi → hub (files land in the hub's root folder) | ${secs(pushMs)} s | ${secs(rsPush.ms)} s | ${pushRatio.toFixed(2)}× | ≤ 1.5× rsync: ${verdict(pushRatio <= 1.5)} |`,
-  `| initial sync hub → pi against \`rsync --fsync\` (durability-equivalent baseline, for reference) | ${secs(pullMs)} s | ${secs(rsPullFsync.ms)} s | ${(pullMs / rsPullFsync.ms).toFixed(2)}× | (no goal) |`,
+  `| initial sync hub → pi (pi pins \`/\`, so it fetches every byte) | ${secs(pullMs)} s (${range('pull')}) | ${secs(med('rsPull'))} s (${range('rsPull')}) | ${pullRatio.toFixed(2)}× | ≤ 1.5× rsync: ${verdict(pullRatio <= 1.5)} |`,
+  `| initial sync pi → hub (files land in the hub's root folder) | ${secs(pushMs)} s (${range('push')}) | ${secs(med('rsPush'))} s (${range('rsPush')}) | ${pushRatio.toFixed(2)}× | ≤ 1.5× rsync: ${verdict(pushRatio <= 1.5)} |`,
+  `| initial sync hub → pi against \`rsync --fsync\` (durability-equivalent baseline, for reference) | ${secs(pullMs)} s | ${secs(med('rsPullFsync'))} s (${range('rsPullFsync')}) | ${(pullMs / med('rsPullFsync')).toFixed(2)}× | (no goal) |`,
   `| bytes sent after a 1-byte insert in the middle of a ${INSERT_BYTES / MiB} MiB file | ${insertBytes.toLocaleString('en')} B (${insertChunks} chunks) | ${rsSent.toLocaleString('en')} B (${rsLiteral.toLocaleString('en')} literal) | ${(insertBytes / rsSent).toFixed(1)}× | ≤ 2 chunks: ${verdict(insertChunks <= 2)} |`,
   `| chunk stream (DownloadChunks, ${INSERT_BYTES / MiB} MiB) vs raw HTTP/2 stream of the same bytes | ${mb(best(chunkRates))} MB/s | raw: ${mb(best(rawRates))} MB/s | ${(streamRatio * 100).toFixed(0)} % | ≥ 50 %: ${verdict(streamRatio >= 0.5)} |`,
   '',
   'Notes:',
   '',
-  `- balupi times run from starting the pi process (${secs(piReadyMs)} s of it is process start) until every byte is where it belongs; ` +
+  `- Initial syncs: ${REPEAT} rounds, each contender once per round in turn, every run into fresh directories; the table gives medians (range in brackets) and the ratio of the medians. ` +
+    `Per round, hub → pi / pi → hub ratios: ${rounds.map((r) => `${(r.pull / r.rsPull).toFixed(1)}× / ${(r.push / r.rsPush).toFixed(1)}×`).join(', ')}.`,
+  `- balupi times run from starting the pi process (median ${secs(med('pullStart'))} s of it is process start) until every byte is where it belongs; ` +
     `balupi fsyncs every chunk and every file it writes (rsync fsyncs nothing). Not counted: the hub's first ingest of the tree (${secs(hubScanMs)} s) ` +
     `and the pi's local ingest of the tree (${secs(piIngestMs)} s) — in use those happen as files arrive.`,
-  '- pi → hub ends when the files are in the hub\'s root folder: the hub stores the chunks, commits the versions (small files in batches: one CommitBatch per up to 256 files), then writes each file (temp, fdatasync, rename, shared directory fsyncs).',
+  `- pi → hub ends when the files are in the hub\'s root folder: the hub stores the chunks, commits the versions (small files in batches: one CommitBatch per up to 256 files; median first/last commit at ${secs(med('firstCommit'))}/${secs(med('lastCommit'))} s), then writes each file (temp, fdatasync, rename, shared directory fsyncs).`,
   `- The 1-byte insert: balupi sends whole new chunks (FastCDC, 256 KiB / 1 MiB / 4 MiB); the edited file had ${newChunks} new chunk(s). rsync sends a delta with ~sqrt(size) blocks; its "Total bytes sent" includes block checksums.`,
   `- Chunk stream: the hub process reads and BLAKE3-verifies each chunk from its store into a reused buffer and sends it as gRPC frames (h2c, no compression; pre-encoded header + the chunk buffer) in 64-chunk calls; the raw baseline is a separate node process streaming the same file over plain HTTP/2 in 1 MiB writes, read with balupi\'s HTTP/2 settings (1 MiB frames) and with Node\'s default 16 KiB frames; the best of all 6 is the baseline. Best of 3 for balupi. The same calls through the generic Connect client: ${mb(best(genericRates))} MB/s.`,
   '',
