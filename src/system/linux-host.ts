@@ -33,6 +33,9 @@ export function cpuTimes(): { busy: number; total: number } {
   return { busy, total };
 }
 
+/** cpuTimes() as it was at boot: busyPercent(BOOT, cpuTimes()) is the average since boot. */
+export const BOOT: Readonly<{ busy: number; total: number }> = Object.freeze({ busy: 0, total: 0 });
+
 /** Busy share in percent between two cpuTimes() readings (0 when no time passed). */
 export function busyPercent(before: { busy: number; total: number }, after: { busy: number; total: number }): number {
   const total = after.total - before.total;

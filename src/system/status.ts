@@ -3,7 +3,7 @@
 import { statfs } from 'node:fs/promises';
 import { cpus, hostname, loadavg, uptime } from 'node:os';
 import si from 'systeminformation';
-import { busyPercent, cpuClockMhz, cpuTemperature, cpuTimes, networkBytes } from './linux-host.ts';
+import { BOOT, busyPercent, cpuClockMhz, cpuTemperature, cpuTimes, networkBytes } from './linux-host.ts';
 
 export interface HostStatus {
   hostname: string;
@@ -43,10 +43,10 @@ export class SystemMonitor {
   #cpuBefore = cpuTimes();
   #netBefore: { rx: number; tx: number; at: number } | null = null;
 
-  constructor(opts: { dataDir: string; intervalMs: number; platform?: NodeJS.Platform }) {
+  constructor(opts: { dataDir: string; intervalMs: number }) {
     this.#dataDir = opts.dataDir;
     this.#intervalMs = opts.intervalMs;
-    this.#linux = (opts.platform ?? process.platform) === 'linux';
+    this.#linux = process.platform === 'linux';
   }
 
   /**
@@ -107,7 +107,7 @@ export class SystemMonitor {
   async #linuxReadings(first: boolean): Promise<Readings> {
     const [clockMhz, tempCelsius, net] = await Promise.all([cpuClockMhz(), cpuTemperature(), networkBytes()]);
     const now = cpuTimes();
-    const cpuPercent = busyPercent(first ? { busy: 0, total: 0 } : this.#cpuBefore, now);
+    const cpuPercent = busyPercent(first ? BOOT : this.#cpuBefore, now);
     this.#cpuBefore = now;
     const at = Date.now();
     const before = this.#netBefore;
@@ -122,7 +122,7 @@ export class SystemMonitor {
 
 async function siReadings(first: boolean): Promise<Readings> {
   const [load, speed, temp, net] = await Promise.all([
-    first ? { currentLoad: busyPercent({ busy: 0, total: 0 }, cpuTimes()) } : si.currentLoad().catch(() => null),
+    first ? { currentLoad: busyPercent(BOOT, cpuTimes()) } : si.currentLoad().catch(() => null),
     si.cpuCurrentSpeed().catch(() => null),
     si.cpuTemperature().catch(() => null),
     si.networkStats('*').catch(() => null),
