@@ -145,19 +145,22 @@ export interface CommitItem {
   meta: CommitMeta;
   /** As CommitOptions.baseVersion. */
   baseVersion?: number;
+  /** As CommitOptions.pin. */
+  pin?: boolean;
 }
 
 /** Files whose whole-file hashes are checked at once in commitFiles (reads overlap; bounded memory: 1 chunk each). */
 const VERIFY_CONCURRENCY = 8;
 
 /**
- * commitFile for many paths at once, every chunk present (no 'remote' versions): the versions that pass their checks
- * are written in ONE index transaction (one write, one fsync when `sync`), instead of one per file. Each item gets
- * its record or the StoreError commitFile would have thrown for it ('conflict', 'missing_chunks', 'hash_mismatch',
- * 'invalid_argument', 'invalid_name', 'path_conflict'); a failed item leaves nothing of itself. Paths must be
- * distinct, and no item may be a directory of another (refused as 'path_conflict').
+ * commitFile for many paths at once: the versions that pass their checks are written in ONE index transaction (one
+ * write, one fsync when `sync`), instead of one per file. Each item gets its record or the StoreError commitFile would
+ * have thrown for it ('conflict', 'missing_chunks', 'hash_mismatch', 'invalid_argument', 'invalid_name',
+ * 'path_conflict'); a failed item leaves nothing of itself. Paths must be distinct, and no item may be a directory of
+ * another (refused as 'path_conflict'). `allowRemote`: as for commitFile, an item whose chunks are not all present
+ * becomes a 'remote' version instead of failing with 'missing_chunks'.
  */
-export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?: boolean } = {}): Promise<(FileRecord | StoreError)[]> {
+export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?: boolean; allowRemote?: boolean } = {}): Promise<(FileRecord | StoreError)[]> {
   const out: (FileRecord | StoreError | undefined)[] = new Array(items.length);
   const sizes: (Map<string, number> | undefined)[] = items.map((it, i) => {
     try {
@@ -185,6 +188,7 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
     for (const h of held) e.holds.acquire(h);
     try {
       const rows = new Map((await e.idx.getChunks(held)).map((r, i) => [held[i]!, r]));
+      const complete: boolean[] = new Array(items.length).fill(false);
       items.forEach((it, i) => {
         const sz = sizes[i];
         if (out[i] || !sz) return;
@@ -194,7 +198,8 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
           return;
         }
         const missing = [...sz.keys()].filter((h) => !rows.get(h)?.present);
-        if (missing.length > 0) {
+        complete[i] = missing.length === 0;
+        if (missing.length > 0 && !opts.allowRemote) {
           out[i] = new StoreError('missing_chunks', `${it.path}: ${missing.length} of ${sz.size} chunks are not in the store`, {
             details: { path: it.path, missing: missing.slice(0, 1000) },
           });
@@ -205,7 +210,7 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
         Array.from({ length: VERIFY_CONCURRENCY }, async () => {
           while (next < items.length) {
             const i = next++;
-            if (out[i]) continue;
+            if (out[i] || !complete[i]) continue;
             await verifyWhole(e, items[i]!.path, items[i]!.meta).catch((err: unknown) => {
               if (!(err instanceof StoreError)) throw err;
               out[i] = err;
@@ -216,11 +221,13 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
       await e.transact(async (tx) => {
         for (let i = 0; i < items.length; i++) {
           if (out[i]) continue;
-          const { path, meta, baseVersion } = items[i]!;
+          const { path, meta, baseVersion, pin } = items[i]!;
           try {
             const prev = await currentRecord(e, path);
             checkBase(path, prev, baseVersion);
-            out[i] = await writeVersion(e, tx, path, prev, { ...meta, sha256: meta.sha256 ?? null, deleted: false, state: 'local' }, { onDisk: new Set(sizes[i]!.keys()), dirtyNew: false, touch: false });
+            const onDisk = new Set([...sizes[i]!.keys()].filter((h) => rows.get(h)?.present));
+            const v = { ...meta, sha256: meta.sha256 ?? null, deleted: false, state: complete[i] ? ('local' as const) : ('remote' as const), ...(pin ? { pinned: true } : {}) };
+            out[i] = await writeVersion(e, tx, path, prev, v, { onDisk, dirtyNew: false, touch: false });
           } catch (err) {
             // checkBase and writeVersion's tree check throw before anything is added to the transaction.
             if (!(err instanceof StoreError) || (err.code !== 'conflict' && err.code !== 'path_conflict')) throw err;

@@ -10,9 +10,9 @@ import type { SyncModel } from './model.ts';
 import type { SyncClient } from './client.ts';
 import { createSyncClient } from './client.ts';
 import { backoffDelay } from './backoff.ts';
-import { applyRemote, fetchWanted } from './pull.ts';
+import { applyNewRemotes, applyRemote, fetchWanted } from './pull.ts';
 import { pushBatch, pushPath, type PushResult } from './push.ts';
-import { fromFileInfo, PROTOCOL_VERSION, sameContent } from './wire.ts';
+import { fromFileInfo, PROTOCOL_VERSION, sameContent, type RemoteFile } from './wire.ts';
 import { CAPABILITIES, roleToWire } from './service.ts';
 import { Wakeup } from './wakeup.ts';
 
@@ -260,15 +260,18 @@ export class SyncPeer {
         await this.resetHub(msg.indexId);
         indexId = msg.indexId;
       }
-      const running = new Set<Promise<unknown>>();
+      const remotes: RemoteFile[] = [];
       for (const f of msg.files) {
-        let remote;
         try {
-          remote = fromFileInfo(f);
+          remotes.push(fromFileInfo(f));
         } catch (err) {
           log.warn({ path: f.path, err: message(err) }, 'sync: ignored an invalid record from the hub');
-          continue;
         }
+      }
+      const fresh = await applyNewRemotes(this.m, remotes);
+      applied += fresh.applied;
+      const running = new Set<Promise<unknown>>();
+      for (const remote of fresh.rest) {
         const p = applyRemote(this.m, remote).then((r) => { if (r === 'applied') applied += 1; });
         running.add(p);
         void p.finally(() => running.delete(p)).catch(() => {});

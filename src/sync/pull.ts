@@ -4,7 +4,7 @@
 // Index writes here are not synced one by one: the caller flushes the store once per feed batch, before it saves the
 // cursor, so a crash can only make it pull (idempotently) again what it had not made durable.
 
-import { isStoreError, type ChunkRef } from '../../store/index.ts';
+import { isStoreError, StoreError, type ChunkRef } from '../../store/index.ts';
 import type { SyncModel } from './model.ts';
 import { sameContent, type RemoteFile } from './wire.ts';
 import { downloadInto, type ChunkClient } from './transfer.ts';
@@ -48,6 +48,43 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
     await state.setBase(r.path, r);
     return 'applied';
   });
+}
+
+/**
+ * The records of a feed page that are new to this Pi (no record here, not even a deleted one, and no base): all in one
+ * store transaction, their bases and wants in one write. A first pull of a large hub index is almost nothing but such
+ * records, and one transaction each cost ~0.7 ms a record on the dev VM. Returns how many were applied and the
+ * records left for applyRemote: all the others, and any new one the batch refused (a local file that appeared at that
+ * path meanwhile is a conflict there, which applyRemote resolves as usual).
+ */
+export async function applyNewRemotes(m: SyncModel, remotes: RemoteFile[]): Promise<{ applied: number; rest: RemoteFile[] }> {
+  const { store, state } = m;
+  const fresh: RemoteFile[] = [];
+  const rest: RemoteFile[] = [];
+  for (const r of remotes) {
+    const isNew = !r.deleted && (await store.record(r.path)) === undefined && (await state.getBase(r.path)) === undefined;
+    (isNew ? fresh : rest).push(r);
+  }
+  if (fresh.length === 0) return { applied: 0, rest };
+  const items = [];
+  for (const r of fresh) {
+    const meta = { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash, sha256: r.sha256 };
+    items.push({ path: r.path, meta, baseVersion: 0, pin: await state.underPinnedDir(r.path) });
+  }
+  const results = await store.commitFiles(items, { allowRemote: true, sync: false });
+  const bases: RemoteFile[] = [];
+  const wants: string[] = [];
+  results.forEach((rec, i) => {
+    if (rec instanceof StoreError) {
+      rest.push(fresh[i]!);
+      return;
+    }
+    bases.push(fresh[i]!);
+    // A new file has no heat yet: only pinned ones are fetched (or all, with a hot threshold of 0).
+    if (rec.state === 'remote' && (rec.pinned || m.hotThreshold <= 0)) wants.push(rec.path);
+  });
+  await state.setBasesAndWants(bases, wants);
+  return { applied: bases.length, rest };
 }
 
 async function wantIfPinned(m: SyncModel, path: string, pinned: boolean, remote: boolean, heat: number): Promise<void> {

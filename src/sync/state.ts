@@ -107,6 +107,15 @@ export class SyncState {
     await this.base.put(path, { v: entry.version, h: entry.deleted ? '' : entry.hash, d: entry.deleted });
   }
 
+  /** setBase for many paths, plus wantBytes for some of them, in one write (a page of new files from the hub). */
+  async setBasesAndWants(bases: { path: string; version: number; hash: string }[], wants: string[]): Promise<void> {
+    if (bases.length === 0 && wants.length === 0) return;
+    await this.base.db.batch([
+      ...bases.map((b) => ({ type: 'put' as const, sublevel: this.base, key: b.path, value: { v: b.version, h: b.hash, d: false } })),
+      ...wants.map((p) => ({ type: 'put' as const, sublevel: this.fetch, key: p, value: '' })),
+    ] as never);
+  }
+
   async getOrigin(path: string): Promise<string | undefined> {
     return this.origin.getSync(path);
   }

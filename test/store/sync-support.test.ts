@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { openStore } from '../../store/index.ts';
+import { isStoreError, openStore, type FileRecord, type StoreError } from '../../store/index.ts';
 import { readAll, source, withTempDir, SMALL_CHUNKS } from './temp-store.ts';
 
 test('the index id is 16 hex characters, kept across reopen, different for another store', async () => {
@@ -124,6 +124,45 @@ test('commitFiles: many versions in one transaction, each item with its own outc
       assert.equal((await dst.record('a.bin'))?.state, 'local');
       for (const p of ['b2.bin', 'm.bin', 'd/x']) assert.equal(await dst.record(p), undefined, p);
       assert.ok((await readAll(await dst.read('a.bin'))).equals(Buffer.alloc(50_000, 1)));
+    } finally {
+      await src.close();
+      await dst.close();
+    }
+  });
+});
+
+test('commitFiles with allowRemote: incomplete items become remote versions (pinned when asked), complete ones local and still checked', async () => {
+  await withTempDir(async (root) => {
+    const src = await openStore({ dir: path.join(root, 'src'), chunkParams: SMALL_CHUNKS });
+    const dst = await openStore({ dir: path.join(root, 'dst'), chunkParams: SMALL_CHUNKS });
+    try {
+      const meta = async (name: string, data: Buffer) => {
+        const { file } = await src.ingest(name, source(data));
+        return { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, chunks: file.chunks, hash: file.hash };
+      };
+      const here = await meta('here.bin', Buffer.alloc(40_000, 1));
+      for (const c of here.chunks) await dst.putChunk(c.hash, await src.getChunk(c.hash), { clean: true });
+      const away = await meta('away.bin', Buffer.alloc(50_000, 2));
+      const wrong = { ...here, hash: away.hash }; // complete, but its whole-file hash is another file's
+      const out = await dst.commitFiles(
+        [
+          { path: 'here.bin', meta: here, baseVersion: 0 },
+          { path: 'away.bin', meta: away, baseVersion: 0, pin: true },
+          { path: 'wrong.bin', meta: wrong, baseVersion: 0 },
+        ],
+        { allowRemote: true },
+      );
+      const [h, a, w] = out as [FileRecord, FileRecord, StoreError];
+      assert.deepEqual([h.state, h.pinned], ['local', false]);
+      assert.deepEqual([a.state, a.pinned], ['remote', true]);
+      assert.ok(isStoreError(w, 'hash_mismatch'), String(w));
+      assert.equal(await dst.record('wrong.bin'), undefined);
+      const st = dst.stats();
+      assert.deepEqual([st.files, st.localFiles], [2, 1]);
+      assert.deepEqual((await dst.fsck()).problems, []);
+      // Without allowRemote the incomplete one is refused, as before.
+      const [refused] = await dst.commitFiles([{ path: 'away2.bin', meta: away, baseVersion: 0 }]);
+      assert.ok(isStoreError(refused, 'missing_chunks'), String(refused));
     } finally {
       await src.close();
       await dst.close();

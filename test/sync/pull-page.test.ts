@@ -1,0 +1,59 @@
+// A page of the hub's feed on the Pi: records of paths new to the Pi go through one store transaction and one state
+// write (applyNewRemotes); everything else (a path the Pi has, a deletion, a record the batch refuses) is left for the
+// per-record applyRemote, which resolves conflicts. Real store and LevelDB in this process.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { applyNewRemotes } from '../../src/sync/pull.ts';
+import { UploadQueue } from '../../src/sync/upload-queue.ts';
+import { PathLocks } from '../../src/sync/locks.ts';
+import type { SyncModel } from '../../src/sync/model.ts';
+import type { RemoteFile } from '../../src/sync/wire.ts';
+import type { FileRecord } from '../../store/index.ts';
+import { bytes, node, silent } from './in-process.ts';
+
+const remote = (r: FileRecord): RemoteFile => ({
+  path: r.path, size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, sha256: r.sha256, chunks: r.chunks, version: r.version, seq: r.seq, deleted: r.deleted,
+});
+
+test('new paths of a feed page are applied together: remote records, pinned under pinned dirs, bases and wants written; the rest is left for applyRemote', async () => {
+  const [pi, hub] = [await node('pi'), await node('hub')];
+  try {
+    const queue = await UploadQueue.open(pi.db, { minMs: 100, maxMs: 1000 });
+    const m: SyncModel = { store: pi.store, state: pi.state, queue, locks: new PathLocks(), log: silent, hotThreshold: 0.5 };
+    await pi.state.pinDir('keep', true);
+    await pi.store.ingest('mine.txt', bytes('the pi version'));
+    await pi.store.ingest('x', bytes('a file where the hub has a directory'));
+    const page: RemoteFile[] = [];
+    for (const [name, body] of [['a.txt', 'A'], ['keep/b.bin', 'B'], ['keep/c/d.bin', 'D'], ['mine.txt', 'the hub version'], ['x/y.txt', 'Y'], ['gone.txt', 'G']]) {
+      page.push(remote((await hub.store.ingest(name!, bytes(body!))).file));
+    }
+    const gone = remote(await hub.store.delete('gone.txt'));
+    page.splice(page.findIndex((r) => r.path === 'gone.txt'), 1, gone);
+    const seqBefore = pi.store.seq;
+
+    const { applied, rest } = await applyNewRemotes(m, page);
+
+    assert.equal(applied, 3);
+    assert.deepEqual(rest.map((r) => r.path).sort(), ['gone.txt', 'mine.txt', 'x/y.txt'], 'a path the pi has, a deletion, and a path the batch refused (x is a file here)');
+    assert.equal(pi.store.seq, seqBefore + 3, 'one new version each');
+    const a = (await pi.store.record('a.txt'))!;
+    assert.deepEqual([a.state, a.pinned, a.hash], ['remote', false, page[0]!.hash]);
+    for (const p of ['keep/b.bin', 'keep/c/d.bin']) {
+      const r = (await pi.store.record(p))!;
+      assert.deepEqual([r.state, r.pinned], ['remote', true], `${p} is pinned with its first version`);
+    }
+    assert.deepEqual((await pi.state.wantedBytes()).sort(), ['keep/b.bin', 'keep/c/d.bin'], 'only pinned new files are fetched');
+    assert.deepEqual(await pi.state.getBase('a.txt'), { version: page[0]!.version, hash: page[0]!.hash, deleted: false });
+    assert.equal(await pi.state.getBase('mine.txt'), undefined, 'nothing written for records left to applyRemote');
+    assert.equal((await pi.store.record('mine.txt'))!.hash !== page[3]!.hash, true, 'the pi version is untouched');
+    assert.deepEqual((await pi.store.fsck()).problems, []);
+
+    // The same page again: nothing is new any more.
+    const again = await applyNewRemotes(m, page);
+    assert.equal(again.applied, 0);
+    assert.equal(again.rest.length, page.length);
+  } finally {
+    await pi.close();
+    await hub.close();
+  }
+});
