@@ -47,19 +47,32 @@ export class HubRoot {
     return this.o.locks.run(path, () => this.materializeLocked(path));
   }
 
-  /** Reads the whole folder: new and changed files are ingested, files gone since last time become deletions. */
-  async scan(): Promise<{ files: number }> {
+  /**
+   * Reads the whole folder: new and changed files are ingested, files gone since last time become deletions. A file
+   * that cannot be read or stored (no room in the store's budget, an unreadable file) is logged and skipped: it must
+   * not keep the rest of the folder from syncing. It is read again when it changes or at the next start.
+   */
+  async scan(): Promise<{ files: number; skipped: number }> {
     const seen = new Set<string>();
     let files = 0;
+    let skipped = 0;
+    const read = async (path: string): Promise<void> => {
+      try {
+        await this.refreshSafely(path);
+      } catch (err) {
+        skipped += 1;
+        this.o.log.error({ path, err }, 'hub root: could not read a file; skipped until it changes or the hub restarts');
+      }
+    };
     for await (const { rel } of walk(this.o.root)) {
       files += 1;
       seen.add(rel);
-      await this.refreshSafely(rel);
+      await read(rel);
     }
     const gone: string[] = [];
     for await (const p of this.o.disk.paths()) if (!seen.has(p)) gone.push(p);
-    for (const p of gone) await this.refreshSafely(p);
-    return { files };
+    for (const p of gone) await read(p);
+    return { files, skipped };
   }
 
   /** refresh(), logging instead of throwing for names the store cannot take (e.g. a file name with a newline). */

@@ -34,7 +34,7 @@ export class HubWatcher {
   }
 
   /** Resolves once the folder was read; changes are followed from then on. */
-  async start(): Promise<{ files: number; ms: number }> {
+  async start(): Promise<{ files: number; skipped: number; ms: number }> {
     const root = this.o.hubRoot.root;
     const t0 = performance.now();
     const watcher = watch(root, {
@@ -52,14 +52,14 @@ export class HubWatcher {
     watcher.on('unlinkDir', (p) => p !== root && this.schedule(rel(p), 'dir'));
     watcher.on('error', (err) => this.o.log.error({ err }, 'hub root watcher error'));
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-    const { files } = await this.o.hubRoot.scan();
+    const { files, skipped } = await this.o.hubRoot.scan();
     const ms = Math.round(performance.now() - t0);
-    this.o.log.info({ root, files, ms }, 'hub root scanned');
+    this.o.log.info({ root, files, skipped, ms }, 'hub root scanned');
     const signal = this.stop.signal;
     this.follower = this.o.hubRoot.followStore(signal).catch((err) => {
       if (!signal.aborted) this.o.log.error({ err }, 'hub root writer stopped');
     });
-    return { files, ms };
+    return { files, skipped, ms };
   }
 
   private schedule(rel: string, kind: 'file' | 'dir'): void {

@@ -10,7 +10,12 @@ import { DiskIndex } from '../../src/sync/disk-index.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
 import { safePath, TEMP_PREFIX, walk, writeAtomic } from '../../src/sync/root-files.ts';
 import { Readable } from 'node:stream';
-import { bytes, node, silent, type Node } from './in-process.ts';
+import { randomBytes } from 'node:crypto';
+import { ClassicLevel } from 'classic-level';
+import { openStore } from '../../store/index.ts';
+import { SyncState } from '../../src/sync/state.ts';
+import { tempDir } from '../helpers/daemon-process.ts';
+import { bytes, node, silent, SMALL_CHUNKS, type Node } from './in-process.ts';
 import { waitFor } from './peers.ts';
 
 async function setup(fn: (n: Node, hub: HubRoot, root: string) => Promise<void>) {
@@ -105,4 +110,32 @@ test('a file whose bytes fail while being written (a chunk rotted in the store, 
     // Reads already in flight give their buffers back as they finish.
     await waitFor('every reused buffer back and every hold released', async () => n.store.stats().readBuffersInUse === 0 && n.store.stats().heldChunks === 0);
   });
+});
+
+test('a file the store cannot take (its budget is full) is skipped by the scan; the rest of the folder still syncs, both ways', async () => {
+  const dir = await tempDir('balupi-hub-budget-');
+  const root = path.join(dir.path, 'root');
+  await fs.mkdir(root);
+  // 1.5 MB of budget and three files of 0.8 MB, read in name order: a.bin fits, b.bin and c.bin do not.
+  for (const name of ['a.bin', 'b.bin', 'c.bin']) await fs.writeFile(path.join(root, name), randomBytes(800_000));
+  await fs.writeFile(path.join(root, 'small.txt'), 'fits');
+  const store = await openStore({ dir: path.join(dir.path, 'store'), chunkParams: SMALL_CHUNKS, cacheMaxBytes: 1_500_000 });
+  const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
+  await db.open();
+  try {
+    const logged: unknown[] = [];
+    const log = { ...silent, error: (o: unknown) => void logged.push(o) } as unknown as typeof silent;
+    const hub = new HubRoot({ store, state: await SyncState.open(db), disk: new DiskIndex(db), locks: new PathLocks(), root, log });
+    assert.deepEqual(await hub.scan(), { files: 4, skipped: 2 });
+    assert.deepEqual((await store.list('')).map((e) => e.name).sort(), ['a.bin', 'small.txt'], 'everything that fits was read');
+    assert.equal(logged.length, 2, 'each skipped file is logged');
+    // The hub still writes what peers commit into the folder.
+    await store.ingest('from-peer.txt', bytes('a peer file'));
+    await hub.materialize('from-peer.txt');
+    assert.equal(await fs.readFile(path.join(root, 'from-peer.txt'), 'utf8'), 'a peer file');
+  } finally {
+    await store.close();
+    await db.close();
+    await dir.remove();
+  }
 });
