@@ -14,7 +14,7 @@ import type { PathLocks } from './locks.ts';
 import type { DiskIndex } from './disk-index.ts';
 import { matches } from './disk-index.ts';
 import { conflictName, decide } from './conflict.ts';
-import { DirSyncs, removeFile, safePath, statFile, walk, writeAtomic, type DiskStat } from './root-files.ts';
+import { DirSyncs, removeFile, safePath, statFile, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 
 export interface HubRootOptions {
   store: Store;
@@ -23,6 +23,8 @@ export interface HubRootOptions {
   locks: PathLocks;
   root: string;
   log: Logger;
+  /** Lists a directory of the root (tests make one unreadable with it). */
+  readDir?: ReadDir;
 }
 
 const readStream = (abs: string) => fs.createReadStream(abs, { highWaterMark: 1024 * 1024 });
@@ -50,7 +52,9 @@ export class HubRoot {
   /**
    * Reads the whole folder: new and changed files are ingested, files gone since last time become deletions. A file
    * that cannot be read or stored (no room in the store's budget, an unreadable file) is logged and skipped: it must
-   * not keep the rest of the folder from syncing. It is read again when it changes or at the next start.
+   * not keep the rest of the folder from syncing. It is read again when it changes or at the next start. So is a
+   * directory that cannot be listed; the files known under it are then checked one by one, and only one that is
+   * really gone (not merely unreadable) becomes a deletion.
    */
   async scan(): Promise<{ files: number; skipped: number }> {
     const seen = new Set<string>();
@@ -64,7 +68,10 @@ export class HubRoot {
         this.o.log.error({ path, err }, 'hub root: could not read a file; skipped until it changes or the hub restarts');
       }
     };
-    for await (const { rel } of walk(this.o.root)) {
+    const onUnreadable = (dir: string, err: unknown) => {
+      this.o.log.error({ dir, err }, 'hub root: could not list a directory; skipped until the hub restarts');
+    };
+    for await (const { rel } of walk(this.o.root, this.o.root, { onUnreadable, ...(this.o.readDir ? { readDir: this.o.readDir } : {}) })) {
       files += 1;
       seen.add(rel);
       await read(rel);

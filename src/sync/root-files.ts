@@ -4,7 +4,7 @@
 // permissions and mtime, rename, fsync of the directory (shared by files written at the same time).
 
 import fs from 'node:fs/promises';
-import fsCb from 'node:fs';
+import fsCb, { type Dirent } from 'node:fs';
 import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import path from 'node:path';
@@ -173,19 +173,34 @@ export async function removeFile(root: string, abs: string): Promise<void> {
   }
 }
 
-/** Every regular file under `dir` (root-relative POSIX names), skipping symlinks and our own temp files. */
-export async function* walk(root: string, dir = root): AsyncGenerator<{ rel: string; abs: string }> {
+/** Lists a directory (injectable, so that tests can make one unreadable even when they run as root). */
+export type ReadDir = (dir: string) => Promise<Dirent[]>;
+const readDirents: ReadDir = (dir) => fs.readdir(dir, { withFileTypes: true });
+
+/**
+ * Every regular file under `dir` (root-relative POSIX names), skipping symlinks and our own temp files. A directory
+ * that vanished is empty; one that cannot be listed (permissions) throws, unless `onUnreadable` takes it (with its
+ * root-relative name), in which case the walk goes on without it.
+ */
+export async function* walk(
+  root: string,
+  dir = root,
+  opts: { onUnreadable?: (rel: string, err: unknown) => void; readDir?: ReadDir } = {},
+): AsyncGenerator<{ rel: string; abs: string }> {
+  const rel = (abs: string) => path.relative(root, abs).split(path.sep).join('/');
   let entries;
   try {
-    entries = await fs.readdir(dir, { withFileTypes: true });
+    entries = await (opts.readDir ?? readDirents)(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
-    throw err;
+    if (!opts.onUnreadable) throw err;
+    opts.onUnreadable(rel(dir), err);
+    return;
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     const abs = path.join(dir, e.name);
-    if (e.isDirectory()) yield* walk(root, abs);
-    else if (e.isFile() && !isOwnTemp(e.name)) yield { rel: path.relative(root, abs).split(path.sep).join('/'), abs };
+    if (e.isDirectory()) yield* walk(root, abs, opts);
+    else if (e.isFile() && !isOwnTemp(e.name)) yield { rel: rel(abs), abs };
   }
 }

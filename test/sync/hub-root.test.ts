@@ -139,3 +139,39 @@ test('a file the store cannot take (its budget is full) is skipped by the scan; 
     await dir.remove();
   }
 });
+
+test('a directory that cannot be listed is logged and skipped by the scan instead of ending it; its files are not taken for deleted; the rest still syncs', async () => {
+  const n = await node('hub');
+  const root = path.join(n.dir, 'root');
+  try {
+    for (const f of ['private/x.txt', 'public/y.txt']) {
+      await fs.mkdir(path.join(root, path.dirname(f)), { recursive: true });
+      await fs.writeFile(path.join(root, f), f);
+    }
+    // The listing of root/private fails with EACCES while `locked` (a test running as root cannot lose the right
+    // to read a directory any other way).
+    let locked = false;
+    const readDir = (dir: string) => {
+      if (locked && dir === path.join(root, 'private')) return Promise.reject(Object.assign(new Error(`EACCES: permission denied, scandir '${dir}'`), { code: 'EACCES' }));
+      return fs.readdir(dir, { withFileTypes: true });
+    };
+    const logged: { dir?: string }[] = [];
+    const log = { ...silent, error: (o: { dir?: string }) => void logged.push(o) } as unknown as typeof silent;
+    const hub = new HubRoot({ store: n.store, state: n.state, disk: new DiskIndex(n.db), locks: new PathLocks(), root, log, readDir });
+    assert.deepEqual(await hub.scan(), { files: 2, skipped: 0 });
+
+    locked = true;
+    await fs.writeFile(path.join(root, 'public/z.txt'), 'new');
+    assert.deepEqual(await hub.scan(), { files: 2, skipped: 0 }, 'public/y.txt and public/z.txt');
+    assert.deepEqual(logged.map((l) => l.dir), ['private']);
+    assert.equal((await n.store.record('private/x.txt'))?.deleted, false, 'an unreadable directory deletes nothing');
+    assert.equal((await n.store.record('public/z.txt'))?.deleted, false, 'the readable part still syncs');
+
+    locked = false;
+    await fs.rm(path.join(root, 'private/x.txt'));
+    await hub.scan();
+    assert.equal((await n.store.record('private/x.txt'))?.deleted, true, 'once it can be listed, a file really gone is a deletion');
+  } finally {
+    await n.close();
+  }
+});
