@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { isStoreError, openStore, type FileRecord, type StoreError } from '../../store/index.ts';
+import { isStoreError, openStore, type CommitMeta, type FileRecord, type Store, type StoreError } from '../../store/index.ts';
 import { readAll, source, withTempDir, SMALL_CHUNKS } from './temp-store.ts';
 
 test('the index id is 16 hex characters, kept across reopen, different for another store', async () => {
@@ -88,84 +88,80 @@ test('promoteAllComplete: every complete file of a fetch becomes local in one tr
   });
 });
 
-test('commitFiles: many versions in one transaction, each item with its own outcome; failed items leave nothing', async () => {
+/** Two stores: `src` makes versions (meta() ingests and returns their commit metadata), `dst` commits them. */
+async function withSrcDst(fn: (src: Store, dst: Store, meta: (name: string, data: Buffer) => Promise<CommitMeta>) => Promise<void>): Promise<void> {
   await withTempDir(async (root) => {
     const src = await openStore({ dir: path.join(root, 'src'), chunkParams: SMALL_CHUNKS });
     const dst = await openStore({ dir: path.join(root, 'dst'), chunkParams: SMALL_CHUNKS });
+    const meta = async (name: string, data: Buffer) => {
+      const { file } = await src.ingest(name, source(data));
+      return { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, chunks: file.chunks, hash: file.hash };
+    };
     try {
-      const meta = async (name: string, data: Buffer) => {
-        const { file } = await src.ingest(name, source(data));
-        return { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, chunks: file.chunks, hash: file.hash };
-      };
-      const put = async (m: { chunks: { hash: string }[] }) => {
-        for (const c of m.chunks) await dst.putChunk(c.hash, await src.getChunk(c.hash));
-      };
-      const a = await meta('a.bin', Buffer.alloc(50_000, 1));
-      const b = await meta('b.bin', Buffer.alloc(30_000, 2));
-      const missing = await meta('m.bin', Buffer.alloc(20_000, 3));
-      const dir = await meta('d', Buffer.alloc(10, 4));
-      const under = await meta('dx', Buffer.alloc(10, 5));
-      for (const m of [a, b, dir, under]) await put(m);
-      await dst.commitFile('b.bin', b, { baseVersion: 0 }); // b exists already: a base of 0 is stale now
-      const seqBefore = dst.seq;
-      const out = await dst.commitFiles([
-        { path: 'a.bin', meta: a, baseVersion: 0 },
-        { path: 'b.bin', meta: b, baseVersion: 0 },
-        { path: 'b2.bin', meta: { ...b, hash: a.hash }, baseVersion: 0 },
-        { path: 'm.bin', meta: missing, baseVersion: 0 },
-        { path: 'd', meta: dir, baseVersion: 0 },
-        { path: 'd/x', meta: under, baseVersion: 0 },
-        { path: '../up', meta: a, baseVersion: 0 },
-        { path: 'a.bin', meta: a, baseVersion: 0 },
-      ]);
-      const codes = out.map((o) => (o instanceof Error ? (o as { code?: string }).code : 'ok'));
-      assert.deepEqual(codes, ['ok', 'conflict', 'hash_mismatch', 'missing_chunks', 'ok', 'path_conflict', 'invalid_name', 'invalid_argument']);
-      assert.equal(dst.seq, seqBefore + 2, 'exactly the two good items became versions');
-      assert.equal((await dst.record('a.bin'))?.state, 'local');
-      for (const p of ['b2.bin', 'm.bin', 'd/x']) assert.equal(await dst.record(p), undefined, p);
-      assert.ok((await readAll(await dst.read('a.bin'))).equals(Buffer.alloc(50_000, 1)));
+      await fn(src, dst, meta);
     } finally {
       await src.close();
       await dst.close();
     }
   });
+}
+
+test('commitFiles: many versions in one transaction, each item with its own outcome; failed items leave nothing', async () => {
+  await withSrcDst(async (src, dst, meta) => {
+    const put = async (m: { chunks: { hash: string }[] }) => {
+      for (const c of m.chunks) await dst.putChunk(c.hash, await src.getChunk(c.hash));
+    };
+    const a = await meta('a.bin', Buffer.alloc(50_000, 1));
+    const b = await meta('b.bin', Buffer.alloc(30_000, 2));
+    const missing = await meta('m.bin', Buffer.alloc(20_000, 3));
+    const dir = await meta('d', Buffer.alloc(10, 4));
+    const under = await meta('dx', Buffer.alloc(10, 5));
+    for (const m of [a, b, dir, under]) await put(m);
+    await dst.commitFile('b.bin', b, { baseVersion: 0 }); // b exists already: a base of 0 is stale now
+    const seqBefore = dst.seq;
+    const out = await dst.commitFiles([
+      { path: 'a.bin', meta: a, baseVersion: 0 },
+      { path: 'b.bin', meta: b, baseVersion: 0 },
+      { path: 'b2.bin', meta: { ...b, hash: a.hash }, baseVersion: 0 },
+      { path: 'm.bin', meta: missing, baseVersion: 0 },
+      { path: 'd', meta: dir, baseVersion: 0 },
+      { path: 'd/x', meta: under, baseVersion: 0 },
+      { path: '../up', meta: a, baseVersion: 0 },
+      { path: 'a.bin', meta: a, baseVersion: 0 },
+    ]);
+    const codes = out.map((o) => (o instanceof Error ? (o as { code?: string }).code : 'ok'));
+    assert.deepEqual(codes, ['ok', 'conflict', 'hash_mismatch', 'missing_chunks', 'ok', 'path_conflict', 'invalid_name', 'invalid_argument']);
+    assert.equal(dst.seq, seqBefore + 2, 'exactly the two good items became versions');
+    assert.equal((await dst.record('a.bin'))?.state, 'local');
+    for (const p of ['b2.bin', 'm.bin', 'd/x']) assert.equal(await dst.record(p), undefined, p);
+    assert.ok((await readAll(await dst.read('a.bin'))).equals(Buffer.alloc(50_000, 1)));
+  });
 });
 
 test('commitFiles with allowRemote: incomplete items become remote versions (pinned when asked), complete ones local and still checked', async () => {
-  await withTempDir(async (root) => {
-    const src = await openStore({ dir: path.join(root, 'src'), chunkParams: SMALL_CHUNKS });
-    const dst = await openStore({ dir: path.join(root, 'dst'), chunkParams: SMALL_CHUNKS });
-    try {
-      const meta = async (name: string, data: Buffer) => {
-        const { file } = await src.ingest(name, source(data));
-        return { size: file.size, mtimeMs: file.mtimeMs, mode: file.mode, chunks: file.chunks, hash: file.hash };
-      };
-      const here = await meta('here.bin', Buffer.alloc(40_000, 1));
-      for (const c of here.chunks) await dst.putChunk(c.hash, await src.getChunk(c.hash), { clean: true });
-      const away = await meta('away.bin', Buffer.alloc(50_000, 2));
-      const wrong = { ...here, hash: away.hash }; // complete, but its whole-file hash is another file's
-      const out = await dst.commitFiles(
-        [
-          { path: 'here.bin', meta: here, baseVersion: 0 },
-          { path: 'away.bin', meta: away, baseVersion: 0, pin: true },
-          { path: 'wrong.bin', meta: wrong, baseVersion: 0 },
-        ],
-        { allowRemote: true },
-      );
-      const [h, a, w] = out as [FileRecord, FileRecord, StoreError];
-      assert.deepEqual([h.state, h.pinned], ['local', false]);
-      assert.deepEqual([a.state, a.pinned], ['remote', true]);
-      assert.ok(isStoreError(w, 'hash_mismatch'), String(w));
-      assert.equal(await dst.record('wrong.bin'), undefined);
-      const st = dst.stats();
-      assert.deepEqual([st.files, st.localFiles], [2, 1]);
-      assert.deepEqual((await dst.fsck()).problems, []);
-      // Without allowRemote the incomplete one is refused, as before.
-      const [refused] = await dst.commitFiles([{ path: 'away2.bin', meta: away, baseVersion: 0 }]);
-      assert.ok(isStoreError(refused, 'missing_chunks'), String(refused));
-    } finally {
-      await src.close();
-      await dst.close();
-    }
+  await withSrcDst(async (src, dst, meta) => {
+    const here = await meta('here.bin', Buffer.alloc(40_000, 1));
+    for (const c of here.chunks) await dst.putChunk(c.hash, await src.getChunk(c.hash), { clean: true });
+    const away = await meta('away.bin', Buffer.alloc(50_000, 2));
+    const wrong = { ...here, hash: away.hash }; // complete, but its whole-file hash is another file's
+    const out = await dst.commitFiles(
+      [
+        { path: 'here.bin', meta: here, baseVersion: 0 },
+        { path: 'away.bin', meta: away, baseVersion: 0, pin: true },
+        { path: 'wrong.bin', meta: wrong, baseVersion: 0 },
+      ],
+      { allowRemote: true },
+    );
+    const [h, a, w] = out as [FileRecord, FileRecord, StoreError];
+    assert.deepEqual([h.state, h.pinned], ['local', false]);
+    assert.deepEqual([a.state, a.pinned], ['remote', true]);
+    assert.ok(isStoreError(w, 'hash_mismatch'), String(w));
+    assert.equal(await dst.record('wrong.bin'), undefined);
+    const st = dst.stats();
+    assert.deepEqual([st.files, st.localFiles], [2, 1]);
+    assert.deepEqual((await dst.fsck()).problems, []);
+    // Without allowRemote the incomplete one is refused, as before.
+    const [refused] = await dst.commitFiles([{ path: 'away2.bin', meta: away, baseVersion: 0 }]);
+    assert.ok(isStoreError(refused, 'missing_chunks'), String(refused));
   });
 });
