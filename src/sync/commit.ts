@@ -6,7 +6,7 @@ import type { CommitMeta, FileRecord, Store } from '../../store/index.ts';
 import { isStoreError } from '../../store/index.ts';
 import { conflictName, decide } from './conflict.ts';
 import type { ConflictRecord } from './state.ts';
-import { sameContent, type RemoteFile } from './wire.ts';
+import { metaOf, sameContent, type RemoteFile } from './wire.ts';
 
 export interface CommitOutcome {
   status: 'ok' | 'conflict';
@@ -25,15 +25,6 @@ export interface CommitContext {
   recordConflict: (c: ConflictRecord) => Promise<void>;
   now?: () => Date;
 }
-
-export const metaOf = (f: { size: number; mtimeMs: number; mode: number; chunks: CommitMeta['chunks']; hash: string; sha256: string | null }): CommitMeta => ({
-  size: f.size,
-  mtimeMs: f.mtimeMs,
-  mode: f.mode,
-  chunks: f.chunks,
-  hash: f.hash,
-  sha256: f.sha256,
-});
 
 /** Stores a copy under a fresh conflict name (never overwriting anything: base version 0). */
 async function keepCopy(store: Store, path: string, f: CommitMeta, peer: string, at: Date): Promise<FileRecord> {

@@ -6,7 +6,7 @@
 
 import { isStoreError, StoreError, type ChunkRef } from '../../store/index.ts';
 import type { SyncModel } from './model.ts';
-import { sameContent, type RemoteFile } from './wire.ts';
+import { metaOf, sameContent, type RemoteFile } from './wire.ts';
 import { downloadInto, type ChunkClient } from './transfer.ts';
 
 export type PullResult = 'applied' | 'same' | 'deferred';
@@ -33,11 +33,7 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
         const heat = local && !local.deleted ? await store.heat(r.path) : 0;
         // A file under a pinned directory is pinned in the same transaction as its new version.
         const pin = !(local && !local.deleted && local.pinned) && (await state.underPinnedDir(r.path));
-        const rec = await store.commitFile(
-          r.path,
-          { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash, sha256: r.sha256 },
-          { allowRemote: true, baseVersion: local?.version ?? 0, sync: false, pin },
-        );
+        const rec = await store.commitFile(r.path, metaOf(r), { allowRemote: true, baseVersion: local?.version ?? 0, sync: false, pin });
         await wantIfPinned(m, r.path, rec.pinned, rec.state === 'remote', heat);
       }
     } catch (err) {
@@ -67,10 +63,7 @@ export async function applyNewRemotes(m: SyncModel, remotes: RemoteFile[]): Prom
   }
   if (fresh.length === 0) return { applied: 0, rest };
   const items = [];
-  for (const r of fresh) {
-    const meta = { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash, sha256: r.sha256 };
-    items.push({ path: r.path, meta, baseVersion: 0, pin: await state.underPinnedDir(r.path) });
-  }
+  for (const r of fresh) items.push({ path: r.path, meta: metaOf(r), baseVersion: 0, pin: await state.underPinnedDir(r.path) });
   const results = await store.commitFiles(items, { allowRemote: true, sync: false });
   const bases: RemoteFile[] = [];
   const wants: string[] = [];
@@ -80,8 +73,7 @@ export async function applyNewRemotes(m: SyncModel, remotes: RemoteFile[]): Prom
       return;
     }
     bases.push(fresh[i]!);
-    // A new file has no heat yet: only pinned ones are fetched (or all, with a hot threshold of 0).
-    if (rec.state === 'remote' && (rec.pinned || m.hotThreshold <= 0)) wants.push(rec.path);
+    if (fetches(m, rec.state === 'remote', rec.pinned, 0)) wants.push(rec.path); // a new file has no heat yet
   });
   await state.setBasesAndWants(bases, wants);
   return { applied: bases.length, rest };
@@ -93,7 +85,12 @@ async function wantIfPinned(m: SyncModel, path: string, pinned: boolean, remote:
     await m.store.pin(path, true, { sync: false });
     pin = true;
   }
-  if (remote && (pin || heat >= m.hotThreshold)) await m.state.wantBytes(path);
+  if (fetches(m, remote, pin, heat)) await m.state.wantBytes(path);
+}
+
+/** Whether the Pi fetches the bytes of a 'remote' file at once: pinned, or at least as hot as the threshold. */
+function fetches(m: SyncModel, remote: boolean, pinned: boolean, heat: number): boolean {
+  return remote && (pinned || heat >= m.hotThreshold);
 }
 
 /**

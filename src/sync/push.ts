@@ -8,7 +8,7 @@ import type { SyncClient } from './client.ts';
 import type { SyncModel } from './model.ts';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { CommitStatus, type CommitResponse } from '../gen/balupi/sync/v1/sync_pb.js';
-import { fromFileInfo, sameContent, toFileInfo, type RemoteFile } from './wire.ts';
+import { fromFileInfo, metaOf, sameContent, toFileInfo, type RemoteFile } from './wire.ts';
 import { uploadMissing } from './transfer.ts';
 
 export type PushResult = 'synced' | 'conflict' | 'nothing';
@@ -111,7 +111,7 @@ async function adopt(m: SyncModel, r: RemoteFile, pushed: FileRecord): Promise<v
         if (cur && !cur.deleted) await store.delete(r.path, { baseVersion: cur.version });
       } else {
         // The copy of our own losing version has our bytes; the hub's winning version may need fetching.
-        await store.commitFile(r.path, { size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash, sha256: r.sha256 }, { allowRemote: true, baseVersion: cur?.version ?? 0 });
+        await store.commitFile(r.path, metaOf(r), { allowRemote: true, baseVersion: cur?.version ?? 0 });
         const rec = await store.record(r.path);
         if (rec && !rec.deleted && rec.state === 'remote' && (pushed.pinned || rec.pinned)) await state.wantBytes(r.path);
       }

@@ -21,11 +21,11 @@ import {
 } from '../gen/balupi/sync/v1/sync_pb.js';
 import { changeFeed } from './feed.ts';
 import { receiveChunks, sendChunks } from './transfer.ts';
-import { applyCommit, metaOf, type CommitContext, type CommitOutcome } from './commit.ts';
+import { applyCommit, type CommitContext, type CommitOutcome } from './commit.ts';
 import type { SyncState } from './state.ts';
 import type { SendRate } from './rate.ts';
 import { SyncError } from './errors.ts';
-import { fromFileInfo, hashesFrom, hashToBytes, PROTOCOL_VERSION, toFileInfo, type RemoteFile } from './wire.ts';
+import { fromFileInfo, hashesFrom, hashToBytes, metaOf, PROTOCOL_VERSION, toFileInfo, type RemoteFile } from './wire.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import { GroupFlush } from './group-flush.ts';
 

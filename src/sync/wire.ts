@@ -3,7 +3,7 @@
 // 32 bytes, sizes must add up. Nothing here decides anything; it only moves fields.
 
 import { create } from '@bufbuild/protobuf';
-import type { ChunkRef, FileRecord } from '../../store/index.ts';
+import type { ChunkRef, CommitMeta, FileRecord } from '../../store/index.ts';
 import { validateName } from '../../store/index.ts';
 import { FileInfoSchema, type FileInfo } from '../gen/balupi/sync/v1/sync_pb.js';
 import { SyncError } from './errors.ts';
@@ -91,6 +91,16 @@ export function fromFileInfo(info: FileInfo | undefined): RemoteFile {
 }
 
 /** Same content (or both deleted): the thing conflicts and echo suppression compare. */
+/** The part of a record (ours or a peer's) that a commit of its content takes. */
+export const metaOf = (f: { size: number; mtimeMs: number; mode: number; chunks: CommitMeta['chunks']; hash: string; sha256: string | null }): CommitMeta => ({
+  size: f.size,
+  mtimeMs: f.mtimeMs,
+  mode: f.mode,
+  chunks: f.chunks,
+  hash: f.hash,
+  sha256: f.sha256,
+});
+
 export function sameContent(a: { hash: string; deleted: boolean } | undefined, b: { hash: string; deleted: boolean } | undefined): boolean {
   if (!a || !b) return (a?.deleted ?? true) && (b?.deleted ?? true);
   return a.deleted === b.deleted && (a.deleted || a.hash === b.hash);
