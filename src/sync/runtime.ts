@@ -165,10 +165,10 @@ export class SyncRuntime {
   }
 
   /**
-   * The HTTP/2 handler that serves gRPC DownloadChunks without the generic RPC layer's copies (chunk-stream.ts); it
-   * answers false for every other request. Same secret, limits and send rate as the SyncService.
+   * The HTTP/2 handler that serves gRPC DownloadChunks and UploadChunks without the generic RPC layer's copies
+   * (chunk-stream.ts, chunk-upload.ts), tried before the generic gRPC handler; it answers false for every other
+   * request. Same secret, limits and send rate as the SyncService.
    */
-  /** The copy-saving chunk RPCs (DownloadChunks, UploadChunks), tried before the generic gRPC handler. */
   chunkStreamHandler(shutdown: AbortSignal): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
     const download = downloadChunksHandler({ store: this.store, peerSecret: this.settings.peerSecret, rate: this.rate, shutdown });
     const upload = uploadChunksHandler({ service: this.service, peerSecret: this.settings.peerSecret, maxMessageBytes: RPC_MAX_BYTES, shutdown });
