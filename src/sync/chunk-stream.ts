@@ -21,7 +21,7 @@ import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import { hashesFrom } from './wire.ts';
 import { sendChunks } from './transfer.ts';
-import { chunkMessageHeader, chunksOf, closedWithoutStatus, drained, endWithStatus, grpcMessages, grpcRoute, isGrpc, varint } from './grpc-frames.ts';
+import { chunkMessageHeader, chunksOf, closedWithoutStatus, drained, endWithStatus, grpcMessages, grpcRoute, isGrpc, openGrpcCall, varint } from './grpc-frames.ts';
 import type { SendRate } from './rate.ts';
 
 export const DOWNLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/DownloadChunks';
@@ -107,20 +107,9 @@ export async function* downloadChunksStream(
   signal?: AbortSignal,
 ): AsyncGenerator<DownloadChunksResponse> {
   signal?.throwIfAborted();
-  const stream = await sessions.request(
-    'POST',
-    DOWNLOAD_CHUNKS_PATH,
-    { 'content-type': 'application/grpc+proto', te: 'trailers', authorization: `Bearer ${opts.peerSecret}`, 'grpc-accept-encoding': 'identity' },
-    {},
-  );
+  const { stream, headers } = await openGrpcCall(sessions, DOWNLOAD_CHUNKS_PATH, opts.peerSecret, (s) => closedError(s, signal));
   const cancel = () => stream.close(h2.NGHTTP2_CANCEL);
   signal?.addEventListener('abort', cancel, { once: true });
-  const headers = new Promise<Record<string, unknown>>((resolve, reject) => {
-    stream.once('response', resolve);
-    stream.once('error', reject);
-    stream.once('close', () => reject(closedError(stream, signal)));
-  });
-  headers.catch(() => {});
   stream.end(fromRequest(hashes));
   try {
     yield* readMessages(stream, sessions, opts.maxMessageBytes, headers, signal);

@@ -16,7 +16,7 @@ import type { Http2SessionManager } from '@connectrpc/connect-node';
 import { SyncService, UploadChunksRequestSchema, UploadChunksResponseSchema, type UploadChunksRequest, type UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
-import { chunkMessageHeader, chunksOf, closedWithoutStatus, drained, endWithStatus, frame, grpcMessages, grpcRoute } from './grpc-frames.ts';
+import { chunkMessageHeader, chunksOf, closedWithoutStatus, drained, endWithStatus, frame, grpcMessages, grpcRoute, openGrpcCall } from './grpc-frames.ts';
 
 export const UPLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/UploadChunks';
 
@@ -87,12 +87,7 @@ export async function uploadChunksStream(
   signal?: AbortSignal,
 ): Promise<UploadChunksResponse> {
   signal?.throwIfAborted();
-  const stream = await sessions.request(
-    'POST',
-    UPLOAD_CHUNKS_PATH,
-    { 'content-type': 'application/grpc+proto', te: 'trailers', authorization: `Bearer ${opts.peerSecret}`, 'grpc-accept-encoding': 'identity' },
-    {},
-  );
+  const { stream, headers } = await openGrpcCall(sessions, UPLOAD_CHUNKS_PATH, opts.peerSecret, closedWithoutStatus);
   const ac = new AbortController();
   const cancel = () => ac.abort(signal?.reason);
   signal?.addEventListener('abort', cancel, { once: true });
@@ -112,12 +107,6 @@ export async function uploadChunksStream(
   stream.once('response', (h) => {
     if (h['grpc-status'] !== undefined) ac.abort(new Error('the peer answered')); // a trailers-only answer: the same
   });
-  const headers = new Promise<Record<string, unknown>>((resolve, reject) => {
-    stream.once('response', resolve);
-    stream.once('error', reject);
-    stream.once('close', () => reject(closedWithoutStatus(stream)));
-  });
-  headers.catch(() => {});
   const cut = (why: unknown): ConnectError =>
     signal?.aborted ? new ConnectError('upload cancelled', Code.Canceled) : why instanceof ConnectError ? why : new ConnectError(`chunk upload failed: ${(why as Error)?.message ?? why}`, Code.Unavailable);
   try {

@@ -5,6 +5,7 @@
 import type { ClientHttp2Stream, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { finished, type Readable } from 'node:stream';
 import { Code, ConnectError } from '@connectrpc/connect';
+import type { Http2SessionManager } from '@connectrpc/connect-node';
 
 export const isGrpc = (contentType: string | undefined): boolean => contentType === 'application/grpc' || contentType === 'application/grpc+proto';
 
@@ -28,6 +29,32 @@ export function endWithStatus(res: Http2ServerResponse, status: ConnectError | u
   if (res.destroyed || res.stream.closed) return;
   res.addTrailers(status ? { 'grpc-status': String(status.code), 'grpc-message': encodeURIComponent(status.rawMessage) } : { 'grpc-status': '0' });
   res.end();
+}
+
+/**
+ * Starts a call of the copy-saving client paths on a session of `sessions`: plain gRPC, no compression either way,
+ * the peer secret as bearer token. `headers` resolves with the response headers, or rejects with the stream's error,
+ * or with `closed(stream)` when it closes before any.
+ */
+export async function openGrpcCall(
+  sessions: Http2SessionManager,
+  path: string,
+  peerSecret: string,
+  closed: (stream: ClientHttp2Stream) => Error,
+): Promise<{ stream: ClientHttp2Stream; headers: Promise<Record<string, unknown>> }> {
+  const stream = await sessions.request(
+    'POST',
+    path,
+    { 'content-type': 'application/grpc+proto', te: 'trailers', authorization: `Bearer ${peerSecret}`, 'grpc-accept-encoding': 'identity' },
+    {},
+  );
+  const headers = new Promise<Record<string, unknown>>((resolve, reject) => {
+    stream.once('response', resolve);
+    stream.once('error', reject);
+    stream.once('close', () => reject(closed(stream)));
+  });
+  headers.catch(() => {}); // awaited by the caller once it has written its request
+  return { stream, headers };
 }
 
 /** A client stream that ended without a gRPC status. */
