@@ -4,11 +4,24 @@
 // then write every store change committed by peers into the folder.
 
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import { watch, type ChokidarOptions, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.ts';
 import type { HubRoot } from './hub-root.ts';
 import type { DiskIndex } from './disk-index.ts';
 import { isOwnTemp, walk } from './root-files.ts';
+
+/**
+ * chokidar as the hub uses it. chokidar itself is patched (patches/chokidar+5.0.0.patch): after listing a directory
+ * it waits max(100 ms, 4 x the listing's time) before listing it again. Unpatched, files arriving one after another
+ * had it re-list the directory and lstat() every entry back to back (~10 ms of CPU per arriving file in a directory
+ * of 10,000; bench/watcher.ts).
+ */
+export const ROOT_WATCH_OPTIONS: ChokidarOptions = {
+  ignoreInitial: true,
+  followSymlinks: false,
+  ignored: (p: string) => isOwnTemp(p),
+  alwaysStat: false,
+};
 
 export interface HubWatcherOptions {
   hubRoot: HubRoot;
@@ -37,12 +50,7 @@ export class HubWatcher {
   async start(): Promise<{ files: number; skipped: number; ms: number }> {
     const root = this.o.hubRoot.root;
     const t0 = performance.now();
-    const watcher = watch(root, {
-      ignoreInitial: true,
-      followSymlinks: false,
-      ignored: (p: string) => isOwnTemp(p),
-      alwaysStat: false,
-    });
+    const watcher = watch(root, ROOT_WATCH_OPTIONS);
     this.watcher = watcher;
     const rel = (abs: string): string => path.relative(root, abs).split(path.sep).join('/');
     watcher.on('add', (p) => this.schedule(rel(p), 'file'));
