@@ -1,9 +1,11 @@
 // Storage engine benchmark: every figure is printed with a baseline measured in the same run.
 //
-//   npx node bench/store.ts            hashing, chunking, ingest vs plain copy, read-back vs raw read, 2 GiB peak RSS
+//   npx node bench/store.ts            hashing, chunking, ingest vs plain copy, read-back vs raw read, many small files,
+//                                      2 GiB peak RSS
 //   npx node bench/store.ts --quick    the same without the 2 GiB file
 //   npx node bench/store.ts --params   chunk-size sweep (how the FastCDC min/avg/max were chosen)
 //   npx node bench/store.ts --rss      only the 2 GiB peak-RSS measurement
+//   npx node bench/store.ts --small    only the many-small-files measurement
 //
 // Temp files go to $TMPDIR (or --dir DIR) and are removed afterwards. Not a test: nothing here asserts.
 
@@ -14,7 +16,8 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import { PerformanceObserver, constants, monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Chunker, DEFAULT_CHUNK_PARAMS, blake3, fileSource, openStore } from '../store/index.ts';
 import type { Blake3, ChunkParams, StoreOptions } from '../store/index.ts';
@@ -245,6 +248,56 @@ async function paramSweep(root: string): Promise<void> {
   await fsp.rm(src);
 }
 
+/**
+ * Many small files, one ingest each (a phone's photo folder, the hub's first scan): per-file costs dominate. Baseline:
+ * writing the same files with fs.writeFile and an fsync each. Also counts V8's full mark-compacts during the ingests,
+ * which a fresh chunk-sized buffer per file used to trigger every few files.
+ */
+async function smallFiles(root: string): Promise<void> {
+  const count = 2000;
+  const files = Array.from({ length: count }, (_, i) => randomBytes(1024 + ((i * 7919) % (63 * 1024))));
+  const bytes = files.reduce((a, f) => a + f.length, 0);
+  await section(`${count} small files (1-64 KiB, ${fmt(bytes / MiB)} MiB): ingest one by one vs write + fsync, 3 alternating runs`, async () => {
+    const plain: number[] = [];
+    const ing: number[] = [];
+    const marks: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const dir = path.join(root, `plain-${r}`);
+      await fsp.mkdir(dir);
+      plain.push(
+        await timed(async () => {
+          for (let i = 0; i < count; i++) {
+            const fh = await fsp.open(path.join(dir, `f${i}`), 'w');
+            await fh.writeFile(files[i]!);
+            await fh.sync();
+            await fh.close();
+          }
+        }),
+      );
+      await fsp.rm(dir, { recursive: true });
+      const store = await openStore({ dir: path.join(root, `small-${r}`) });
+      let majorGcs = 0;
+      const obs = new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) if (((e as { detail?: { kind?: number } }).detail)?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs += 1;
+      });
+      obs.observe({ entryTypes: ['gc'] });
+      ing.push(
+        await timed(async () => {
+          for (let i = 0; i < count; i++) await store.ingest(`d/f${i}`, Readable.from([files[i]!]));
+        }),
+      );
+      await new Promise((resolve) => setImmediate(resolve)); // let the observer see the last entries
+      obs.disconnect();
+      marks.push(majorGcs);
+      await store.close();
+      await fsp.rm(path.join(root, `small-${r}`), { recursive: true });
+    }
+    console.log(`write + fsync  median ${fmt(median(plain))} ms  (${fmt(median(plain) / count, 2)} ms per file)`);
+    console.log(`ingest         median ${fmt(median(ing))} ms  (${fmt(median(ing) / count, 2)} ms per file), full mark-compacts per run: ${marks.join(', ')}`);
+    console.log(`ingest / write + fsync time: ${fmt(median(ing) / median(plain), 2)}`);
+  });
+}
+
 async function main(): Promise<void> {
   if (args[0] === '--rss-child') return rssChild(args[1]!, args[2]!);
   const base = option('--dir') ?? os.tmpdir();
@@ -256,9 +309,12 @@ async function main(): Promise<void> {
       await paramSweep(root);
     } else if (flag('--rss')) {
       await peakRss(root);
+    } else if (flag('--small')) {
+      await smallFiles(root);
     } else {
       await hashingAndChunking();
       await ingestAndRead(root);
+      await smallFiles(root);
       if (!flag('--quick')) await peakRss(root);
     }
   } finally {

@@ -58,6 +58,8 @@ export class Engine {
   readonly holds = new ChunkHolds();
   /** Shared by the reads that opt in (ReadOptions.reuseBuffers); keeps at most 16 MiB of idle buffers. */
   readonly readBuffers = new ReadBuffers(16 * 1024 * 1024);
+  /** Chunk-sized buffers kept from one ingest for the next (see BufferPool in ingest.ts). */
+  readonly spareChunkBuffers: Buffer[] = [];
   readonly lock = new Mutex();
   readonly events = new EventEmitter();
   readonly config: StoreConfig;
