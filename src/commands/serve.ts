@@ -1,4 +1,5 @@
-// `balupi serve`: runs the daemon until SIGTERM/SIGINT, then shuts down gracefully within 10 s and exits 0.
+// `balupi serve`: runs the daemon until SIGTERM/SIGINT, then shuts down gracefully within 10 s and exits 0. An
+// unexpected error (a defect) shuts it down the same way and exits 1.
 import { startDaemon } from '../daemon.ts';
 import { createLogger } from '../log.ts';
 import type { CommandContext } from './context.ts';
@@ -22,18 +23,32 @@ export async function serve(ctx: CommandContext): Promise<number> {
     }
     throw err;
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
+  const stop = await new Promise<{ signal: NodeJS.Signals } | { fatal: unknown }>((resolve) => {
+    process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }));
+    process.once('SIGINT', () => resolve({ signal: 'SIGINT' }));
+    // A defect that leaves a rejection unhandled or an exception uncaught: say what it was in the log, close the
+    // listeners and the store in order (instead of Node's default exit in the middle of whatever was being written),
+    // and exit 1 so that systemd (Restart=on-failure) starts a fresh process. Later ones during the shutdown are only
+    // logged.
+    let failed = false;
+    const fatal = (err: unknown) => {
+      if (failed) return void log.error({ err }, 'another unexpected error while shutting down');
+      failed = true;
+      resolve({ fatal: err });
+    };
+    process.on('unhandledRejection', fatal);
+    process.on('uncaughtException', fatal);
   });
-  log.info({ signal }, 'shutting down: no new connections, finishing requests in flight');
+  const code = 'fatal' in stop ? 1 : 0;
+  if ('fatal' in stop) log.fatal({ err: stop.fatal }, 'unexpected error (a defect): shutting down');
+  else log.info({ signal: stop.signal }, 'shutting down: no new connections, finishing requests in flight');
   const forced = setTimeout(() => {
     log.warn('shutdown took too long; exiting with requests still open');
-    process.exit(0);
+    process.exit(code);
   }, SHUTDOWN_LIMIT_MS);
   forced.unref();
   await daemon.close();
   clearTimeout(forced);
   log.info('stopped');
-  return 0;
+  return code;
 }

@@ -26,9 +26,11 @@ export async function tempDir(prefix = 'balupi-test-'): Promise<{ path: string; 
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
 
-export async function startDaemonProcess(opts: { env?: Record<string, string>; args?: string[]; dataDir?: string } = {}): Promise<DaemonProcess> {
+export async function startDaemonProcess(
+  opts: { env?: Record<string, string>; args?: string[]; dataDir?: string; /** Node options before the script (e.g. --import). */ execArgv?: string[] } = {},
+): Promise<DaemonProcess> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'balupi-daemon-')));
-  const proc = spawn(process.execPath, [CLI, ...(opts.args ?? []), 'serve'], {
+  const proc = spawn(process.execPath, [...(opts.execArgv ?? []), CLI, ...(opts.args ?? []), 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
       BALUPI_DATA_DIR: dataDir,
