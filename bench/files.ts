@@ -11,6 +11,7 @@ import { createReadStream } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import http from 'node:http';
 import os from 'node:os';
+import { NODE_FLAGS } from '../src/node-flags.ts';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -102,7 +103,7 @@ const best = (xs: number[]) => Math.max(...xs);
  * listens: parsing it here would take CPU from the load generator on a small machine.
  */
 async function startDaemon(dataDir: string) {
-  const proc = spawn(process.execPath, [CLI, 'serve'], {
+  const proc = spawn(process.execPath, [...NODE_FLAGS, CLI, 'serve'], {
     env: { PATH: process.env.PATH ?? '', BALUPI_DATA_DIR: dataDir, BALUPI_HOST: '127.0.0.1', BALUPI_PORT: '0', BALUPI_GRPC_PORT: '0', BALUPI_LOG_FORMAT: 'json', BALUPI_MDNS: 'off', BALUPI_JWT_SECRET: JWT_SECRET, BALUPI_CACHE_MAX_BYTES: '4G' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // The daemon and CLI are TypeScript run by Node 24's type stripping. If this shim was started by an older
 // system Node (e.g. `./node_modules/.bin/balupi` outside npm), re-run it under the project's own Node 24.
 import { spawnSync } from 'node:child_process';
@@ -18,6 +18,7 @@ if (major >= 24) {
     console.error(`balupi needs Node 24 (this is ${process.version}); run \`npm ci\` in ${root} first`);
     process.exit(1);
   }
-  const r = spawnSync(own, [cli, ...process.argv.slice(2)], { stdio: 'inherit' });
+  // the same Node options as the shebang (src/node-flags.ts says why)
+  const r = spawnSync(own, ['--max-semi-space-size=1', cli, ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }

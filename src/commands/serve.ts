@@ -2,6 +2,7 @@
 // unexpected error (a defect) shuts it down the same way and exits 1.
 import { startDaemon } from '../daemon.ts';
 import { createLogger } from '../log.ts';
+import { missingNodeFlags } from '../node-flags.ts';
 import type { CommandContext } from './context.ts';
 
 /** systemd's default stop timeout is 90 s, but the issue promises 10 s: give in-flight work most of it. */
@@ -10,6 +11,8 @@ const SHUTDOWN_LIMIT_MS = 9_500;
 export async function serve(ctx: CommandContext): Promise<number> {
   const log = createLogger(ctx.config, ctx.stdout);
   if (ctx.config.configFile) log.info({ file: ctx.config.configFile }, 'configuration file read');
+  const missing = missingNodeFlags();
+  if (missing.length > 0) log.warn({ missing }, 'node started without the options balupi is meant to run with (see src/node-flags.ts): transfers use more CPU');
   let daemon;
   try {
     daemon = await startDaemon(ctx.config, log);

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { NODE_FLAGS } from '../../src/node-flags.ts';
 
 export const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 
@@ -30,7 +31,7 @@ export async function startDaemonProcess(
   opts: { env?: Record<string, string>; args?: string[]; dataDir?: string; /** Node options before the script (e.g. --import). */ execArgv?: string[] } = {},
 ): Promise<DaemonProcess> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'balupi-daemon-')));
-  const proc = spawn(process.execPath, [...(opts.execArgv ?? []), CLI, ...(opts.args ?? []), 'serve'], {
+  const proc = spawn(process.execPath, [...NODE_FLAGS, ...(opts.execArgv ?? []), CLI, ...(opts.args ?? []), 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
       BALUPI_DATA_DIR: dataDir,
