@@ -36,6 +36,9 @@ export interface IngestResult {
   newBytes: number;
 }
 
+/** Chunk buffers kept between ingests: 4 x 4 MiB with the default chunker (the Pi has 1 GB). */
+const SPARE_CHUNK_BUFFERS = 4;
+
 /** Work done per synchronous step: larger input pieces are cut up, with an event-loop turn between the slices. */
 const SLICE = 1024 * 1024;
 
@@ -70,10 +73,11 @@ export async function* fileSource(file: string, pieceSize = 1024 * 1024): AsyncG
 }
 
 /**
- * The chunk buffers of one ingest: at most `max` at a time, taken from and given back to `spare`, the engine's buffers
- * kept between ingests. A fresh 4 MiB buffer per file was what made a start-up scan of many small files slow: every
- * one counts as new external memory for V8, and the hub's first scan of 3,004 files ran 386 full mark-compacts
- * (~20 s of GC threads) before buffers were kept between ingests.
+ * The chunk buffers of one ingest: at most `max` at a time, the first ones taken from `spare`, the engine's buffers
+ * kept between ingests (up to `spareMax`, handed back by retire()). Fresh chunk-sized buffers for every file count as
+ * new external memory for V8, which it answers with full mark-compacts: ~130 while 2,000 small files were ingested
+ * (bench/store.ts --small), 0-1 with kept buffers. A small file needs two buffers (its chunk, then the next one
+ * being filled); a large file keeps more at once, and those are released.
  */
 class BufferPool {
   private readonly size: number;
@@ -97,10 +101,8 @@ class BufferPool {
     if (b) return b;
     if (this.allocated < this.max) {
       this.allocated += 1;
-      const kept = this.spare.pop();
-      // A kept buffer of another size (the store was opened with other parameters) is dropped.
-      if (kept?.length === this.size) return kept;
-      return Buffer.allocUnsafeSlow(this.size); // owns its ArrayBuffer, so it can be transferred to a hash worker
+      // a new one owns its ArrayBuffer, so it can be transferred to a hash worker
+      return this.spare.pop() ?? Buffer.allocUnsafeSlow(this.size);
     }
     return new Promise((resolve) => this.waiting.push(resolve));
   }
@@ -183,7 +185,7 @@ export async function ingest(
     const params = engine.config.chunkParams;
     const chunker = new Chunker(params);
     const hashing = ingestHashing(engine);
-    const pool = new BufferPool(params.maxSize, engine.writeConcurrency + 1, engine.spareChunkBuffers, engine.writeConcurrency + 1);
+    const pool = new BufferPool(params.maxSize, engine.writeConcurrency + 1, engine.spareChunkBuffers, SPARE_CHUNK_BUFFERS);
     const held = new Set<string>();
     const written: string[] = [];
     const fresh = new Set<string>(); // chunks not on disk before this ingest: their directories need an fsync
