@@ -110,6 +110,13 @@ function run(cmd: string, args: string[]): Promise<{ ms: number; stdout: string 
   });
 }
 
+/** A process's peak resident memory so far (VmHWM), in MB; the Pi has 1 GB and the systemd unit caps at 450 MB. */
+async function peakRssMb(pid: number | undefined): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
+  return kb / 1024;
+}
+
 async function dropCaches(): Promise<void> {
   // Same page-cache state for every contender: flush dirty pages so one run's writeback does not slow the next.
   spawnSync('sync');
@@ -182,7 +189,7 @@ const piIngestMs = performance.now() - t;
 console.log(`balupi pi: ingesting the tree locally took ${secs(piIngestMs)} s (clients' uploads; not part of the transfer)`);
 
 /** hub -> pi: a fresh pi that pins everything, from process start until it holds every byte. */
-async function balupiPull(round: number): Promise<{ ms: number; startMs: number }> {
+async function balupiPull(round: number): Promise<{ ms: number; startMs: number; piRss: number }> {
   const piData = path.join(tmp, `pi-${round}`);
   // Pin everything before the pi starts (direct mode: no daemon holds the data directory yet).
   const pin = spawnSync(process.execPath, [new URL('../src/cli.ts', import.meta.url).pathname, '--data-dir', piData, 'pin', '/'], { env: { PATH: process.env.PATH ?? '', ...env } });
@@ -197,13 +204,16 @@ async function balupiPull(round: number): Promise<{ ms: number; startMs: number 
     return s.localFiles === treeFiles.length && s.localBytes === treeBytes;
   });
   const ms = performance.now() - t0;
+  const piRss = await peakRssMb(pi.proc.pid);
   await pi.stop();
   procs.delete(pi);
-  return { ms, startMs };
+  return { ms, startMs, piRss };
 }
 
 /** pi -> hub: a copy of the template pi pushes to a fresh hub, until every file is in the hub's root folder. */
-async function balupiPush(round: number): Promise<{ ms: number; firstCommitMs: number; lastCommitMs: number; hub: DaemonProcess; pi: DaemonProcess; piData: string; root: string }> {
+async function balupiPush(
+  round: number,
+): Promise<{ ms: number; firstCommitMs: number; lastCommitMs: number; hubRss: number; piRss: number; hub: DaemonProcess; pi: DaemonProcess; piData: string; root: string }> {
   const piData = path.join(tmp, `pi-up-${round}`);
   if (spawnSync('cp', ['-a', upTemplate, piData]).status !== 0) throw new Error('copying the pi template failed');
   const root = path.join(tmp, `hub-up-root-${round}`);
@@ -226,11 +236,24 @@ async function balupiPush(round: number): Promise<{ ms: number; firstCommitMs: n
   const files = await listFiles(root);
   if (files.length !== treeFiles.length || files.reduce((a, f) => a + f.size, 0) !== treeBytes) throw new Error('pi -> hub: the hub root does not hold the tree');
   const commitTimes = hub2.logs.filter((l) => l.msg === 'sync commit').map((l) => Number(l.time) - startedAt);
-  return { ms, firstCommitMs: Math.min(...commitTimes), lastCommitMs: Math.max(...commitTimes), hub: hub2, pi: pi2, piData, root };
+  const [hubRss, piRss] = [await peakRssMb(hub2.proc.pid), await peakRssMb(pi2.proc.pid)];
+  return { ms, firstCommitMs: Math.min(...commitTimes), lastCommitMs: Math.max(...commitTimes), hubRss, piRss, hub: hub2, pi: pi2, piData, root };
 }
 
 const REPEAT = Math.max(1, Number(opt.repeat));
-const rounds: { rsPull: number; rsPullFsync: number; pull: number; pullStart: number; rsPush: number; push: number; firstCommit: number; lastCommit: number }[] = [];
+const rounds: {
+  rsPull: number;
+  rsPullFsync: number;
+  pull: number;
+  pullStart: number;
+  pullPiRss: number;
+  rsPush: number;
+  push: number;
+  firstCommit: number;
+  lastCommit: number;
+  pushHubRss: number;
+  pushPiRss: number;
+}[] = [];
 let last: Awaited<ReturnType<typeof balupiPush>> | undefined;
 for (let round = 0; round < REPEAT; round++) {
   await dropCaches();
@@ -247,10 +270,23 @@ for (let round = 0; round < REPEAT; round++) {
     procs.delete(last.hub);
   }
   last = await balupiPush(round);
-  rounds.push({ rsPull: rsPull.ms, rsPullFsync: rsPullFsync.ms, pull: pull.ms, pullStart: pull.startMs, rsPush: rsPush.ms, push: last.ms, firstCommit: last.firstCommitMs, lastCommit: last.lastCommitMs });
+  rounds.push({
+    rsPull: rsPull.ms,
+    rsPullFsync: rsPullFsync.ms,
+    pull: pull.ms,
+    pullStart: pull.startMs,
+    pullPiRss: pull.piRss,
+    rsPush: rsPush.ms,
+    push: last.ms,
+    firstCommit: last.firstCommitMs,
+    lastCommit: last.lastCommitMs,
+    pushHubRss: last.hubRss,
+    pushPiRss: last.piRss,
+  });
   console.log(
     `round ${round + 1}/${REPEAT}: hub -> pi balupi ${secs(pull.ms)} s (start ${secs(pull.startMs)} s), rsync ${secs(rsPull.ms)} s, rsync --fsync ${secs(rsPullFsync.ms)} s; ` +
-      `pi -> hub balupi ${secs(last.ms)} s (commits ${secs(last.firstCommitMs)}-${secs(last.lastCommitMs)} s), rsync ${secs(rsPush.ms)} s`,
+      `pi -> hub balupi ${secs(last.ms)} s (commits ${secs(last.firstCommitMs)}-${secs(last.lastCommitMs)} s), rsync ${secs(rsPush.ms)} s; ` +
+      `peak RSS: pull pi ${pull.piRss.toFixed(0)} MB, push pi ${last.piRss.toFixed(0)} MB / hub ${last.hubRss.toFixed(0)} MB`,
   );
 }
 await hub.stop();
@@ -390,6 +426,7 @@ const lines = [
     `balupi fsyncs every chunk and every file it writes (rsync fsyncs nothing). Not counted: the hub's first ingest of the tree (${secs(hubScanMs)} s) ` +
     `and the pi's local ingest of the tree (${secs(piIngestMs)} s) — in use those happen as files arrive.`,
   `- pi → hub ends when the files are in the hub\'s root folder: the hub stores the chunks, commits the versions (small files in batches: one CommitBatch per up to 256 files; median first/last commit at ${secs(med('firstCommit'))}/${secs(med('lastCommit'))} s), then writes each file (temp, fdatasync, rename, shared directory fsyncs).`,
+  `- Peak memory (VmHWM, median of the rounds): the pi pulling ${med('pullPiRss').toFixed(0)} MB; pushing, the pi ${med('pushPiRss').toFixed(0)} MB and the hub ${med('pushHubRss').toFixed(0)} MB (the Pi has 1 GB; deploy/balupi.service caps the daemon at 450 MB).`,
   `- The 1-byte insert: balupi sends whole new chunks (FastCDC, 256 KiB / 1 MiB / 4 MiB); the edited file had ${newChunks} new chunk(s). rsync sends a delta with ~sqrt(size) blocks; its "Total bytes sent" includes block checksums.`,
   `- Chunk stream: the hub process reads and BLAKE3-verifies each chunk from its store into a reused buffer and sends it as gRPC frames (h2c, no compression; pre-encoded header + the chunk buffer) in 64-chunk calls; the raw baseline is a separate node process streaming the same file over plain HTTP/2 in 1 MiB writes, read with balupi\'s HTTP/2 settings (1 MiB frames) and with Node\'s default 16 KiB frames; the best of all 6 is the baseline. Best of 3 for balupi. The same calls through the generic Connect client: ${mb(best(genericRates))} MB/s.`,
   '',
