@@ -56,8 +56,13 @@ export class Engine {
   readonly workers: ChunkWorkers;
   readonly blake3: Blake3;
   readonly holds = new ChunkHolds();
-  /** Shared by the reads that opt in (ReadOptions.reuseBuffers); keeps at most 16 MiB of idle buffers. */
-  readonly readBuffers = new ReadBuffers(16 * 1024 * 1024);
+  /**
+   * Shared by the reads that opt in (ReadOptions.reuseBuffers, leased chunks); keeps at most 32 MiB of idle buffers.
+   * With 16 MiB (and 1 MiB steps, so every small chunk took a 1 MiB buffer) a push's concurrent uploads kept
+   * dropping buffers and allocating new ones: the dropped ones waited for a full GC, and the pi's daemon ended a 1 GB
+   * push at 343-399 MB of RSS, now ~230 MB.
+   */
+  readonly readBuffers = new ReadBuffers(32 * 1024 * 1024);
   /** Chunk-sized buffers kept from one ingest for the next (see BufferPool in ingest.ts). */
   readonly spareChunkBuffers: Buffer[] = [];
   readonly lock = new Mutex();

@@ -4,11 +4,17 @@
 // memory that V8 collects with a full mark-sweep, ~9 % of the main thread while a download streams.
 // SharedArrayBuffers, because a transferred ArrayBuffer arrives as a new object (and new external memory) each time.
 
-/** Buffers are allocated in steps of this size, so one serves chunks of nearby sizes. */
-const STEP = 1024 * 1024;
+/** Buffer sizes are powers of two from this size up, so that a buffer serves every chunk of its size class. */
+const MIN_CLASS = 64 * 1024;
+
+/** The size of the buffers that serve chunks of `size` bytes. */
+function classOf(size: number): number {
+  return Math.max(MIN_CLASS, 2 ** Math.ceil(Math.log2(Math.max(size, 1))));
+}
 
 export class ReadBuffers {
-  private readonly free: SharedArrayBuffer[] = [];
+  /** Idle buffers by size class. */
+  private readonly free = new Map<number, SharedArrayBuffer[]>();
   private freeBytes = 0;
   private readonly maxFreeBytes: number;
   /** Buffers taken and not given back yet (observable, for tests: a finished or abandoned read gives back all). */
@@ -21,9 +27,8 @@ export class ReadBuffers {
   /** A buffer of at least `size` bytes, owned by the caller until give(). */
   take(size: number): SharedArrayBuffer {
     this.inUse++;
-    const i = this.free.findIndex((b) => b.byteLength >= size);
-    if (i < 0) return new SharedArrayBuffer(Math.ceil(Math.max(size, 1) / STEP) * STEP);
-    const buf = this.free.splice(i, 1)[0]!;
+    const buf = this.free.get(classOf(size))?.pop();
+    if (!buf) return new SharedArrayBuffer(classOf(size));
     this.freeBytes -= buf.byteLength;
     return buf;
   }
@@ -32,7 +37,9 @@ export class ReadBuffers {
   give(buf: SharedArrayBuffer): void {
     this.inUse--;
     if (this.freeBytes + buf.byteLength > this.maxFreeBytes) return;
-    this.free.push(buf);
+    const list = this.free.get(buf.byteLength) ?? [];
+    list.push(buf);
+    this.free.set(buf.byteLength, list);
     this.freeBytes += buf.byteLength;
   }
 }
