@@ -19,8 +19,12 @@ export interface ReceiveReport {
   rejected: string[];
 }
 
-/** Chunks received are stored in batches of this many bytes (one directory fsync and one index commit per batch). */
-const STORE_BATCH_BYTES = 16 * 1024 * 1024;
+/**
+ * Chunks received are stored in batches of this many bytes (one directory fsync and one index commit per batch); a
+ * call holds up to two (one being stored, one filling). With 16 MiB the hub receiving a push (4 calls at once) had
+ * ~100 MB of message buffers in use at its peak, with 8 MiB ~60 MB, at the same speed.
+ */
+const STORE_BATCH_BYTES = 8 * 1024 * 1024;
 const STORE_BATCH_CHUNKS = 512;
 
 type ChunkBatch = { hash: string; data: Uint8Array }[];
@@ -119,8 +123,13 @@ export async function receiveChunks(
   return r;
 }
 
-/** Chunks read ahead of the stream: disk reads and verification overlap the sending (bounded: <= 8 x 4 MiB). */
+/**
+ * Chunks read ahead of the stream, so that disk reads and verification overlap the sending: at most READ_AHEAD
+ * chunks and, where the sizes are known, READ_AHEAD_BYTES (always at least one chunk). By count alone each of a
+ * push's 4 concurrent uploads could hold 8 chunks of 4 MiB.
+ */
 const READ_AHEAD = 8;
+const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 
 export interface SentChunk {
   hash: Uint8Array;
@@ -134,12 +143,19 @@ export interface SentChunk {
  * reusable buffers (Store.leaseChunk), for a sender that releases each chunk once its write has completed; chunks
  * read ahead and never yielded are released here.
  */
-export async function* sendChunks(store: Store, hashes: string[], opts: { rate?: SendRate; signal?: AbortSignal; lease?: boolean } = {}): AsyncGenerator<SentChunk> {
+export async function* sendChunks(
+  store: Store,
+  hashes: string[],
+  opts: { rate?: SendRate; signal?: AbortSignal; lease?: boolean; /** of each chunk, for the read-ahead bound */ sizes?: number[] } = {},
+): AsyncGenerator<SentChunk> {
   const ahead: Promise<{ data: Buffer; release: () => void }>[] = [];
+  const sizeOf = (i: number) => opts.sizes?.[i] ?? 0;
+  let aheadBytes = 0;
   let next = 0;
   const read = (hash: string) => (opts.lease ? store.leaseChunk(hash) : store.getChunk(hash).then((data) => ({ data, release: () => {} })));
   const fill = (): void => {
-    while (ahead.length < READ_AHEAD && next < hashes.length) {
+    while (ahead.length < READ_AHEAD && next < hashes.length && (ahead.length === 0 || aheadBytes + sizeOf(next) <= READ_AHEAD_BYTES)) {
+      aheadBytes += sizeOf(next);
       const p = read(hashes[next++]!);
       p.catch(() => {}); // awaited in order below; this only keeps an abandoned read from being unhandled
       ahead.push(p);
@@ -149,6 +165,7 @@ export async function* sendChunks(store: Store, hashes: string[], opts: { rate?:
     for (let i = 0; i < hashes.length; i++) {
       fill();
       const chunk = await ahead.shift()!;
+      aheadBytes -= sizeOf(i);
       try {
         await opts.rate?.take(chunk.data.length, opts.signal);
       } catch (err) {
@@ -219,7 +236,7 @@ export async function uploadMissing(
   let sent = 0;
   for (const group of batches(missing, opts.callBytes ?? 256 * 1024 * 1024)) {
     const stream = async function* () {
-      for await (const m of sendChunks(store, group.map((c) => c.hash), { ...opts, lease: client.releasesChunks === true })) {
+      for await (const m of sendChunks(store, group.map((c) => c.hash), { ...opts, lease: client.releasesChunks === true, sizes: group.map((c) => c.size) })) {
         yield client.releasesChunks ? m : { hash: m.hash, data: m.data };
         sent += m.data.length;
         opts.onProgress?.(sent);

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { batches, downloadInto, uploadMissing, type ChunkClient } from '../../src/sync/transfer.ts';
+import { batches, downloadInto, sendChunks, uploadMissing, type ChunkClient } from '../../src/sync/transfer.ts';
+import { blake3 } from '../../store/index.ts';
 import { bytesToHash } from '../../src/sync/wire.ts';
 import { bytes, node } from './in-process.ts';
 
@@ -72,4 +73,34 @@ test('batches bound the bytes asked for per call', () => {
   assert.deepEqual(batches(refs, 7).map((b) => b.length), [2, 2, 2, 2, 2]);
   assert.deepEqual(batches([{ hash: 'a'.repeat(64), size: 100 }], 7).map((b) => b.length), [1], 'one chunk larger than the bound still goes, alone');
   assert.equal(bytesToHash(new Uint8Array(32)), '0'.repeat(64));
+});
+
+test('a sender reads ahead at most 8 MiB of chunks whose sizes it knows (always one), and 8 chunks of unknown size', async () => {
+  const n = await node('pi');
+  try {
+    // Ten chunks of 3 MiB, put directly (the chunker's sizes do not matter here).
+    const h = blake3();
+    const chunks = Array.from({ length: 10 }, () => randomBytes(3 * 1024 * 1024));
+    const hashes = chunks.map((c) => Buffer.from(h.hash(c)).toString('hex'));
+    for (let i = 0; i < chunks.length; i++) await n.store.putChunk(hashes[i]!, chunks[i]!);
+    // Count reads the sender started and has not handed out yet, through the store it reads from.
+    const ahead = async (sizes?: number[]) => {
+      let started = 0;
+      let yielded = 0;
+      let most = 0;
+      const counting = new Proxy(n.store, {
+        get: (t, k) => (k === 'leaseChunk' ? (hash: string) => ((most = Math.max(most, ++started - yielded)), t.leaseChunk(hash)) : Reflect.get(t, k)),
+      });
+      for await (const c of sendChunks(counting, hashes, { lease: true, ...(sizes ? { sizes } : {}) })) {
+        yielded += 1;
+        c.release();
+      }
+      assert.equal(yielded, hashes.length);
+      return most;
+    };
+    assert.equal(await ahead(chunks.map((c) => c.length)), 2, '3 MiB + 3 MiB fit in 8 MiB, a third does not');
+    assert.equal(await ahead(), 8);
+  } finally {
+    await n.close();
+  }
 });
