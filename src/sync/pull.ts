@@ -34,7 +34,7 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
         // A file under a pinned directory is pinned in the same transaction as its new version.
         const pin = !(local && !local.deleted && local.pinned) && (await state.underPinnedDir(r.path));
         const rec = await store.commitFile(r.path, metaOf(r), { allowRemote: true, baseVersion: local?.version ?? 0, sync: false, pin });
-        await wantIfPinned(m, r.path, rec.pinned, rec.state === 'remote', heat);
+        if (fetches(m, rec.state === 'remote', rec.pinned, heat)) await state.wantBytes(r.path);
       }
     } catch (err) {
       // A local write landed between reading the record and committing: it is a local change now and gets pushed.
