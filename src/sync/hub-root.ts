@@ -13,6 +13,7 @@ import type { PathLocks } from './locks.ts';
 import type { DiskIndex } from './disk-index.ts';
 import { matches } from './disk-index.ts';
 import { conflictName, decide } from './conflict.ts';
+import { metaOf } from './wire.ts';
 import { DirSyncs, removeFile, safePath, statFile, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 
 export interface HubRootOptions {
@@ -173,7 +174,7 @@ export class HubRoot {
     const verdict = decide({ deleted: false, mtimeMs: rec.mtimeMs, peer: origin }, { deleted: false, mtimeMs: st.mtimeMs, peer: state.peerId });
     if (verdict === 'incoming') {
       // The disk is newer: keep the peer's version as a copy, then the disk's content takes the path.
-      const copy = await store.commitFile(conflictName(path, at, origin), { size: rec.size, mtimeMs: rec.mtimeMs, mode: rec.mode, chunks: rec.chunks, hash: rec.hash, sha256: rec.sha256 }, { baseVersion: 0, allowRemote: true, verify: false });
+      const copy = await store.commitFile(conflictName(path, at, origin), metaOf(rec), { baseVersion: 0, allowRemote: true, verify: false });
       const result = await store.ingest(path, readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec.version });
       await state.setOrigin(path, state.peerId);
       await disk.set(path, st, result.file.version);
