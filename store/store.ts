@@ -208,8 +208,9 @@ export class Store {
   }
 
   /**
-   * commitFile for many paths in one index transaction (all chunks must be here). Per item: its record, or the error
-   * commitFile would have thrown for it; failed items leave nothing behind and do not stop the others.
+   * commitFile for many paths in one index transaction (all chunks must be here, unless `allowRemote`: then an item
+   * with chunks missing becomes a 'remote' version). Per item: its record, or the error commitFile would have thrown
+   * for it; failed items leave nothing behind and do not stop the others.
    */
   commitFiles(items: CommitItem[], opts: { sync?: boolean; allowRemote?: boolean } = {}): Promise<(FileRecord | StoreError)[]> {
     return commitFiles(this.#e, items, opts);
