@@ -28,10 +28,18 @@ export async function tempDir(prefix = 'balupi-test-'): Promise<{ path: string; 
 }
 
 export async function startDaemonProcess(
-  opts: { env?: Record<string, string>; args?: string[]; dataDir?: string; /** Node options before the script (e.g. --import). */ execArgv?: string[] } = {},
+  opts: {
+    env?: Record<string, string>;
+    args?: string[];
+    dataDir?: string;
+    /** Node options before the script (e.g. --import), after `nodeFlags`. */
+    execArgv?: string[];
+    /** The daemon's own Node options (default: src/node-flags.ts, as every launcher passes them). */
+    nodeFlags?: readonly string[];
+  } = {},
 ): Promise<DaemonProcess> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'balupi-daemon-')));
-  const proc = spawn(process.execPath, [...NODE_FLAGS, ...(opts.execArgv ?? []), CLI, ...(opts.args ?? []), 'serve'], {
+  const proc = spawn(process.execPath, [...(opts.nodeFlags ?? NODE_FLAGS), ...(opts.execArgv ?? []), CLI, ...(opts.args ?? []), 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
       BALUPI_DATA_DIR: dataDir,
