@@ -83,7 +83,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const db = new ClassicLevel<string, string>(join(config.dataDir, 'db'), { valueEncoding: 'utf8' });
     await db.open();
     closers.push(() => db.close());
-    const store = await openStore({ dir: join(config.dataDir, 'store'), cacheMaxBytes: config.cacheMaxBytes ?? undefined });
+    // The hub keeps BaluHost's files once: the bytes of its root's files stay there, not in chunk files as well.
+    const backing = config.role === 'hub' && config.hubRoot ? { backingDir: config.hubRoot } : {};
+    const store = await openStore({ dir: join(config.dataDir, 'store'), cacheMaxBytes: config.cacheMaxBytes ?? undefined, ...backing });
     closers.push(() => store.close());
     // BaluHost's activity feed: app reports plus the changes made through this Pi.
     const activity = await ActivityLog.open(db);

@@ -3,6 +3,7 @@
 
 import type { Engine } from './engine.ts';
 import type { ChunkRef, FileRecord } from './records.ts';
+import { hasBytes } from './records.ts';
 import { validateName } from './names.ts';
 import { isHexHash, toHex } from './hasher.ts';
 import { StoreError } from './errors.ts';
@@ -48,7 +49,7 @@ export async function putChunk(e: Engine, hash: string, bytes: Uint8Array, opts:
     try {
       const actual = await e.files.hashSliced(bytes);
       if (actual !== hash) throw new StoreError('hash_mismatch', `chunk bytes hash to ${actual}, not ${hash}`, { details: { expected: hash, actual } });
-      if ((await e.idx.getChunk(hash))?.present) return false;
+      if (hasBytes(await e.idx.getChunk(hash))) return false;
       await e.reserve(bytes.length);
       reserved = bytes.length;
       await e.writeChunk(hash, bytes);
@@ -56,7 +57,7 @@ export async function putChunk(e: Engine, hash: string, bytes: Uint8Array, opts:
       const stored = await e.transact(async (tx) => {
         await tx.load([hash]);
         const row = tx.chunk(hash);
-        if (row?.present) return false;
+        if (hasBytes(row)) return false;
         tx.setChunk(hash, row ? { ...row, present: true } : { size: bytes.length, refs: 0, localRefs: 0, present: true, stagedAt: e.now() });
         if (!row && !opts.clean) tx.setDirty(hash, bytes.length, true);
         return true;
@@ -85,7 +86,7 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
           throw new StoreError('invalid_argument', `chunk ${hashes[i]} is ${row.size} bytes, listed as ${sizes.get(hashes[i]!)}`);
         }
       });
-      const onDisk = new Set(hashes.filter((_, i) => rows[i]?.present));
+      const onDisk = new Set(hashes.filter((_, i) => hasBytes(rows[i])));
       const missing = hashes.filter((h) => !onDisk.has(h));
       if (missing.length > 0 && !opts.allowRemote) {
         throw new StoreError('missing_chunks', `${path}: ${missing.length} of ${hashes.length} chunks are not in the store`, {
@@ -197,7 +198,7 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
           out[i] = new StoreError('invalid_argument', `chunk ${wrong[0]} is ${rows.get(wrong[0])!.size} bytes, listed as ${wrong[1]}`);
           return;
         }
-        const missing = [...sz.keys()].filter((h) => !rows.get(h)?.present);
+        const missing = [...sz.keys()].filter((h) => !hasBytes(rows.get(h)));
         complete[i] = missing.length === 0;
         if (missing.length > 0 && !opts.allowRemote) {
           out[i] = new StoreError('missing_chunks', `${it.path}: ${missing.length} of ${sz.size} chunks are not in the store`, {
@@ -225,7 +226,7 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
           try {
             const prev = await currentRecord(e, path);
             checkBase(path, prev, baseVersion);
-            const onDisk = new Set([...sizes[i]!.keys()].filter((h) => rows.get(h)?.present));
+            const onDisk = new Set([...sizes[i]!.keys()].filter((h) => hasBytes(rows.get(h))));
             const v = { ...meta, sha256: meta.sha256 ?? null, deleted: false, state: complete[i] ? ('local' as const) : ('remote' as const), ...(pin ? { pinned: true } : {}) };
             out[i] = await writeVersion(e, tx, path, prev, v, { onDisk, dirtyNew: false, touch: false });
           } catch (err) {

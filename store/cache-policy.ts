@@ -87,6 +87,8 @@ export async function evictLocked(engine: Engine, target: number): Promise<{ fil
           if (hashes.some((h) => engine.holds.has(h))) continue;
           await tx.load(hashes);
           if (hashes.some((h) => tx.isDirty(h))) continue;
+          // Bytes kept in the backing folder (the hub's root) are not the cache's to drop.
+          if (hashes.some((h) => tx.chunk(h)?.locs)) continue;
           demote(engine, tx, rec);
           const heat = await engine.idx.heat.get(path);
           putHeat(tx, path, heat, heat, false);

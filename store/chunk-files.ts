@@ -31,6 +31,12 @@ const HASH_SLICE = 1024 * 1024;
 /** Read step for chunk files (see read()). */
 const READ_PIECE = 256 * 1024;
 
+export interface ReadOpts {
+  /** Also refuse a file longer than the chunk (fsck). */
+  strict?: boolean;
+  into?: SharedArrayBuffer;
+}
+
 export class ChunkFiles {
   readonly chunkDir: string;
   readonly tmpDir: string;
@@ -113,11 +119,15 @@ export class ChunkFiles {
    * Done by the chunk workers when there are any (see chunk-workers.ts), else on this thread. With `into` a worker
    * reads into that buffer and the result is a view of it (the main-thread fallback still returns a new buffer).
    */
-  async read(hash: string, expectedSize?: number, opts: { strict?: boolean; into?: SharedArrayBuffer } = {}): Promise<Buffer> {
-    const file = this.pathOf(hash);
+  read(hash: string, expectedSize?: number, opts: ReadOpts = {}): Promise<Buffer> {
+    return this.readFrom(this.pathOf(hash), 0, hash, expectedSize, opts);
+  }
+
+  /** read() of a chunk's bytes at `offset` in any file (a chunk file, or a file of the store's backing folder). */
+  async readFrom(file: string, offset: number, hash: string, expectedSize?: number, opts: ReadOpts = {}): Promise<Buffer> {
     if (this.workers && expectedSize !== undefined) {
       const into = opts.into && opts.into.byteLength >= expectedSize ? opts.into : undefined;
-      const pending = this.workers.read({ file, hash, size: expectedSize, strict: opts.strict ?? false, ...(into ? { into } : {}) });
+      const pending = this.workers.read({ file, offset, hash, size: expectedSize, strict: opts.strict ?? false, ...(into ? { into } : {}) });
       if (pending) {
         let out: ReadOutcome | undefined;
         try {
@@ -129,7 +139,7 @@ export class ChunkFiles {
         if (out && out.kind !== 'io') throw corrupt(hash, expectedSize, out);
       }
     }
-    return this.readInThread(hash, expectedSize, opts);
+    return this.readInThread(file, offset, hash, expectedSize, opts);
   }
 
   /**
@@ -138,8 +148,7 @@ export class ChunkFiles {
    * cache: hashing the whole chunk afterwards would read it from RAM a second time, and on a small machine memory
    * bandwidth, not the hash, is what limits read-back. It also keeps each synchronous hash step short.
    */
-  async readInThread(hash: string, expectedSize?: number, opts: { strict?: boolean } = {}): Promise<Buffer> {
-    const file = this.pathOf(hash);
+  private async readInThread(file: string, offset: number, hash: string, expectedSize?: number, opts: { strict?: boolean } = {}): Promise<Buffer> {
     let fd: number;
     try {
       fd = await new Promise<number>((resolve, reject) => fsCb.open(file, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
@@ -155,7 +164,7 @@ export class ChunkFiles {
       const buf = Buffer.allocUnsafe(size);
       let off = 0;
       while (off < size) {
-        const bytesRead = await readAt(fd, buf, off, Math.min(READ_PIECE, size - off));
+        const bytesRead = await readAt(fd, buf, off, Math.min(READ_PIECE, size - off), offset + off);
         if (bytesRead === 0) break;
         h.update(buf.subarray(off, off + bytesRead));
         off += bytesRead;
@@ -274,8 +283,8 @@ function writeAt(fd: number, data: Uint8Array, off: number): Promise<number> {
   return callFs<number>((cb) => fsCb.write(fd, data, off, data.length - off, off, cb));
 }
 
-function readAt(fd: number, buf: Buffer, off: number, len: number): Promise<number> {
-  return new Promise((resolve, reject) => fsCb.read(fd, buf, off, len, off, (err, n) => (err ? reject(err) : resolve(n))));
+function readAt(fd: number, buf: Buffer, off: number, len: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fsCb.read(fd, buf, off, len, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
 function fstat(fd: number): Promise<fsCb.Stats> {

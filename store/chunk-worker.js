@@ -63,7 +63,7 @@ function readChunk(req) {
     const buf = req.into ? Buffer.from(req.into, 0, req.size) : Buffer.allocUnsafeSlow(req.size);
     let off = 0;
     while (off < req.size) {
-      const n = fs.readSync(fd, buf, off, Math.min(PIECE, req.size - off), off);
+      const n = fs.readSync(fd, buf, off, Math.min(PIECE, req.size - off), req.offset + off);
       if (n === 0) break;
       h.update(buf.subarray(off, off + n));
       off += n;

@@ -19,6 +19,8 @@ export interface ReadRequest {
   kind: 'read';
   id: number;
   file: string;
+  /** Where the chunk starts in the file (0 for chunk files; elsewhere in a backing-folder file). */
+  offset: number;
   hash: string;
   size: number;
   strict: boolean;

@@ -5,8 +5,10 @@
 import type { Engine } from './engine.ts';
 import { readManyNow, readNow, type Tx } from './indexes.ts';
 import type { ChunkRef, ChunkRow, FileRecord, FileState } from './records.ts';
+import { hasBytes } from './records.ts';
 import { StoreError } from './errors.ts';
 import { bumpHeat, isEvictionCandidate, putHeat } from './cache-policy.ts';
+import { firstOffsets, keepBytes, releaseLocations } from './backing.ts';
 
 export interface NewVersion {
   size: number;
@@ -29,6 +31,11 @@ export interface VersionOptions {
   dirtyNew?: boolean;
   /** Count this write as an access (ingest does; sync commits do not). */
   touch?: boolean;
+  /**
+   * The new version's bytes are the backing folder's file at `path`, now (an ingest of that very file): its chunks
+   * get locations there instead of needing chunk files.
+   */
+  located?: boolean;
 }
 
 /** The live record or tombstone for `path`, whichever exists. */
@@ -100,6 +107,7 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
   if (nextLive) for (const c of nextLive.chunks) add(c, 1, nextLive.state === 'local' ? 1 : 0);
   if (prevLive) for (const c of prevLive.chunks) add(c, -1, prevLive.state === 'local' ? -1 : 0);
   await tx.load(delta.keys());
+  const leaving = engine.backingDir !== undefined && prevLive ? releaseLocations(tx, path, prevLive, nextLive, opts.located ?? false) : [];
   for (const [hash, d] of delta) {
     if (d.refs === 0 && d.local === 0) continue;
     const before = tx.chunk(hash);
@@ -107,7 +115,7 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
     let row: ChunkRow;
     if (before) {
       row = before;
-      if (!row.present && onDisk) row.present = true;
+      if (onDisk && !hasBytes(row)) row.present = true;
     } else {
       if (d.refs < 0) throw new Error(`index inconsistency: chunk ${hash} of ${path} has no row`);
       row = { size: d.size, refs: 0, localRefs: 0, present: onDisk };
@@ -116,13 +124,18 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
     row.refs += d.refs;
     row.localRefs += d.local;
     if (row.refs > 0) delete row.stagedAt;
-    if (row.localRefs > 0 && !row.present) throw new Error(`index inconsistency: local file ${path} needs absent chunk ${hash}`);
     if (row.refs <= 0) {
+      await tx.dropLocations(hash);
       tx.setChunk(hash, undefined);
       if (row.present) tx.afterCommit(() => engine.unlinkUnheld(hash));
     } else {
       tx.setChunk(hash, row);
     }
+  }
+  if (opts.located && nextLive) for (const [hash, offset] of firstOffsets(nextLive.chunks)) tx.setLocation(hash, path, offset);
+  for (const l of leaving) await keepBytes(engine, tx, path, l);
+  if (nextLive?.state === 'local') {
+    for (const c of nextLive.chunks) if (!hasBytes(tx.chunk(c.hash))) throw new Error(`index inconsistency: local file ${path} needs absent chunk ${c.hash}`);
   }
 
   if (prev) {
@@ -166,7 +179,7 @@ export async function promote(engine: Engine, tx: Tx, rec: FileRecord): Promise<
   await tx.load(rec.chunks.map((c) => c.hash));
   for (const c of rec.chunks) {
     const row = tx.chunk(c.hash);
-    if (!row?.present) throw new StoreError('not_local', `${rec.path} is not complete on this disk`, { details: { path: rec.path } });
+    if (!row || !hasBytes(row)) throw new StoreError('not_local', `${rec.path} is not complete on this disk`, { details: { path: rec.path } });
     row.localRefs += 1;
     tx.setChunk(c.hash, row);
   }

@@ -10,7 +10,7 @@ import type { Blake3, Blake3Choice } from './hasher.ts';
 import { blake3 as loadBlake3 } from './hasher.ts';
 import type { ChunkParams } from './chunker.ts';
 import { DEFAULT_CHUNK_PARAMS, checkChunkParams } from './chunker.ts';
-import type { ChunkIo } from './chunk-files.ts';
+import type { ChunkIo, ReadOpts } from './chunk-files.ts';
 import { ChunkFiles } from './chunk-files.ts';
 import { ChunkWorkers } from './chunk-workers.ts';
 import type { StoreConfig } from './indexes.ts';
@@ -19,7 +19,7 @@ import type { Counters, FileRecord } from './records.ts';
 import { ChunkHolds } from './holds.ts';
 import { ReadBuffers } from './read-buffers.ts';
 import { Mutex } from './lock.ts';
-import { StoreError } from './errors.ts';
+import { StoreError, isStoreError } from './errors.ts';
 import { evictLocked, formatBytes } from './cache-policy.ts';
 
 export interface StoreOptions {
@@ -47,6 +47,11 @@ export interface StoreOptions {
   /** Hash ingests in a worker too. Default: with 4+ cores (the Pi) there is a core to spare for it; on the 2-vCPU dev
    *  VM it measured no faster and cost the worker's memory during ingest. */
   ingestInWorker?: boolean;
+  /**
+   * A folder whose files may hold chunk bytes in place of chunk files (the hub's root: BaluHost's files, kept once on
+   * the NAS's disk). Remembered by the store, so a later open without it (the CLI's fsck) still finds those bytes.
+   */
+  backingDir?: string;
 }
 
 export class Engine {
@@ -75,6 +80,8 @@ export class Engine {
   readonly stagedGraceMs: number;
   readonly writeConcurrency: number;
   readonly ingestInWorker: boolean;
+  /** See StoreOptions.backingDir; undefined: every chunk's bytes are in its chunk file. */
+  readonly backingDir: string | undefined;
   counters: Counters;
   /** Bytes of chunk files written by operations that have not committed yet. */
   reserved = 0;
@@ -93,6 +100,7 @@ export class Engine {
     blake3: Blake3;
     config: StoreConfig;
     counters: Counters;
+    backingDir: string | undefined;
   }) {
     const { opts } = init;
     this.dir = opts.dir;
@@ -109,6 +117,7 @@ export class Engine {
     this.stagedGraceMs = opts.stagedGraceMs ?? 24 * 3600 * 1000;
     this.writeConcurrency = Math.max(1, opts.writeConcurrency ?? 8);
     this.ingestInWorker = opts.ingestInWorker ?? os.availableParallelism() >= 4;
+    this.backingDir = init.backingDir;
     this.events.setMaxListeners(0);
   }
 
@@ -146,7 +155,10 @@ export class Engine {
         await idx.putMetaSync('config', config);
       }
       const counters = await idx.readCounters();
-      return new Engine({ opts, idx, files, workers, blake3: hasher, config, counters });
+      const saved = (await idx.meta.get('backingDir')) as string | undefined;
+      const backingDir = opts.backingDir === undefined ? saved : path.resolve(opts.backingDir);
+      if (backingDir !== saved) await idx.putMetaSync('backingDir', backingDir);
+      return new Engine({ opts, idx, files, workers, blake3: hasher, config, counters, backingDir });
     } catch (err) {
       await workers.close();
       await idx.close().catch(() => {});
@@ -188,17 +200,50 @@ export class Engine {
     this.events.emit('change', record, previous);
   }
 
+  /** The absolute name of a store path in the backing folder. */
+  backingPath(p: string): string {
+    if (this.backingDir === undefined) throw new Error('this store has no backing folder');
+    return path.join(this.backingDir, ...p.split('/'));
+  }
+
+  /**
+   * A chunk's bytes, verified: from its chunk file, or else from the first of its backing-folder locations that still
+   * holds them (a file there may have been changed since; its watcher brings the new version).
+   */
+  async readChunk(hash: string, size: number, opts: ReadOpts = {}): Promise<Buffer> {
+    if (this.backingDir === undefined) return this.files.read(hash, size, opts);
+    const row = await this.idx.getChunk(hash);
+    let failure: unknown;
+    if (row?.present || !row?.locs) {
+      try {
+        return await this.files.read(hash, size, opts);
+      } catch (err) {
+        if (!isStoreError(err, 'corrupt_chunk')) throw err;
+        failure = err; // perhaps just replaced by a location (noteWritten): look there
+      }
+    }
+    for (const l of await this.idx.locationsOf(hash)) {
+      try {
+        return await this.files.readFrom(this.backingPath(l.path), l.offset, hash, size, { ...opts, strict: false });
+      } catch (err) {
+        if (!isStoreError(err, 'corrupt_chunk') && (err as NodeJS.ErrnoException).code !== 'EISDIR') throw err;
+        failure = err;
+      }
+    }
+    throw failure ?? new StoreError('corrupt_chunk', `chunk ${hash} is missing from disk`, { details: { hash } });
+  }
+
   /**
    * Reads and verifies a chunk into a reused buffer (read-buffers.ts) when the workers read; `release()` gives it back
    * (idempotent) and must come once nothing uses `data` any more. Without workers, or when a worker died mid-read and
    * read() fell back to a fresh buffer, `release` gives nothing back.
    */
   async readLeased(hash: string, size: number): Promise<{ data: Buffer; release: () => void }> {
-    if (!this.workers.enabled) return { data: await this.files.read(hash, size), release: () => {} };
+    if (!this.workers.enabled) return { data: await this.readChunk(hash, size), release: () => {} };
     const into = this.readBuffers.take(size);
     let data: Buffer;
     try {
-      data = await this.files.read(hash, size, { into });
+      data = await this.readChunk(hash, size, { into });
     } catch (err) {
       this.readBuffers.give(into);
       throw err;
@@ -237,9 +282,18 @@ export class Engine {
     return this.pendingWrites.has(hash);
   }
 
-  /** Unlinks a chunk file the committed index no longer wants, unless an operation holds it. */
+  /**
+   * Unlinks a chunk file the committed index no longer wants. While an operation holds it, that waits until the last
+   * hold goes, and happens only if the index still does not want the file then (gc removes what a crash left).
+   */
   async unlinkUnheld(hash: string): Promise<void> {
-    if (this.holds.has(hash) || this.pendingWrites.has(hash)) return;
+    if (this.holds.has(hash)) {
+      this.holds.whenFree(hash, () => {
+        if (!this.closed && !this.idx.chunks.getSync(hash)?.p) void this.unlinkUnheld(hash).catch(() => {});
+      });
+      return;
+    }
+    if (this.pendingWrites.has(hash)) return;
     const p = this.files.unlink(hash);
     this.pendingUnlinks.set(hash, p);
     try {

@@ -5,6 +5,7 @@
 
 export class ChunkHolds {
   private readonly counts = new Map<string, number>();
+  private readonly onFree = new Map<string, (() => void)[]>();
 
   acquire(hash: string): void {
     this.counts.set(hash, (this.counts.get(hash) ?? 0) + 1);
@@ -13,8 +14,19 @@ export class ChunkHolds {
   release(hash: string): void {
     const n = this.counts.get(hash);
     if (n === undefined) return;
-    if (n <= 1) this.counts.delete(hash);
-    else this.counts.set(hash, n - 1);
+    if (n > 1) return void this.counts.set(hash, n - 1);
+    this.counts.delete(hash);
+    const fns = this.onFree.get(hash);
+    this.onFree.delete(hash);
+    for (const fn of fns ?? []) fn();
+  }
+
+  /** Runs `fn` once nobody holds `hash` (now, if nobody does). */
+  whenFree(hash: string, fn: () => void): void {
+    if (!this.counts.has(hash)) return fn();
+    const fns = this.onFree.get(hash) ?? [];
+    fns.push(fn);
+    this.onFree.set(hash, fns);
   }
 
   has(hash: string): boolean {

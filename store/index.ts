@@ -1,9 +1,11 @@
 // BaluPi's content-addressed storage engine. A library: nothing here imports from src/.
 //
 // On disk, under the directory the store owns:
-//   index/            LevelDB (classic-level): file records, change feed, chunk rows, dirty set, hotness
+//   index/            LevelDB (classic-level): file records, change feed, chunk rows, dirty set, hotness, locations
 //   chunks/xx/<hash>  one file per chunk (BLAKE3 hex), fan-out by the first two hex characters
 //   tmp/              chunk files being written (temp -> fsync -> rename into chunks/)
+// With a backing folder (the hub's root, see backing.ts), chunks of the files there are read from those files instead
+// of chunk files.
 
 export { Store, openStore } from './store.ts';
 export type { DirEntry, StoreEvent, StoreStats } from './store.ts';
@@ -15,6 +17,7 @@ export { fileSource } from './ingest.ts';
 export type { OpenedRead, ReadOptions, ReadRange } from './reader.ts';
 export type { FsckReport, GcReport, Problem } from './maintenance.ts';
 export type { ChunkIo } from './chunk-files.ts';
+export type { WrittenFile } from './backing.ts';
 export { StoreError, isStoreError } from './errors.ts';
 export type { StoreErrorCode } from './errors.ts';
 export { Chunker, chunkStream, DEFAULT_CHUNK_PARAMS } from './chunker.ts';

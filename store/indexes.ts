@@ -5,6 +5,7 @@
 //   changes  seq  -> path (latest seq per path) chunks   hash -> ChunkRow (size, refs, localRefs, present)
 //   dirty    hash -> size (not yet on the hub)  heat     path -> decayed access counter
 //   hot      heatKey|path -> '' (eviction candidates, coldest first)
+//   locs     hash + path -> offset (where a file of the backing folder holds the chunk's bytes; the hub's root)
 //   meta     'counters' | 'config' | 'clean'
 
 import { ClassicLevel } from 'classic-level';
@@ -45,6 +46,17 @@ export function readManyNow<V>(sub: Sub<V>, keys: string[]): (V | undefined)[] {
   return keys.map((k) => sub.getSync(k));
 }
 
+export interface Location {
+  /** Relative to the backing folder, as a store path. */
+  path: string;
+  offset: number;
+}
+
+/** Keys of `locs` are the 64-character hash followed by the path, so a chunk's locations are one key range. */
+function locRange(hash: string): { gte: string; lt: string } {
+  return { gte: hash, lt: hash.slice(0, -1) + String.fromCharCode(hash.charCodeAt(hash.length - 1) + 1) };
+}
+
 export function seqKey(seq: number): string {
   return seq.toString().padStart(16, '0');
 }
@@ -58,6 +70,7 @@ export class Indexes {
   readonly dirty: Sub<number>;
   readonly heat: Sub<Heat>;
   readonly hot: Sub<string>;
+  readonly locs: Sub<number>;
   readonly meta: Sub<unknown>;
 
   private constructor(db: Root) {
@@ -70,6 +83,7 @@ export class Indexes {
     this.dirty = db.sublevel<string, number>('dirty', json);
     this.heat = db.sublevel<string, Heat>('heat', json);
     this.hot = db.sublevel<string, string>('hot', { valueEncoding: 'utf8' });
+    this.locs = db.sublevel<string, number>('locs', json);
     this.meta = db.sublevel<string, unknown>('meta', json);
   }
 
@@ -110,6 +124,13 @@ export class Indexes {
     return js.map((j) => (j === undefined ? undefined : decodeChunk(j)));
   }
 
+  /** The backing-folder locations of a chunk's bytes (see ChunkRow.locs), in path order. */
+  async locationsOf(hash: string): Promise<Location[]> {
+    const out: Location[] = [];
+    for await (const [key, offset] of this.locs.iterator(locRange(hash))) out.push({ path: key.slice(hash.length), offset });
+    return out;
+  }
+
   async readCounters(): Promise<Counters> {
     return { ...zeroCounters(), ...((await this.meta.get('counters')) as Partial<Counters> | undefined) };
   }
@@ -139,6 +160,8 @@ export class Tx {
   private readonly ops: Op[] = [];
   private readonly rows = new Map<string, ChunkRow | undefined>();
   private readonly dirtyRows = new Map<string, number | undefined>();
+  /** Locations changed in this transaction (key hash + path; undefined: deleted). */
+  private readonly locRows = new Map<string, number | undefined>();
   private readonly after: (() => void | Promise<void>)[] = [];
 
   constructor(idx: Indexes, counters: Counters) {
@@ -206,6 +229,45 @@ export class Tx {
       this.dirtyRows.set(hash, undefined);
       this.ops.push({ type: 'del', sublevel: this.idx.dirty, key: hash });
     }
+  }
+
+  /** Where `path` in the backing folder holds chunk `hash`, if it is recorded (as of this transaction). */
+  location(hash: string, path: string): number | undefined {
+    const key = hash + path;
+    return this.locRows.has(key) ? this.locRows.get(key) : readNow(this.idx.locs, key);
+  }
+
+  /** Records (or with undefined, forgets) a location and keeps the row's count in step. The row must exist. */
+  setLocation(hash: string, path: string, offset: number | undefined): void {
+    const before = this.location(hash, path);
+    if (before === offset) return;
+    const row = this.chunk(hash);
+    if (!row) throw new Error(`index inconsistency: location of chunk ${hash} without a row`);
+    row.locs = (row.locs ?? 0) + (before === undefined ? 1 : 0) - (offset === undefined ? 1 : 0);
+    if (row.locs === 0) delete row.locs;
+    this.setChunk(hash, row);
+    const key = hash + path;
+    this.locRows.set(key, offset);
+    if (offset === undefined) this.ops.push({ type: 'del', sublevel: this.idx.locs, key });
+    else this.ops.push({ type: 'put', sublevel: this.idx.locs, key, value: offset });
+  }
+
+  /** Forgets every location of a chunk (before its row goes). */
+  async dropLocations(hash: string): Promise<void> {
+    if (!this.chunk(hash)?.locs) return;
+    for (const l of await this.locationsOf(hash)) this.setLocation(hash, l.path, undefined);
+  }
+
+  /** Every location of a chunk as of this transaction. */
+  async locationsOf(hash: string): Promise<Location[]> {
+    const committed = await this.idx.locationsOf(hash);
+    const out = new Map(committed.map((l) => [l.path, l.offset]));
+    for (const [key, offset] of this.locRows) {
+      if (!key.startsWith(hash)) continue;
+      if (offset === undefined) out.delete(key.slice(hash.length));
+      else out.set(key.slice(hash.length), offset);
+    }
+    return [...out].map(([path, offset]) => ({ path, offset }));
   }
 
   putFile(r: FileRecord): void {

@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { Engine } from './engine.ts';
 import type { ChunkRef, FileRecord } from './records.ts';
+import { hasBytes } from './records.ts';
 import { toHex } from './hasher.ts';
 import { Chunker } from './chunker.ts';
 import { validateName } from './names.ts';
@@ -27,6 +28,11 @@ export interface IngestOptions {
   /** Optimistic concurrency: fail with 'conflict' unless the path is at this version (0 = must not exist). */
   baseVersion?: number;
   signal?: AbortSignal;
+  /**
+   * The source is the store's backing folder's own file at this path (the hub reading its root): no chunk files are
+   * written; the chunks are located in that file instead (StoreOptions.backingDir).
+   */
+  located?: boolean;
 }
 
 export interface IngestResult {
@@ -181,6 +187,10 @@ export async function ingest(
   let path = typeof name === 'string' ? validateName(name) : '(unnamed upload)';
   const mode = meta.mode ?? 0o644;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new StoreError('invalid_argument', `invalid mode ${meta.mode}`);
+  const located = opts.located === true;
+  if (located && (typeof name !== 'string' || engine.backingDir === undefined)) {
+    throw new StoreError('invalid_argument', 'a located ingest needs a named path in a store with a backing folder');
+  }
   return engine.track(async () => {
     const params = engine.config.chunkParams;
     const chunker = new Chunker(params);
@@ -217,9 +227,10 @@ export async function ingest(
           if (held.has(hash)) return;
           held.add(hash);
           engine.holds.acquire(hash); // from here on no delete or eviction unlinks this chunk's file
+          if (located) return;
           if (!engine.isBeingWritten(hash)) {
             const row = await engine.idx.getChunk(hash);
-            if (row?.present) return;
+            if (hasBytes(row)) return;
             await engine.reserve(len);
             reservedHere += len;
           }
@@ -282,7 +293,7 @@ export async function ingest(
           path,
           prev,
           { size, mtimeMs: meta.mtimeMs ?? engine.now(), mode, hash, sha256, chunks, deleted: false, state: 'local' },
-          { onDisk: held, dirtyNew: true, touch: true },
+          { onDisk: located ? new Set() : held, dirtyNew: true, touch: true, located },
         );
       });
       committed = true;

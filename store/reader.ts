@@ -5,6 +5,7 @@
 import { Readable, type Writable } from 'node:stream';
 import type { Engine } from './engine.ts';
 import type { FileRecord } from './records.ts';
+import { hasBytes } from './records.ts';
 import { validateName } from './names.ts';
 import { StoreError } from './errors.ts';
 import { promote, touch } from './commit.ts';
@@ -69,7 +70,7 @@ export async function openRead(engine: Engine, path: string, range: ReadRange = 
         if (!now || now.seq !== record.seq) return record; // replaced meanwhile: this read serves the held version
         if (now.state === 'remote') {
           const rows = await engine.idx.getChunks(hashes);
-          const missing = record.chunks.filter((_, i) => !rows[i]?.present);
+          const missing = record.chunks.filter((_, i) => !hasBytes(rows[i]));
           if (missing.length > 0) {
             throw new StoreError('not_local', `${path} is not on this disk (${missing.length} of ${record.chunks.length} chunks evicted)`, {
               details: { path, missing: missing.length },
@@ -139,7 +140,7 @@ class ChunkReadStream extends Readable {
   private fill(): void {
     while (this.next < this.wanted.length && (this.queue.length === 0 || this.aheadBytes < READ_AHEAD_BYTES)) {
       const chunk = this.wanted[this.next++]!;
-      const read = this.writing ? this.engine.readLeased(chunk.hash, chunk.size) : this.engine.files.read(chunk.hash, chunk.size).then(fresh);
+      const read = this.writing ? this.engine.readLeased(chunk.hash, chunk.size) : this.engine.readChunk(chunk.hash, chunk.size).then(fresh);
       read.catch(() => {}); // consumed in order by pump(); this only keeps an abandoned read-ahead quiet
       this.queue.push({ chunk, read });
       this.aheadBytes += chunk.size;

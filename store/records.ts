@@ -44,6 +44,11 @@ export interface ChunkRow {
   localRefs: number;
   /** The chunk file exists under its final name. */
   present: boolean;
+  /**
+   * Places in the store's backing folder (the hub's root) that hold these bytes, kept in the `locs` sublevel. A chunk
+   * with locations needs no chunk file: the hub keeps each byte once, in the files BaluHost sees.
+   */
+  locs?: number;
   /** When a chunk arrived by putChunk without any file referencing it yet (gc removes it after a grace period). */
   stagedAt?: number;
 }
@@ -59,6 +64,11 @@ export interface Counters {
   storedBytes: number;
   dirtyChunks: number;
   dirtyBytes: number;
+}
+
+/** Whether this peer can read the chunk's bytes: from its chunk file or from a file of the backing folder. */
+export function hasBytes(row: ChunkRow | undefined): boolean {
+  return row !== undefined && (row.present || (row.locs ?? 0) > 0);
 }
 
 export function zeroCounters(): Counters {
@@ -113,17 +123,20 @@ interface ChunkRowJson {
   l: number;
   p: 0 | 1;
   t?: number;
+  x?: number;
 }
 
 export function encodeChunk(c: ChunkRow): ChunkRowJson {
   const out: ChunkRowJson = { s: c.size, r: c.refs, l: c.localRefs, p: c.present ? 1 : 0 };
   if (c.stagedAt !== undefined) out.t = c.stagedAt;
+  if (c.locs) out.x = c.locs;
   return out;
 }
 
 export function decodeChunk(j: ChunkRowJson): ChunkRow {
   const row: ChunkRow = { size: j.s, refs: j.r, localRefs: j.l, present: j.p === 1 };
   if (j.t !== undefined) row.stagedAt = j.t;
+  if (j.x) row.locs = j.x;
   return row;
 }
 

@@ -16,10 +16,11 @@ import { checkBase, currentRecord, setPinned, writeVersion } from './commit.ts';
 import { commitFile, commitFiles, putChunk, MAX_CHUNK_BYTES } from './assemble.ts';
 import type { CommitItem, CommitMeta, CommitOptions } from './assemble.ts';
 import { evictLocked } from './cache-policy.ts';
+import { noteWritten, type WrittenFile } from './backing.ts';
 import { validateDir, validateName } from './names.ts';
 import { isHexHash } from './hasher.ts';
 import { StoreError } from './errors.ts';
-import { decodeFile } from './records.ts';
+import { decodeFile, hasBytes } from './records.ts';
 import { seqKey } from './indexes.ts';
 import { filesUnder, heatOf, loadIndexId, promoteIfComplete, putChunks, type PutOutcome } from './sync-support.ts';
 
@@ -224,9 +225,23 @@ export class Store {
     return putChunk(this.#e, hash, bytes, opts);
   }
 
+  /** The folder whose files may hold chunk bytes (StoreOptions.backingDir), if any. */
+  get backingDir(): string | undefined {
+    return this.#e.backingDir;
+  }
+
+  /**
+   * The backing folder's files at these paths (StoreOptions.backingDir) now hold these versions: their chunks are read
+   * from there from now on, and their chunk files go (one durable transaction). Per item: false, changing nothing, if
+   * the path has moved on to another version.
+   */
+  noteWritten(items: WrittenFile[]): Promise<boolean[]> {
+    return noteWritten(this.#e, items);
+  }
+
   /** A chunk's bytes, verified against its hash ('not_found' if absent here, 'corrupt_chunk' if damaged). */
   getChunk(hash: string): Promise<Buffer> {
-    return this.#readChunk(hash, (size) => this.#e.files.read(hash, size));
+    return this.#readChunk(hash, (size) => this.#e.readChunk(hash, size));
   }
 
   /**
@@ -246,7 +261,7 @@ export class Store {
     e.holds.acquire(hash);
     try {
       const row = await e.idx.getChunk(hash);
-      if (!row?.present) throw new StoreError('not_found', `chunk ${hash} is not in the store`, { details: { hash } });
+      if (!row || !hasBytes(row)) throw new StoreError('not_found', `chunk ${hash} is not in the store`, { details: { hash } });
       return await read(row.size);
     } finally {
       e.holds.release(hash);
@@ -257,7 +272,7 @@ export class Store {
   async hasChunks(hashes: string[]): Promise<string[]> {
     for (const h of hashes) if (!isHexHash(h)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(h)}`);
     const rows = await this.#e.idx.getChunks(hashes);
-    return hashes.filter((_, i) => rows[i]?.present);
+    return hashes.filter((_, i) => hasBytes(rows[i]));
   }
 
   /** Distinct chunks of a file whose bytes are not here (what the sync layer must fetch before reading it). */
@@ -266,7 +281,7 @@ export class Store {
     const seen = new Set<string>();
     const distinct = rec.chunks.filter((c) => !seen.has(c.hash) && seen.add(c.hash));
     const rows = await this.#e.idx.getChunks(distinct.map((c) => c.hash));
-    return distinct.filter((_, i) => !rows[i]?.present);
+    return distinct.filter((_, i) => !hasBytes(rows[i]));
   }
 
   /** The hub acknowledged these chunks: they may be evicted from now on. Returns how many were dirty. */

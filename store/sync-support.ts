@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Engine } from './engine.ts';
 import { readNow } from './indexes.ts';
 import type { FileRecord } from './records.ts';
-import { decodeFile } from './records.ts';
+import { decodeFile, hasBytes } from './records.ts';
 import { decayedCount } from './cache-policy.ts';
 import { promote } from './commit.ts';
 import { validateDir, validateName } from './names.ts';
@@ -40,7 +40,7 @@ export async function promoteIfComplete(engine: Engine, paths: string[], opts: {
       const out = new Map<string, FileRecord | undefined>();
       for (const path of distinct) {
         const rec = await engine.idx.getFile(path);
-        if (rec && rec.state !== 'local' && (await engine.idx.getChunks(rec.chunks.map((c) => c.hash))).every((r) => r?.present)) {
+        if (rec && rec.state !== 'local' && (await engine.idx.getChunks(rec.chunks.map((c) => c.hash))).every(hasBytes)) {
           out.set(path, await promote(engine, tx, rec));
         } else {
           out.set(path, rec);
@@ -90,7 +90,7 @@ export async function putChunks(engine: Engine, chunks: { hash: string; data: Ui
       }
       const hashes = [...good.keys()];
       const rows = await engine.idx.getChunks(hashes);
-      const toWrite = hashes.filter((_, i) => !rows[i]?.present);
+      const toWrite = hashes.filter((_, i) => !hasBytes(rows[i]));
       const bytes = toWrite.reduce((s, h) => s + good.get(h)!.length, 0);
       await engine.reserve(bytes);
       reserved = bytes;
@@ -110,7 +110,7 @@ export async function putChunks(engine: Engine, chunks: { hash: string; data: Ui
         const now = new Set<string>();
         for (const h of toWrite) {
           const row = tx.chunk(h);
-          if (row?.present) continue;
+          if (hasBytes(row)) continue;
           const size = good.get(h)!.length;
           tx.setChunk(h, row ? { ...row, present: true } : { size, refs: 0, localRefs: 0, present: true, stagedAt: engine.now() });
           if (!row && !opts.clean) tx.setDirty(h, size, true);

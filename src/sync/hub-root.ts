@@ -5,7 +5,8 @@
 //   materialize(path)  store -> disk: the current version is written atomically with its mtime, or removed.
 // Both run under the path's lock; the disk index (disk-index.ts) says whether a file on disk is one we know.
 
-import type { Store, FileRecord } from '../../store/index.ts';
+import { resolve } from 'node:path';
+import type { Store, FileRecord, WrittenFile } from '../../store/index.ts';
 import { fileSource, isStoreError } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { SyncState } from './state.ts';
@@ -14,6 +15,7 @@ import type { DiskIndex } from './disk-index.ts';
 import { matches } from './disk-index.ts';
 import { conflictName, decide } from './conflict.ts';
 import { metaOf } from './wire.ts';
+import { GroupFlush } from './group-flush.ts';
 import { DirSyncs, removeFile, safePath, statFile, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 
 export interface HubRootOptions {
@@ -39,9 +41,27 @@ const readFile = (abs: string, size: number) => fileSource(abs, Math.min(1024 * 
 export class HubRoot {
   private readonly o: HubRootOptions;
   private readonly dirs = new DirSyncs();
+  /** The store keeps the root's bytes in the root (StoreOptions.backingDir) rather than in chunk files as well. */
+  private readonly located: boolean;
+  /** Versions written into the root, told to the store in shared transactions (one durable write for many files). */
+  private written: WrittenFile[] = [];
+  private readonly noteGroup: GroupFlush;
 
   constructor(opts: HubRootOptions) {
     this.o = opts;
+    this.located = opts.store.backingDir !== undefined && resolve(opts.store.backingDir) === resolve(opts.root);
+    this.noteGroup = new GroupFlush(async () => {
+      const items = this.written;
+      this.written = [];
+      if (items.length > 0) await this.o.store.noteWritten(items);
+    });
+  }
+
+  /** The root's file at `path` holds `version` now: once the store knows, its chunk files go. */
+  private noteWritten(path: string, version: number, verify = false): Promise<void> {
+    if (!this.located) return Promise.resolve();
+    this.written.push({ path, version, verify });
+    return this.noteGroup.flush();
   }
 
   get root(): string {
@@ -151,7 +171,7 @@ export class HubRoot {
           if (await this.resolveDiskConflict(path, abs, st, rec)) return;
           continue;
         }
-        const result = await store.ingest(path, readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec?.version ?? 0 });
+        const result = await store.ingest(path, readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec?.version ?? 0, located: this.located });
         if (storeMovedOn) await this.recordConflict(path, null, state.peerId, await this.originOf(path), 'modified_vs_deleted');
         await state.setOrigin(path, state.peerId);
         const after = await statFile(abs);
@@ -175,7 +195,7 @@ export class HubRoot {
     if (verdict === 'incoming') {
       // The disk is newer: keep the peer's version as a copy, then the disk's content takes the path.
       const copy = await store.commitFile(conflictName(path, at, origin), metaOf(rec), { baseVersion: 0, allowRemote: true, verify: false });
-      const result = await store.ingest(path, readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec.version });
+      const result = await store.ingest(path, readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec.version, located: this.located });
       await state.setOrigin(path, state.peerId);
       await disk.set(path, st, result.file.version);
       await this.recordConflict(path, copy.path, origin, state.peerId, 'both_modified');
@@ -212,6 +232,7 @@ export class HubRoot {
     }
     if (st && matches(st, rec)) {
       if (known?.v !== rec.version) await disk.set(path, st, rec.version);
+      await this.noteWritten(path, rec.version, true); // e.g. written before a crash that came before the note
       return;
     }
     if (rec.state !== 'local') {
@@ -222,6 +243,7 @@ export class HubRoot {
     await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(opened.record.mtimeMs), mode: opened.record.mode }, this.dirs);
     const written = await statFile(abs);
     if (written) await disk.set(path, written, opened.record.version);
+    await this.noteWritten(path, opened.record.version);
   }
 
   private async originOf(path: string): Promise<string> {

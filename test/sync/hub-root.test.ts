@@ -19,13 +19,15 @@ import { bytes, node, silent, SMALL_CHUNKS, type Node } from './in-process.ts';
 import { waitFor } from './peers.ts';
 
 async function setup(fn: (n: Node, hub: HubRoot, root: string) => Promise<void>) {
-  const n = await node('hub');
-  const root = path.join(n.dir, 'root');
+  const top = await tempDir('balupi-root-');
+  const root = path.join(top.path, 'root');
   await fs.mkdir(root);
+  const n = await node('hub', { root });
   try {
     await fn(n, new HubRoot({ store: n.store, state: n.state, disk: new DiskIndex(n.db), locks: new PathLocks(), root, log: silent }), root);
   } finally {
     await n.close();
+    await top.remove();
   }
 }
 
@@ -47,6 +49,40 @@ test('a version committed by a peer is written atomically with its mtime and mod
     await assert.rejects(fs.access(path.join(root, 'a')), 'emptied directories are removed');
   });
 });
+
+test("the hub keeps each byte once: its root's files and peers' files, once written there, leave no chunk file in the store", async () => {
+  await setup(async (n, hub, root) => {
+    const own = randomBytes(300_000);
+    await fs.writeFile(path.join(root, 'own.bin'), own);
+    await hub.scan();
+    assert.equal(n.store.stats().storedBytes, 0, "the hub's own file is read, not copied");
+    // A peer's file arrives as chunks (stored as chunk files until it is in the root), then the root writer writes it.
+    const peer = randomBytes(200_000);
+    await n.store.ingest('in/peer.bin', Readable.from([peer]));
+    assert.equal(n.store.stats().storedBytes, 200_000);
+    await hub.materialize('in/peer.bin');
+    assert.deepEqual(await fs.readFile(path.join(root, 'in', 'peer.bin')), peer);
+    assert.equal(n.store.stats().storedBytes, 0, 'written into the root, its chunk files went');
+    assert.deepEqual(await readStore(n, 'in/peer.bin'), peer);
+    assert.deepEqual(await readStore(n, 'own.bin'), own);
+    // A peer's new version of the hub's own file: written over it, and again nothing stays behind.
+    const next = Buffer.concat([own.subarray(0, 150_000), randomBytes(10)]);
+    const staged = await n.store.ingest('.stage', Readable.from([next]));
+    await n.store.commitFile('own.bin', { size: next.length, mtimeMs: Date.now(), mode: 0o644, chunks: staged.file.chunks, hash: staged.file.hash }, { baseVersion: 1 });
+    await n.store.delete('.stage');
+    await hub.materialize('own.bin');
+    assert.deepEqual(await fs.readFile(path.join(root, 'own.bin')), next);
+    assert.equal(n.store.stats().storedBytes, 0);
+    assert.deepEqual(await readStore(n, 'own.bin'), next);
+    assert.deepEqual((await n.store.fsck()).problems, []);
+  });
+});
+
+async function readStore(n: Node, name: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const p of await n.store.read(name)) parts.push(p as Buffer);
+  return Buffer.concat(parts);
+}
 
 test('a disk edit the hub has not read yet is never overwritten by a peer version: both survive', async () => {
   await setup(async (n, hub, root) => {
@@ -112,7 +148,7 @@ test('a file whose bytes fail while being written (a chunk rotted in the store, 
   });
 });
 
-test('a file the store cannot take (its budget is full) is skipped by the scan; the rest of the folder still syncs, both ways', async () => {
+test('a file a store without backing folder cannot take (its budget is full) is skipped by the scan; the rest of the folder still syncs, both ways', async () => {
   const dir = await tempDir('balupi-hub-budget-');
   const root = path.join(dir.path, 'root');
   await fs.mkdir(root);
@@ -133,6 +169,26 @@ test('a file the store cannot take (its budget is full) is skipped by the scan; 
     await store.ingest('from-peer.txt', bytes('a peer file'));
     await hub.materialize('from-peer.txt');
     assert.equal(await fs.readFile(path.join(root, 'from-peer.txt'), 'utf8'), 'a peer file');
+  } finally {
+    await store.close();
+    await db.close();
+    await dir.remove();
+  }
+});
+
+test("a root larger than the store's budget is read whole when its bytes stay in the root", async () => {
+  const dir = await tempDir('balupi-hub-budget-');
+  const root = path.join(dir.path, 'root');
+  await fs.mkdir(root);
+  for (const name of ['a.bin', 'b.bin', 'c.bin']) await fs.writeFile(path.join(root, name), randomBytes(800_000));
+  const store = await openStore({ dir: path.join(dir.path, 'store'), chunkParams: SMALL_CHUNKS, cacheMaxBytes: 1_500_000, backingDir: root });
+  const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
+  await db.open();
+  try {
+    const hub = new HubRoot({ store, state: await SyncState.open(db), disk: new DiskIndex(db), locks: new PathLocks(), root, log: silent });
+    assert.deepEqual(await hub.scan(), { files: 3, skipped: 0 });
+    assert.equal(store.stats().localBytes, 2_400_000);
+    assert.equal(store.stats().storedBytes, 0);
   } finally {
     await store.close();
     await db.close();

@@ -26,9 +26,10 @@ export interface Node {
   close(): Promise<void>;
 }
 
-export async function node(role: 'pi' | 'hub' = 'hub'): Promise<Node> {
+/** `root`: a hub whose store keeps the bytes of that folder's files there (created if missing), as the daemon's does. */
+export async function node(role: 'pi' | 'hub' = 'hub', opts: { root?: string } = {}): Promise<Node> {
   const dir = await tempDir('balupi-node-');
-  const store = await openStore({ dir: path.join(dir.path, 'store'), chunkParams: SMALL_CHUNKS });
+  const store = await openStore({ dir: path.join(dir.path, 'store'), chunkParams: SMALL_CHUNKS, ...(opts.root ? { backingDir: opts.root } : {}) });
   const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
   await db.open();
   const state = await SyncState.open(db);

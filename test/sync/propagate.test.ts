@@ -38,6 +38,9 @@ test('the hub ingests its root at first start and the pi pulls the whole index w
   assert.equal(rec.state, 'remote', 'metadata only: bytes are fetched for pinned or hot files');
   const cat = await local(pi.dataDir, 'GET', '/local/store/cat?name=existing.txt');
   assert.equal(cat.status, 409, 'no bytes on the pi yet');
+  const hubStats = (await local(hub.dataDir, 'GET', '/local/store/stats')).json();
+  assert.equal(hubStats.localFiles, 1);
+  assert.equal(hubStats.storedBytes, 0, 'the hub reads its root file where it is, without a second copy');
 });
 
 test('create, modify, rename and delete in the hub root reach the pi (pinned files get their bytes)', async () => {
@@ -84,6 +87,8 @@ test('create, modify, rename and delete on the pi reach the hub root with their 
   await piIngest(pi.dataDir, 'p/doc.txt', payload, mtime + 1000);
   await waitFor('the modification in the hub root', async () => (await fs.readFile(doc).catch(() => Buffer.alloc(0))).equals(payload));
   assert.equal((await fs.stat(doc)).mtimeMs, mtime + 1000);
+  // Once in the root, the pushed bytes are kept there only: the chunk files they arrived in go.
+  await waitFor('no chunk files left in the hub store', async () => (await local(hub.dataDir, 'GET', '/local/store/stats')).json().storedBytes === 0);
 
   const uploadsBefore = hub.logs.filter((l) => l.msg === 'chunks received').length;
   // A rename on the pi is a new name with the same bytes plus a deletion: no chunk needs sending again.

@@ -1,0 +1,121 @@
+// The store's backing folder (StoreOptions.backingDir; the hub's root): files there may hold chunk bytes in place of
+// chunk files, so the hub keeps each byte once. A location (chunk, path, offset) is recorded only while that file
+// holds those bytes there: when the hub ingests its own file (ingest's `located`), and once the root writer has
+// written a version (noteWritten). When the file at a path stops holding a version, its locations go, and chunks
+// other files still need are copied out first. Every read is verified, so a file changed behind the store's back
+// costs an error, never wrong bytes.
+
+import type { Engine } from './engine.ts';
+import type { Tx } from './indexes.ts';
+import type { ChunkRef, FileRecord } from './records.ts';
+import { hasBytes } from './records.ts';
+import { validateName } from './names.ts';
+import { StoreError } from './errors.ts';
+
+/** Where each distinct chunk first occurs in a file. */
+export function firstOffsets(chunks: ChunkRef[]): Map<string, number> {
+  const out = new Map<string, number>();
+  let pos = 0;
+  for (const c of chunks) {
+    if (!out.has(c.hash)) out.set(c.hash, pos);
+    pos += c.size;
+  }
+  return out;
+}
+
+export interface Leaving {
+  hash: string;
+  size: number;
+  /** Where the file at the path held it until now. */
+  offset: number;
+}
+
+/**
+ * The file at `path` in the backing folder stops holding its old version: its locations go. Only where the new
+ * version is not on disk yet (a peer's commit, written there later) and has the same chunk at the same offset does
+ * a location stay, as it is right both before and after that write. Returns the locations that went while the old
+ * file may still be on disk, so that chunks other files still need can be copied out of it (keepBytes).
+ */
+export function releaseLocations(tx: Tx, path: string, prev: FileRecord, next: FileRecord | undefined, located: boolean): Leaving[] {
+  const offsets = next ? firstOffsets(next.chunks) : new Map<string, number>();
+  const leaving: Leaving[] = [];
+  for (const c of new Set(prev.chunks.map((c) => c.hash))) {
+    const offset = tx.location(c, path);
+    if (offset === undefined) continue;
+    if (!located && offsets.get(c) === offset) continue;
+    tx.setLocation(c, path, undefined);
+    if (!located) leaving.push({ hash: c, size: tx.chunk(c)!.size, offset });
+  }
+  return leaving;
+}
+
+/**
+ * A chunk still referenced whose last location just went gets a chunk file, copied out of the old file while that is
+ * still on disk (verified on the way). If the old file was changed behind the store's back, the bytes are gone: the
+ * row stays without them, reads of the files that need it fail as corrupt, and fsck reports it.
+ */
+export async function keepBytes(engine: Engine, tx: Tx, path: string, l: Leaving): Promise<void> {
+  const row = tx.chunk(l.hash);
+  if (!row || hasBytes(row)) return;
+  let data: Buffer;
+  try {
+    data = await engine.files.readFrom(engine.backingPath(path), l.offset, l.hash, l.size);
+  } catch {
+    return;
+  }
+  await engine.writeChunk(l.hash, data);
+  await engine.files.syncDirsOf([l.hash]);
+  tx.setChunk(l.hash, { ...row, present: true });
+}
+
+export interface WrittenFile {
+  path: string;
+  version: number;
+  /**
+   * Read each chunk that still has a chunk file back from the file before that goes (for a file found on disk rather
+   * than just written: same size and mtime do not prove the same bytes). A chunk that does not match keeps its file.
+   */
+  verify?: boolean;
+}
+
+/**
+ * The backing folder's files at these paths now hold these versions (the root writer wrote them): their chunks are
+ * located there from now on and their chunk files go, all in one transaction. Per item: false, changing nothing, if
+ * the path is at another version or not local.
+ */
+export async function noteWritten(engine: Engine, items: WrittenFile[]): Promise<boolean[]> {
+  for (const it of items) validateName(it.path);
+  if (engine.backingDir === undefined) throw new StoreError('invalid_argument', 'this store has no backing folder');
+  return engine.track(() =>
+    engine.transact(async (tx) => {
+      const out: boolean[] = [];
+      for (const { path, version, verify } of items) {
+        const rec = await engine.idx.getFile(path);
+        out.push(rec?.version === version && rec.state === 'local');
+        if (!out.at(-1)) continue;
+        const offsets = firstOffsets(rec!.chunks);
+        await tx.load(offsets.keys());
+        for (const [hash, offset] of offsets) {
+          const row = tx.chunk(hash)!;
+          if (row.present && verify && !(await holds(engine, path, offset, hash, row.size))) continue;
+          tx.setLocation(hash, path, offset);
+          if (!row.present) continue;
+          // Synced below before the unlink: a crash must not leave a row that still counts on the file.
+          tx.setChunk(hash, { ...tx.chunk(hash)!, present: false });
+          tx.afterCommit(() => engine.unlinkUnheld(hash));
+        }
+      }
+      return out;
+    }),
+  );
+}
+
+/** Whether the backing file at `path` holds the chunk at `offset`. */
+async function holds(engine: Engine, path: string, offset: number, hash: string, size: number): Promise<boolean> {
+  try {
+    await engine.files.readFrom(engine.backingPath(path), offset, hash, size);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,238 @@
+// A store with a backing folder (the hub's root): the folder's files hold their chunks' bytes, so the hub keeps each
+// byte once. Reads are verified wherever the bytes come from; a file that stops holding a version (replaced, deleted,
+// changed behind the store's back) never takes bytes that other files still need with it, and never serves wrong ones.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileSource, isStoreError, openStore, type FileRecord, type Store } from '../../store/index.ts';
+import { prngBytes, readAll, SMALL_CHUNKS, source, withTempDir } from './temp-store.ts';
+import { waitFor } from '../sync/peers.ts';
+
+interface Hub {
+  store: Store;
+  root: string;
+  dir: string;
+  /** Chunk files under the store's chunks/ directory. */
+  chunkFiles(): Promise<number>;
+  /** Writes a file into the root the way the root writer does (temp + rename). */
+  put(name: string, data: Buffer): Promise<void>;
+  /** The hub ingesting its own file. */
+  ingestOwn(name: string, data: Buffer, baseVersion?: number): Promise<FileRecord>;
+}
+
+async function withHub(fn: (h: Hub) => Promise<void>, opts: { cacheMaxBytes?: number } = {}): Promise<void> {
+  await withTempDir(async (top) => {
+    const root = path.join(top, 'root');
+    const dir = path.join(top, 'store');
+    await fs.mkdir(root);
+    const store = await openStore({ dir, chunkParams: SMALL_CHUNKS, backingDir: root, ...opts });
+    const put = async (name: string, data: Buffer): Promise<void> => {
+      const abs = path.join(root, name);
+      await fs.mkdir(path.dirname(abs), { recursive: true });
+      await fs.writeFile(abs + '.tmp', data);
+      await fs.rename(abs + '.tmp', abs);
+    };
+    const hub: Hub = {
+      store,
+      root,
+      dir,
+      async chunkFiles() {
+        let n = 0;
+        for (const fan of await fs.readdir(path.join(dir, 'chunks'))) n += (await fs.readdir(path.join(dir, 'chunks', fan))).length;
+        return n;
+      },
+      put,
+      async ingestOwn(name, data, baseVersion) {
+        await put(name, data);
+        return (await store.ingest(name, fileSource(path.join(root, name)), {}, { located: true, ...(baseVersion === undefined ? {} : { baseVersion }) })).file;
+      },
+    };
+    try {
+      await fn(hub);
+    } finally {
+      await hub.store.close().catch(() => {});
+    }
+  });
+}
+
+/** A peer's version of `data`: its chunks stored the way sync receives them, then committed. */
+async function commitFromPeer(store: Store, name: string, data: Buffer, baseVersion: number): Promise<FileRecord> {
+  return withTempDir(async (d) => {
+    const peer = await openStore({ dir: d, chunkParams: SMALL_CHUNKS });
+    try {
+      const rec = (await peer.ingest('x', source(data))).file;
+      for (const c of rec.chunks) await store.putChunk(c.hash, await peer.getChunk(c.hash), { clean: true });
+      return store.commitFile(name, { size: rec.size, mtimeMs: rec.mtimeMs, mode: rec.mode, chunks: rec.chunks, hash: rec.hash }, { baseVersion });
+    } finally {
+      await peer.close();
+    }
+  });
+}
+
+const metaOf = (r: FileRecord) => ({ size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash });
+
+function offsets(r: FileRecord): Map<string, number> {
+  const out = new Map<string, number>();
+  let pos = 0;
+  for (const c of r.chunks) {
+    if (!out.has(c.hash)) out.set(c.hash, pos);
+    pos += c.size;
+  }
+  return out;
+}
+
+test("the hub's own files: no chunk file is written, nothing counts against the budget, reads come verified from the file", async () => {
+  // A budget far below the file: the root's bytes are not cache, so the ingest must not be refused as cache_full.
+  await withHub(async (h) => {
+    const data = prngBytes(300_000, 1);
+    const rec = await h.ingestOwn('docs/a.bin', data);
+    assert.ok(rec.chunks.length > 3, 'several chunks');
+    assert.equal(await h.chunkFiles(), 0);
+    assert.equal(h.store.stats().storedBytes, 0);
+    assert.deepEqual(await readAll(await h.store.read('docs/a.bin')), data);
+    assert.deepEqual(await readAll(await h.store.read('docs/a.bin', { offset: 100_000, length: 50_000 })), data.subarray(100_000, 150_000));
+    const second = rec.chunks[1]!;
+    assert.deepEqual(await h.store.getChunk(second.hash), data.subarray(rec.chunks[0]!.size, rec.chunks[0]!.size + second.size));
+    assert.deepEqual(await h.store.hasChunks([second.hash]), [second.hash]);
+    // Eviction has nothing to take: the bytes are the root's, not the cache's.
+    assert.deepEqual(await h.store.evict(0), { files: 0, bytes: 0 });
+    assert.equal((await h.store.stat('docs/a.bin')).state, 'local');
+    const report = await h.store.fsck();
+    assert.deepEqual(report.problems, []);
+    assert.equal(report.bytesVerified, data.length);
+  }, { cacheMaxBytes: 50_000 });
+});
+
+test('a root file changed behind the store: its old chunks fail as corrupt (never other bytes), and fsck names the file', async () => {
+  await withHub(async (h) => {
+    const data = prngBytes(100_000, 2);
+    const rec = await h.ingestOwn('a.bin', data);
+    // Same size, one byte changed in place: what a program editing the file directly does.
+    const fd = await fs.open(path.join(h.root, 'a.bin'), 'r+');
+    await fd.write(Buffer.from([data[10]! ^ 0xff]), 0, 1, 10);
+    await fd.close();
+    await assert.rejects(readAll(await h.store.read('a.bin')), (err) => isStoreError(err, 'corrupt_chunk'));
+    await assert.rejects(h.store.getChunk(rec.chunks[0]!.hash), (err) => isStoreError(err, 'corrupt_chunk'));
+    // The chunks after the change still read.
+    const last = rec.chunks.at(-1)!;
+    assert.deepEqual(await h.store.getChunk(last.hash), data.subarray(data.length - last.size));
+    const report = await h.store.fsck();
+    assert.deepEqual(report.problems.map((p) => [p.kind, p.path, p.hash]), [['location', 'a.bin', rec.chunks[0]!.hash]]);
+    // The hub reads the file again (its watcher would): the new version is located, the problem is gone.
+    await h.store.ingest('a.bin', fileSource(path.join(h.root, 'a.bin')), {}, { located: true, baseVersion: 1 });
+    assert.deepEqual((await h.store.fsck()).problems, []);
+  });
+});
+
+test("a peer's version over a root file: chunks at the same offset stay in the file, the others another file needs are copied out first; once written, no chunk file is left", async () => {
+  await withHub(async (h) => {
+    const a = prngBytes(200_000, 3);
+    const recA = await h.ingestOwn('f.bin', a);
+    // Another file with the same content, committed by a peer and not yet written into the root: its bytes are f's.
+    await h.store.commitFile('g.bin', metaOf(recA), { baseVersion: 0 });
+    assert.equal(await h.chunkFiles(), 0, 'g needed no bytes');
+    // The peer's new f: the first half as before, then new bytes.
+    const b = Buffer.concat([a.subarray(0, 100_000), prngBytes(100_000, 4)]);
+    const recB = await commitFromPeer(h.store, 'f.bin', b, 1);
+    const inB = offsets(recB);
+    const moved = [...offsets(recA)].filter(([hash, off]) => inB.get(hash) !== off);
+    const kept = [...offsets(recA)].filter(([hash, off]) => inB.get(hash) === off);
+    assert.ok(moved.length > 0 && kept.length > 0, 'the edit keeps some chunks in place and moves others');
+    const sizeOf = (hash: string) => recA.chunks.find((c) => c.hash === hash)!.size;
+    const movedBytes = moved.reduce((s, [hash]) => s + sizeOf(hash), 0);
+    const inA = offsets(recA);
+    const newBytes = recB.chunks.filter((c) => !inA.has(c.hash)).reduce((s, c) => s + c.size, 0);
+    // Before the new f is written: its new chunks as chunk files, plus the copies of what moved; nothing kept in place.
+    assert.equal(h.store.stats().storedBytes, newBytes + movedBytes);
+    // The root writer writes f's new version, then tells the store.
+    await h.put('f.bin', b);
+    assert.deepEqual(await h.store.noteWritten([{ path: 'f.bin', version: recB.version }]), [true]);
+    // Left on the store's disk: exactly the chunks g still needs that the new f does not hold where the old one did.
+    assert.equal(h.store.stats().storedBytes, movedBytes);
+    assert.deepEqual(await readAll(await h.store.read('g.bin')), a);
+    assert.deepEqual(await readAll(await h.store.read('f.bin')), b);
+    assert.deepEqual((await h.store.fsck()).problems, []);
+    // g written into the root as well: the store keeps no byte of either.
+    await h.put('g.bin', a);
+    assert.deepEqual(await h.store.noteWritten([{ path: 'g.bin', version: 1 }, { path: 'f.bin', version: 1 }]), [true, false]);
+    assert.equal(h.store.stats().storedBytes, 0);
+    assert.equal(await h.chunkFiles(), 0);
+    assert.deepEqual((await h.store.fsck()).problems, []);
+  });
+});
+
+test("a deleted root file's chunks that another file needs are copied out before it goes; the rest go with it", async () => {
+  await withHub(async (h) => {
+    const a = prngBytes(150_000, 5);
+    const recA = await h.ingestOwn('a.bin', a);
+    await h.ingestOwn('other.bin', prngBytes(50_000, 6));
+    await h.store.commitFile('b.bin', metaOf(recA), { baseVersion: 0 });
+    await h.store.delete('a.bin');
+    await fs.rm(path.join(h.root, 'a.bin'));
+    assert.equal(new Set(recA.chunks.map((c) => c.hash)).size, recA.chunks.length, 'random content: no chunk twice');
+    assert.equal(h.store.stats().storedBytes, a.length);
+    assert.deepEqual(await readAll(await h.store.read('b.bin')), a);
+    await h.store.delete('other.bin');
+    assert.equal(h.store.stats().chunks, recA.chunks.length, "other's rows went with it");
+    assert.equal(h.store.stats().storedBytes, a.length, 'and took no chunk file along: it had none');
+    assert.deepEqual((await h.store.fsck()).problems, []);
+  });
+});
+
+test('a file found on disk (not just written) is checked before chunk files go: wrong bytes keep them', async () => {
+  await withHub(async (h) => {
+    const data = prngBytes(80_000, 7);
+    const rec = await commitFromPeer(h.store, 'c.bin', data, 0);
+    const stored = h.store.stats().storedBytes;
+    assert.equal(stored, data.length);
+    // Same size, other bytes: size and mtime would match, the content does not.
+    await h.put('c.bin', prngBytes(80_000, 8));
+    assert.deepEqual(await h.store.noteWritten([{ path: 'c.bin', version: rec.version, verify: true }]), [true]);
+    assert.equal(h.store.stats().storedBytes, stored);
+    assert.deepEqual(await readAll(await h.store.read('c.bin')), data);
+    await h.put('c.bin', data);
+    await h.store.noteWritten([{ path: 'c.bin', version: rec.version, verify: true }]);
+    assert.equal(h.store.stats().storedBytes, 0);
+    assert.equal(await h.chunkFiles(), 0);
+    assert.deepEqual(await readAll(await h.store.read('c.bin')), data);
+  });
+});
+
+test('a chunk file the root took over while a read streams it is removed once that read ends, and the read completes', async () => {
+  await withHub(async (h) => {
+    const data = prngBytes(120_000, 9);
+    const rec = await commitFromPeer(h.store, 'r.bin', data, 0);
+    const opened = await h.store.openRead('r.bin'); // holds the chunks until the stream ends
+    await h.put('r.bin', data);
+    await h.store.noteWritten([{ path: 'r.bin', version: rec.version }]);
+    assert.equal(h.store.stats().storedBytes, 0);
+    assert.equal(await h.chunkFiles(), new Set(rec.chunks.map((c) => c.hash)).size, 'held chunk files stay');
+    assert.deepEqual(await readAll(opened.stream), data);
+    await waitFor('the released chunk files to go', async () => (await h.chunkFiles()) === 0);
+    assert.deepEqual((await h.store.fsck()).problems, []);
+  });
+});
+
+test('a store remembers its backing folder: opened again without it, reads and fsck find the bytes', async () => {
+  await withHub(async (h) => {
+    const data = prngBytes(60_000, 10);
+    await h.ingestOwn('k.bin', data);
+    await h.store.close();
+    h.store = await openStore({ dir: h.dir });
+    assert.equal(h.store.backingDir, h.root);
+    assert.deepEqual(await readAll(await h.store.read('k.bin')), data);
+    assert.deepEqual((await h.store.fsck()).problems, []);
+  });
+});
+
+test('a located ingest needs a backing folder', async () => {
+  await withTempDir(async (d) => {
+    const store = await openStore({ dir: d });
+    try {
+      await assert.rejects(store.ingest('a', source(Buffer.from('x')), {}, { located: true }), (err) => isStoreError(err, 'invalid_argument'));
+    } finally {
+      await store.close();
+    }
+  });
+});
