@@ -25,6 +25,11 @@ export interface ReadOptions {
    * callback (sockets, HTTP responses); not for a transform that could hold on to it.
    */
   reuseBuffers?: boolean;
+  /**
+   * false: not an access (the hub's root writer copying a version out). A local file is then opened without a
+   * transaction, so the read does not wait behind the writes of the moment for the store's lock.
+   */
+  touch?: boolean;
 }
 
 export interface OpenedRead {
@@ -64,7 +69,7 @@ export async function openRead(engine: Engine, path: string, range: ReadRange = 
         details: { path, size: record.size, offset, length },
       });
     }
-    const current = await engine.transact(
+    const current = opts.touch === false && record.state === 'local' ? record : await engine.transact(
       async (tx) => {
         const now = await engine.idx.getFile(path);
         if (!now || now.seq !== record.seq) return record; // replaced meanwhile: this read serves the held version

@@ -4,6 +4,8 @@
 //                      becomes a deletion. If the store moved on meanwhile (a peer committed), conflict rules apply.
 //   materialize(path)  store -> disk: the current version is written atomically with its mtime, or removed.
 // Both run under the path's lock; the disk index (disk-index.ts) says whether a file on disk is one we know.
+// The store keeps the root's bytes in the root (its backing folder, see store/backing.ts): files read from disk are
+// ingested as located, and a version written into the root is reported back (noteWritten), so its chunk files go.
 
 import { resolve } from 'node:path';
 import type { Store, FileRecord, WrittenFile } from '../../store/index.ts';
@@ -57,11 +59,20 @@ export class HubRoot {
     });
   }
 
-  /** The root's file at `path` holds `version` now: once the store knows, its chunk files go. */
-  private noteWritten(path: string, version: number, verify = false): Promise<void> {
-    if (!this.located) return Promise.resolve();
+  /**
+   * The root's file at `path` holds `version` now: once the store knows, its chunk files go. Not waited for here: the
+   * note queues for the store's lock behind the transactions of incoming uploads, and the writer should not wait
+   * with it (notesWritten() does). Until then, or if it fails, the chunk files merely stay.
+   */
+  private noteWritten(path: string, version: number, verify = false): void {
+    if (!this.located) return;
     this.written.push({ path, version, verify });
-    return this.noteGroup.flush();
+    this.noteGroup.flush().catch((err: unknown) => this.o.log.warn({ err }, 'hub root: could not tell the store about written files; their chunk files stay'));
+  }
+
+  /** Resolves once the store knows about every file written so far. */
+  async notesWritten(): Promise<void> {
+    await this.noteGroup.flush().catch(() => {});
   }
 
   get root(): string {
@@ -72,8 +83,9 @@ export class HubRoot {
     return this.o.locks.run(path, () => this.refreshLocked(path));
   }
 
-  materialize(path: string): Promise<void> {
-    return this.o.locks.run(path, () => this.materializeLocked(path));
+  async materialize(path: string): Promise<void> {
+    await this.o.locks.run(path, () => this.materializeLocked(path));
+    await this.notesWritten();
   }
 
   /**
@@ -232,18 +244,18 @@ export class HubRoot {
     }
     if (st && matches(st, rec)) {
       if (known?.v !== rec.version) await disk.set(path, st, rec.version);
-      await this.noteWritten(path, rec.version, true); // e.g. written before a crash that came before the note
+      this.noteWritten(path, rec.version, true); // e.g. written before a crash that came before the note
       return;
     }
     if (rec.state !== 'local') {
       this.o.log.warn({ path }, 'hub root: cannot write a file whose bytes are not in the store');
       return;
     }
-    const opened = await store.openRead(path, undefined, { reuseBuffers: true });
+    const opened = await store.openRead(path, undefined, { reuseBuffers: true, touch: false });
     await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(opened.record.mtimeMs), mode: opened.record.mode }, this.dirs);
     const written = await statFile(abs);
     if (written) await disk.set(path, written, opened.record.version);
-    await this.noteWritten(path, opened.record.version);
+    this.noteWritten(path, opened.record.version);
   }
 
   private async originOf(path: string): Promise<string> {
@@ -275,13 +287,14 @@ export class HubRoot {
       }
       if (last !== undefined) {
         const at = last;
-        saving = saving.then(() => state.setNumber('rootCursor', at)).catch(() => {});
+        // The cursor passes a file once the store knows it is written (else a crash could leave its chunk files).
+        saving = saving.then(() => this.notesWritten()).then(() => state.setNumber('rootCursor', at)).catch(() => {});
       }
     };
     try {
       for await (const r of store.followChanges(cursor, { signal })) {
         order.push(r.seq);
-        const p = this.materialize(r.path)
+        const p = this.o.locks.run(r.path, () => this.materializeLocked(r.path))
           .catch((err: unknown) => log.error({ path: r.path, err }, 'hub root: could not write a file'))
           .then(() => {
             done.add(r.seq);

@@ -30,6 +30,19 @@ describe('hotness', () => {
     assert.ok(Math.abs(bumpHeat(h, 2 * HALF_LIFE_MS).c - 1.5) < 1e-9);
   });
 
+  test('a read counts as an access, one opened with touch: false (the hub copying a file out) does not', async () => {
+    await withStore({ chunkParams: SMALL_CHUNKS, now: clock().now }, async (store) => {
+      const data = randomBytes(50 * KB);
+      await store.ingest('f', source(data));
+      const before = await store.heat('f');
+      const quiet = await store.openRead('f', undefined, { touch: false });
+      assert.deepEqual(await readAll(quiet.stream), data);
+      assert.equal(await store.heat('f'), before);
+      await readAll(await store.read('f'));
+      assert.ok((await store.heat('f')) > before);
+    });
+  });
+
   test('the stored sort key orders files like their current hotness, whenever it is evaluated', () => {
     const heats = Array.from({ length: 200 }, (_, i) => {
       let h = bumpHeat(undefined, Math.random() * 60 * DAY);
