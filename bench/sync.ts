@@ -174,7 +174,9 @@ const hub = await startDaemonProcess({ env, args: ['--role', 'hub', '--root', tr
 procs.add(hub);
 await hub.waitForLog((l) => l.msg === 'hub root scanned');
 const hubScanMs = performance.now() - t;
-console.log(`balupi hub: first start ingested the tree in ${secs(hubScanMs)} s (not part of the transfer)`);
+const dirMb = async (dir: string) => (await listFiles(dir)).reduce((a, f) => a + f.size, 0) / 1e6;
+const hubDataMb = await dirMb(hub.dataDir);
+console.log(`balupi hub: first start ingested the tree in ${secs(hubScanMs)} s (not part of the transfer); its data directory holds ${hubDataMb.toFixed(1)} MB`);
 
 // The pi side of the push: the tree ingested once into a template data directory, copied for each round (the
 // upload queue of a data directory is used up by its push).
@@ -213,7 +215,7 @@ async function balupiPull(round: number): Promise<{ ms: number; startMs: number;
 /** pi -> hub: a copy of the template pi pushes to a fresh hub, until every file is in the hub's root folder. */
 async function balupiPush(
   round: number,
-): Promise<{ ms: number; firstCommitMs: number; lastCommitMs: number; hubRss: number; piRss: number; hub: DaemonProcess; pi: DaemonProcess; piData: string; root: string }> {
+): Promise<{ ms: number; hubDataMb: number; firstCommitMs: number; lastCommitMs: number; hubRss: number; piRss: number; hub: DaemonProcess; pi: DaemonProcess; piData: string; root: string }> {
   const piData = path.join(tmp, `pi-up-${round}`);
   if (spawnSync('cp', ['-a', upTemplate, piData]).status !== 0) throw new Error('copying the pi template failed');
   const root = path.join(tmp, `hub-up-root-${round}`);
@@ -237,7 +239,8 @@ async function balupiPush(
   if (files.length !== treeFiles.length || files.reduce((a, f) => a + f.size, 0) !== treeBytes) throw new Error('pi -> hub: the hub root does not hold the tree');
   const commitTimes = hub2.logs.filter((l) => l.msg === 'sync commit').map((l) => Number(l.time) - startedAt);
   const [hubRss, piRss] = [await peakRssMb(hub2.proc.pid), await peakRssMb(pi2.proc.pid)];
-  return { ms, firstCommitMs: Math.min(...commitTimes), lastCommitMs: Math.max(...commitTimes), hubRss, piRss, hub: hub2, pi: pi2, piData, root };
+  const hubDataMb = await dirMb(hub2.dataDir);
+  return { ms, hubDataMb, firstCommitMs: Math.min(...commitTimes), lastCommitMs: Math.max(...commitTimes), hubRss, piRss, hub: hub2, pi: pi2, piData, root };
 }
 
 const REPEAT = Math.max(1, Number(opt.repeat));
@@ -426,9 +429,10 @@ const lines = [
     `balupi fsyncs every chunk and every file it writes (rsync fsyncs nothing). Not counted: the hub's first ingest of the tree (${secs(hubScanMs)} s) ` +
     `and the pi's local ingest of the tree (${secs(piIngestMs)} s) — in use those happen as files arrive.`,
   `- pi → hub ends when the files are in the hub\'s root folder: the hub stores the chunks, commits the versions (small files in batches: one CommitBatch per up to 256 files; median first/last commit at ${secs(med('firstCommit'))}/${secs(med('lastCommit'))} s), then writes each file (temp, fdatasync, rename, shared directory fsyncs).`,
+  `- Disk: the tree is ${(treeBytes / 1e6).toFixed(0)} MB. After its first start the hub's data directory holds ${hubDataMb.toFixed(1)} MB, and after the last push ${last!.hubDataMb.toFixed(1)} MB: the hub keeps the bytes of its root's files in the root (the store's backing folder), not in chunk files as well.`,
   `- Peak memory (VmHWM, median of the rounds): the pi pulling ${med('pullPiRss').toFixed(0)} MB; pushing, the pi ${med('pushPiRss').toFixed(0)} MB and the hub ${med('pushHubRss').toFixed(0)} MB (the Pi has 1 GB; deploy/balupi.service caps the daemon at 450 MB).`,
   `- The 1-byte insert: balupi sends whole new chunks (FastCDC, 256 KiB / 1 MiB / 4 MiB); the edited file had ${newChunks} new chunk(s). rsync sends a delta with ~sqrt(size) blocks; its "Total bytes sent" includes block checksums.`,
-  `- Chunk stream: the hub process reads and BLAKE3-verifies each chunk from its store into a reused buffer and sends it as gRPC frames (h2c, no compression; pre-encoded header + the chunk buffer) in 64-chunk calls; the raw baseline is a separate node process streaming the same file over plain HTTP/2 in 1 MiB writes, read with balupi\'s HTTP/2 settings (1 MiB frames) and with Node\'s default 16 KiB frames; the best of all 6 is the baseline. Best of 3 for balupi. The same calls through the generic Connect client: ${mb(best(genericRates))} MB/s.`,
+  `- Chunk stream: the hub process reads and BLAKE3-verifies each chunk where it keeps it (the pushed file, now in its root folder) into a reused buffer and sends it as gRPC frames (h2c, no compression; pre-encoded header + the chunk buffer) in 64-chunk calls; the raw baseline is a separate node process streaming the same file over plain HTTP/2 in 1 MiB writes, read with balupi\'s HTTP/2 settings (1 MiB frames) and with Node\'s default 16 KiB frames; the best of all 6 is the baseline. Best of 3 for balupi. The same calls through the generic Connect client: ${mb(best(genericRates))} MB/s.`,
   '',
 ];
 // Everything below the marker is written by hand (analysis, the runs of each round) and kept as it is.

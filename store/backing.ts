@@ -57,12 +57,8 @@ export function releaseLocations(tx: Tx, path: string, prev: FileRecord, next: F
 export async function keepBytes(engine: Engine, tx: Tx, path: string, l: Leaving): Promise<void> {
   const row = tx.chunk(l.hash);
   if (!row || hasBytes(row)) return;
-  let data: Buffer;
-  try {
-    data = await engine.files.readFrom(engine.backingPath(path), l.offset, l.hash, l.size);
-  } catch {
-    return;
-  }
+  const data = await readBacking(engine, path, l.offset, l.hash, l.size);
+  if (!data) return;
   await engine.writeChunk(l.hash, data);
   await engine.files.syncDirsOf([l.hash]);
   tx.setChunk(l.hash, { ...row, present: true });
@@ -97,10 +93,10 @@ export async function noteWritten(engine: Engine, items: WrittenFile[]): Promise
         await tx.load(offsets.keys());
         for (const [hash, offset] of offsets) {
           const row = tx.chunk(hash)!;
-          if (row.present && verify && !(await holds(engine, path, offset, hash, row.size))) continue;
+          if (row.present && verify && !(await readBacking(engine, path, offset, hash, row.size))) continue;
           tx.setLocation(hash, path, offset);
           if (!row.present) continue;
-          // Synced below before the unlink: a crash must not leave a row that still counts on the file.
+          // The unlink runs once the (synced) transaction is durable: no row may still count on the file after a crash.
           tx.setChunk(hash, { ...tx.chunk(hash)!, present: false });
           tx.afterCommit(() => engine.unlinkUnheld(hash));
         }
@@ -110,12 +106,11 @@ export async function noteWritten(engine: Engine, items: WrittenFile[]): Promise
   );
 }
 
-/** Whether the backing file at `path` holds the chunk at `offset`. */
-async function holds(engine: Engine, path: string, offset: number, hash: string, size: number): Promise<boolean> {
+/** The chunk's bytes if the backing file at `path` holds them at `offset` (verified), else null. */
+async function readBacking(engine: Engine, path: string, offset: number, hash: string, size: number): Promise<Buffer | null> {
   try {
-    await engine.files.readFrom(engine.backingPath(path), offset, hash, size);
-    return true;
+    return await engine.files.readFrom(engine.backingPath(path), offset, hash, size);
   } catch {
-    return false;
+    return null;
   }
 }

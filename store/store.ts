@@ -61,6 +61,8 @@ export interface StoreStats {
   heldChunks: number;
   /** Reusable read buffers taken and not given back (ReadOptions.reuseBuffers): 0 when no such read is running. */
   readBuffersInUse: number;
+  /** The folder whose files hold their own chunks' bytes (the hub's root), not counted in storedBytes; or null. */
+  backingDir: string | null;
 }
 
 export type StoreEvent = 'change' | 'evict';
@@ -430,6 +432,7 @@ export class Store {
       chunkParams: { ...e.config.chunkParams },
       heldChunks: e.holds.size,
       readBuffersInUse: e.readBuffers.inUse,
+      backingDir: e.backingDir ?? null,
     };
   }
 

@@ -186,6 +186,7 @@ function statsJson(s: StoreStats): Record<string, unknown> {
     seq: s.seq,
     hasher: s.hasher,
     chunk_params: { min: s.chunkParams.minSize, avg: s.chunkParams.avgSize, max: s.chunkParams.maxSize },
+    backing_dir: s.backingDir ?? null,
   };
 }
 
@@ -200,7 +201,7 @@ const stats = command('stats', async (args, ctx, store) => {
   const rows: [string, string][] = [
     ['files', `${s.files} (${s.localFiles} local, ${s.files - s.localFiles} remote)`],
     ['logical bytes', `${formatBytes(s.logicalBytes)} (${s.logicalBytes})`],
-    ['stored bytes', `${formatBytes(s.storedBytes)} (${s.storedBytes})`],
+    ['stored bytes', `${formatBytes(s.storedBytes)} (${s.storedBytes}) in chunk files` + (s.backingDir ? `; the files of ${s.backingDir} hold their own bytes` : '')],
     ['chunks', String(s.chunks)],
     ['dedup ratio', s.dedupRatio.toFixed(2)],
     ['dirty bytes', `${formatBytes(s.dirtyBytes)} in ${s.dirtyChunks} chunks (not yet on the hub)`],

@@ -90,6 +90,7 @@ test("the hub's own files: no chunk file is written, nothing counts against the 
     assert.ok(rec.chunks.length > 3, 'several chunks');
     assert.equal(await h.chunkFiles(), 0);
     assert.equal(h.store.stats().storedBytes, 0);
+    assert.equal(h.store.stats().backingDir, h.root);
     assert.deepEqual(await readAll(await h.store.read('docs/a.bin')), data);
     assert.deepEqual(await readAll(await h.store.read('docs/a.bin', { offset: 100_000, length: 50_000 })), data.subarray(100_000, 150_000));
     const second = rec.chunks[1]!;
