@@ -269,6 +269,39 @@ export class HubRoot {
   }
 
   /**
+   * Once per data directory: a store from before the hub kept each byte once has chunk files for files already in the
+   * folder. Each such file whose disk entry says it holds its current version is reported as written, with every
+   * chunk read back from it first (verify), so only chunk files the folder really holds go. Returns the files whose
+   * chunk files went and the bytes freed. Stops early (and runs again at the next start) when `signal` aborts.
+   */
+  async adoptChunkFiles(signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
+    const { store, disk, state } = this.o;
+    const out = { files: 0, bytes: 0 };
+    if (!this.located || (await state.getNumber('rootChunkFilesAdopted')) === 1) return out;
+    const before = store.stats().storedBytes;
+    let batch: WrittenFile[] = [];
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      out.files += (await store.noteWritten(batch)).filter(Boolean).length;
+      batch = [];
+    };
+    if (before > 0) {
+      for await (const rec of store.filesUnder('')) {
+        if (signal?.aborted) return out;
+        if (rec.state !== 'local') continue;
+        const known = await disk.get(rec.path);
+        if (known?.v !== rec.version || !matches(await statFile(await safePath(this.o.root, rec.path)), known)) continue;
+        batch.push({ path: rec.path, version: rec.version, verify: true });
+        if (batch.length >= 64) await flush();
+      }
+      await flush();
+    }
+    await state.setNumber('rootChunkFilesAdopted', 1);
+    out.bytes = before - store.stats().storedBytes;
+    return out;
+  }
+
+  /**
    * Writes every store change into the folder, from the saved cursor on, until `signal` aborts. Several files are
    * written at once (their fsyncs overlap); the saved cursor only passes a change once every earlier one is written.
    */

@@ -40,6 +40,7 @@ export class HubWatcher {
   private watcher: FSWatcher | null = null;
   private readonly stop = new AbortController();
   private follower: Promise<void> | null = null;
+  private adopting: Promise<unknown> | null = null;
   private idleWaiters: (() => void)[] = [];
 
   constructor(opts: HubWatcherOptions) {
@@ -67,6 +68,10 @@ export class HubWatcher {
     this.follower = this.o.hubRoot.followStore(signal).catch((err) => {
       if (!signal.aborted) this.o.log.error({ err }, 'hub root writer stopped');
     });
+    this.adopting = this.o.hubRoot.adoptChunkFiles(signal).then(
+      (r) => r.files > 0 && this.o.log.info(r, 'hub root: dropped the chunk files of files the folder already holds'),
+      (err: unknown) => this.o.log.warn({ err }, 'hub root: could not drop the chunk files of files the folder holds; they stay'),
+    );
     return { files, skipped, ms };
   }
 
@@ -120,6 +125,7 @@ export class HubWatcher {
     this.waiting.length = 0;
     await this.watcher?.close();
     await this.follower;
+    await this.adopting;
     while (this.running > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 }

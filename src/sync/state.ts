@@ -43,6 +43,9 @@ function newPeerId(): string {
   return [...randomBytes(7)].map((b) => BASE32[b & 31]).join('');
 }
 
+/** Numbers kept in the sync state; `rootChunkFilesAdopted`: 1 once the hub has dropped the chunk files of files already in its root (HubRoot.adoptChunkFiles). */
+type NumberKey = 'hubCursor' | 'localCursor' | 'rootCursor' | 'rootChunkFilesAdopted';
+
 export class SyncState {
   readonly peerId: string;
   private readonly meta: Sub<unknown>;
@@ -70,17 +73,20 @@ export class SyncState {
       peerId = newPeerId();
       await meta.put('peerId', peerId);
     }
-    return new SyncState(db, peerId as string);
+    const state = new SyncState(db, peerId as string);
+    // Sublevels open in the background; the synchronous reads below (getSync) refuse one that has not finished yet.
+    await Promise.all([state.meta, state.base, state.conflicts, state.fetch, state.pins, state.origin].map((sub) => sub.open()));
+    return state;
   }
 
   // Point reads use getSync, as the store's do (store/indexes.ts readNow): a cached LevelDB read takes microseconds,
   // an async one a thread-pool round trip, and applying thousands of hub records reads these per record.
-  async getNumber(key: 'hubCursor' | 'localCursor' | 'rootCursor'): Promise<number> {
+  async getNumber(key: NumberKey): Promise<number> {
     const v = this.meta.getSync(key);
     return typeof v === 'number' ? v : 0;
   }
 
-  async setNumber(key: 'hubCursor' | 'localCursor' | 'rootCursor', value: number): Promise<void> {
+  async setNumber(key: NumberKey, value: number): Promise<void> {
     await this.meta.put(key, value);
   }
 

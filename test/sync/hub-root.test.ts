@@ -79,9 +79,7 @@ test("the hub keeps each byte once: its root's files and peers' files, once writ
 });
 
 async function readStore(n: Node, name: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const p of await n.store.read(name)) parts.push(p as Buffer);
-  return Buffer.concat(parts);
+  return readAll(await n.store.read(name));
 }
 
 test('a disk edit the hub has not read yet is never overwritten by a peer version: both survive', async () => {
@@ -175,6 +173,54 @@ test('a file a store without backing folder cannot take (its budget is full) is 
     await dir.remove();
   }
 });
+
+test('a hub data directory from before the single copy drops, once, the chunk files the folder holds (checked byte by byte); a file changed in place keeps them', async () => {
+  const dir = await tempDir('balupi-hub-adopt-');
+  const root = path.join(dir.path, 'root');
+  await fs.mkdir(root);
+  const a = randomBytes(200_000);
+  const b = randomBytes(150_000);
+  await fs.writeFile(path.join(root, 'a.bin'), a);
+  await fs.writeFile(path.join(root, 'b.bin'), b);
+  const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
+  await db.open();
+  const storeDir = path.join(dir.path, 'store');
+  try {
+    const hubOf = async (store: Awaited<ReturnType<typeof openStore>>) =>
+      new HubRoot({ store, state: await SyncState.open(db), disk: new DiskIndex(db), locks: new PathLocks(), root, log: silent });
+    // The old hub: a store without a backing folder copies every file into chunk files.
+    const old = await openStore({ dir: storeDir, chunkParams: SMALL_CHUNKS });
+    await (await hubOf(old)).scan();
+    assert.equal(old.stats().storedBytes, 350_000);
+    await old.close();
+    // b.bin is changed in place behind the hub's back, keeping its size and mtime: only its bytes tell.
+    const st = await fs.stat(path.join(root, 'b.bin'));
+    await fs.writeFile(path.join(root, 'b.bin'), randomBytes(150_000));
+    await fs.utimes(path.join(root, 'b.bin'), st.atime, st.mtime);
+    const store = await openStore({ dir: storeDir, backingDir: root });
+    try {
+      const hub = await hubOf(store);
+      const r = await hub.adoptChunkFiles();
+      assert.equal(r.bytes, 200_000, "a.bin's chunk files went, b.bin's stayed");
+      assert.equal(store.stats().storedBytes, 150_000);
+      assert.deepEqual(await readAll(await store.read('a.bin')), a);
+      assert.deepEqual(await readAll(await store.read('b.bin')), b, 'the version the store knows is still whole');
+      assert.deepEqual(await hub.adoptChunkFiles(), { files: 0, bytes: 0 }, 'once per data directory');
+      assert.deepEqual((await store.fsck()).problems, []);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await db.close();
+    await dir.remove();
+  }
+});
+
+async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const p of stream) parts.push(p as Buffer);
+  return Buffer.concat(parts);
+}
 
 test("a root larger than the store's budget is read whole when its bytes stay in the root", async () => {
   const dir = await tempDir('balupi-hub-budget-');
