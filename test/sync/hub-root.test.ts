@@ -17,6 +17,8 @@ import { SyncState } from '../../src/sync/state.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 import { bytes, node, silent, SMALL_CHUNKS, type Node } from './in-process.ts';
 import { waitFor } from './peers.ts';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { hashToBytes } from '../../src/sync/wire.ts';
 
 async function setup(fn: (n: Node, hub: HubRoot, root: string) => Promise<void>) {
   const top = await tempDir('balupi-root-');
@@ -75,6 +77,38 @@ test("the hub keeps each byte once: its root's files and peers' files, once writ
     assert.equal(n.store.stats().storedBytes, 0);
     assert.deepEqual(await readStore(n, 'own.bin'), next);
     assert.deepEqual((await n.store.fsck()).problems, []);
+  });
+});
+
+test('a root file edited in place before the hub has read it: a peer downloading its old chunks gets DATA_LOSS, never the new bytes; after the read, the new version downloads', async () => {
+  await setup(async (n, hub, root) => {
+    const f = path.join(root, 'f.bin');
+    const old = randomBytes(300_000);
+    await fs.writeFile(f, old);
+    await hub.scan();
+    const rec = await n.store.stat('f.bin');
+    assert.ok(rec.chunks.length >= 4);
+    // Someone rewrites the end of the file in place (same size); the watcher has not read it yet.
+    const edited = Buffer.from(old);
+    randomBytes(1000).copy(edited, edited.length - 1000);
+    const fd = await fs.open(f, 'r+');
+    await fd.write(edited.subarray(edited.length - 1000), 0, 1000, edited.length - 1000);
+    await fd.close();
+    const got: Buffer[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const m of n.client.downloadChunks({ hashes: rec.chunks.map((c) => hashToBytes(c.hash)) })) got.push(Buffer.from(m.data));
+      })(),
+      (err: ConnectError) => err.code === Code.DataLoss,
+    );
+    assert.equal(got.length, rec.chunks.length - 1, 'every chunk before the edited one arrived');
+    assert.deepEqual(Buffer.concat(got), old.subarray(0, old.length - rec.chunks.at(-1)!.size), 'and they are the old bytes, unchanged');
+    await hub.refresh('f.bin');
+    const next = await n.store.stat('f.bin');
+    assert.equal(next.version, 2);
+    const parts: Buffer[] = [];
+    for await (const m of n.client.downloadChunks({ hashes: next.chunks.map((c) => hashToBytes(c.hash)) })) parts.push(Buffer.from(m.data));
+    assert.deepEqual(Buffer.concat(parts), edited);
   });
 });
 
