@@ -170,7 +170,7 @@ export const SETTINGS = {
   }),
   cacheMaxBytes: setting({
     env: 'BALUPI_CACHE_MAX_BYTES', yaml: 'cache_max_bytes', default: null as number | null, parse: optBytes,
-    doc: 'Byte budget of the chunk cache (`200G`, `512MiB`, or bytes). Unset: 80 % of the free space at first start.',
+    doc: 'Byte budget of the chunk cache (`200G`, `512MiB`, or bytes). Unset: 80 % of the free space at first start. On a hub it bounds only chunks in transit: its root\'s files hold their own bytes.',
   }),
   statusIntervalS: setting({
     env: 'BALUPI_STATUS_INTERVAL_S', yaml: 'status_interval_s', default: 5, parse: positiveInt,
