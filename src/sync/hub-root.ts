@@ -271,8 +271,8 @@ export class HubRoot {
   /**
    * Once per data directory: a store from before the hub kept each byte once has chunk files for files already in the
    * folder. Each such file whose disk entry says it holds its current version is reported as written, with every
-   * chunk read back from it first (verify), so only chunk files the folder really holds go. Returns the files whose
-   * chunk files went and the bytes freed. Stops early (and runs again at the next start) when `signal` aborts.
+   * chunk read back from it first (verify), so only chunk files the folder really holds go. Returns the files reported
+   * and the bytes freed. Stops early (and runs again at the next start) when `signal` aborts.
    */
   async adoptChunkFiles(signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
     const { store, disk, state } = this.o;
@@ -290,7 +290,8 @@ export class HubRoot {
         if (signal?.aborted) return out;
         if (rec.state !== 'local') continue;
         const known = await disk.get(rec.path);
-        if (known?.v !== rec.version || !matches(await statFile(await safePath(this.o.root, rec.path)), known)) continue;
+        const abs = await safePath(this.o.root, rec.path).catch(() => null); // e.g. below a symlink now: left as it is
+        if (known?.v !== rec.version || !abs || !matches(await statFile(abs), known)) continue;
         batch.push({ path: rec.path, version: rec.version, verify: true });
         if (batch.length >= 64) await flush();
       }

@@ -69,7 +69,7 @@ export class HubWatcher {
       if (!signal.aborted) this.o.log.error({ err }, 'hub root writer stopped');
     });
     this.adopting = this.o.hubRoot.adoptChunkFiles(signal).then(
-      (r) => r.files > 0 && this.o.log.info(r, 'hub root: dropped the chunk files of files the folder already holds'),
+      (r) => r.bytes > 0 && this.o.log.info(r, 'hub root: dropped the chunk files of files the folder already holds'),
       (err: unknown) => this.o.log.warn({ err }, 'hub root: could not drop the chunk files of files the folder holds; they stay'),
     );
     return { files, skipped, ms };
