@@ -93,7 +93,7 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
           details: { path, missing: missing.slice(0, 1000) },
         });
       }
-      if (missing.length === 0 && opts.verify !== false) await verifyWhole(e, path, meta);
+      if (missing.length === 0 && opts.verify !== false) await verifyWhole(e, path, meta, (h) => rows[hashes.indexOf(h)]?.present === true);
       const record = await e.transact(async (tx) => {
         const prev = await currentRecord(e, path);
         checkBase(path, prev, opts.baseVersion);
@@ -109,9 +109,9 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
   });
 }
 
-/** Checks the whole-file hash of a version whose chunks are all present (see wholeHash). */
-async function verifyWhole(e: Engine, path: string, meta: CommitMeta): Promise<void> {
-  const actual = await wholeHash(e, meta.chunks);
+/** Checks the whole-file hash of a version whose chunks are all here (see wholeHash). */
+async function verifyWhole(e: Engine, path: string, meta: CommitMeta, inChunkFile: (hash: string) => boolean): Promise<void> {
+  const actual = await wholeHash(e, meta.chunks, inChunkFile);
   if (actual !== meta.hash) {
     throw new StoreError('hash_mismatch', `${path}: chunks hash to ${actual}, not ${meta.hash}`, { details: { path, actual, expected: meta.hash } });
   }
@@ -119,12 +119,15 @@ async function verifyWhole(e: Engine, path: string, meta: CommitMeta): Promise<v
 
 /**
  * BLAKE3 of a version's content. A one-chunk file's whole hash is its chunk's hash (BLAKE3 of the same bytes), and a
- * present chunk was checked against its name before it was stored: no need to read it back (most synced files are
- * this small; a push of 3,000 of them read each one back). Longer files are re-read, each chunk verified on read, into
- * reused buffers (read-buffers.ts) given back once hashed: a commit of 1 GB otherwise leaves 1 GB of garbage.
+ * chunk file was checked against its name before it was stored: no need to read it back (most synced files are this
+ * small; a push of 3,000 of them read each one back). A chunk held only in a file of the backing folder is read all
+ * the same: that file may have been edited in place since, and a peer whose commit is acknowledged counts the chunk
+ * as safe here (the read fails as corrupt; once the hub has read the edited file, the chunk counts as missing).
+ * Longer files are re-read, each chunk verified on read, into reused buffers (read-buffers.ts) given back once hashed:
+ * a commit of 1 GB otherwise leaves 1 GB of garbage.
  */
-async function wholeHash(e: Engine, chunks: ChunkRef[]): Promise<string> {
-  if (chunks.length === 1) return chunks[0]!.hash;
+async function wholeHash(e: Engine, chunks: ChunkRef[], inChunkFile: (hash: string) => boolean): Promise<string> {
+  if (chunks.length === 1 && inChunkFile(chunks[0]!.hash)) return chunks[0]!.hash;
   const h = e.blake3.create();
   try {
     for (const c of chunks) {
@@ -212,7 +215,7 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
           while (next < items.length) {
             const i = next++;
             if (out[i] || !complete[i]) continue;
-            await verifyWhole(e, items[i]!.path, items[i]!.meta).catch((err: unknown) => {
+            await verifyWhole(e, items[i]!.path, items[i]!.meta, (h) => rows.get(h)?.present === true).catch((err: unknown) => {
               if (!(err instanceof StoreError)) throw err;
               out[i] = err;
             });

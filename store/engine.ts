@@ -289,7 +289,12 @@ export class Engine {
   async unlinkUnheld(hash: string): Promise<void> {
     if (this.holds.has(hash)) {
       this.holds.whenFree(hash, () => {
-        if (!this.closed && !this.idx.chunks.getSync(hash)?.p) void this.unlinkUnheld(hash).catch(() => {});
+        // Runs inside the releasing operation's release(): it must not throw there (a closed index, say).
+        try {
+          if (!this.closed && !this.idx.chunks.getSync(hash)?.p) void this.unlinkUnheld(hash).catch(() => {});
+        } catch {
+          // left to gc
+        }
       });
       return;
     }

@@ -215,6 +215,31 @@ test('a chunk file the root took over while a read streams it is removed once th
   });
 });
 
+test("a peer's commit relying on a chunk only a root file holds is refused once that file was edited in place, never acknowledged on stale bytes", async () => {
+  await withHub(async (h) => {
+    // A one-chunk file: its whole hash is its chunk's hash, so nothing else would read the chunk before the commit.
+    const data = prngBytes(3000, 11);
+    const own = await h.ingestOwn('own.txt', data);
+    assert.equal(own.chunks.length, 1);
+    // The peer has the same bytes under another name: the hub says it has the chunk (in own.txt)...
+    assert.deepEqual(await h.store.hasChunks([own.hash]), [own.hash]);
+    // ...and before the peer commits, someone edits own.txt in place.
+    const fd = await fs.open(path.join(h.root, 'own.txt'), 'r+');
+    await fd.write(Buffer.from('edited'), 0, 6, 0);
+    await fd.close();
+    await assert.rejects(h.store.commitFile('copy.txt', metaOf(own), { baseVersion: 0 }), (err) => isStoreError(err, 'corrupt_chunk'));
+    await assert.rejects(h.store.stat('copy.txt'), (err) => isStoreError(err, 'not_found'), 'nothing was committed');
+    // The hub reads the edited file (its watcher would): now the chunk counts as missing, so the peer sends it.
+    await h.store.ingest('own.txt', fileSource(path.join(h.root, 'own.txt')), {}, { located: true, baseVersion: 1 });
+    assert.deepEqual(await h.store.hasChunks([own.hash]), []);
+    await assert.rejects(h.store.commitFile('copy.txt', metaOf(own), { baseVersion: 0 }), (err) => isStoreError(err, 'missing_chunks'));
+    await h.store.putChunk(own.hash, data);
+    await h.store.commitFile('copy.txt', metaOf(own), { baseVersion: 0 });
+    assert.deepEqual(await readAll(await h.store.read('copy.txt')), data);
+    assert.deepEqual((await h.store.fsck()).problems, []);
+  });
+});
+
 test('a store remembers its backing folder: opened again without it, reads and fsck find the bytes', async () => {
   await withHub(async (h) => {
     const data = prngBytes(60_000, 10);
