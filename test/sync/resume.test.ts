@@ -37,10 +37,23 @@ async function presentOnHub(grpcPort: number, hashes: string[]): Promise<number>
   return hashes.length - res.missing.length;
 }
 
+/**
+ * Runs a test body; if it fails, prints the last log lines of every daemon still running (these tests depend on
+ * timing across processes, and a failure without the daemons' view cannot be told apart from a slow machine).
+ */
+const withLogsOnFailure = (fn: () => Promise<void>) => async () => {
+  try {
+    await fn();
+  } catch (err) {
+    for (const p of running) console.error(`--- last log lines of ${p.dataDir}\n${p.logs.slice(-60).map((l) => JSON.stringify(l)).join('\n')}`);
+    throw err;
+  }
+};
+
 const received = (p: DaemonProcess) => p.logs.filter((l) => l.msg === 'chunks received') as { received: number; stored: number; duplicates: number }[];
 const sum = (xs: { [k: string]: number }[], k: string) => xs.reduce((s, x) => s + (x[k] ?? 0), 0);
 
-test('kill -9 of the pi at about half of a 200 MB upload: after restart the upload completes and acknowledged chunks are not sent again', async () => {
+test('kill -9 of the pi at about half of a 200 MB upload: after restart the upload completes and acknowledged chunks are not sent again', withLogsOnFailure(async () => {
   dir = await tempDir('balupi-resume-');
   const root = path.join(dir.path, 'root');
   await fs.mkdir(root);
@@ -80,9 +93,9 @@ test('kill -9 of the pi at about half of a 200 MB upload: after restart the uplo
   running.delete(pi);
   await hub.stop();
   running.delete(hub);
-});
+}));
 
-test('the hub restarting mid-transfer: uploads and downloads resume and complete', async () => {
+test('the hub restarting mid-transfer: uploads and downloads resume and complete', withLogsOnFailure(async () => {
   dir ??= await tempDir('balupi-resume-');
   const root = path.join(dir.path, 'root2');
   await fs.mkdir(root);
@@ -119,4 +132,4 @@ test('the hub restarting mid-transfer: uploads and downloads resume and complete
   await waitFor('the pinned file complete on the pi', async () => (await piStat(piData, 'down.bin'))?.state === 'local', 60_000);
   const cat = await local(piData, 'GET', '/local/store/cat?name=down.bin');
   assert.ok(cat.body.equals(await fs.readFile(down)), 'the downloaded bytes are the hub\'s');
-});
+}));
