@@ -46,6 +46,11 @@ function newPeerId(): string {
 /** Numbers kept in the sync state; `rootChunkFilesAdopted`: 1 once the hub has dropped the chunk files of files already in its root (HubRoot.adoptChunkFiles). */
 type NumberKey = 'hubCursor' | 'localCursor' | 'rootCursor' | 'rootChunkFilesAdopted';
 
+/** How a base is stored (a tombstone keeps no hash). */
+function baseEntry(e: { version: number; hash: string; deleted: boolean }): BaseEntry {
+  return { v: e.version, h: e.deleted ? '' : e.hash, d: e.deleted };
+}
+
 export class SyncState {
   readonly peerId: string;
   private readonly meta: Sub<unknown>;
@@ -110,14 +115,14 @@ export class SyncState {
   }
 
   async setBase(path: string, entry: { version: number; hash: string; deleted: boolean }): Promise<void> {
-    await this.base.put(path, { v: entry.version, h: entry.deleted ? '' : entry.hash, d: entry.deleted });
+    await this.base.put(path, baseEntry(entry));
   }
 
   /** setBase for many paths, plus wantBytes for some of them, in one write (a page of new files from the hub). */
   async setBasesAndWants(bases: { path: string; version: number; hash: string }[], wants: string[]): Promise<void> {
     if (bases.length === 0 && wants.length === 0) return;
     await this.base.db.batch([
-      ...bases.map((b) => ({ type: 'put' as const, sublevel: this.base, key: b.path, value: { v: b.version, h: b.hash, d: false } })),
+      ...bases.map((b) => ({ type: 'put' as const, sublevel: this.base, key: b.path, value: baseEntry({ ...b, deleted: false }) })),
       ...wants.map((p) => ({ type: 'put' as const, sublevel: this.fetch, key: p, value: '' })),
     ] as never);
   }

@@ -90,7 +90,6 @@ export function fromFileInfo(info: FileInfo | undefined): RemoteFile {
   return { ...base, size, hash, sha256, chunks, deleted: false };
 }
 
-/** Same content (or both deleted): the thing conflicts and echo suppression compare. */
 /** The part of a record (ours or a peer's) that a commit of its content takes. */
 export const metaOf = (f: { size: number; mtimeMs: number; mode: number; chunks: CommitMeta['chunks']; hash: string; sha256: string | null }): CommitMeta => ({
   size: f.size,
@@ -101,6 +100,7 @@ export const metaOf = (f: { size: number; mtimeMs: number; mode: number; chunks:
   sha256: f.sha256,
 });
 
+/** Same content (or both deleted): the thing conflicts and echo suppression compare. */
 export function sameContent(a: { hash: string; deleted: boolean } | undefined, b: { hash: string; deleted: boolean } | undefined): boolean {
   if (!a || !b) return (a?.deleted ?? true) && (b?.deleted ?? true);
   return a.deleted === b.deleted && (a.deleted || a.hash === b.hash);
