@@ -12,7 +12,8 @@ import { safePath, TEMP_PREFIX, walk, writeAtomic } from '../../src/sync/root-fi
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { ClassicLevel } from 'classic-level';
-import { openStore } from '../../store/index.ts';
+import { openStore, type Store } from '../../store/index.ts';
+import { readAll } from '../store/temp-store.ts';
 import { SyncState } from '../../src/sync/state.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 import { bytes, node, silent, SMALL_CHUNKS, type Node } from './in-process.ts';
@@ -180,48 +181,58 @@ test('a file whose bytes fail while being written (a chunk rotted in the store, 
   });
 });
 
-test('a file a store without backing folder cannot take (its budget is full) is skipped by the scan; the rest of the folder still syncs, both ways', async () => {
-  const dir = await tempDir('balupi-hub-budget-');
+/**
+ * A root folder and a sync database in a fresh temp dir, for tests that open their own store (options node() does not
+ * take, or one store after another); `hubOf` makes a HubRoot over a store of theirs. Stores are the test's to close.
+ */
+async function withRootAndDb(
+  prefix: string,
+  fn: (t: { dir: string; root: string; hubOf: (store: Store, log?: typeof silent) => Promise<HubRoot> }) => Promise<void>,
+): Promise<void> {
+  const dir = await tempDir(prefix);
   const root = path.join(dir.path, 'root');
   await fs.mkdir(root);
-  // 1.5 MB of budget and three files of 0.8 MB, read in name order: a.bin fits, b.bin and c.bin do not.
-  for (const name of ['a.bin', 'b.bin', 'c.bin']) await fs.writeFile(path.join(root, name), randomBytes(800_000));
-  await fs.writeFile(path.join(root, 'small.txt'), 'fits');
-  const store = await openStore({ dir: path.join(dir.path, 'store'), chunkParams: SMALL_CHUNKS, cacheMaxBytes: 1_500_000 });
   const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
   await db.open();
   try {
-    const logged: unknown[] = [];
-    const log = { ...silent, error: (o: unknown) => void logged.push(o) } as unknown as typeof silent;
-    const hub = new HubRoot({ store, state: await SyncState.open(db), disk: new DiskIndex(db), locks: new PathLocks(), root, log });
-    assert.deepEqual(await hub.scan(), { files: 4, skipped: 2 });
-    assert.deepEqual((await store.list('')).map((e) => e.name).sort(), ['a.bin', 'small.txt'], 'everything that fits was read');
-    assert.equal(logged.length, 2, 'each skipped file is logged');
-    // The hub still writes what peers commit into the folder.
-    await store.ingest('from-peer.txt', bytes('a peer file'));
-    await hub.materialize('from-peer.txt');
-    assert.equal(await fs.readFile(path.join(root, 'from-peer.txt'), 'utf8'), 'a peer file');
+    const hubOf = async (store: Store, log = silent) => new HubRoot({ store, state: await SyncState.open(db), disk: new DiskIndex(db), locks: new PathLocks(), root, log });
+    await fn({ dir: dir.path, root, hubOf });
   } finally {
-    await store.close();
     await db.close();
     await dir.remove();
   }
+}
+
+test('a file a store without backing folder cannot take (its budget is full) is skipped by the scan; the rest of the folder still syncs, both ways', async () => {
+  await withRootAndDb('balupi-hub-budget-', async ({ dir, root, hubOf }) => {
+    // 1.5 MB of budget and three files of 0.8 MB, read in name order: a.bin fits, b.bin and c.bin do not.
+    for (const name of ['a.bin', 'b.bin', 'c.bin']) await fs.writeFile(path.join(root, name), randomBytes(800_000));
+    await fs.writeFile(path.join(root, 'small.txt'), 'fits');
+    const store = await openStore({ dir: path.join(dir, 'store'), chunkParams: SMALL_CHUNKS, cacheMaxBytes: 1_500_000 });
+    try {
+      const logged: unknown[] = [];
+      const log = { ...silent, error: (o: unknown) => void logged.push(o) } as unknown as typeof silent;
+      const hub = await hubOf(store, log);
+      assert.deepEqual(await hub.scan(), { files: 4, skipped: 2 });
+      assert.deepEqual((await store.list('')).map((e) => e.name).sort(), ['a.bin', 'small.txt'], 'everything that fits was read');
+      assert.equal(logged.length, 2, 'each skipped file is logged');
+      // The hub still writes what peers commit into the folder.
+      await store.ingest('from-peer.txt', bytes('a peer file'));
+      await hub.materialize('from-peer.txt');
+      assert.equal(await fs.readFile(path.join(root, 'from-peer.txt'), 'utf8'), 'a peer file');
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 test('a hub data directory from before the single copy drops, once, the chunk files the folder holds (checked byte by byte); a file changed in place keeps them', async () => {
-  const dir = await tempDir('balupi-hub-adopt-');
-  const root = path.join(dir.path, 'root');
-  await fs.mkdir(root);
-  const a = randomBytes(200_000);
-  const b = randomBytes(150_000);
-  await fs.writeFile(path.join(root, 'a.bin'), a);
-  await fs.writeFile(path.join(root, 'b.bin'), b);
-  const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
-  await db.open();
-  const storeDir = path.join(dir.path, 'store');
-  try {
-    const hubOf = async (store: Awaited<ReturnType<typeof openStore>>) =>
-      new HubRoot({ store, state: await SyncState.open(db), disk: new DiskIndex(db), locks: new PathLocks(), root, log: silent });
+  await withRootAndDb('balupi-hub-adopt-', async ({ dir, root, hubOf }) => {
+    const a = randomBytes(200_000);
+    const b = randomBytes(150_000);
+    await fs.writeFile(path.join(root, 'a.bin'), a);
+    await fs.writeFile(path.join(root, 'b.bin'), b);
+    const storeDir = path.join(dir, 'store');
     // The old hub: a store without a backing folder copies every file into chunk files.
     const old = await openStore({ dir: storeDir, chunkParams: SMALL_CHUNKS });
     await (await hubOf(old)).scan();
@@ -244,36 +255,21 @@ test('a hub data directory from before the single copy drops, once, the chunk fi
     } finally {
       await store.close();
     }
-  } finally {
-    await db.close();
-    await dir.remove();
-  }
+  });
 });
 
-async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const p of stream) parts.push(p as Buffer);
-  return Buffer.concat(parts);
-}
-
 test("a root larger than the store's budget is read whole when its bytes stay in the root", async () => {
-  const dir = await tempDir('balupi-hub-budget-');
-  const root = path.join(dir.path, 'root');
-  await fs.mkdir(root);
-  for (const name of ['a.bin', 'b.bin', 'c.bin']) await fs.writeFile(path.join(root, name), randomBytes(800_000));
-  const store = await openStore({ dir: path.join(dir.path, 'store'), chunkParams: SMALL_CHUNKS, cacheMaxBytes: 1_500_000, backingDir: root });
-  const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
-  await db.open();
-  try {
-    const hub = new HubRoot({ store, state: await SyncState.open(db), disk: new DiskIndex(db), locks: new PathLocks(), root, log: silent });
-    assert.deepEqual(await hub.scan(), { files: 3, skipped: 0 });
-    assert.equal(store.stats().localBytes, 2_400_000);
-    assert.equal(store.stats().storedBytes, 0);
-  } finally {
-    await store.close();
-    await db.close();
-    await dir.remove();
-  }
+  await withRootAndDb('balupi-hub-budget-', async ({ dir, root, hubOf }) => {
+    for (const name of ['a.bin', 'b.bin', 'c.bin']) await fs.writeFile(path.join(root, name), randomBytes(800_000));
+    const store = await openStore({ dir: path.join(dir, 'store'), chunkParams: SMALL_CHUNKS, cacheMaxBytes: 1_500_000, backingDir: root });
+    try {
+      assert.deepEqual(await (await hubOf(store)).scan(), { files: 3, skipped: 0 });
+      assert.equal(store.stats().localBytes, 2_400_000);
+      assert.equal(store.stats().storedBytes, 0);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 test('a directory that cannot be listed is logged and skipped by the scan instead of ending it; its files are not taken for deleted; the rest still syncs', async () => {
