@@ -7,7 +7,7 @@ import { hasBytes } from './records.ts';
 import { validateName } from './names.ts';
 import { isHexHash, toHex } from './hasher.ts';
 import { StoreError } from './errors.ts';
-import { checkBase, currentRecord, writeVersion } from './commit.ts';
+import { checkBase, currentRecord, firstFilesBelow, writeVersion } from './commit.ts';
 
 /** putChunk refuses larger payloads (the chunker never makes chunks above 64 MiB, see checkChunkParams). */
 export const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
@@ -223,15 +223,18 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
         }),
       );
       await e.transact(async (tx) => {
+        // Under the lock, so nothing moves meanwhile; the items are not directories of each other (checked above).
+        const prevs = await Promise.all(items.map((it, i) => (out[i] ? undefined : currentRecord(e, it.path))));
+        const below = await firstFilesBelow(e, items.filter((it, i) => !out[i] && (!prevs[i] || prevs[i]!.deleted)).map((it) => it.path));
         for (let i = 0; i < items.length; i++) {
           if (out[i]) continue;
           const { path, meta, baseVersion, pin } = items[i]!;
           try {
-            const prev = await currentRecord(e, path);
+            const prev = prevs[i];
             checkBase(path, prev, baseVersion);
             const onDisk = new Set([...sizes[i]!.keys()].filter((h) => hasBytes(rows.get(h))));
             const v = { ...meta, sha256: meta.sha256 ?? null, deleted: false, state: complete[i] ? ('local' as const) : ('remote' as const), ...(pin ? { pinned: true } : {}) };
-            out[i] = await writeVersion(e, tx, path, prev, v, { onDisk, dirtyNew: false, touch: false });
+            out[i] = await writeVersion(e, tx, path, prev, v, { onDisk, dirtyNew: false, touch: false, below });
           } catch (err) {
             // checkBase and writeVersion's tree check throw before anything is added to the transaction.
             if (!(err instanceof StoreError) || (err.code !== 'conflict' && err.code !== 'path_conflict')) throw err;

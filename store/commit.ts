@@ -36,6 +36,8 @@ export interface VersionOptions {
    * get locations there instead of needing chunk files.
    */
   located?: boolean;
+  /** The first file below each new path, from firstFilesBelow (the tree check then needs no index read of its own). */
+  below?: ReadonlyMap<string, string | undefined>;
 }
 
 /** The live record or tombstone for `path`, whichever exists. */
@@ -61,7 +63,7 @@ export function checkBase(path: string, prev: FileRecord | undefined, baseVersio
  * Names form a tree, as on the hub's disk: a new file may not sit below another file (a/b is a file, so no a/b/c) nor
  * where files already sit below it (a/b/c exists, so no file a/b).
  */
-async function checkTree(engine: Engine, path: string): Promise<void> {
+async function checkTree(engine: Engine, path: string, known?: ReadonlyMap<string, string | undefined>): Promise<void> {
   const parts = path.split('/');
   const ancestors = parts.slice(1).map((_, i) => parts.slice(0, i + 1).join('/'));
   const found = readManyNow(engine.idx.files, ancestors);
@@ -69,14 +71,37 @@ async function checkTree(engine: Engine, path: string): Promise<void> {
   if (blocker !== undefined) {
     throw new StoreError('path_conflict', `cannot create ${path}: ${blocker} is a file`, { details: { path, file: blocker } });
   }
-  const below = await engine.idx.files.keys({ gt: path + '/', lt: path + '0', limit: 1 }).all();
-  if (below.length > 0) {
-    throw new StoreError('path_conflict', `cannot create file ${path}: it is a directory (${below[0]} exists)`, { details: { path, file: below[0] } });
+  const below = known?.has(path) ? known.get(path) : await firstFileBelow(engine, path);
+  if (below !== undefined) {
+    throw new StoreError('path_conflict', `cannot create file ${path}: it is a directory (${below} exists)`, { details: { path, file: below } });
   }
 }
 
+/** A file under `path/`, if there is one (then `path` is a directory). An iterator: a thread-pool round trip. */
+async function firstFileBelow(engine: Engine, path: string): Promise<string | undefined> {
+  return (await engine.idx.files.keys({ gt: path + '/', lt: path + '0', limit: 1 }).all())[0];
+}
+
+/**
+ * firstFileBelow for many paths, several lookups at a time. A batch commit that did them one by one inside its
+ * transaction waited for one round trip per new file: ~30 µs each and ~1 s of a 30,000-file index pull.
+ */
+export async function firstFilesBelow(engine: Engine, paths: readonly string[]): Promise<Map<string, string | undefined>> {
+  const out = new Map<string, string | undefined>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(16, paths.length) }, async () => {
+      while (next < paths.length) {
+        const p = paths[next++]!;
+        out.set(p, await firstFileBelow(engine, p));
+      }
+    }),
+  );
+  return out;
+}
+
 export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: FileRecord | undefined, v: NewVersion, opts: VersionOptions = {}): Promise<FileRecord> {
-  if (!v.deleted && (!prev || prev.deleted)) await checkTree(engine, path);
+  if (!v.deleted && (!prev || prev.deleted)) await checkTree(engine, path, opts.below);
   const seq = tx.counters.seq + 1;
   tx.counters.seq = seq;
   const next: FileRecord = {

@@ -118,6 +118,7 @@ test('commitFiles: many versions in one transaction, each item with its own outc
     const under = await meta('dx', Buffer.alloc(10, 5));
     for (const m of [a, b, dir, under]) await put(m);
     await dst.commitFile('b.bin', b, { baseVersion: 0 }); // b exists already: a base of 0 is stale now
+    await dst.commitFile('e/inner', under, { baseVersion: 0 }); // e is a directory already: no file e
     const seqBefore = dst.seq;
     const out = await dst.commitFiles([
       { path: 'a.bin', meta: a, baseVersion: 0 },
@@ -128,9 +129,11 @@ test('commitFiles: many versions in one transaction, each item with its own outc
       { path: 'd/x', meta: under, baseVersion: 0 },
       { path: '../up', meta: a, baseVersion: 0 },
       { path: 'a.bin', meta: a, baseVersion: 0 },
+      { path: 'e', meta: dir, baseVersion: 0 },
     ]);
     const codes = out.map((o) => (o instanceof Error ? (o as { code?: string }).code : 'ok'));
-    assert.deepEqual(codes, ['ok', 'conflict', 'hash_mismatch', 'missing_chunks', 'ok', 'path_conflict', 'invalid_name', 'invalid_argument']);
+    assert.deepEqual(codes, ['ok', 'conflict', 'hash_mismatch', 'missing_chunks', 'ok', 'path_conflict', 'invalid_name', 'invalid_argument', 'path_conflict']);
+    assert.match((out[8] as Error).message, /e: it is a directory \(e\/inner exists\)/);
     assert.equal(dst.seq, seqBefore + 2, 'exactly the two good items became versions');
     assert.equal((await dst.record('a.bin'))?.state, 'local');
     for (const p of ['b2.bin', 'm.bin', 'd/x']) assert.equal(await dst.record(p), undefined, p);
