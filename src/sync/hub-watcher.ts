@@ -11,10 +11,13 @@ import type { DiskIndex } from './disk-index.ts';
 import { isOwnTemp, walk } from './root-files.ts';
 
 /**
- * chokidar as the hub uses it. chokidar itself is patched (patches/chokidar+5.0.0.patch): after listing a directory
- * it waits max(100 ms, 4 x the listing's time) before listing it again. Unpatched, files arriving one after another
- * had it re-list the directory and lstat() every entry back to back (~10 ms of CPU per arriving file in a directory
- * of 10,000; bench/watcher.ts).
+ * chokidar as the hub uses it. chokidar itself is patched (patches/chokidar+5.0.0.patch):
+ * - after listing a directory it waits max(100 ms, 4 x the listing's time) before listing it again. Unpatched, files
+ *   arriving one after another had it re-list the directory and lstat() every entry back to back (~10 ms of CPU per
+ *   arriving file in a directory of 10,000; bench/watcher.ts);
+ * - on Linux a file gets no inotify watch of its own: its directory's watch reports its changes. Unpatched, every file
+ *   held a watch, and a root of a few hundred thousand files exceeds fs.inotify.max_user_watches, after which further
+ *   watches (directories' too) fail and their changes go unseen.
  */
 export const ROOT_WATCH_OPTIONS: ChokidarOptions = {
   ignoreInitial: true,
