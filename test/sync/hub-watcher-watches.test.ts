@@ -47,44 +47,25 @@ test('one inotify watch per directory, none per file; edits in place, additions,
     const held = (await inotifyWatches()) - before;
     assert.ok(held >= 4 && held <= 4 + 1, `4 directories (the root and d0-d2), 300 files: ${held} watches`);
 
-    const edited = next(watcher, root, 'change', 'd1/f42.txt');
-    await fs.appendFile(path.join(root, 'd1', 'f42.txt'), ' and more'); // same inode, no rename
-    await edited;
-
-    const added = next(watcher, root, 'add', 'd2/new.txt');
-    await fs.writeFile(path.join(root, 'd2', 'new.txt'), 'new');
-    await added;
-    const addedEdited = next(watcher, root, 'change', 'd2/new.txt');
-    await fs.appendFile(path.join(root, 'd2', 'new.txt'), '!');
-    await addedEdited;
-
-    const removed = next(watcher, root, 'unlink', 'd0/f7.txt');
-    await fs.rm(path.join(root, 'd0', 'f7.txt'));
-    await removed;
-
-    const dirAdded = next(watcher, root, 'addDir', 'd3');
-    await fs.mkdir(path.join(root, 'd3'));
-    await dirAdded;
-    const inner = next(watcher, root, 'add', 'd3/inner.txt');
-    await fs.writeFile(path.join(root, 'd3', 'inner.txt'), 'i');
-    await inner;
-    const innerEdited = next(watcher, root, 'change', 'd3/inner.txt');
-    await fs.appendFile(path.join(root, 'd3', 'inner.txt'), 'j');
-    await innerEdited;
-
+    /** Does `act`, then waits for chokidar to report `kind` for `rel`. */
+    const reported = async (kind: string, rel: string, act: () => Promise<unknown>) => {
+      const event = next(watcher, root, kind, rel);
+      await act();
+      await event;
+    };
+    const at = (...parts: string[]) => path.join(root, ...parts);
+    await reported('change', 'd1/f42.txt', () => fs.appendFile(at('d1', 'f42.txt'), ' and more')); // same inode, no rename
+    await reported('add', 'd2/new.txt', () => fs.writeFile(at('d2', 'new.txt'), 'new'));
+    await reported('change', 'd2/new.txt', () => fs.appendFile(at('d2', 'new.txt'), '!'));
+    await reported('unlink', 'd0/f7.txt', () => fs.rm(at('d0', 'f7.txt')));
+    await reported('addDir', 'd3', () => fs.mkdir(at('d3')));
+    await reported('add', 'd3/inner.txt', () => fs.writeFile(at('d3', 'inner.txt'), 'i'));
+    await reported('change', 'd3/inner.txt', () => fs.appendFile(at('d3', 'inner.txt'), 'j'));
     // A file replaced by a directory of the same name: the directory gets a watch of its own.
-    const gone = next(watcher, root, 'unlink', 'd0/f5.txt');
-    await fs.rm(path.join(root, 'd0', 'f5.txt'));
-    await gone;
-    const nowDir = next(watcher, root, 'addDir', 'd0/f5.txt');
-    await fs.mkdir(path.join(root, 'd0', 'f5.txt'));
-    await nowDir;
-    const deep = next(watcher, root, 'add', 'd0/f5.txt/deep.txt');
-    await fs.writeFile(path.join(root, 'd0', 'f5.txt', 'deep.txt'), 'd');
-    await deep;
-    const deepEdited = next(watcher, root, 'change', 'd0/f5.txt/deep.txt');
-    await fs.appendFile(path.join(root, 'd0', 'f5.txt', 'deep.txt'), 'e');
-    await deepEdited;
+    await reported('unlink', 'd0/f5.txt', () => fs.rm(at('d0', 'f5.txt')));
+    await reported('addDir', 'd0/f5.txt', () => fs.mkdir(at('d0', 'f5.txt')));
+    await reported('add', 'd0/f5.txt/deep.txt', () => fs.writeFile(at('d0', 'f5.txt', 'deep.txt'), 'd'));
+    await reported('change', 'd0/f5.txt/deep.txt', () => fs.appendFile(at('d0', 'f5.txt', 'deep.txt'), 'e'));
 
     const after = (await inotifyWatches()) - before;
     assert.ok(after <= 6 + 1, `6 directories now, 300 files: ${after} watches`);
