@@ -77,8 +77,13 @@ async function checkTree(engine: Engine, path: string, known?: ReadonlyMap<strin
   }
 }
 
-/** A file under `path/`, if there is one (then `path` is a directory). An iterator: a thread-pool round trip. */
+/**
+ * A file under `path/`, if there is one (then `path` is a directory). The iterator is a thread-pool round trip (~40 µs
+ * of the main thread each on the dev VM, ~1.4 s of a 30,000-file index pull), so it runs only for a path that has
+ * been a directory at some point.
+ */
 async function firstFileBelow(engine: Engine, path: string): Promise<string | undefined> {
+  if (!(await engine.idx.mayBeDirectory(path))) return undefined;
   return (await engine.idx.files.keys({ gt: path + '/', lt: path + '0', limit: 1 }).all())[0];
 }
 

@@ -57,6 +57,11 @@ function locRange(hash: string): { gte: string; lt: string } {
   return { gte: hash, lt: hash.slice(0, -1) + String.fromCharCode(hash.charCodeAt(hash.length - 1) + 1) };
 }
 
+/** Adds the directories `path` sits in ('a' and 'a/b' for 'a/b/c'). */
+function addDirsOf(dirs: Set<string>, path: string): void {
+  for (let i = path.indexOf('/'); i > 0; i = path.indexOf('/', i + 1)) dirs.add(path.slice(0, i));
+}
+
 export function seqKey(seq: number): string {
   return seq.toString().padStart(16, '0');
 }
@@ -72,6 +77,14 @@ export class Indexes {
   readonly hot: Sub<string>;
   readonly locs: Sub<number>;
   readonly meta: Sub<unknown>;
+  /**
+   * Every directory a file record is or was under: a superset (a directory stays when its files go). A path not in
+   * it has never been a directory, so the tree check (commit.ts) needs no LevelDB iterator for it, the common case.
+   * Built by one scan of the file keys when first asked, then kept up by putFile; transactions run one at a time,
+   * so no record can be committed unseen between the scan and the first putFile after it.
+   */
+  private dirs: Set<string> | undefined;
+  private dirsLoading: Promise<Set<string>> | undefined;
 
   private constructor(db: Root) {
     this.db = db;
@@ -138,6 +151,24 @@ export class Indexes {
   /** A durable write of one meta key (the sublevel put() typings do not carry classic-level's `sync`). */
   async putMetaSync(key: string, value: unknown): Promise<void> {
     await this.db.batch([{ type: 'put', sublevel: this.meta, key, value }] as never, { sync: true });
+  }
+
+  /** False only if `path` has never had a file below it (see `dirs`); true means "look it up". */
+  async mayBeDirectory(path: string): Promise<boolean> {
+    if (!this.dirs) {
+      this.dirsLoading ??= (async () => {
+        const dirs = new Set<string>();
+        for await (const key of this.files.keys()) addDirsOf(dirs, key);
+        return (this.dirs = dirs);
+      })().finally(() => (this.dirsLoading = undefined));
+      await this.dirsLoading;
+    }
+    return this.dirs!.has(path);
+  }
+
+  /** A live record for `path` is being written (by putFile). */
+  noteFilePath(path: string): void {
+    if (this.dirs) addDirsOf(this.dirs, path);
   }
 
   async readConfig(): Promise<StoreConfig | undefined> {
@@ -271,6 +302,7 @@ export class Tx {
   }
 
   putFile(r: FileRecord): void {
+    if (!r.deleted) this.idx.noteFilePath(r.path);
     this.ops.push({ type: 'put', sublevel: r.deleted ? this.idx.tombs : this.idx.files, key: r.path, value: encodeFile(r) });
   }
 

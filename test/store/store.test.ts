@@ -298,6 +298,29 @@ describe('store: names, listing, deletes, versions', () => {
       await store.delete('a/b');
       await store.ingest('a/b/c', Readable.from([Buffer.from('now a directory')]));
       assert.deepEqual((await store.list('a')).map((e) => `${e.type}:${e.name}`), ['dir:b']);
+      // a/b was a directory until now: with nothing left below it, it may be a file again.
+      await store.delete('a/b/c');
+      await store.ingest('a/b', Readable.from([Buffer.from('a file again')]));
+      assert.equal((await store.record('a/b'))?.deleted, false);
+    });
+  });
+
+  test('the tree check after a reopen: the directories of files stored earlier are still directories', async () => {
+    await withTempDir(async (root) => {
+      const dir = path.join(root, 'store');
+      let store = await openStore({ dir });
+      await store.ingest('docs/2026/report.txt', Readable.from([Buffer.from('r')]));
+      await store.close();
+      store = await openStore({ dir });
+      try {
+        await assert.rejects(store.ingest('docs/2026', Readable.from([Buffer.from('x')])), code('path_conflict'));
+        await assert.rejects(store.ingest('docs', Readable.from([Buffer.from('x')])), code('path_conflict'));
+        const batch = await store.commitFiles([{ path: 'docs', meta: (await store.record('docs/2026/report.txt'))!, baseVersion: 0 }]);
+        assert.ok(isStoreError(batch[0], 'path_conflict'), 'the batch path refuses it too');
+        await store.ingest('docs/2027', Readable.from([Buffer.from('a file next to the directory')]));
+      } finally {
+        await store.close();
+      }
     });
   });
 
