@@ -109,7 +109,7 @@ export async function noteWritten(engine: Engine, items: WrittenFile[]): Promise
 /** The chunk's bytes if the backing file at `path` holds them at `offset` (verified), else null. */
 async function readBacking(engine: Engine, path: string, offset: number, hash: string, size: number): Promise<Buffer | null> {
   try {
-    return await engine.files.readFrom(engine.backingPath(path), offset, hash, size);
+    return await engine.readLocation({ path, offset }, hash, size);
   } catch {
     return null;
   }

@@ -13,7 +13,7 @@ import { DEFAULT_CHUNK_PARAMS, checkChunkParams } from './chunker.ts';
 import type { ChunkIo, ReadOpts } from './chunk-files.ts';
 import { ChunkFiles } from './chunk-files.ts';
 import { ChunkWorkers } from './chunk-workers.ts';
-import type { StoreConfig } from './indexes.ts';
+import type { Location, StoreConfig } from './indexes.ts';
 import { Indexes, Tx } from './indexes.ts';
 import type { Counters, FileRecord } from './records.ts';
 import { ChunkHolds } from './holds.ts';
@@ -52,6 +52,14 @@ export interface StoreOptions {
    * the NAS's disk). Remembered by the store, so a later open without it (the CLI's fsck) still finds those bytes.
    */
   backingDir?: string;
+}
+
+/**
+ * Whether a failed readLocation means that the file there no longer holds the chunk (edited or removed behind the
+ * store's back, or a directory now) rather than a fault of this machine's disk.
+ */
+export function isLostLocation(err: unknown): boolean {
+  return isStoreError(err, 'corrupt_chunk') || (err as NodeJS.ErrnoException).code === 'EISDIR';
 }
 
 export class Engine {
@@ -224,13 +232,18 @@ export class Engine {
     }
     for (const l of await this.idx.locationsOf(hash)) {
       try {
-        return await this.files.readFrom(this.backingPath(l.path), l.offset, hash, size, { ...opts, strict: false });
+        return await this.readLocation(l, hash, size, opts);
       } catch (err) {
-        if (!isStoreError(err, 'corrupt_chunk') && (err as NodeJS.ErrnoException).code !== 'EISDIR') throw err;
+        if (!isLostLocation(err)) throw err;
         failure = err;
       }
     }
     throw failure ?? new StoreError('corrupt_chunk', `chunk ${hash} is missing from disk`, { details: { hash } });
+  }
+
+  /** A chunk's bytes at one of its backing-folder locations, verified (see isLostLocation for what a failure means). */
+  readLocation(l: Location, hash: string, size: number, opts: ReadOpts = {}): Promise<Buffer> {
+    return this.files.readFrom(this.backingPath(l.path), l.offset, hash, size, { ...opts, strict: false });
   }
 
   /**

@@ -3,7 +3,7 @@
 // at missing bytes, because records are committed only after their chunks are durable. Recovery removes that
 // garbage; fsck re-hashes every chunk and cross-checks every index; gc removes garbage while the store runs.
 
-import type { Engine } from './engine.ts';
+import { isLostLocation, type Engine } from './engine.ts';
 import type { ChunkRow, Counters } from './records.ts';
 import { hasBytes, zeroCounters } from './records.ts';
 import { decodeChunk, decodeFile } from './records.ts';
@@ -121,10 +121,10 @@ async function checkLocations(engine: Engine, hash: string, row: ChunkRow, add: 
   let verified = 0;
   for (const l of locs) {
     try {
-      await engine.files.readFrom(engine.backingPath(l.path), l.offset, hash, row.size);
+      await engine.readLocation(l, hash, row.size);
       verified += row.size;
     } catch (err) {
-      if (!isStoreError(err, 'corrupt_chunk') && (err as NodeJS.ErrnoException).code !== 'EISDIR') throw err;
+      if (!isLostLocation(err)) throw err;
       add({ kind: 'location', hash, path: l.path, detail: `${l.path} at ${l.offset} no longer holds the chunk: ${(err as Error).message}` });
     }
   }
