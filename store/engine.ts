@@ -230,7 +230,18 @@ export class Engine {
         failure = err; // perhaps just replaced by a location (noteWritten): look there
       }
     }
+    // the row's hint first; the iterator over every location only when it is absent or lost
+    const hinted = row?.at;
+    if (hinted) {
+      try {
+        return await this.readLocation(hinted, hash, size, opts);
+      } catch (err) {
+        if (!isLostLocation(err)) throw err;
+        failure = err;
+      }
+    }
     for (const l of await this.idx.locationsOf(hash)) {
+      if (hinted && l.path === hinted.path && l.offset === hinted.offset) continue;
       try {
         return await this.readLocation(l, hash, size, opts);
       } catch (err) {

@@ -276,6 +276,8 @@ export class Tx {
     if (!row) throw new Error(`index inconsistency: location of chunk ${hash} without a row`);
     row.locs = (row.locs ?? 0) + (before === undefined ? 1 : 0) - (offset === undefined ? 1 : 0);
     if (row.locs === 0) delete row.locs;
+    if (offset !== undefined && (!row.at || row.at.path === path)) row.at = { path, offset };
+    else if (offset === undefined && row.at?.path === path) delete row.at;
     this.setChunk(hash, row);
     const key = hash + path;
     this.locRows.set(key, offset);

@@ -114,6 +114,9 @@ export async function gc(engine: Engine): Promise<GcReport> {
 async function checkLocations(engine: Engine, hash: string, row: ChunkRow, add: (p: Problem) => void): Promise<number> {
   const locs = await engine.idx.locationsOf(hash);
   if (locs.length !== (row.locs ?? 0)) add({ kind: 'location', hash, detail: `row counts ${row.locs ?? 0} locations, the index has ${locs.length}` });
+  if (row.at && !locs.some((l) => l.path === row.at!.path && l.offset === row.at!.offset)) {
+    add({ kind: 'location', hash, detail: `row's hint ${row.at.path} at ${row.at.offset} is not one of its locations` });
+  }
   if (locs.length > 0 && engine.backingDir === undefined) {
     add({ kind: 'location', hash, detail: 'the store has locations but no backing folder' });
     return 0;

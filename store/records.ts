@@ -49,6 +49,13 @@ export interface ChunkRow {
    * with locations needs no chunk file: the hub keeps each byte once, in the files BaluHost sees.
    */
   locs?: number;
+  /**
+   * One of those locations, kept in the row so that reading the chunk needs no iterator over `locs` (an async LevelDB
+   * round trip or three per chunk; a hub serving thousands of small files spent most of its main thread there). Only
+   * a hint: it is cleared when that location goes, and readers fall back to the full list when it is absent or no
+   * longer holds the bytes.
+   */
+  at?: { path: string; offset: number };
   /** When a chunk arrived by putChunk without any file referencing it yet (gc removes it after a grace period). */
   stagedAt?: number;
 }
@@ -124,12 +131,14 @@ interface ChunkRowJson {
   p: 0 | 1;
   t?: number;
   x?: number;
+  a?: [string, number];
 }
 
 export function encodeChunk(c: ChunkRow): ChunkRowJson {
   const out: ChunkRowJson = { s: c.size, r: c.refs, l: c.localRefs, p: c.present ? 1 : 0 };
   if (c.stagedAt !== undefined) out.t = c.stagedAt;
   if (c.locs) out.x = c.locs;
+  if (c.at) out.a = [c.at.path, c.at.offset];
   return out;
 }
 
@@ -137,6 +146,7 @@ export function decodeChunk(j: ChunkRowJson): ChunkRow {
   const row: ChunkRow = { size: j.s, refs: j.r, localRefs: j.l, present: j.p === 1 };
   if (j.t !== undefined) row.stagedAt = j.t;
   if (j.x) row.locs = j.x;
+  if (j.a) row.at = { path: j.a[0], offset: j.a[1] };
   return row;
 }
 

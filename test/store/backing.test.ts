@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileSource, isStoreError, openStore, type FileRecord, type Store } from '../../store/index.ts';
 import { prngBytes, readAll, SMALL_CHUNKS, source, withTempDir } from './temp-store.ts';
 import { waitFor } from '../sync/peers.ts';
+import { ClassicLevel } from 'classic-level';
 
 interface Hub {
   store: Store;
@@ -45,7 +46,7 @@ async function withHub(fn: (h: Hub) => Promise<void>, opts: { cacheMaxBytes?: nu
       put,
       async ingestOwn(name, data, baseVersion) {
         await put(name, data);
-        return (await store.ingest(name, fileSource(path.join(root, name)), {}, { located: true, ...(baseVersion === undefined ? {} : { baseVersion }) })).file;
+        return (await hub.store.ingest(name, fileSource(path.join(root, name)), {}, { located: true, ...(baseVersion === undefined ? {} : { baseVersion }) })).file;
       },
     };
     try {
@@ -260,5 +261,41 @@ test('a located ingest needs a backing folder', async () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+test("a chunk two root files hold: the row names one of them, reads fall back to the other when that one is edited, and the hint follows the files' versions", async () => {
+  await withHub(async (h) => {
+    const data = prngBytes(40_000, 11);
+    const a = await h.ingestOwn('a.bin', data);
+    await h.ingestOwn('b.bin', data);
+    const first = a.chunks[0]!;
+    const hintOf = async (hash: string): Promise<unknown> => {
+      await h.store.close();
+      const db = new ClassicLevel<string, string>(path.join(h.dir, 'index'), { valueEncoding: 'json' });
+      try {
+        return ((await db.sublevel<string, { a?: unknown }>('chunks', { valueEncoding: 'json' }).get(hash)) ?? {}).a;
+      } finally {
+        await db.close();
+        h.store = await openStore({ dir: h.dir });
+      }
+    };
+    // The first file that held the bytes is the hint.
+    assert.deepEqual(await hintOf(first.hash), ['a.bin', 0]);
+    // Input tried: the hinted file edited in place behind the store. The read must not fail nor serve a.bin's new
+    // bytes: it comes, verified, from b.bin.
+    const fd = await fs.open(path.join(h.root, 'a.bin'), 'r+');
+    await fd.write(Buffer.from([data[5]! ^ 0xff]), 0, 1, 5);
+    await fd.close();
+    assert.deepEqual(await h.store.getChunk(first.hash), data.subarray(0, first.size));
+    // a.bin's new version drops its old locations: the hint goes with it (fsck checks it against the locations).
+    await h.store.ingest('a.bin', fileSource(path.join(h.root, 'a.bin')), {}, { located: true, baseVersion: 1 });
+    assert.equal(await hintOf(first.hash), undefined);
+    assert.deepEqual(await h.store.getChunk(first.hash), data.subarray(0, first.size));
+    assert.deepEqual((await h.store.fsck()).problems, []);
+    // A file that holds the bytes again becomes the hint.
+    await h.ingestOwn('c.bin', data);
+    assert.deepEqual(await hintOf(first.hash), ['c.bin', 0]);
+    assert.deepEqual((await h.store.fsck()).problems, []);
   });
 });
