@@ -15,7 +15,7 @@ import { ChunkFiles } from './chunk-files.ts';
 import { ChunkWorkers } from './chunk-workers.ts';
 import type { Location, StoreConfig } from './indexes.ts';
 import { Indexes, Tx } from './indexes.ts';
-import type { Counters, FileRecord } from './records.ts';
+import type { ChunkRow, Counters, FileRecord } from './records.ts';
 import { ChunkHolds } from './holds.ts';
 import { ReadBuffers } from './read-buffers.ts';
 import { Mutex } from './lock.ts';
@@ -216,11 +216,12 @@ export class Engine {
 
   /**
    * A chunk's bytes, verified: from its chunk file, or else from the first of its backing-folder locations that still
-   * holds them (a file there may have been changed since; its watcher brings the new version).
+   * holds them (a file there may have been changed since; its watcher brings the new version). `known`: the chunk's
+   * row, when the caller has just read it.
    */
-  async readChunk(hash: string, size: number, opts: ReadOpts = {}): Promise<Buffer> {
+  async readChunk(hash: string, size: number, opts: ReadOpts = {}, known?: ChunkRow): Promise<Buffer> {
     if (this.backingDir === undefined) return this.files.read(hash, size, opts);
-    const row = await this.idx.getChunk(hash);
+    const row = known ?? (await this.idx.getChunk(hash));
     let failure: unknown;
     if (row?.present || !row?.locs) {
       try {
@@ -262,12 +263,12 @@ export class Engine {
    * (idempotent) and must come once nothing uses `data` any more. Without workers, or when a worker died mid-read and
    * read() fell back to a fresh buffer, `release` gives nothing back.
    */
-  async readLeased(hash: string, size: number): Promise<{ data: Buffer; release: () => void }> {
-    if (!this.workers.enabled) return { data: await this.readChunk(hash, size), release: () => {} };
+  async readLeased(hash: string, size: number, known?: ChunkRow): Promise<{ data: Buffer; release: () => void }> {
+    if (!this.workers.enabled) return { data: await this.readChunk(hash, size, {}, known), release: () => {} };
     const into = this.readBuffers.take(size);
     let data: Buffer;
     try {
-      data = await this.readChunk(hash, size, { into });
+      data = await this.readChunk(hash, size, { into }, known);
     } catch (err) {
       this.readBuffers.give(into);
       throw err;

@@ -2,7 +2,7 @@
 // see README-level notes in store/index.ts for the on-disk layout.
 
 import type { Readable } from 'node:stream';
-import type { ChunkRef, FileRecord, FileState } from './records.ts';
+import type { ChunkRef, ChunkRow, FileRecord, FileState } from './records.ts';
 import type { StoreOptions } from './engine.ts';
 import type { IngestMeta, IngestName, IngestOptions, IngestResult } from './ingest.ts';
 import type { OpenedRead, ReadOptions, ReadRange } from './reader.ts';
@@ -243,7 +243,7 @@ export class Store {
 
   /** A chunk's bytes, verified against its hash ('not_found' if absent here, 'corrupt_chunk' if damaged). */
   getChunk(hash: string): Promise<Buffer> {
-    return this.#readChunk(hash, (size) => this.#e.readChunk(hash, size));
+    return this.#readChunk(hash, (row) => this.#e.readChunk(hash, row.size, {}, row));
   }
 
   /**
@@ -252,11 +252,11 @@ export class Store {
    * `data` must not be used afterwards.
    */
   leaseChunk(hash: string): Promise<{ data: Buffer; release: () => void }> {
-    return this.#readChunk(hash, (size) => this.#e.readLeased(hash, size));
+    return this.#readChunk(hash, (row) => this.#e.readLeased(hash, row.size, row));
   }
 
   /** Checks the hash, holds the chunk while `read` runs, and refuses a chunk that is not here. */
-  async #readChunk<T>(hash: string, read: (size: number) => Promise<T>): Promise<T> {
+  async #readChunk<T>(hash: string, read: (row: ChunkRow) => Promise<T>): Promise<T> {
     if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
     const e = this.#e;
     e.assertOpen();
@@ -264,7 +264,7 @@ export class Store {
     try {
       const row = await e.idx.getChunk(hash);
       if (!row || !hasBytes(row)) throw new StoreError('not_found', `chunk ${hash} is not in the store`, { details: { hash } });
-      return await read(row.size);
+      return await read(row); // the row goes along: the engine needs it too (where the bytes are)
     } finally {
       e.holds.release(hash);
     }
