@@ -1,12 +1,16 @@
 // Chunk bytes on disk: <root>/chunks/<first two hex chars>/<64-hex hash>, one file per chunk. Writes go to
-// <root>/tmp/, are fsynced, then renamed into place, so a chunk file under its final name is always complete; the
-// fan-out directories are fsynced before an index batch may reference the renamed files. Every read re-hashes the
-// bytes: a chunk that rotted on disk is an error, never wrong bytes.
+// <root>/tmp/, are fsynced, then renamed into place, so a chunk file under its final name is complete; the fan-out
+// directories are fsynced before an index batch may reference the renamed files. The small chunks of a batch are
+// the exception: written plainly and renamed, then flushed together (makeDurable) before the batch's rows are
+// written, so a crash can leave such a file incomplete under its final name, but never one the index refers to
+// (recovery removes files the index does not want). Every read re-hashes the bytes: a chunk that rotted on disk is an
+// error, never wrong bytes.
 
 import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import type { Blake3 } from './hasher.ts';
 import { isHexHash, toHex } from './hasher.ts';
 import { StoreError, mapIoError } from './errors.ts';
@@ -15,16 +19,27 @@ import type { ReadOutcome } from './chunk-workers.ts';
 
 /** The filesystem calls the chunk writer makes, injectable so tests can make the disk "full" at a chosen point. */
 export interface ChunkIo {
-  /** Opens a new temp file for writing and returns its fd (default: create-exclusive with O_DSYNC). */
-  openTemp(tmpPath: string): Promise<number>;
+  /** Opens a new temp file for writing and returns its fd (default: create-exclusive, with O_DSYNC when `dsync`). */
+  openTemp(tmpPath: string, dsync: boolean): Promise<number>;
+  /** Makes everything written to the file system holding `dir` durable: syncfs(2) (default: coreutils' `sync -f`). */
+  syncFs(dir: string): Promise<void>;
 }
 
 // O_DSYNC: the write itself returns only once the data is durable, which is fdatasync's guarantee without a second
 // system call and thread-pool round trip per chunk (~15 % more ingest throughput on the dev VM).
 const { O_WRONLY, O_CREAT, O_EXCL, O_DSYNC } = fsCb.constants;
 const defaultIo: ChunkIo = {
-  openTemp: (p) => openFd(p, O_WRONLY | O_CREAT | O_EXCL | O_DSYNC),
+  openTemp: (p, dsync) => openFd(p, O_WRONLY | O_CREAT | O_EXCL | (dsync ? O_DSYNC : 0)),
+  syncFs: syncFileSystem,
 };
+
+/**
+ * Chunks up to this size written by a batch (writeMany) are made durable together, by one syncfs after the batch,
+ * instead of one by one: for a small file the per-file flush (a journal commit each) costs more than writing it. On
+ * the dev VM 3,000 files of 32 KiB took 1.8 s with O_DSYNC and 0.7 s written plainly and then flushed by one syncfs
+ * (1.15 s with an fdatasync each). Larger chunks keep O_DSYNC, which costs them little.
+ */
+export const GROUP_SYNC_BYTES = 256 * 1024;
 
 /** Hash in slices of this size, yielding to the event loop between them, so reading a large chunk stays fair. */
 const HASH_SLICE = 1024 * 1024;
@@ -43,6 +58,8 @@ export class ChunkFiles {
   private readonly blake3: Blake3;
   private readonly io: ChunkIo;
   private readonly dsync: boolean;
+  /** Whether syncFs works here (false once it could not be run at all: no `sync` program). */
+  private groupSync: boolean;
   private readonly workers: ChunkWorkers | undefined;
   private readonly madeDirs = new Set<string>();
   /** Temp files being written right now (gc must not touch them). */
@@ -55,6 +72,7 @@ export class ChunkFiles {
     this.io = { ...defaultIo, ...io };
     // An injected opener may not use O_DSYNC, so those writes are fdatasync'd explicitly.
     this.dsync = io?.openTemp === undefined;
+    this.groupSync = true;
     this.workers = workers;
   }
 
@@ -71,16 +89,17 @@ export class ChunkFiles {
    * temp -> write (durable: O_DSYNC or fdatasync) -> rename. The caller has verified `hash` is the BLAKE3 of `data`.
    * Plain fds and callbacks rather than FileHandle: per chunk, the promise wrappers and FileHandle objects cost more
    * main-thread time than the write itself (a sync of 1 GB writes ~4,000 chunk files).
+   * `later`: not durable yet (nor its name); the caller calls makeDurable() before anything may refer to it.
    */
-  async write(hash: string, data: Uint8Array): Promise<void> {
+  async write(hash: string, data: Uint8Array, later = false): Promise<void> {
     const tmp = path.join(this.tmpDir, `${hash.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`);
     this.activeTemps.add(tmp);
     let fd: number | undefined;
     try {
-      fd = await this.io.openTemp(tmp);
+      fd = await this.io.openTemp(tmp, !later);
       let off = 0;
       while (off < data.length) off += await writeAt(fd, data, off);
-      if (!this.dsync) await callFs<void>((cb) => fsCb.fdatasync(fd!, cb));
+      if (!this.dsync && !later) await callFs<void>((cb) => fsCb.fdatasync(fd!, cb));
       await callFs<void>((cb) => fsCb.close(fd!, cb));
       fd = undefined;
       const dir = path.dirname(this.pathOf(hash));
@@ -96,6 +115,41 @@ export class ChunkFiles {
     } finally {
       this.activeTemps.delete(tmp);
     }
+  }
+
+  /** Whether write() of a chunk of `size` bytes in a batch should leave its flush to makeDurable(). */
+  groupSyncs(size: number): boolean {
+    return this.groupSync && size <= GROUP_SYNC_BYTES;
+  }
+
+  /**
+   * Makes a batch of written chunks durable, contents and names: `later` are those written with `later` (contents not
+   * flushed yet), `written` all of them. One syncfs covers both; where syncfs cannot run at all, each `later` chunk is
+   * fdatasync'd and the fan-out directories are fsynced, and later batches flush each chunk as it is written.
+   */
+  async makeDurable(written: string[], later: string[]): Promise<void> {
+    if (later.length > 0 && this.groupSync) {
+      try {
+        await this.io.syncFs(this.chunkDir);
+        return;
+      } catch (err) {
+        if (!(err instanceof SyncFsUnavailable)) throw mapIoError(err, 'flushing chunk files');
+        this.groupSync = false;
+      }
+    }
+    for (let i = 0; i < later.length; i += 16) {
+      await Promise.all(
+        later.slice(i, i + 16).map(async (h) => {
+          const fd = await openFd(this.pathOf(h), fsCb.constants.O_RDONLY);
+          try {
+            await callFs<void>((cb) => fsCb.fdatasync(fd, cb));
+          } finally {
+            fsCb.close(fd, () => {});
+          }
+        }),
+      );
+    }
+    await this.syncDirsOf(written);
   }
 
   /** Makes renames into these chunks' fan-out directories durable. */
@@ -267,6 +321,24 @@ export class ChunkFiles {
   }
 }
 
+
+/** syncFs could not be run at all (as opposed to: it ran and the flush failed). */
+export class SyncFsUnavailable extends Error {}
+
+/**
+ * syncfs(2) of the file system holding `dir`. Node has no binding for it; coreutils' `sync -f` (8.24 and later) is
+ * that one system call. A flush that fails (EIO, ENOSPC) is an error; a missing program is SyncFsUnavailable.
+ */
+function syncFileSystem(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('sync', ['-f', dir], { timeout: 120_000 }, (err, _stdout, stderr) => {
+      if (!err) return resolve();
+      if (typeof err.code === 'string') return reject(new SyncFsUnavailable(`cannot run sync -f: ${err.message}`, { cause: err }));
+      const text = String(stderr).trim() || err.message;
+      reject(Object.assign(new Error(`flushing the file system of ${dir} failed: ${text}`), { code: /No space left/.test(text) ? 'ENOSPC' : 'EIO' }));
+    });
+  });
+}
 
 // The read and write paths use the callback API directly: per 256 KiB piece or per chunk, FileHandle's promise
 // wrappers cost measurably.

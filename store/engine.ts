@@ -303,6 +303,59 @@ export class Engine {
     }
   }
 
+  /**
+   * Writes the chunk files of a batch, at most writeConcurrency at once, and makes all of them durable, names
+   * included: small ones are flushed together after the batch (ChunkFiles.makeDurable), larger ones as they are
+   * written. A chunk another operation is writing is waited for instead; each chunk of this batch counts as being
+   * written (writeChunk callers wait for it, unlinks hold off) until it is durable. Returns the hashes it wrote.
+   */
+  async writeChunks(items: { hash: string; data: Uint8Array }[]): Promise<string[]> {
+    let settle!: (err?: unknown) => void;
+    const durable = new Promise<void>((resolve, reject) => (settle = (err) => (err === undefined ? resolve() : reject(err))));
+    durable.catch(() => {}); // waiters see the failure; nobody else needs to
+    const mine: { hash: string; data: Uint8Array }[] = [];
+    const others = new Map<string, Promise<void>>();
+    for (const it of items) {
+      const unlinking = this.pendingUnlinks.get(it.hash);
+      if (unlinking) await unlinking;
+      const other = this.pendingWrites.get(it.hash);
+      if (other) others.set(it.hash, other); // a hash listed twice lands here too: it waits for this batch, settled first
+      else {
+        this.pendingWrites.set(it.hash, durable);
+        mine.push(it);
+      }
+    }
+    try {
+      const later: string[] = [];
+      const writing = new Set<Promise<unknown>>();
+      let failure: unknown;
+      for (const it of mine) {
+        const deferred = this.files.groupSyncs(it.data.length);
+        if (deferred) later.push(it.hash);
+        const p = this.files.write(it.hash, it.data, deferred).catch((err: unknown) => (failure ??= err));
+        writing.add(p);
+        void p.finally(() => writing.delete(p));
+        while (writing.size >= this.writeConcurrency) await Promise.race(writing);
+      }
+      await Promise.all(writing);
+      if (failure !== undefined) throw failure;
+      await this.files.makeDurable(mine.map((m) => m.hash), later);
+      settle();
+    } catch (err) {
+      settle(err);
+      throw err;
+    } finally {
+      for (const m of mine) if (this.pendingWrites.get(m.hash) === durable) this.pendingWrites.delete(m.hash);
+    }
+    // Only now: two batches may each be waiting for a chunk of the other. A chunk writeChunk wrote has its own name
+    // made durable by its writer, but maybe not yet, and this batch's rows are about to refer to it.
+    if (others.size > 0) {
+      await Promise.all(others.values());
+      await this.files.syncDirsOf(others.keys());
+    }
+    return mine.map((m) => m.hash);
+  }
+
   isBeingWritten(hash: string): boolean {
     return this.pendingWrites.has(hash);
   }

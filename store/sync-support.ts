@@ -66,8 +66,9 @@ export type PutOutcome = 'stored' | 'present' | 'rejected';
 
 /**
  * Stores a batch of chunks received from a peer: each is hashed first and a chunk whose bytes do not match its name
- * is 'rejected' (nothing of it is written); the others are written concurrently, their directories fsynced once and
- * their rows committed in one transaction. Same guarantees as putChunk, a fraction of the fsyncs. `sync: false`
+ * is 'rejected' (nothing of it is written); the others are written concurrently (Engine.writeChunks: the small ones
+ * flushed together by one syncfs) and their rows committed in one transaction. Same guarantees as putChunk, a
+ * fraction of the flushes. `sync: false`
  * leaves the rows' durability to a later flush() (the chunk files themselves are always fsynced).
  */
 export async function putChunks(engine: Engine, chunks: { hash: string; data: Uint8Array }[], opts: { clean?: boolean; sync?: boolean; maxChunkBytes: number }): Promise<PutOutcome[]> {
@@ -94,17 +95,7 @@ export async function putChunks(engine: Engine, chunks: { hash: string; data: Ui
       const bytes = toWrite.reduce((s, h) => s + good.get(h)!.length, 0);
       await engine.reserve(bytes);
       reserved = bytes;
-      const writing = new Set<Promise<unknown>>();
-      let failure: unknown;
-      for (const h of toWrite) {
-        const p = engine.writeChunk(h, good.get(h)!).catch((err: unknown) => (failure ??= err));
-        writing.add(p);
-        void p.finally(() => writing.delete(p));
-        while (writing.size >= engine.writeConcurrency) await Promise.race(writing);
-      }
-      await Promise.all(writing);
-      if (failure) throw failure;
-      await engine.files.syncDirsOf(toWrite);
+      await engine.writeChunks(toWrite.map((h) => ({ hash: h, data: good.get(h)! })));
       const stored = await engine.transact(async (tx) => {
         await tx.load(toWrite);
         const now = new Set<string>();
