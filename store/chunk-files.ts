@@ -10,12 +10,12 @@ import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import type { Blake3 } from './hasher.ts';
 import { isHexHash, toHex } from './hasher.ts';
 import { StoreError, mapIoError } from './errors.ts';
 import type { ChunkWorkers } from './chunk-workers.ts';
 import type { ReadOutcome } from './chunk-workers.ts';
+import { GROUP_SYNC_BYTES, SyncFsUnavailable, syncFileSystem } from './syncfs.ts';
 
 /** The filesystem calls the chunk writer makes, injectable so tests can make the disk "full" at a chosen point. */
 export interface ChunkIo {
@@ -32,14 +32,6 @@ const defaultIo: ChunkIo = {
   openTemp: (p, dsync) => openFd(p, O_WRONLY | O_CREAT | O_EXCL | (dsync ? O_DSYNC : 0)),
   syncFs: syncFileSystem,
 };
-
-/**
- * Chunks up to this size written by a batch (writeMany) are made durable together, by one syncfs after the batch,
- * instead of one by one: for a small file the per-file flush (a journal commit each) costs more than writing it. On
- * the dev VM 3,000 files of 32 KiB took 1.8 s with O_DSYNC and 0.7 s written plainly and then flushed by one syncfs
- * (1.15 s with an fdatasync each). Larger chunks keep O_DSYNC, which costs them little.
- */
-export const GROUP_SYNC_BYTES = 256 * 1024;
 
 /** Hash in slices of this size, yielding to the event loop between them, so reading a large chunk stays fair. */
 const HASH_SLICE = 1024 * 1024;
@@ -321,24 +313,6 @@ export class ChunkFiles {
   }
 }
 
-
-/** syncFs could not be run at all (as opposed to: it ran and the flush failed). */
-export class SyncFsUnavailable extends Error {}
-
-/**
- * syncfs(2) of the file system holding `dir`. Node has no binding for it; coreutils' `sync -f` (8.24 and later) is
- * that one system call. A flush that fails (EIO, ENOSPC) is an error; a missing program is SyncFsUnavailable.
- */
-function syncFileSystem(dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('sync', ['-f', dir], { timeout: 120_000 }, (err, _stdout, stderr) => {
-      if (!err) return resolve();
-      if (typeof err.code === 'string') return reject(new SyncFsUnavailable(`cannot run sync -f: ${err.message}`, { cause: err }));
-      const text = String(stderr).trim() || err.message;
-      reject(Object.assign(new Error(`flushing the file system of ${dir} failed: ${text}`), { code: /No space left/.test(text) ? 'ENOSPC' : 'EIO' }));
-    });
-  });
-}
 
 // The read and write paths use the callback API directly: per 256 KiB piece or per chunk, FileHandle's promise
 // wrappers cost measurably.
