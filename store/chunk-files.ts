@@ -14,7 +14,7 @@ import type { Blake3 } from './hasher.ts';
 import { isHexHash, toHex } from './hasher.ts';
 import { StoreError, mapIoError } from './errors.ts';
 import type { ChunkWorkers } from './chunk-workers.ts';
-import type { ReadOutcome } from './chunk-workers.ts';
+import type { ReadOutcome, WriteOutcome } from './chunk-workers.ts';
 import { GROUP_SYNC_BYTES, SyncFsUnavailable, syncFileSystem } from './syncfs.ts';
 
 /** The filesystem calls the chunk writer makes, injectable so tests can make the disk "full" at a chosen point. */
@@ -107,6 +107,34 @@ export class ChunkFiles {
     } finally {
       this.activeTemps.delete(tmp);
     }
+  }
+
+  /**
+   * write(…, later) for many small chunks at once, by a chunk worker with synchronous calls: one message instead of
+   * four thread-pool round trips per chunk on this thread. Resolves false, having written nothing, when no worker can
+   * take it (or an injected opener must be used): the caller writes them one by one instead. On a failure, the chunks
+   * before the failing one are in place (unreferenced, like any chunk of a failed batch).
+   */
+  async writeMany(items: { hash: string; data: Uint8Array }[]): Promise<boolean> {
+    if (!this.workers || !this.dsync || items.length === 0) return false;
+    const files = items.map(({ hash, data }) => ({ tmp: path.join(this.tmpDir, `${hash.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`), final: this.pathOf(hash), data }));
+    const pending = this.workers.write(files);
+    if (!pending) return false;
+    for (const f of files) this.activeTemps.add(f.tmp);
+    let out: WriteOutcome;
+    try {
+      out = await pending;
+    } catch {
+      // the worker died: whatever it wrote is either renamed into place or a temp file that gc removes
+      return false;
+    } finally {
+      for (const f of files) this.activeTemps.delete(f.tmp);
+    }
+    if (!out.ok) {
+      const err = Object.assign(new Error(out.message), { code: out.code });
+      throw mapIoError(err, `writing chunk ${items[out.index]!.hash}`);
+    }
+    return true;
   }
 
   /** Whether write() of a chunk of `size` bytes in a batch should leave its flush to makeDurable(). */

@@ -1,7 +1,9 @@
-// Worker-thread side of chunk-workers.ts (the message types live there). Two jobs, both kept off the main thread:
+// Worker-thread side of chunk-workers.ts (the message types live there). Three jobs, all kept off the main thread:
 //   read   read one chunk file synchronously (blocking only this thread), hash each 256 KiB piece right after it
 //          lands, hand the verified bytes back without copying (transferred ArrayBuffer, or left in the
 //          SharedArrayBuffer the request named);
+//   write  the small chunk files of a received batch, with synchronous calls: a thread-pool round trip per call
+//          (four per file) cost the main thread more than the calls themselves;
 //   hash   during an ingest: BLAKE3 of one chunk and, in arrival order, the running BLAKE3 and SHA-256 (the
 //          checksum BaluHost's clients compare) of the whole file for that ingest's session. The chunk's buffer is transferred here and back, so nothing is copied.
 //
@@ -10,6 +12,7 @@
 // the BLAKE3 implementation the main thread chose (same digests either way, see hasher.ts).
 
 import fs from 'node:fs';
+import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -99,8 +102,40 @@ function hashRequest(req) {
   return { id: req.id, ok: true, hash: '' };
 }
 
+/**
+ * write: small chunk files of one batch, each to its temp name and renamed into place, with plain synchronous calls
+ * (no flush: the main thread flushes the batch with one syncfs). Stops at the first failure and removes that temp.
+ */
+function writeFiles(req) {
+  const made = new Set();
+  for (let i = 0; i < req.items.length; i++) {
+    const { tmp, final, data } = req.items[i];
+    let fd;
+    try {
+      fd = fs.openSync(tmp, 'wx', 0o644);
+      let off = 0;
+      while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off, off);
+      fs.closeSync(fd);
+      fd = undefined;
+      const dir = path.dirname(final);
+      if (!made.has(dir)) {
+        fs.mkdirSync(dir, { recursive: true });
+        made.add(dir);
+      }
+      fs.renameSync(tmp, final);
+    } catch (err) {
+      if (fd !== undefined) fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      return { id: req.id, ok: false, kind: 'io', index: i, code: err.code, message: err.message };
+    }
+  }
+  return { id: req.id, ok: true };
+}
+
 parentPort.on('message', (req) => {
-  if (req.kind === 'read') {
+  if (req.kind === 'write') {
+    parentPort.postMessage(writeFiles(req));
+  } else if (req.kind === 'read') {
     const out = readChunk(req);
     parentPort.postMessage(out, out.bytes ? [out.bytes] : []);
   } else {

@@ -1,5 +1,6 @@
 // A small pool of worker threads (store/chunk-worker.js) that do the store's hashing away from the event loop:
-// reading + verifying chunk files, and the chunk and whole-file BLAKE3 of an ingest.
+// reading + verifying chunk files, and the chunk and whole-file BLAKE3 of an ingest; and writing the small chunk files
+// of a received batch.
 //
 // Why, measured with bench/store.ts on the 2-vCPU dev VM:
 // - Read-back: on the main thread every 256 KiB piece costs a thread-pool round trip (~10 us, a cross-thread
@@ -27,6 +28,15 @@ export interface ReadRequest {
   /** Read into this buffer (shared, so nothing is transferred) instead of a new one. */
   into?: SharedArrayBuffer;
 }
+
+/** Small chunk files of one batch, written and renamed in order (the data is copied into the message). */
+export interface WriteRequest {
+  kind: 'write';
+  id: number;
+  items: { tmp: string; final: string; data: Uint8Array }[];
+}
+
+export type WriteOutcome = { id: number; ok: true } | { id: number; ok: false; kind: 'io'; index: number; code?: string; message: string };
 
 export type HashRequest =
   | { kind: 'hash'; id: number; session: number; buffer: ArrayBuffer; length: number }
@@ -56,12 +66,13 @@ interface Slot {
 }
 
 interface Pending {
-  resolve: (o: ReadOutcome | HashOutcome) => void;
+  resolve: (o: Outcome) => void;
   reject: (err: Error) => void;
   slot: Slot;
 }
 
-type Request = Omit<ReadRequest, 'id'> | DistributiveOmit<HashRequest, 'id'>;
+type Request = Omit<ReadRequest, 'id'> | Omit<WriteRequest, 'id'> | DistributiveOmit<HashRequest, 'id'>;
+type Outcome = ReadOutcome | WriteOutcome | HashOutcome;
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
 /** The chunk and whole-file hashes of one ingest, all computed by one worker in submission order. */
@@ -103,6 +114,12 @@ export class ChunkWorkers {
     return slot && (this.send(slot, { kind: 'read', ...req }) as Promise<ReadOutcome>);
   }
 
+  /** null when the pool cannot serve: write on the main thread. */
+  write(items: WriteRequest['items']): Promise<WriteOutcome> | null {
+    const slot = this.pick();
+    return slot && (this.send(slot, { kind: 'write', items }) as Promise<WriteOutcome>);
+  }
+
   /** null when there are no workers: hash on the main thread. */
   session(): HashSession | null {
     const slot = this.pick();
@@ -121,7 +138,7 @@ export class ChunkWorkers {
     };
   }
 
-  private send(slot: Slot, req: Request, transfer: ArrayBuffer[] = []): Promise<ReadOutcome | HashOutcome> {
+  private send(slot: Slot, req: Request, transfer: ArrayBuffer[] = []): Promise<Outcome> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (!this.slots.includes(slot)) return reject(new Error('chunk worker is gone'));
@@ -148,7 +165,7 @@ export class ChunkWorkers {
     }
     const slot: Slot = { worker, outstanding: 0, started: false };
     worker.unref();
-    worker.on('message', (out: ReadOutcome | HashOutcome) => {
+    worker.on('message', (out: Outcome) => {
       slot.started = true;
       const p = this.pending.get(out.id);
       if (!p) return;

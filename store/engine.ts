@@ -326,20 +326,27 @@ export class Engine {
       }
     }
     try {
-      const later: string[] = [];
-      const writing = new Set<Promise<unknown>>();
+      const small = mine.filter((m) => this.files.groupSyncs(m.data.length));
+      const large = mine.filter((m) => !this.files.groupSyncs(m.data.length));
       let failure: unknown;
-      for (const it of mine) {
-        const deferred = this.files.groupSyncs(it.data.length);
-        if (deferred) later.push(it.hash);
-        const p = this.files.write(it.hash, it.data, deferred).catch((err: unknown) => (failure ??= err));
-        writing.add(p);
-        void p.finally(() => writing.delete(p));
-        while (writing.size >= this.writeConcurrency) await Promise.race(writing);
-      }
-      await Promise.all(writing);
+      const writeEach = async (list: typeof mine, later: boolean): Promise<void> => {
+        const writing = new Set<Promise<unknown>>();
+        for (const it of list) {
+          if (failure !== undefined) break;
+          const p = this.files.write(it.hash, it.data, later).catch((err: unknown) => (failure ??= err));
+          writing.add(p);
+          void p.finally(() => writing.delete(p));
+          while (writing.size >= this.writeConcurrency) await Promise.race(writing);
+        }
+        await Promise.all(writing);
+      };
+      // The small ones go to a chunk worker as one message while the large ones are written here; one by one if no
+      // worker can take them.
+      const byWorker = this.files.writeMany(small).catch((err: unknown) => ((failure ??= err), true));
+      await writeEach(large, false);
+      if (!(await byWorker)) await writeEach(small, true);
       if (failure !== undefined) throw failure;
-      await this.files.makeDurable(mine.map((m) => m.hash), later);
+      await this.files.makeDurable(mine.map((m) => m.hash), small.map((m) => m.hash));
       settle();
     } catch (err) {
       settle(err);

@@ -95,3 +95,22 @@ test('the default ChunkIo runs the real `sync -f` on the store\'s file system', 
     await fs.rm(bin, { recursive: true, force: true });
   }
 });
+
+for (const workers of [1, 0]) {
+  test(`a chunk file that cannot be written fails its batch cleanly (small chunks written by ${workers ? 'a chunk worker' : 'this thread'})`, async () => {
+    await withStore({ workers }, async (store, dir) => {
+      const batch = Array.from({ length: 30 }, (_, i) => chunk(3_000, 600 + i));
+      // Input tried: a regular file where one chunk's fan-out directory must go (as a damaged disk could leave).
+      const blocked = batch[17]!.hash.slice(0, 2);
+      await fs.mkdir(path.join(dir, 'chunks'), { recursive: true });
+      await fs.writeFile(path.join(dir, 'chunks', blocked), 'in the way');
+      await assert.rejects(store.putChunks(batch), (err: NodeJS.ErrnoException) => ['EEXIST', 'ENOTDIR'].includes(String(err.code)));
+      assert.deepEqual(await store.hasChunks(batch.map((c) => c.hash)), [], 'nothing of the failed batch counts as stored');
+      assert.deepEqual(await fs.readdir(path.join(dir, 'tmp')), [], 'no temp file left');
+      await fs.rm(path.join(dir, 'chunks', blocked));
+      assert.deepEqual(new Set(await store.putChunks(batch)), new Set(['stored']));
+      for (const c of batch) assert.deepEqual(await store.getChunk(c.hash), Buffer.from(c.data));
+      assert.deepEqual((await store.fsck()).problems, []);
+    });
+  });
+}
