@@ -3,7 +3,8 @@
 // per-record applyRemote, which resolves conflicts. Real store and LevelDB in this process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyNewRemotes } from '../../src/sync/pull.ts';
+import { applyNewRemotes, fetchWanted } from '../../src/sync/pull.ts';
+import type { ChunkClient } from '../../src/sync/transfer.ts';
 import { UploadQueue } from '../../src/sync/upload-queue.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
 import type { SyncModel } from '../../src/sync/model.ts';
@@ -52,6 +53,39 @@ test('new paths of a feed page are applied together: remote records, pinned unde
     const again = await applyNewRemotes(m, page);
     assert.equal(again.applied, 0);
     assert.equal(again.rest.length, page.length);
+  } finally {
+    await pi.close();
+    await hub.close();
+  }
+});
+
+test('fetching wanted bytes in rounds of 1,024 files: every file becomes local, and a want added during a round is fetched too', async () => {
+  const [pi, hub] = [await node('pi'), await node('hub')];
+  try {
+    const queue = await UploadQueue.open(pi.db, { minMs: 100, maxMs: 1000 });
+    const m: SyncModel = { store: pi.store, state: pi.state, queue, locks: new PathLocks(), log: silent, hotThreshold: 0.5 };
+    await pi.state.pinDir('', true);
+    const page: RemoteFile[] = [];
+    for (let i = 0; i < 2_100; i++) page.push(remote((await hub.store.ingest(`f/${String(i).padStart(4, '0')}.txt`, bytes(`file ${i}`))).file));
+    assert.equal((await applyNewRemotes(m, page)).applied, page.length);
+    // While the second round downloads, a new file appears whose path sorts before every path fetched so far.
+    let calls = 0;
+    const client: ChunkClient = {
+      ...hub.client,
+      async *downloadChunks(req, opts) {
+        if (++calls === 2) assert.equal((await applyNewRemotes(m, [remote((await hub.store.ingest('a/late.txt', bytes('late'))).file)])).applied, 1);
+        yield* hub.client.downloadChunks(req, opts);
+      },
+    } as ChunkClient;
+
+    const got = await fetchWanted(m, client);
+
+    assert.equal(got.files, page.length + 1);
+    assert.ok(calls >= 3, `at least three rounds (${calls} downloads)`);
+    assert.deepEqual(await pi.state.wantedBytes(), []);
+    assert.equal(pi.store.stats().localFiles, page.length + 1);
+    assert.equal((await pi.store.record('a/late.txt'))!.state, 'local');
+    assert.deepEqual((await pi.store.fsck()).problems, []);
   } finally {
     await pi.close();
     await hub.close();
