@@ -117,8 +117,16 @@ export class ChunkFiles {
    */
   async writeMany(items: { hash: string; data: Uint8Array }[]): Promise<boolean> {
     if (!this.workers || !this.dsync || items.length === 0) return false;
-    const files = items.map(({ hash, data }) => ({ tmp: path.join(this.tmpDir, `${hash.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`), final: this.pathOf(hash), data }));
-    const pending = this.workers.write(files);
+    // One copy of the bytes into a buffer that is handed over whole: posting the chunks' own views would copy each
+    // one's entire underlying buffer (a pooled message buffer or a shared slab), not just the chunk.
+    const arena = new Uint8Array(items.reduce((n, it) => n + it.data.length, 0));
+    let offset = 0;
+    const files = items.map(({ hash, data }) => {
+      arena.set(data, offset);
+      offset += data.length;
+      return { tmp: path.join(this.tmpDir, `${hash.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`), final: this.pathOf(hash), offset: offset - data.length, length: data.length };
+    });
+    const pending = this.workers.write(files, arena.buffer);
     if (!pending) return false;
     for (const f of files) this.activeTemps.add(f.tmp);
     let out: WriteOutcome;

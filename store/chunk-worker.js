@@ -109,7 +109,8 @@ function hashRequest(req) {
 function writeFiles(req) {
   const made = new Set();
   for (let i = 0; i < req.items.length; i++) {
-    const { tmp, final, data } = req.items[i];
+    const { tmp, final, offset, length } = req.items[i];
+    const data = new Uint8Array(req.arena, offset, length);
     let fd;
     try {
       fd = fs.openSync(tmp, 'wx', 0o644);

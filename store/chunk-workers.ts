@@ -29,11 +29,13 @@ export interface ReadRequest {
   into?: SharedArrayBuffer;
 }
 
-/** Small chunk files of one batch, written and renamed in order (the data is copied into the message). */
+/** Small chunk files of one batch, written and renamed in order; their bytes lie one after another in `arena`. */
 export interface WriteRequest {
   kind: 'write';
   id: number;
-  items: { tmp: string; final: string; data: Uint8Array }[];
+  items: { tmp: string; final: string; offset: number; length: number }[];
+  /** Transferred to the worker. */
+  arena: ArrayBuffer;
 }
 
 export type WriteOutcome = { id: number; ok: true } | { id: number; ok: false; kind: 'io'; index: number; code?: string; message: string };
@@ -115,9 +117,9 @@ export class ChunkWorkers {
   }
 
   /** null when the pool cannot serve: write on the main thread. */
-  write(items: WriteRequest['items']): Promise<WriteOutcome> | null {
+  write(items: WriteRequest['items'], arena: ArrayBuffer): Promise<WriteOutcome> | null {
     const slot = this.pick();
-    return slot && (this.send(slot, { kind: 'write', items }) as Promise<WriteOutcome>);
+    return slot && (this.send(slot, { kind: 'write', items, arena }, [arena]) as Promise<WriteOutcome>);
   }
 
   /** null when there are no workers: hash on the main thread. */
