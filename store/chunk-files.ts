@@ -33,6 +33,10 @@ const defaultIo: ChunkIo = {
   syncFs: syncFileSystem,
 };
 
+/** writeMany's buffers: sizes rounded up to this, and at most this many kept for reuse (concurrent batches). */
+const ARENA_STEP = 1024 * 1024;
+const SPARE_ARENAS = 2;
+
 /** Hash in slices of this size, yielding to the event loop between them, so reading a large chunk stays fair. */
 const HASH_SLICE = 1024 * 1024;
 /** Read step for chunk files (see read()). */
@@ -54,6 +58,8 @@ export class ChunkFiles {
   private groupSync: boolean;
   private readonly workers: ChunkWorkers | undefined;
   private readonly madeDirs = new Set<string>();
+  /** Buffers the chunk worker gave back after writing a batch (writeMany). */
+  private readonly spareArenas: ArrayBuffer[] = [];
   /** Temp files being written right now (gc must not touch them). */
   private readonly activeTemps = new Set<string>();
 
@@ -118,8 +124,11 @@ export class ChunkFiles {
   async writeMany(items: { hash: string; data: Uint8Array }[]): Promise<boolean> {
     if (!this.workers || !this.dsync || items.length === 0) return false;
     // One copy of the bytes into a buffer that is handed over whole: posting the chunks' own views would copy each
-    // one's entire underlying buffer (a pooled message buffer or a shared slab), not just the chunk.
-    const arena = new Uint8Array(items.reduce((n, it) => n + it.data.length, 0));
+    // one's entire underlying buffer (a pooled message buffer or a shared slab), not just the chunk. The worker hands
+    // it back for the next batch, so a pull does not leave megabytes of garbage per batch on either thread.
+    const total = items.reduce((n, it) => n + it.data.length, 0);
+    const spare = this.spareArenas.findIndex((b) => b.byteLength >= total);
+    const arena = new Uint8Array(spare >= 0 ? this.spareArenas.splice(spare, 1)[0]! : new ArrayBuffer(Math.ceil(total / ARENA_STEP) * ARENA_STEP), 0, total);
     let offset = 0;
     const files = items.map(({ hash, data }) => {
       arena.set(data, offset);
@@ -138,6 +147,7 @@ export class ChunkFiles {
     } finally {
       for (const f of files) this.activeTemps.delete(f.tmp);
     }
+    if (out.arena && this.spareArenas.length < SPARE_ARENAS) this.spareArenas.push(out.arena);
     if (!out.ok) {
       const err = Object.assign(new Error(out.message), { code: out.code });
       throw mapIoError(err, `writing chunk ${items[out.index]!.hash}`);

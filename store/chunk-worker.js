@@ -135,7 +135,7 @@ function writeFiles(req) {
 
 parentPort.on('message', (req) => {
   if (req.kind === 'write') {
-    parentPort.postMessage(writeFiles(req));
+    parentPort.postMessage({ ...writeFiles(req), arena: req.arena }, [req.arena]); // the buffer goes back for reuse
   } else if (req.kind === 'read') {
     const out = readChunk(req);
     parentPort.postMessage(out, out.bytes ? [out.bytes] : []);

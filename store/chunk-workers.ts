@@ -38,7 +38,8 @@ export interface WriteRequest {
   arena: ArrayBuffer;
 }
 
-export type WriteOutcome = { id: number; ok: true } | { id: number; ok: false; kind: 'io'; index: number; code?: string; message: string };
+/** `arena`: the request's buffer, transferred back for reuse. */
+export type WriteOutcome = { id: number; arena?: ArrayBuffer } & ({ ok: true } | { ok: false; kind: 'io'; index: number; code?: string; message: string });
 
 export type HashRequest =
   | { kind: 'hash'; id: number; session: number; buffer: ArrayBuffer; length: number }
