@@ -117,12 +117,12 @@ export class ChunkFiles {
 
   /**
    * write(…, later) for many small chunks at once, by a chunk worker with synchronous calls: one message instead of
-   * four thread-pool round trips per chunk on this thread. Resolves false, having written nothing, when no worker can
-   * take it (or an injected opener must be used): the caller writes them one by one instead. On a failure, the chunks
-   * before the failing one are in place (unreferenced, like any chunk of a failed batch).
+   * four thread-pool round trips per chunk on this thread. Resolves false when no worker can take it (or an injected
+   * opener must be used): the caller writes them one by one instead (again, if a worker died while writing them). On
+   * a failure, the chunks before the failing one are in place (unreferenced, like any chunk of a failed batch).
    */
   async writeMany(items: { hash: string; data: Uint8Array }[]): Promise<boolean> {
-    if (!this.workers || !this.dsync || items.length === 0) return false;
+    if (!this.workers?.enabled || !this.dsync || items.length === 0) return false;
     // One copy of the bytes into a buffer that is handed over whole: posting the chunks' own views would copy each
     // one's entire underlying buffer (a pooled message buffer or a shared slab), not just the chunk. The worker hands
     // it back for the next batch, so a pull does not leave megabytes of garbage per batch on either thread.
