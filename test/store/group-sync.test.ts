@@ -8,7 +8,9 @@ import fsSync from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { blake3, isStoreError, SyncFsUnavailable, type ChunkIo } from '../../store/index.ts';
-import { prngBytes, withStore } from './temp-store.ts';
+import { prngBytes, withStore, withTempDir } from './temp-store.ts';
+import { ChunkFiles } from '../../store/chunk-files.ts';
+import { ChunkWorkers } from '../../store/chunk-workers.ts';
 
 const b3 = blake3();
 const chunk = (size: number, seed: number) => {
@@ -114,3 +116,25 @@ for (const workers of [1, 0]) {
     });
   });
 }
+
+test('a chunk worker that dies while writing a batch: writeMany says so, and the batch written one by one is complete', async () => {
+  await withTempDir(async (dir) => {
+    const workers = new ChunkWorkers(1, 'auto');
+    const files = new ChunkFiles(dir, b3, undefined, workers);
+    await files.init();
+    try {
+      const batch = Array.from({ length: 200 }, (_, i) => chunk(8_000, 700 + i));
+      // Input tried: the worker thread ends while the batch is in its hands (terminated right after the hand-over).
+      const written = files.writeMany(batch);
+      await workers.close();
+      assert.equal(await written, false, 'not reported as written');
+      assert.equal(await files.writeMany(batch), false, 'a closed pool takes nothing');
+      for (const c of batch) await files.write(c.hash, c.data, true);
+      await files.makeDurable(batch.map((c) => c.hash), batch.map((c) => c.hash));
+      for (const c of batch) assert.deepEqual(await files.read(c.hash, c.data.length), Buffer.from(c.data));
+      assert.deepEqual(await files.strayTemps(), []);
+    } finally {
+      await workers.close();
+    }
+  });
+});
