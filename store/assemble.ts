@@ -8,6 +8,7 @@ import { validateName } from './names.ts';
 import { isHexHash, toHex } from './hasher.ts';
 import { StoreError } from './errors.ts';
 import { checkBase, currentRecord, firstFilesBelow, writeVersion } from './commit.ts';
+import { mapLimit } from './map-limit.ts';
 
 /** putChunk refuses larger payloads (the chunker never makes chunks above 64 MiB, see checkChunkParams). */
 export const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
@@ -209,19 +210,13 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
           });
         }
       });
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: VERIFY_CONCURRENCY }, async () => {
-          while (next < items.length) {
-            const i = next++;
-            if (out[i] || !complete[i]) continue;
-            await verifyWhole(e, items[i]!.path, items[i]!.meta, (h) => rows.get(h)?.present === true).catch((err: unknown) => {
-              if (!(err instanceof StoreError)) throw err;
-              out[i] = err;
-            });
-          }
-        }),
-      );
+      await mapLimit(items, VERIFY_CONCURRENCY, async (it, i) => {
+        if (out[i] || !complete[i]) return;
+        await verifyWhole(e, it.path, it.meta, (h) => rows.get(h)?.present === true).catch((err: unknown) => {
+          if (!(err instanceof StoreError)) throw err;
+          out[i] = err;
+        });
+      });
       await e.transact(async (tx) => {
         // Under the lock, so nothing moves meanwhile; the items are not directories of each other (checked above).
         const prevs = await Promise.all(items.map((it, i) => (out[i] ? undefined : currentRecord(e, it.path))));

@@ -16,6 +16,7 @@ import { StoreError, mapIoError } from './errors.ts';
 import type { ChunkWorkers } from './chunk-workers.ts';
 import type { ReadOutcome, WriteOutcome } from './chunk-workers.ts';
 import { GROUP_SYNC_BYTES, SyncFsUnavailable, syncFileSystem } from './syncfs.ts';
+import { mapLimit } from './map-limit.ts';
 
 /** The filesystem calls the chunk writer makes, injectable so tests can make the disk "full" at a chosen point. */
 export interface ChunkIo {
@@ -175,18 +176,14 @@ export class ChunkFiles {
         this.groupSync = false;
       }
     }
-    for (let i = 0; i < later.length; i += 16) {
-      await Promise.all(
-        later.slice(i, i + 16).map(async (h) => {
-          const fd = await openFd(this.pathOf(h), fsCb.constants.O_RDONLY);
-          try {
-            await callFs<void>((cb) => fsCb.fdatasync(fd, cb));
-          } finally {
-            fsCb.close(fd, () => {});
-          }
-        }),
-      );
-    }
+    await mapLimit(later, 16, async (h) => {
+      const fd = await openFd(this.pathOf(h), fsCb.constants.O_RDONLY);
+      try {
+        await callFs<void>((cb) => fsCb.fdatasync(fd, cb));
+      } finally {
+        fsCb.close(fd, () => {});
+      }
+    });
     await this.syncDirsOf(written);
   }
 

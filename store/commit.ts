@@ -9,6 +9,7 @@ import { hasBytes } from './records.ts';
 import { StoreError } from './errors.ts';
 import { bumpHeat, isEvictionCandidate, putHeat } from './cache-policy.ts';
 import { firstOffsets, keepBytes, releaseLocations } from './backing.ts';
+import { mapLimit } from './map-limit.ts';
 
 export interface NewVersion {
   size: number;
@@ -92,17 +93,8 @@ async function firstFileBelow(engine: Engine, path: string): Promise<string | un
  * transaction waited for one round trip per new file: ~30 µs each and ~1 s of a 30,000-file index pull.
  */
 export async function firstFilesBelow(engine: Engine, paths: readonly string[]): Promise<Map<string, string | undefined>> {
-  const out = new Map<string, string | undefined>();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(16, paths.length) }, async () => {
-      while (next < paths.length) {
-        const p = paths[next++]!;
-        out.set(p, await firstFileBelow(engine, p));
-      }
-    }),
-  );
-  return out;
+  const found = await mapLimit(paths, 16, (p) => firstFileBelow(engine, p));
+  return new Map(paths.map((p, i) => [p, found[i]]));
 }
 
 export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: FileRecord | undefined, v: NewVersion, opts: VersionOptions = {}): Promise<FileRecord> {

@@ -13,6 +13,7 @@ import { DEFAULT_CHUNK_PARAMS, checkChunkParams } from './chunker.ts';
 import type { ChunkIo, ReadOpts } from './chunk-files.ts';
 import { ChunkFiles } from './chunk-files.ts';
 import { ChunkWorkers } from './chunk-workers.ts';
+import { mapLimit } from './map-limit.ts';
 import type { Location, StoreConfig } from './indexes.ts';
 import { Indexes, Tx } from './indexes.ts';
 import type { ChunkRow, Counters, FileRecord } from './records.ts';
@@ -329,17 +330,11 @@ export class Engine {
       const small = mine.filter((m) => this.files.groupSyncs(m.data.length));
       const large = mine.filter((m) => !this.files.groupSyncs(m.data.length));
       let failure: unknown;
-      const writeEach = async (list: typeof mine, later: boolean): Promise<void> => {
-        const writing = new Set<Promise<unknown>>();
-        for (const it of list) {
-          if (failure !== undefined) break;
-          const p = this.files.write(it.hash, it.data, later).catch((err: unknown) => (failure ??= err));
-          writing.add(p);
-          void p.finally(() => writing.delete(p));
-          while (writing.size >= this.writeConcurrency) await Promise.race(writing);
-        }
-        await Promise.all(writing);
-      };
+      // After the first failure no further write starts; the ones running finish.
+      const writeEach = (list: typeof mine, later: boolean) =>
+        mapLimit(list, this.writeConcurrency, async (it) => {
+          if (failure === undefined) await this.files.write(it.hash, it.data, later).catch((err: unknown) => void (failure ??= err));
+        });
       // The small ones go to a chunk worker as one message while the large ones are written here; one by one if no
       // worker can take them.
       const byWorker = this.files.writeMany(small).catch((err: unknown) => ((failure ??= err), true));

@@ -18,6 +18,7 @@ export type { OpenedRead, ReadOptions, ReadRange } from './reader.ts';
 export type { FsckReport, GcReport, Problem } from './maintenance.ts';
 export type { ChunkIo } from './chunk-files.ts';
 export { SyncFsUnavailable } from './syncfs.ts';
+export { mapLimit } from './map-limit.ts';
 export type { WrittenFile } from './backing.ts';
 export { StoreError, isStoreError } from './errors.ts';
 export type { StoreErrorCode } from './errors.ts';

@@ -3,7 +3,7 @@
 
 import { create } from '@bufbuild/protobuf';
 import type { ServiceImpl } from '@connectrpc/connect';
-import { isStoreError, type Store } from '../../store/index.ts';
+import { isStoreError, mapLimit, type Store } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import { Code, type ConnectError } from '@connectrpc/connect';
 import {
@@ -35,19 +35,6 @@ export const CAPABILITIES = ['changes.follow', 'commit.conflict', 'commit.batch'
 export const MAX_BATCH_COMMITS = 1000;
 /** Entries of one batch committed at once: the hub's root refresh and the chunk re-reads of different paths overlap. */
 const BATCH_COMMIT_CONCURRENCY = 8;
-
-/** fn over items, at most `limit` at a time; results in input order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  }));
-  return out;
-}
 
 export interface PeerSeen {
   peerId: string;

@@ -10,17 +10,26 @@ import { PathLocks } from '../../src/sync/locks.ts';
 import type { SyncModel } from '../../src/sync/model.ts';
 import type { RemoteFile } from '../../src/sync/wire.ts';
 import type { FileRecord } from '../../store/index.ts';
-import { bytes, node, silent } from './in-process.ts';
+import { bytes, node, silent, type Node } from './in-process.ts';
 
 const remote = (r: FileRecord): RemoteFile => ({
   path: r.path, size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, sha256: r.sha256, chunks: r.chunks, version: r.version, seq: r.seq, deleted: r.deleted,
 });
 
-test('new paths of a feed page are applied together: remote records, pinned under pinned dirs, bases and wants written; the rest is left for applyRemote', async () => {
+/** A pi's sync model and a hub, in this process, both closed afterwards. */
+async function withPeers(fn: (m: SyncModel, pi: Node, hub: Node) => Promise<void>): Promise<void> {
   const [pi, hub] = [await node('pi'), await node('hub')];
   try {
     const queue = await UploadQueue.open(pi.db, { minMs: 100, maxMs: 1000 });
-    const m: SyncModel = { store: pi.store, state: pi.state, queue, locks: new PathLocks(), log: silent, hotThreshold: 0.5 };
+    await fn({ store: pi.store, state: pi.state, queue, locks: new PathLocks(), log: silent, hotThreshold: 0.5 }, pi, hub);
+  } finally {
+    await pi.close();
+    await hub.close();
+  }
+}
+
+test('new paths of a feed page are applied together: remote records, pinned under pinned dirs, bases and wants written; the rest is left for applyRemote', async () => {
+  await withPeers(async (m, pi, hub) => {
     await pi.state.pinDir('keep', true);
     await pi.store.ingest('mine.txt', bytes('the pi version'));
     await pi.store.ingest('x', bytes('a file where the hub has a directory'));
@@ -53,17 +62,11 @@ test('new paths of a feed page are applied together: remote records, pinned unde
     const again = await applyNewRemotes(m, page);
     assert.equal(again.applied, 0);
     assert.equal(again.rest.length, page.length);
-  } finally {
-    await pi.close();
-    await hub.close();
-  }
+  });
 });
 
 test('fetching wanted bytes in rounds of 1,024 files: every file becomes local, and a want added during a round is fetched too', async () => {
-  const [pi, hub] = [await node('pi'), await node('hub')];
-  try {
-    const queue = await UploadQueue.open(pi.db, { minMs: 100, maxMs: 1000 });
-    const m: SyncModel = { store: pi.store, state: pi.state, queue, locks: new PathLocks(), log: silent, hotThreshold: 0.5 };
+  await withPeers(async (m, pi, hub) => {
     await pi.state.pinDir('', true);
     const page: RemoteFile[] = [];
     for (let i = 0; i < 2_100; i++) page.push(remote((await hub.store.ingest(`f/${String(i).padStart(4, '0')}.txt`, bytes(`file ${i}`))).file));
@@ -86,8 +89,5 @@ test('fetching wanted bytes in rounds of 1,024 files: every file becomes local, 
     assert.equal(pi.store.stats().localFiles, page.length + 1);
     assert.equal((await pi.store.record('a/late.txt'))!.state, 'local');
     assert.deepEqual((await pi.store.fsck()).problems, []);
-  } finally {
-    await pi.close();
-    await hub.close();
-  }
+  });
 });
