@@ -17,6 +17,7 @@ import type { ChunkWorkers } from './chunk-workers.ts';
 import type { ReadOutcome, WriteOutcome } from './chunk-workers.ts';
 import { GROUP_SYNC_BYTES, SyncFsUnavailable, syncFileSystem } from './syncfs.ts';
 import { mapLimit } from './map-limit.ts';
+import { AlignedArena, DIRECT_CREATE_FLAGS, DirectWriter, directUnsupported, O_DIRECT, writeAll, type AlignedSlot } from './direct-io.ts';
 
 /** The filesystem calls the chunk writer makes, injectable so tests can make the disk "full" at a chosen point. */
 export interface ChunkIo {
@@ -24,6 +25,8 @@ export interface ChunkIo {
   openTemp(tmpPath: string, dsync: boolean): Promise<number>;
   /** Makes everything written to the file system holding `dir` durable: syncfs(2) (default: coreutils' `sync -f`). */
   syncFs(dir: string): Promise<void>;
+  /** Opens a new temp file for durable direct writes (default: create-exclusive, O_DIRECT | O_DSYNC). */
+  openDirect(tmpPath: string): Promise<number>;
 }
 
 // O_DSYNC: the write itself returns only once the data is durable, which is fdatasync's guarantee without a second
@@ -32,7 +35,15 @@ const { O_WRONLY, O_CREAT, O_EXCL, O_DSYNC } = fsCb.constants;
 const defaultIo: ChunkIo = {
   openTemp: (p, dsync) => openFd(p, O_WRONLY | O_CREAT | O_EXCL | (dsync ? O_DSYNC : 0)),
   syncFs: syncFileSystem,
+  openDirect: (p) => openFd(p, DIRECT_CREATE_FLAGS),
 };
+
+/**
+ * Chunks of at least this size that are made durable as they are written go around the page cache (direct-io.ts),
+ * in slots of an arena of DIRECT_ARENA_BYTES; smaller ones, and any that find no free slot, go through it.
+ */
+const DIRECT_MIN_BYTES = 256 * 1024;
+const DIRECT_ARENA_BYTES = 16 * 1024 * 1024;
 
 /** writeMany's buffers: sizes rounded up to this, and at most this many kept for reuse (concurrent batches). */
 const ARENA_STEP = 1024 * 1024;
@@ -55,6 +66,9 @@ export class ChunkFiles {
   private readonly blake3: Blake3;
   private readonly io: ChunkIo;
   private readonly dsync: boolean;
+  /** Whether durable large chunks are written with O_DIRECT (false once the file system refused it). */
+  private direct: boolean;
+  private readonly arena = new AlignedArena(DIRECT_ARENA_BYTES);
   /** Whether syncFs works here (false once it could not be run at all: no `sync` program). */
   private groupSync: boolean;
   private readonly workers: ChunkWorkers | undefined;
@@ -71,6 +85,8 @@ export class ChunkFiles {
     this.io = { ...defaultIo, ...io };
     // An injected opener may not use O_DSYNC, so those writes are fdatasync'd explicitly.
     this.dsync = io?.openTemp === undefined;
+    // An injected opener sees every write, unless direct writes are injected as well.
+    this.direct = O_DIRECT !== undefined && (io?.openTemp === undefined || io.openDirect !== undefined);
     this.groupSync = true;
     this.workers = workers;
   }
@@ -91,28 +107,74 @@ export class ChunkFiles {
    * `later`: not durable yet (nor its name); the caller calls makeDurable() before anything may refer to it.
    */
   async write(hash: string, data: Uint8Array, later = false): Promise<void> {
+    const slot = !later && this.direct && data.length >= DIRECT_MIN_BYTES ? this.arena.take(data.length) : undefined;
+    try {
+      if (slot && (await this.writeTemp(hash, (tmp) => this.fillDirect(tmp, data, slot)))) return;
+      await this.writeTemp(hash, (tmp) => this.fillBuffered(tmp, data, later));
+    } finally {
+      slot?.release();
+    }
+  }
+
+  /**
+   * A temp file filled by `fill`, then renamed to the chunk's name; false (and no temp left) when `fill` answered
+   * false, meaning: this way of writing does not work here, try the other.
+   */
+  private async writeTemp(hash: string, fill: (tmp: string) => Promise<boolean>): Promise<boolean> {
     const tmp = path.join(this.tmpDir, `${hash.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`);
     this.activeTemps.add(tmp);
-    let fd: number | undefined;
     try {
-      fd = await this.io.openTemp(tmp, !later);
-      let off = 0;
-      while (off < data.length) off += await writeAt(fd, data, off);
-      if (!this.dsync && !later) await callFs<void>((cb) => fsCb.fdatasync(fd!, cb));
-      await callFs<void>((cb) => fsCb.close(fd!, cb));
-      fd = undefined;
+      if (!(await fill(tmp))) {
+        await fs.rm(tmp, { force: true });
+        return false;
+      }
       const dir = path.dirname(this.pathOf(hash));
       if (!this.madeDirs.has(dir)) {
         await fs.mkdir(dir, { recursive: true });
         this.madeDirs.add(dir);
       }
       await callFs<void>((cb) => fsCb.rename(tmp, this.pathOf(hash), cb));
+      return true;
     } catch (err) {
-      if (fd !== undefined) fsCb.close(fd, () => {});
       await fs.rm(tmp, { force: true }).catch(() => {});
       throw mapIoError(err, `writing chunk ${hash}`);
     } finally {
       this.activeTemps.delete(tmp);
+    }
+  }
+
+  private async fillBuffered(tmp: string, data: Uint8Array, later: boolean): Promise<boolean> {
+    const fd = await this.io.openTemp(tmp, !later);
+    await closeAfter([fd], async () => {
+      await writeAll(fd, data, 0);
+      if (!this.dsync && !later) await callFs<void>((cb) => fsCb.fdatasync(fd, cb));
+    });
+    return true;
+  }
+
+  /**
+   * The whole blocks from an aligned copy with O_DIRECT | O_DSYNC, the last partial block through an ordinary O_DSYNC
+   * descriptor. EINVAL (no O_DIRECT on this file system, or an alignment it does not take) turns direct writes off
+   * for good and answers false; the chunk is then written the ordinary way.
+   */
+  private async fillDirect(tmp: string, data: Uint8Array, slot: AlignedSlot): Promise<boolean> {
+    try {
+      const fd = await this.io.openDirect(tmp);
+      const fds = [fd];
+      await closeAfter(fds, async () => {
+        const w = new DirectWriter(fd, slot);
+        await w.write(data);
+        const rest = await w.end();
+        if (rest.tail.length === 0) return;
+        const tail = await openFd(tmp, fsCb.constants.O_WRONLY | fsCb.constants.O_DSYNC);
+        fds.push(tail);
+        await writeAll(tail, rest.tail, rest.at);
+      });
+      return true;
+    } catch (err) {
+      if (!directUnsupported(err)) throw err;
+      this.direct = false;
+      return false;
     }
   }
 
@@ -367,9 +429,17 @@ export function openFd(file: string, flags: number): Promise<number> {
   return callFs<number>((cb) => fsCb.open(file, flags, 0o644, cb));
 }
 
-/** Writes what it can of data[off..] at file offset `off`; resolves with the bytes written. */
-function writeAt(fd: number, data: Uint8Array, off: number): Promise<number> {
-  return callFs<number>((cb) => fsCb.write(fd, data, off, data.length - off, off, cb));
+/** Runs `fn`, then closes `fds` (as many as it holds then); a failed close fails it too, unless `fn` failed first. */
+async function closeAfter(fds: number[], fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    for (const fd of fds) fsCb.close(fd, () => {});
+    throw err;
+  }
+  let failure: unknown;
+  for (const fd of fds) await callFs<void>((cb) => fsCb.close(fd, cb)).catch((err: unknown) => void (failure ??= err));
+  if (failure !== undefined) throw failure;
 }
 
 function readAt(fd: number, buf: Buffer, off: number, len: number, position: number): Promise<number> {

@@ -19,6 +19,7 @@ export type { FsckReport, GcReport, Problem } from './maintenance.ts';
 export type { ChunkIo } from './chunk-files.ts';
 export { SyncFsUnavailable } from './syncfs.ts';
 export { mapLimit } from './map-limit.ts';
+export { AlignedArena, DirectWriter, directUnsupported, O_DIRECT, writeAll } from './direct-io.ts';
 export type { WrittenFile } from './backing.ts';
 export { StoreError, isStoreError } from './errors.ts';
 export type { StoreErrorCode } from './errors.ts';

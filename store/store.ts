@@ -22,7 +22,7 @@ import { isHexHash } from './hasher.ts';
 import { StoreError } from './errors.ts';
 import { decodeFile, hasBytes } from './records.ts';
 import { seqKey } from './indexes.ts';
-import { filesUnder, heatOf, loadIndexId, promoteIfComplete, putChunks, type PutOutcome } from './sync-support.ts';
+import { checkChunk, filesUnder, heatOf, loadIndexId, promoteIfComplete, putChunks, type PutOutcome } from './sync-support.ts';
 
 export interface DirEntry {
   name: string;
@@ -347,6 +347,14 @@ export class Store {
   async flush(): Promise<void> {
     const e = this.#e;
     await e.track(() => e.idx.putMetaSync('flushedAt', e.now()));
+  }
+
+  /**
+   * Hashes a received chunk ahead of putChunks: true if `data` is the chunk `hash`. putChunks then skips hashing this
+   * buffer, so a receiver can check each chunk as it arrives while the previous batch is written.
+   */
+  checkChunk(hash: string, data: Uint8Array): Promise<boolean> {
+    return checkChunk(this.#e, hash, data);
   }
 
   /** putChunk for a batch (one directory fsync and one index transaction for all); per chunk: stored/present/rejected. */

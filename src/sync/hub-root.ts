@@ -18,7 +18,7 @@ import { matches } from './disk-index.ts';
 import { conflictName, decide } from './conflict.ts';
 import { metaOf } from './wire.ts';
 import { GroupFlush } from './group-flush.ts';
-import { DirSyncs, removeFile, safePath, statFile, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
+import { DirectWrites, DirSyncs, removeFile, safePath, statFile, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 
 export interface HubRootOptions {
   store: Store;
@@ -43,6 +43,7 @@ const readFile = (abs: string, size: number) => fileSource(abs, Math.min(1024 * 
 export class HubRoot {
   private readonly o: HubRootOptions;
   private readonly dirs = new DirSyncs();
+  private readonly direct = new DirectWrites();
   /** The store keeps the root's bytes in the root (StoreOptions.backingDir) rather than in chunk files as well. */
   private readonly located: boolean;
   /** Versions written into the root, told to the store in shared transactions (one durable write for many files). */
@@ -252,7 +253,7 @@ export class HubRoot {
       return;
     }
     const opened = await store.openRead(path, undefined, { reuseBuffers: true, touch: false });
-    await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(opened.record.mtimeMs), mode: opened.record.mode }, this.dirs);
+    await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(opened.record.mtimeMs), mode: opened.record.mode, size: opened.record.size }, { dirs: this.dirs, direct: this.direct });
     const written = await statFile(abs);
     if (written) await disk.set(path, written, opened.record.version);
     this.noteWritten(path, opened.record.version);

@@ -1,7 +1,9 @@
 // The hub's root folder on disk. Names coming from peers are validated (store/names.ts) and every existing ancestor
 // directory must be a real directory, not a symlink, so nothing a peer sends can write outside the root. Files are
 // written atomically: a temp file in the same directory (named with TEMP_PREFIX, which the watcher ignores), fsync,
-// permissions and mtime, rename, fsync of the directory (shared by files written at the same time).
+// permissions and mtime, rename, fsync of the directory (shared by files written at the same time). Large files are
+// written around the page cache (store/direct-io.ts): a push of a gigabyte would otherwise fill it with bytes nobody
+// reads now.
 
 import fs from 'node:fs/promises';
 import fsCb, { type Dirent } from 'node:fs';
@@ -9,7 +11,7 @@ import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { validateName } from '../../store/index.ts';
+import { AlignedArena, DirectWriter, directUnsupported, O_DIRECT, validateName, writeAll } from '../../store/index.ts';
 import { SyncError } from './errors.ts';
 import { GroupFlush } from './group-flush.ts';
 
@@ -65,9 +67,15 @@ function lstatOrNull(p: string): fsCb.Stats | null {
  * temp file (write, permissions, mtime, fdatasync on one fd) -> rename -> fsync of the directory. With `dirs`, the
  * directory fsync is shared with the other writers of the moment (see DirSyncs); either way it is done before this
  * resolves, so the caller may record the file as written. `source` is piped into the file, so a store stream opened
- * with `reuseBuffers` reads each chunk into a reused buffer that goes back once its write has completed.
+ * with `reuseBuffers` reads each chunk into a reused buffer that goes back once its write has completed. With
+ * `direct`, a file of `meta.size` >= DIRECT_MIN_BYTES is written around the page cache when the file system allows.
  */
-export async function writeAtomic(abs: string, source: Readable, meta: { mtimeMs: number; mode: number }, dirs?: DirSyncs): Promise<void> {
+export async function writeAtomic(
+  abs: string,
+  source: Readable,
+  meta: { mtimeMs: number; mode: number; size?: number },
+  opts: { dirs?: DirSyncs; direct?: DirectWrites } = {},
+): Promise<void> {
   const dir = path.dirname(abs);
   const tmp = path.join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
   let fd: number;
@@ -80,13 +88,19 @@ export async function writeAtomic(abs: string, source: Readable, meta: { mtimeMs
     fd = await openNew(tmp);
   }
   try {
+    const direct = opts.direct && (meta.size ?? 0) >= DIRECT_MIN_BYTES ? await opts.direct.open(tmp) : undefined;
     try {
-      await pipeInto(source, fd);
+      if (direct) await opts.direct!.pipe(source, direct, fd);
+      else await pipeInto(source, fd);
       await fchmod(fd, meta.mode);
       await futimes(fd, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
       await fdatasync(fd);
     } finally {
       await closeFd(fd);
+      if (direct) {
+        await closeFd(direct.fd);
+        direct.slot.release();
+      }
     }
     await fs.rename(tmp, abs);
   } catch (err) {
@@ -94,7 +108,60 @@ export async function writeAtomic(abs: string, source: Readable, meta: { mtimeMs
     await fs.rm(tmp, { force: true });
     throw err;
   }
-  await (dirs ? dirs.sync(dir) : syncDir(dir));
+  await (opts.dirs ? opts.dirs.sync(dir) : syncDir(dir));
+}
+
+/** Files from this size on are written directly, each through a slot of DIRECT_SLOT_BYTES. */
+const DIRECT_MIN_BYTES = 1024 * 1024;
+const DIRECT_SLOT_BYTES = 4 * 1024 * 1024;
+
+type Slot = NonNullable<ReturnType<AlignedArena['take']>>;
+
+/**
+ * Direct writes of a root's large files (one per root writer): the aligned memory their bytes pass through, and
+ * whether the file system takes them. `openDirect` opens an existing temp file for writing with O_DIRECT (injectable,
+ * so tests can refuse it).
+ */
+export class DirectWrites {
+  /** False once the file system refused direct writes (opening with O_DIRECT, or a write, failed with EINVAL). */
+  allowed = O_DIRECT !== undefined;
+  readonly arena = new AlignedArena(2 * DIRECT_SLOT_BYTES);
+  readonly #openDirect: (tmp: string) => Promise<number>;
+
+  constructor(openDirect: (tmp: string) => Promise<number> = (tmp) => openFd(tmp, fsCb.constants.O_WRONLY | O_DIRECT!)) {
+    this.#openDirect = openDirect;
+  }
+
+  /** A second descriptor of the new temp file, with O_DIRECT, and a slot to write from; undefined if none can be had. */
+  async open(tmp: string): Promise<{ fd: number; slot: Slot } | undefined> {
+    if (!this.allowed) return undefined;
+    const slot = this.arena.take(DIRECT_SLOT_BYTES);
+    if (!slot) return undefined;
+    try {
+      return { fd: await this.#openDirect(tmp), slot };
+    } catch (err) {
+      slot.release();
+      if (!directUnsupported(err)) throw err;
+      this.allowed = false;
+      return undefined;
+    }
+  }
+
+  /**
+   * Pipes `source` into the file: whole blocks through the direct descriptor, the last partial block through `fd`. A
+   * write the file system refuses (EINVAL) fails this file, which is written the ordinary way when it is tried again.
+   */
+  async pipe(source: Readable, direct: { fd: number; slot: Slot }, fd: number): Promise<void> {
+    const w = new DirectWriter(direct.fd, direct.slot);
+    try {
+      await pipeTo(source, (chunk) => w.write(chunk));
+      const rest = await w.end();
+      await writeAll(fd, rest.tail, rest.at);
+    } catch (err) {
+      if (directUnsupported(err)) this.allowed = false;
+      throw err;
+    }
+  }
 }
 
 // Plain fds and callbacks, not FileHandle: a few thousand small files are written in a burst, and the promise
@@ -109,18 +176,18 @@ const openNew = (file: string): Promise<number> => openFd(file, 'wx', 0o600);
 /** Pipes `source` into `fd` (at increasing offsets); resolves once every byte is written. */
 function pipeInto(source: Readable, fd: number): Promise<void> {
   let pos = 0;
+  return pipeTo(source, async (chunk) => {
+    await writeAll(fd, chunk, pos);
+    pos += chunk.length;
+  });
+}
+
+/** Pipes `source` into `write`, one chunk at a time; resolves once the last write has completed. */
+function pipeTo(source: Readable, write: (chunk: Buffer) => Promise<void>): Promise<void> {
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
-      const step = (off: number): void => {
-        if (off === chunk.length) return cb();
-        fsCb.write(fd, chunk, off, chunk.length - off, pos, (err, n) => {
-          if (err) return cb(err);
-          pos += n;
-          step(off + n);
-        });
-      };
-      step(0);
+      write(chunk).then(() => cb(), cb);
     },
   });
   return new Promise((resolve, reject) => {

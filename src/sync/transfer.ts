@@ -56,6 +56,9 @@ class ChunkBatcher {
    */
   async add(hash: string, data: Uint8Array): Promise<void> {
     if (this.#failure !== undefined) throw this.#failure;
+    // Hashed now, while the previous batch is being written, not when this batch is stored (a wrong chunk is
+    // refused there all the same).
+    await this.#store.checkChunk(hash, data);
     this.#batch.push({ hash, data });
     this.#bytes += data.length;
     if (this.#bytes >= STORE_BATCH_BYTES || this.#batch.length >= this.#opts.maxChunks) {

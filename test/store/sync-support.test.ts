@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { isStoreError, openStore, type CommitMeta, type FileRecord, type Store, type StoreError } from '../../store/index.ts';
+import { blake3, isStoreError, openStore, type CommitMeta, type FileRecord, type Store, type StoreError } from '../../store/index.ts';
 import { readAll, source, withTempDir, SMALL_CHUNKS } from './temp-store.ts';
 
 test('the index id is 16 hex characters, kept across reopen, different for another store', async () => {
@@ -166,5 +166,30 @@ test('commitFiles with allowRemote: incomplete items become remote versions (pin
     // Without allowRemote the incomplete one is refused, as before.
     const [refused] = await dst.commitFiles([{ path: 'away2.bin', meta: away, baseVersion: 0 }]);
     assert.ok(isStoreError(refused, 'missing_chunks'), String(refused));
+  });
+});
+
+test('checkChunk: a check counts only for the hash it matched and only once; wrong or since-changed bytes are still refused', async () => {
+  await withTempDir(async (root) => {
+    const store = await openStore({ dir: path.join(root, 's') });
+    try {
+      const good = Buffer.alloc(50_000, 1);
+      const other = Buffer.alloc(50_000, 2);
+      const goodHash = blake3().hash(good).toString('hex');
+      const otherHash = blake3().hash(other).toString('hex');
+      assert.equal(await store.checkChunk(goodHash, good), true);
+      assert.equal(await store.checkChunk(otherHash, good), false, 'wrong bytes for the hash');
+      // The buffer checked for goodHash, offered under another hash, is hashed again and refused.
+      assert.deepEqual(await store.putChunks([{ hash: otherHash, data: good }]), ['rejected']);
+      assert.deepEqual(await store.hasChunks([otherHash]), []);
+      // A checked buffer changed afterwards (a caller reusing it) is hashed again at the next put: the check is used once.
+      assert.equal(await store.checkChunk(goodHash, good), true);
+      assert.deepEqual(await store.putChunks([{ hash: goodHash, data: good }]), ['stored']);
+      other.copy(good);
+      assert.deepEqual(await store.putChunks([{ hash: goodHash, data: good }]), ['rejected']);
+      assert.deepEqual(await store.getChunk(goodHash), Buffer.alloc(50_000, 1));
+    } finally {
+      await store.close();
+    }
   });
 });
