@@ -40,7 +40,7 @@ const defaultIo: ChunkIo = {
 
 /**
  * Chunks of at least this size that are made durable as they are written go around the page cache (direct-io.ts),
- * in slots of an arena of DIRECT_ARENA_BYTES; smaller ones, and any that find no free slot, go through it.
+ * each through a slot of an arena of DIRECT_ARENA_BYTES (waiting for room); smaller ones go through the page cache.
  */
 const DIRECT_MIN_BYTES = 256 * 1024;
 const DIRECT_ARENA_BYTES = 16 * 1024 * 1024;
@@ -107,7 +107,7 @@ export class ChunkFiles {
    * `later`: not durable yet (nor its name); the caller calls makeDurable() before anything may refer to it.
    */
   async write(hash: string, data: Uint8Array, later = false): Promise<void> {
-    const slot = !later && this.direct && data.length >= DIRECT_MIN_BYTES ? this.arena.take(data.length) : undefined;
+    const slot = !later && this.direct && data.length >= DIRECT_MIN_BYTES ? await this.arena.acquire(data.length) : undefined;
     try {
       if (slot && (await this.writeTemp(hash, (tmp) => this.fillDirect(tmp, data, slot)))) return;
       await this.writeTemp(hash, (tmp) => this.fillBuffered(tmp, data, later));

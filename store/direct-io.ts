@@ -35,14 +35,18 @@ export interface AlignedSlot {
 
 /**
  * Aligned memory for direct writes, taken in slots: one WebAssembly.Memory (whose buffer starts on a page boundary),
- * allocated on first use and handed out first-fit in 64 KiB units. take() never waits: when no run is free it
- * answers undefined and the caller writes through the page cache instead, so a burst of writes is never held up.
+ * allocated on first use and handed out first-fit in 64 KiB units. acquire() waits its turn for a free run (a slot
+ * is held for one write, so one always comes back): with direct writes at disk speed that bounds the bytes in flight,
+ * while writing the overflow through the page cache instead made a hub receiving four uploads at once slower than
+ * before. Only a request larger than the whole arena is refused (undefined).
  */
 export class AlignedArena {
   readonly #units: number;
   #memory: { readonly buffer: ArrayBuffer } | undefined;
   /** Per unit: whether a slot holds it. */
   #used: Uint8Array;
+  /** Callers of acquire() waiting for room, in arrival order. */
+  readonly #waiting: { length: number; resolve: (slot: AlignedSlot) => void }[] = [];
 
   constructor(bytes: number) {
     this.#units = Math.max(1, Math.ceil(bytes / UNIT));
@@ -53,6 +57,17 @@ export class AlignedArena {
     return this.#units * UNIT;
   }
 
+  /** A slot of `length` bytes once there is room (in the order asked); undefined if the arena is too small for it. */
+  acquire(length: number): Promise<AlignedSlot | undefined> {
+    if (Math.ceil(length / UNIT) > this.#units) return Promise.resolve(undefined);
+    if (this.#waiting.length === 0) {
+      const slot = this.take(length);
+      if (slot) return Promise.resolve(slot);
+    }
+    return new Promise((resolve) => this.#waiting.push({ length, resolve }));
+  }
+
+  /** A slot of `length` bytes if a run is free now (no waiting), else undefined. */
   take(length: number): AlignedSlot | undefined {
     const need = Math.max(1, Math.ceil(length / UNIT));
     for (let start = 0; start + need <= this.#units; ) {
@@ -70,10 +85,19 @@ export class AlignedArena {
           if (released) return;
           released = true;
           this.#used.fill(0, start, start + need);
+          this.#serveWaiting();
         },
       };
     }
     return undefined;
+  }
+
+  #serveWaiting(): void {
+    while (this.#waiting.length > 0) {
+      const slot = this.take(this.#waiting[0]!.length);
+      if (!slot) return;
+      this.#waiting.shift()!.resolve(slot);
+    }
   }
 
   /** Units held by slots right now (tests check that every slot came back). */

@@ -135,7 +135,7 @@ export class DirectWrites {
   /** A second descriptor of the new temp file, with O_DIRECT, and a slot to write from; undefined if none can be had. */
   async open(tmp: string): Promise<{ fd: number; slot: Slot } | undefined> {
     if (!this.allowed) return undefined;
-    const slot = this.arena.take(DIRECT_SLOT_BYTES);
+    const slot = await this.arena.acquire(DIRECT_SLOT_BYTES);
     if (!slot) return undefined;
     try {
       return { fd: await this.#openDirect(tmp), slot };

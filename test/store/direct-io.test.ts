@@ -40,7 +40,7 @@ test('the platform has O_DIRECT (Linux), so the direct paths below are the ones 
   assert.equal(typeof O_DIRECT, 'number');
 });
 
-test('AlignedArena: slots are first-fit, never overlap, are refused (not waited for) when no run is free, and come back', () => {
+test('AlignedArena.take: slots are first-fit, never overlap, are refused (take does not wait) when no run is free, and come back', () => {
   const arena = new AlignedArena(4 * 64 * 1024);
   const a = arena.take(100_000)!; // 2 units
   const b = arena.take(64 * 1024)!; // 1 unit
@@ -57,6 +57,23 @@ test('AlignedArena: slots are first-fit, never overlap, are refused (not waited 
   assert.equal(arena.unitsInUse, 3);
   b.release();
   c.release();
+  assert.equal(arena.unitsInUse, 0);
+});
+
+test('AlignedArena.acquire: waits in order for room, is served as slots come back, refuses only what can never fit', async () => {
+  const arena = new AlignedArena(2 * 64 * 1024);
+  const first = (await arena.acquire(100_000))!; // both units
+  const order: string[] = [];
+  const second = arena.acquire(64 * 1024).then((s) => (order.push('second'), s!));
+  const third = arena.acquire(64 * 1024).then((s) => (order.push('third'), s!));
+  assert.equal(arena.take(1), undefined, 'nothing free while the first holds the arena');
+  assert.equal(await arena.acquire(3 * 64 * 1024), undefined, 'larger than the arena: refused at once');
+  first.release();
+  const [a, b] = await Promise.all([second, third]);
+  assert.deepEqual(order, ['second', 'third']);
+  assert.notEqual(a.bytes.byteOffset, b.bytes.byteOffset);
+  a.release();
+  b.release();
   assert.equal(arena.unitsInUse, 0);
 });
 
@@ -135,13 +152,13 @@ test('chunk files: a full disk during a direct write fails the batch as no_space
   });
 });
 
-test('chunk files: more large chunks at once than the arena holds: four go directly, the rest through the page cache, all intact', async () => {
+test('chunk files: more large chunks at once than the arena holds: the rest wait for a slot and are written directly too, all intact', async () => {
   const direct = directOpener(O_WRONLY | O_CREAT | O_EXCL | O_DSYNC | O_DIRECT!);
   await withStore({ chunkIo: { openDirect: direct.open } }, async (store) => {
     // The arena has 16 MiB; each 4 MiB chunk takes a quarter of it, and all six writes start at once.
     const batch = Array.from({ length: 6 }, (_, i) => chunk(4 * 1024 * 1024, 30 + i));
     assert.deepEqual(new Set(await store.putChunks(batch)), new Set(['stored']));
-    assert.equal(direct.calls, 4);
+    assert.equal(direct.calls, 6);
     for (const c of batch) assert.deepEqual(await store.getChunk(c.hash), Buffer.from(c.data));
   });
 });
