@@ -102,6 +102,7 @@ function printStatus(ctx: CommandContext, s: SyncStatus, via: string): void {
     const h = s.hub;
     out(`hub ${h.hubUrl}: ${h.connection}${h.hub ? ` (peer ${h.hub.peerId}, sequence ${h.cursor} of ${h.hub.maxSequence}${h.caughtUp ? ', caught up' : ''})` : ''}`);
     if (h.lastError) out(`  last error: ${h.lastError} (${ago(h.disconnectedAt)}${h.nextAttemptAt ? `, next attempt in ${Math.max(0, Math.round((h.nextAttemptAt - Date.now()) / 1000))} s` : ''})`);
+    if (h.fetchError) out(`  cannot fetch wanted files: ${h.fetchError}${h.fetchRetryAt ? ` (next attempt in ${Math.max(0, Math.round((h.fetchRetryAt - Date.now()) / 1000))} s)` : ''}`);
   } else if (s.role === 'pi') {
     out('hub: not configured (BALUPI_HUB_URL)');
   }

@@ -15,7 +15,7 @@ import { ChunkedUploads } from './chunked-uploads.ts';
 export interface SyncView {
   status(): Promise<{
     role: 'pi' | 'hub';
-    hub: { hubUrl: string; connection: string; lastError: string | null; connectedAt: number | null; disconnectedAt: number | null; nextAttemptAt: number | null; caughtUp: boolean } | null;
+    hub: { hubUrl: string; connection: string; lastError: string | null; connectedAt: number | null; disconnectedAt: number | null; nextAttemptAt: number | null; caughtUp: boolean; fetchError: string | null; fetchRetryAt: number | null } | null;
     queue: { pending: number; uploading: number; failed: number; synced: number; bytesPending: number };
     dirtyBytes: number;
     conflicts: number;

@@ -35,6 +35,8 @@ export const cacheRoutes: FastifyPluginAsync<CacheRoutesOptions> = async (app, {
         connected_at: iso(hub.connectedAt),
         disconnected_at: iso(hub.disconnectedAt),
         next_attempt_at: iso(hub.nextAttemptAt),
+        fetch_error: hub.fetchError,
+        fetch_retry_at: iso(hub.fetchRetryAt),
       },
     };
   });

@@ -15,6 +15,7 @@ import { pushBatch, pushPath, type PushResult } from './push.ts';
 import { fromFileInfo, PROTOCOL_VERSION, sameContent, type RemoteFile } from './wire.ts';
 import { CAPABILITIES, roleToWire } from './service.ts';
 import { Wakeup } from './wakeup.ts';
+import { isStoreError } from '../../store/index.ts';
 
 export interface PeerOptions {
   hubUrl: string;
@@ -38,6 +39,10 @@ export interface PeerStatus {
   /** Last hub sequence applied here. */
   cursor: number;
   caughtUp: boolean;
+  /** Why wanted bytes could not be stored here (a cache budget full of pinned files, a full disk), or null. */
+  fetchError: string | null;
+  /** When fetching is tried again after fetchError (sooner if a new file is wanted). */
+  fetchRetryAt: number | null;
 }
 
 type PushOutcome = PushResult | 'failed';
@@ -102,7 +107,7 @@ export class SyncPeer {
     this.m = model;
     this.opts = opts;
     this.client = opts.client ?? createSyncClient({ baseUrl: opts.hubUrl, peerSecret: opts.peerSecret });
-    this.st = { hubUrl: opts.hubUrl, connection: 'disconnected', lastError: null, connectedAt: null, disconnectedAt: null, nextAttemptAt: null, hub: null, cursor: 0, caughtUp: false };
+    this.st = { hubUrl: opts.hubUrl, connection: 'disconnected', lastError: null, connectedAt: null, disconnectedAt: null, nextAttemptAt: null, hub: null, cursor: 0, caughtUp: false, fetchError: null, fetchRetryAt: null };
     model.queue.events.on('enqueued', () => this.pushWake.notify());
   }
 
@@ -406,11 +411,29 @@ export class SyncPeer {
     return 'failed';
   }
 
+  /**
+   * Fetches wanted bytes whenever something is wanted. A store that cannot take them (its budget full of pinned files,
+   * a full disk) is this Pi's condition, not the hub's: the session stays up, the error shows in the status, and the
+   * fetch is tried again after a backoff or as soon as another file is wanted. Ending the session for it made the Pi
+   * reconnect in a loop, and the hub answered the downloads it kept cancelling with ENHANCE_YOUR_CALM.
+   */
   private async fetchLoop(signal: AbortSignal): Promise<void> {
+    let failures = 0;
     while (!signal.aborted) {
-      const got = await fetchWanted(this.m, this.client, signal);
-      if (got.files > 0) this.m.log.info(got, 'sync fetched pinned/hot files');
-      await this.fetchWake.wait(signal);
+      let wait: number | null = null;
+      try {
+        const got = await fetchWanted(this.m, this.client, signal);
+        if (got.files > 0) this.m.log.info(got, 'sync fetched pinned/hot files');
+        failures = 0;
+        if (this.st.fetchError !== null) this.setStatus({ ...this.st, fetchError: null, fetchRetryAt: null });
+      } catch (err) {
+        if (signal.aborted || !(isStoreError(err, 'cache_full') || isStoreError(err, 'no_space'))) throw err;
+        failures += 1;
+        wait = backoffDelay(failures, { minMs: this.opts.retryMinMs, maxMs: this.opts.retryMaxMs });
+        this.setStatus({ ...this.st, fetchError: message(err), fetchRetryAt: Date.now() + wait });
+        this.m.log.warn({ err: message(err), retryInMs: wait }, 'sync cannot store the wanted files here; will retry');
+      }
+      await this.fetchWake.wait(signal, wait);
     }
   }
 

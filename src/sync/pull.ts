@@ -4,7 +4,7 @@
 // Index writes here are not synced one by one: the caller flushes the store once per feed batch, before it saves the
 // cursor, so a crash can only make it pull (idempotently) again what it had not made durable.
 
-import { isStoreError, StoreError, type ChunkRef } from '../../store/index.ts';
+import { isStoreError, StoreError, type ChunkRef, type FileRecord } from '../../store/index.ts';
 import type { SyncModel } from './model.ts';
 import { metaOf, sameContent, type RemoteFile } from './wire.ts';
 import { downloadInto, type ChunkClient } from './transfer.ts';
@@ -121,12 +121,26 @@ export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: Ab
       if (pending >= 256 * 1024 * 1024) break; // fetch this much, mark the files done, then look again
     }
     signal?.throwIfAborted();
-    const got = await downloadInto(client, m.store, [...refs.values()], signal ? { signal } : {});
-    bytes += got.bytes;
+    let failure: { err: unknown } | undefined;
+    try {
+      bytes += (await downloadInto(client, m.store, [...refs.values()], signal ? { signal } : {})).bytes;
+    } catch (err) {
+      failure = { err };
+    }
     // One transaction and one flush for the batch; the flush must come before the wants are dropped, or a crash could
-    // forget a want whose file is still 'remote'.
-    for (const after of await m.store.promoteAllComplete(todo, { sync: false })) if (after?.state === 'local') files += 1;
-    await m.store.flush();
-    await m.state.gotBytes(todo);
+    // forget a want whose file is still 'remote'. A download that stopped partway (a full budget, a lost hub) still
+    // makes local the files whose chunks all arrived: a full budget otherwise left every file of the round remote, and
+    // each retry failed the same way.
+    let promoted: (FileRecord | undefined)[];
+    try {
+      promoted = await m.store.promoteAllComplete(todo, { sync: false });
+      await m.store.flush();
+    } catch (err) {
+      throw failure ? failure.err : err;
+    }
+    const done = todo.filter((_, i) => promoted[i]?.state === 'local');
+    files += done.length;
+    await m.state.gotBytes(failure ? done : todo);
+    if (failure) throw failure.err;
   }
 }

@@ -88,6 +88,7 @@ test('a miss streams the file from a real hub and keeps it: the next download is
     assert.ok(stats.cached_bytes >= film.length && stats.cached_bytes < film.length + other.length, `cached ${stats.cached_bytes}`);
     const sync = JSON.parse((await get(port, '/api/files/sync/status')).body.toString());
     assert.equal(sync.hub.connection, 'connected');
+    assert.equal(sync.hub.fetch_error, null, 'everything wanted could be stored');
     assert.equal(typeof sync.bytes_pending, 'number');
   } finally {
     await p.close();
