@@ -15,7 +15,7 @@ import fsCb from 'node:fs';
 declare const WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { readonly buffer: ArrayBuffer } };
 
 /** Offsets and lengths of direct writes are multiples of this (covers 512-byte and 4 KiB logical blocks). */
-export const DIRECT_ALIGN = 4096;
+const DIRECT_ALIGN = 4096;
 
 /** Arena space is handed out in units of this size (the arena's slots start on unit boundaries). */
 const UNIT = 64 * 1024;
@@ -51,10 +51,6 @@ export class AlignedArena {
   constructor(bytes: number) {
     this.#units = Math.max(1, Math.ceil(bytes / UNIT));
     this.#used = new Uint8Array(this.#units);
-  }
-
-  get bytes(): number {
-    return this.#units * UNIT;
   }
 
   /** A slot of `length` bytes once there is room (in the order asked); undefined if the arena is too small for it. */
@@ -107,7 +103,7 @@ export class AlignedArena {
 }
 
 /** The part of `length` bytes that can be written directly (whole aligned blocks); the rest is the tail. */
-export function alignedHead(length: number): number {
+function alignedHead(length: number): number {
   return length - (length % DIRECT_ALIGN);
 }
 

@@ -20,6 +20,7 @@ export type { ChunkIo } from './chunk-files.ts';
 export { SyncFsUnavailable } from './syncfs.ts';
 export { mapLimit } from './map-limit.ts';
 export { AlignedArena, DirectWriter, directUnsupported, O_DIRECT, writeAll } from './direct-io.ts';
+export type { AlignedSlot } from './direct-io.ts';
 export type { WrittenFile } from './backing.ts';
 export { StoreError, isStoreError } from './errors.ts';
 export type { StoreErrorCode } from './errors.ts';

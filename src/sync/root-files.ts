@@ -11,7 +11,7 @@ import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { AlignedArena, DirectWriter, directUnsupported, O_DIRECT, validateName, writeAll } from '../../store/index.ts';
+import { AlignedArena, DirectWriter, directUnsupported, O_DIRECT, validateName, writeAll, type AlignedSlot } from '../../store/index.ts';
 import { SyncError } from './errors.ts';
 import { GroupFlush } from './group-flush.ts';
 
@@ -115,8 +115,6 @@ export async function writeAtomic(
 const DIRECT_MIN_BYTES = 1024 * 1024;
 const DIRECT_SLOT_BYTES = 4 * 1024 * 1024;
 
-type Slot = NonNullable<ReturnType<AlignedArena['take']>>;
-
 /**
  * Direct writes of a root's large files (one per root writer): the aligned memory their bytes pass through, and
  * whether the file system takes them. `openDirect` opens an existing temp file for writing with O_DIRECT (injectable,
@@ -133,7 +131,7 @@ export class DirectWrites {
   }
 
   /** A second descriptor of the new temp file, with O_DIRECT, and a slot to write from; undefined if none can be had. */
-  async open(tmp: string): Promise<{ fd: number; slot: Slot } | undefined> {
+  async open(tmp: string): Promise<{ fd: number; slot: AlignedSlot } | undefined> {
     if (!this.allowed) return undefined;
     const slot = await this.arena.acquire(DIRECT_SLOT_BYTES);
     if (!slot) return undefined;
@@ -151,7 +149,7 @@ export class DirectWrites {
    * Pipes `source` into the file: whole blocks through the direct descriptor, the last partial block through `fd`. A
    * write the file system refuses (EINVAL) fails this file, which is written the ordinary way when it is tried again.
    */
-  async pipe(source: Readable, direct: { fd: number; slot: Slot }, fd: number): Promise<void> {
+  async pipe(source: Readable, direct: { fd: number; slot: AlignedSlot }, fd: number): Promise<void> {
     const w = new DirectWriter(direct.fd, direct.slot);
     try {
       await pipeTo(source, (chunk) => w.write(chunk));
