@@ -313,18 +313,26 @@ export class HubRoot {
     const order: number[] = [];
     const done = new Set<number>();
     const inflight = new Set<Promise<void>>();
-    let saving: Promise<void> = Promise.resolve();
+    // The cursor passes a file once the store knows it is written (else a crash could leave its chunk files). One save
+    // at a time, of the latest position: a save per file queued thousands of store transactions behind a push's
+    // chunk writes, and the cursor (what status reports as written) trailed the folder by seconds.
+    let target: number | undefined;
+    let saving: Promise<void> | null = null;
+    const save = async (): Promise<void> => {
+      while (target !== undefined) {
+        const at = target;
+        target = undefined;
+        await this.notesWritten();
+        await state.setNumber('rootCursor', at).catch(() => {});
+      }
+      saving = null;
+    };
     const advance = (): void => {
-      let last: number | undefined;
       while (order.length > 0 && done.has(order[0]!)) {
-        last = order.shift()!;
-        done.delete(last);
+        target = order.shift()!;
+        done.delete(target);
       }
-      if (last !== undefined) {
-        const at = last;
-        // The cursor passes a file once the store knows it is written (else a crash could leave its chunk files).
-        saving = saving.then(() => this.notesWritten()).then(() => state.setNumber('rootCursor', at)).catch(() => {});
-      }
+      if (target !== undefined) saving ??= save();
     };
     try {
       for await (const r of store.followChanges(cursor, { signal })) {

@@ -56,7 +56,9 @@ export async function statFile(abs: string): Promise<DiskStat | null> {
  */
 function lstatOrNull(p: string): fsCb.Stats | null {
   try {
-    return fsCb.lstatSync(p);
+    // Without throwing for a missing file: most files a push writes are new, and an ENOENT error object (message,
+    // stack) cost more than the lstat itself.
+    return fsCb.lstatSync(p, { throwIfNoEntry: false }) ?? null;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
     throw err;

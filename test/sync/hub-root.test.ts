@@ -81,6 +81,25 @@ test("the hub keeps each byte once: its root's files and peers' files, once writ
   });
 });
 
+test('the root writer follows the store: every change is written, and its saved cursor reaches the last one only once the store knows all are in the root', async () => {
+  await setup(async (n, hub, root) => {
+    const files = Array.from({ length: 200 }, (_, i) => ({ name: `d${i % 7}/f${i}.bin`, data: randomBytes(1000 + i) }));
+    for (const f of files) await n.store.ingest(f.name, Readable.from([f.data]));
+    assert.ok(n.store.stats().storedBytes > 0, 'the files arrived as chunk files');
+    const ac = new AbortController();
+    const following = hub.followStore(ac.signal);
+    try {
+      await waitFor('the cursor to reach the last change', async () => (await n.state.getNumber('rootCursor')) === n.store.seq);
+      // The cursor passed the last file only after the store was told about every file: no chunk file is left.
+      assert.equal(n.store.stats().storedBytes, 0);
+      for (const f of files) assert.deepEqual(await fs.readFile(path.join(root, f.name)), f.data, f.name);
+    } finally {
+      ac.abort();
+      await following;
+    }
+  });
+});
+
 test('a root file edited in place before the hub has read it: a peer downloading its old chunks gets DATA_LOSS, never the new bytes; after the read, the new version downloads', async () => {
   await setup(async (n, hub, root) => {
     const f = path.join(root, 'f.bin');
