@@ -118,6 +118,9 @@ async function verifyWhole(e: Engine, path: string, meta: CommitMeta, inChunkFil
   }
 }
 
+/** Bytes of a version read ahead of its whole-file hash. */
+const VERIFY_AHEAD_BYTES = 8 * 1024 * 1024;
+
 /**
  * BLAKE3 of a version's content. A one-chunk file's whole hash is its chunk's hash (BLAKE3 of the same bytes), and a
  * chunk file was checked against its name before it was stored: no need to read it back (most synced files are this
@@ -130,9 +133,21 @@ async function verifyWhole(e: Engine, path: string, meta: CommitMeta, inChunkFil
 async function wholeHash(e: Engine, chunks: ChunkRef[], inChunkFile: (hash: string) => boolean): Promise<string> {
   if (chunks.length === 1 && inChunkFile(chunks[0]!.hash)) return chunks[0]!.hash;
   const h = e.blake3.create();
+  // Read ahead, in order: one read at a time left the disk idle while each chunk was verified and hashed (a hub
+  // checking a pushed 224 MiB file whose chunks it had just written around the page cache: ~300 MB/s).
+  const ahead: Promise<{ data: Buffer; release: () => void }>[] = [];
+  let next = 0;
+  let aheadBytes = 0;
   try {
     for (const c of chunks) {
-      const { data, release } = await e.readLeased(c.hash, c.size);
+      while (next < chunks.length && (ahead.length === 0 || aheadBytes + chunks[next]!.size <= VERIFY_AHEAD_BYTES)) {
+        const read = e.readLeased(chunks[next]!.hash, chunks[next]!.size);
+        read.catch(() => {}); // awaited in order below; this only keeps an abandoned read-ahead quiet
+        ahead.push(read);
+        aheadBytes += chunks[next++]!.size;
+      }
+      const { data, release } = await ahead.shift()!;
+      aheadBytes -= c.size;
       try {
         h.update(data);
       } finally {
@@ -141,6 +156,7 @@ async function wholeHash(e: Engine, chunks: ChunkRef[], inChunkFile: (hash: stri
     }
     return toHex(h.digest());
   } finally {
+    for (const read of ahead) read.then((l) => l.release(), () => {});
     h.dispose();
   }
 }
