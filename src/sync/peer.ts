@@ -16,6 +16,7 @@ import { fromFileInfo, PROTOCOL_VERSION, sameContent, type RemoteFile } from './
 import { CAPABILITIES, roleToWire } from './service.ts';
 import { Wakeup } from './wakeup.ts';
 import { isStoreError } from '../../store/index.ts';
+import { LARGE_FILE_BYTES, laneOf, pushInLanes, type LaneSource } from './push-lanes.ts';
 
 export interface PeerOptions {
   hubUrl: string;
@@ -46,6 +47,7 @@ export interface PeerStatus {
 }
 
 type PushOutcome = PushResult | 'failed';
+const isPushResult = (r: unknown): r is PushResult => r === 'synced' || r === 'conflict' || r === 'nothing';
 
 export interface OnceReport {
   pulled: number;
@@ -57,17 +59,6 @@ export interface OnceReport {
   cursor: number;
 }
 
-/** Uploads in flight at once (single files or batches): round trips overlap, large files share the link anyway. */
-const PUSH_CONCURRENCY = 4;
-/**
- * Small files are pushed in batches (one upload and one CommitBatch for all, if the hub lists "commit.batch"):
- * files below BATCH_FILE_BYTES, at most BATCH_FILES files and BATCH_BYTES bytes per batch. The bytes bound keeps a
- * batch's work, and what a lost connection makes it redo, small on a Pi; memory is bounded by the upload's read-ahead
- * either way. Larger files go one at a time.
- */
-const BATCH_FILE_BYTES = 8 * 1024 * 1024;
-const BATCH_FILES = 256;
-const BATCH_BYTES = 32 * 1024 * 1024;
 /**
  * Hub records of one feed page applied at once: each is a few index reads and one small transaction, and overlapping
  * them keeps the store's write lock busy instead of waiting on each record in turn. Records of the same path still
@@ -76,8 +67,6 @@ const BATCH_BYTES = 32 * 1024 * 1024;
 const APPLY_CONCURRENCY = 32;
 /** Local changes between saves of the local follower's cursor. */
 const CURSOR_EVERY = 256;
-/** Queue rows read per round of the push loop. */
-const PUSH_ROUND = 1024;
 
 /** Errors that mean "the hub is not there right now" rather than "this request is wrong". */
 function isConnectionError(err: unknown): boolean {
@@ -304,55 +293,24 @@ export class SyncPeer {
   /** Pushes due queue rows; returns when `signal` aborts, throws when the hub is gone. */
   private async pushLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      const items = await this.m.queue.due(PUSH_ROUND);
-      if (items.length === 0) {
+      if ((await this.m.queue.due(1)).length === 0) {
         const next = await this.m.queue.nextRetryAt();
         await this.pushWake.wait(signal, next === null ? null : Math.max(0, next - Date.now()));
         continue;
       }
-      await this.pushAll(items, signal);
+      const bytes = { large: { min: LARGE_FILE_BYTES }, small: { below: LARGE_FILE_BYTES } };
+      await this.pushAll((lane, limit, skip) => this.m.queue.due(limit, { bytes: bytes[lane], skip }), signal);
     }
   }
 
-  /** Groups queue rows: small files into batches (when the hub takes them), every other file alone. */
-  private groups(items: { path: string; bytes: number }[]): string[][] {
-    const out: string[][] = [];
-    let cur: string[] = [];
-    let bytes = 0;
-    for (const it of items) {
-      if (!this.batchCommits || it.bytes >= BATCH_FILE_BYTES) {
-        out.push([it.path]);
-        continue;
-      }
-      if (cur.length >= BATCH_FILES || (cur.length > 0 && bytes + it.bytes > BATCH_BYTES)) {
-        out.push(cur);
-        cur = [];
-        bytes = 0;
-      }
-      cur.push(it.path);
-      bytes += it.bytes;
-    }
-    if (cur.length > 0) out.push(cur);
-    return out;
-  }
-
-  /** Pushes several files or batches at a time (round trips overlap); the first connection error ends it. */
-  private async pushAll(items: { path: string; bytes: number }[], signal: AbortSignal): Promise<Map<string, PushOutcome>> {
+  /** Pushes what `source` has due, large files and batches of small ones side by side; the first connection error ends it. */
+  private async pushAll(source: LaneSource, signal: AbortSignal): Promise<Map<string, PushOutcome>> {
     const results = new Map<string, PushOutcome>();
-    const inflight = new Set<Promise<void>>();
-    let failure: unknown;
-    for (const group of this.groups(items)) {
-      if (failure !== undefined) break;
-      const p = (group.length === 1 ? this.pushOne(group[0]!, signal).then((r) => new Map([[group[0]!, r]])) : this.pushGroup(group, signal)).then(
-        (r) => r.forEach((v, k) => results.set(k, v)),
-        (err: unknown) => void (failure ??= err),
-      );
-      inflight.add(p);
-      void p.finally(() => inflight.delete(p));
-      while (inflight.size >= PUSH_CONCURRENCY) await Promise.race(inflight);
-    }
-    await Promise.all(inflight);
-    if (failure !== undefined) throw failure;
+    const push = async (group: string[]): Promise<void> => {
+      const r = group.length === 1 ? new Map([[group[0]!, await this.pushOne(group[0]!, signal)]]) : await this.pushGroup(group, signal);
+      r.forEach((v, k) => results.set(k, v));
+    };
+    await pushInLanes(source, push, { batch: this.batchCommits });
     return results;
   }
 
@@ -368,11 +326,7 @@ export class SyncPeer {
 
   /** One batch: one upload, one CommitBatch. A batch the hub refused as a whole is retried file by file. */
   private async pushGroup(paths: string[], signal: AbortSignal): Promise<Map<string, PushOutcome>> {
-    const gens = new Map<string, number>();
-    for (const path of paths) {
-      const gen = await this.m.queue.take(path);
-      if (gen !== undefined) gens.set(path, gen);
-    }
+    const gens = await this.m.queue.takeMany(paths);
     const out = new Map<string, PushOutcome>();
     let results: Map<string, PushResult | ConnectError>;
     try {
@@ -387,17 +341,30 @@ export class SyncPeer {
       for (const path of gens.keys()) out.set(path, await this.pushOne(path, signal));
       return out;
     }
-    // An entry's own error is about that file (the connection evidently works): never a reason to end the session.
-    for (const [path, gen] of gens) out.set(path, await this.finish(path, gen, results.get(path) ?? 'nothing', signal, true));
+    // Synced rows leave the queue in one write. An entry's own error is about that file (the connection evidently
+    // works): never a reason to end the session.
+    const done: { path: string; gen: number; r: PushResult }[] = [];
+    for (const [path, gen] of gens) {
+      const r = results.get(path) ?? 'nothing';
+      if (isPushResult(r)) done.push({ path, gen, r });
+      else out.set(path, await this.finish(path, gen, r, signal, true));
+    }
+    await this.settled(done);
+    for (const { path, r } of done) out.set(path, r);
     return out;
+  }
+
+  /** Pushes that reached the hub leave the queue (one write for all) and are logged. */
+  private async settled(done: { path: string; gen: number; r: PushResult }[]): Promise<void> {
+    await this.m.queue.syncedMany(done.map(({ path, gen, r }) => ({ path, gen, counted: r !== 'nothing' })));
+    for (const { path, r } of done) if (r !== 'nothing') this.m.log.info({ path, result: r }, 'sync pushed');
   }
 
   /** Records a push's outcome in the queue (an error: retried later; a lost connection is rethrown). */
   private async finish(path: string, gen: number, r: PushResult | unknown, signal: AbortSignal, entryError = false): Promise<PushOutcome> {
     const { queue, log } = this.m;
-    if (r === 'synced' || r === 'conflict' || r === 'nothing') {
-      await queue.synced(path, gen, r !== 'nothing');
-      if (r !== 'nothing') log.info({ path, result: r }, 'sync pushed');
+    if (isPushResult(r)) {
+      await this.settled([{ path, gen, r }]);
       return r;
     }
     const err = r;
@@ -445,9 +412,16 @@ export class SyncPeer {
     const pulled = await this.pull(false, signal, () => {});
     const report: OnceReport = { pulled, pushed: 0, conflicts: 0, failed: 0, fetchedFiles: 0, fetchedBytes: 0, cursor: this.st.cursor };
     for (let round = 0; round < 3; round++) {
-      const items = await this.m.queue.due(100_000, true);
+      // Every due row (failed ones too) once per round: a file that fails is tried again in the next round only.
+      const items = await this.m.queue.due(Infinity, { all: true });
       if (items.length === 0) break;
-      for (const r of (await this.pushAll(items, signal)).values()) {
+      const handed = new Set<string>();
+      const source: LaneSource = async (lane, limit) => {
+        const out = items.filter((it) => laneOf(it.bytes) === lane && !handed.has(it.path)).slice(0, limit);
+        for (const it of out) handed.add(it.path);
+        return out;
+      };
+      for (const r of (await this.pushAll(source, signal)).values()) {
         if (r === 'synced') report.pushed += 1;
         else if (r === 'conflict') report.conflicts += 1;
         else if (r === 'failed') report.failed += 1;

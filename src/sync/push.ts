@@ -66,12 +66,18 @@ export async function pushBatch(m: SyncModel, client: SyncClient, paths: string[
     const committed = todo.filter((_, i) => res.results[i]!.outcome.case === 'committed');
     const clean = committed.flatMap((p) => (p.local.deleted ? [] : p.local.chunks.map((c) => c.hash)));
     if (clean.length > 0) await m.store.markClean(clean, { sync: false });
+    // Accepted versions become the bases in one write; conflicts are adopted one by one.
+    const bases: { path: string; version: number; hash: string; deleted: boolean }[] = [];
     for (let i = 0; i < todo.length; i++) {
       const p = todo[i]!;
       const o = res.results[i]!.outcome;
-      if (o.case === 'committed') out.set(p.path, await settle(m, p, o.value));
-      else out.set(p.path, new ConnectError(o.value?.message ?? 'no outcome', (o.value?.code ?? Code.Internal) as Code));
+      if (o.case !== 'committed') out.set(p.path, new ConnectError(o.value?.message ?? 'no outcome', (o.value?.code ?? Code.Internal) as Code));
+      else if (o.value.status === CommitStatus.OK) {
+        bases.push({ ...fromFileInfo(o.value.file), path: p.path });
+        out.set(p.path, 'synced');
+      } else out.set(p.path, await settle(m, p, o.value));
     }
+    await m.state.setBasesAndWants(bases, []);
     return out;
   });
 }

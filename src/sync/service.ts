@@ -78,9 +78,12 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
     await deps.beforeCommit?.(incoming.path);
     return applyCommit(commitCtx, incoming, baseVersion, peerId || 'UNKNOWN', false);
   };
-  /** After the flush: remember who made the version, log, and build Commit's answer. */
-  const finishCommit = async (path: string, outcome: CommitOutcome, peerId: string): Promise<CommitResponse> => {
-    if (outcome.status === 'ok' && outcome.file && peerId) await state.setOrigin(path, peerId);
+  /** Whose versions these are (names a conflict copy later), in one write: the peer's accepted commits. */
+  const noteOrigins = async (done: { path: string; outcome: CommitOutcome }[], peerId: string): Promise<void> => {
+    if (peerId) await state.setOrigins(done.filter(({ outcome }) => outcome.status === 'ok' && outcome.file).map(({ path }) => path), peerId);
+  };
+  /** After the flush and noteOrigins: log, and build Commit's answer. */
+  const finishCommit = (path: string, outcome: CommitOutcome, peerId: string): CommitResponse => {
     log.info({ path, status: outcome.status, peer: peerId, copy: outcome.copy?.path }, 'sync commit');
     const res = create(CommitResponseSchema, { status: outcome.status === 'ok' ? CommitStatus.OK : CommitStatus.CONFLICT });
     res.file = outcome.file ? toFileInfo(outcome.file) : toFileInfo({ path, size: 0, mtimeMs: 0, mode: 0, hash: '', sha256: null, chunks: [], version: 0, seq: 0, deleted: true });
@@ -150,6 +153,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       const incoming = fromFileInfo(req.file);
       const outcome = await commitOne(incoming, Number(req.baseVersion), req.peerId);
       await group.flush(); // the answer tells the peer its version is safe here
+      await noteOrigins([{ path: incoming.path, outcome }], req.peerId);
       return finishCommit(incoming.path, outcome, req.peerId);
     },
 
@@ -186,12 +190,13 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
         }
       });
       await group.flush(); // one flush makes every entry's index writes durable before the answer acknowledges them
+      await noteOrigins(entries.flatMap(({ incoming }, i) => (outcomes[i]!.ok ? [{ path: incoming.path, outcome: outcomes[i]!.ok! }] : [])), req.peerId);
       const results = [];
       for (let i = 0; i < entries.length; i++) {
         const o = outcomes[i]!;
         const path = entries[i]!.incoming.path;
         if (o.ok) {
-          results.push(create(CommitBatchResultSchema, { outcome: { case: 'committed', value: await finishCommit(path, o.ok, req.peerId) } }));
+          results.push(create(CommitBatchResultSchema, { outcome: { case: 'committed', value: finishCommit(path, o.ok, req.peerId) } }));
         } else {
           log.warn({ path, peer: req.peerId, code: Code[o.err!.code], err: o.err!.rawMessage }, 'sync commit refused');
           results.push(create(CommitBatchResultSchema, { outcome: { case: 'error', value: { code: o.err!.code, message: o.err!.rawMessage } } }));

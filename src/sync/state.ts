@@ -118,11 +118,14 @@ export class SyncState {
     await this.base.put(path, baseEntry(entry));
   }
 
-  /** setBase for many paths, plus wantBytes for some of them, in one write (a page of new files from the hub). */
-  async setBasesAndWants(bases: { path: string; version: number; hash: string }[], wants: string[]): Promise<void> {
+  /**
+   * setBase for many paths, plus wantBytes for some of them, in one write (a page of new files from the hub, a batch
+   * of pushed files). A base without `deleted` is a live file.
+   */
+  async setBasesAndWants(bases: { path: string; version: number; hash: string; deleted?: boolean }[], wants: string[]): Promise<void> {
     if (bases.length === 0 && wants.length === 0) return;
     await this.base.db.batch([
-      ...bases.map((b) => ({ type: 'put' as const, sublevel: this.base, key: b.path, value: baseEntry({ ...b, deleted: false }) })),
+      ...bases.map((b) => ({ type: 'put' as const, sublevel: this.base, key: b.path, value: baseEntry({ deleted: false, ...b }) })),
       ...wants.map((p) => ({ type: 'put' as const, sublevel: this.fetch, key: p, value: '' })),
     ] as never);
   }
@@ -133,6 +136,11 @@ export class SyncState {
 
   async setOrigin(path: string, peer: string): Promise<void> {
     await this.origin.put(path, peer);
+  }
+
+  /** setOrigin for many paths made by the same peer, in one write. */
+  async setOrigins(paths: string[], peer: string): Promise<void> {
+    if (paths.length > 0) await this.origin.batch(paths.map((key) => ({ type: 'put' as const, key, value: peer })));
   }
 
   async recordConflict(c: ConflictRecord): Promise<void> {

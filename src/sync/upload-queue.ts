@@ -52,6 +52,8 @@ export class UploadQueue {
   private readonly meta: AbstractSublevel<Db, string | Buffer | Uint8Array, string, number>;
   private readonly opts: UploadQueueOptions;
   private readonly now: () => number;
+  /** Uploads completed since the queue was created (kept in `meta` too). */
+  private syncedTotal = 0;
 
   private constructor(db: Db, opts: UploadQueueOptions) {
     this.rows = db.sublevel<string, QueueItem>('sync-queue', { valueEncoding: 'json' });
@@ -63,6 +65,7 @@ export class UploadQueue {
 
   static async open(db: Db, opts: UploadQueueOptions): Promise<UploadQueue> {
     const q = new UploadQueue(db, opts);
+    q.syncedTotal = (await q.meta.get('synced')) ?? 0;
     for await (const item of q.rows.values()) {
       if (item.state === 'uploading') await q.rows.put(item.path, { ...item, state: 'pending', updatedAt: q.now() });
     }
@@ -89,13 +92,18 @@ export class UploadQueue {
     this.events.emit('enqueued', path);
   }
 
-  /** Rows to work on now: pending, and failed ones whose retry time has come (`all`: every failed row). */
-  async due(limit: number, all = false): Promise<QueueItem[]> {
+  /**
+   * Rows to work on now: pending, and failed ones whose retry time has come (`all`: every failed row). `bytes`: only
+   * rows of at least `min` and below `below` bytes; `skip`: rows already being worked on.
+   */
+  async due(limit: number, opts: { all?: boolean; bytes?: { min?: number; below?: number }; skip?: ReadonlySet<string> } = {}): Promise<QueueItem[]> {
     const now = this.now();
+    const { all = false, bytes = {}, skip } = opts;
     const out: QueueItem[] = [];
     for await (const item of this.rows.values()) {
       const ready = item.state === 'pending' || (item.state === 'failed' && (all || (item.nextAttemptAt !== null && item.nextAttemptAt <= now)));
-      if (ready) out.push(item);
+      const sized = item.bytes >= (bytes.min ?? 0) && item.bytes < (bytes.below ?? Infinity);
+      if (ready && sized && !skip?.has(item.path)) out.push(item);
       if (out.length >= limit) break;
     }
     return out;
@@ -112,10 +120,21 @@ export class UploadQueue {
 
   /** pending/failed -> uploading; returns the generation the upload works on (undefined if the row vanished). */
   async take(path: string): Promise<number | undefined> {
-    const item = this.rows.getSync(path);
-    if (!item) return undefined;
-    await this.rows.put(path, { ...item, state: 'uploading', updatedAt: this.now() });
-    return item.gen;
+    return (await this.takeMany([path])).get(path);
+  }
+
+  /** take() for many paths in one write (a batch of small files): the generation of each row that exists. */
+  async takeMany(paths: string[]): Promise<Map<string, number>> {
+    const gens = new Map<string, number>();
+    const ops = [];
+    for (const path of paths) {
+      const item = this.rows.getSync(path);
+      if (!item) continue;
+      gens.set(path, item.gen);
+      ops.push({ type: 'put' as const, key: path, value: { ...item, state: 'uploading' as const, updatedAt: this.now() } });
+    }
+    if (ops.length > 0) await this.rows.batch(ops);
+    return gens;
   }
 
   /**
@@ -123,21 +142,27 @@ export class UploadQueue {
    * step with the hub already): the row goes, unless a newer change made it pending again.
    */
   async synced(path: string, gen: number, counted = true): Promise<void> {
-    const item = this.rows.getSync(path);
-    if (!item) return;
-    if (item.gen !== gen) {
-      await this.rows.put(path, { ...item, state: 'pending', updatedAt: this.now() });
-      return;
+    await this.syncedMany([{ path, gen, counted }]);
+  }
+
+  /** synced() for many rows in one write. */
+  async syncedMany(done: { path: string; gen: number; counted: boolean }[]): Promise<void> {
+    const ops = [];
+    let counted = 0;
+    for (const d of done) {
+      const item = this.rows.getSync(d.path);
+      if (!item) continue;
+      if (item.gen !== d.gen) {
+        ops.push({ type: 'put', sublevel: this.rows, key: d.path, value: { ...item, state: 'pending', updatedAt: this.now() } });
+        continue;
+      }
+      ops.push({ type: 'del', sublevel: this.rows, key: d.path });
+      if (d.counted) counted += 1;
     }
-    if (!counted) {
-      await this.rows.del(path);
-      return;
-    }
-    const total = (await this.meta.get('synced')) ?? 0;
-    await this.rows.db.batch([
-      { type: 'del', sublevel: this.rows, key: path },
-      { type: 'put', sublevel: this.meta, key: 'synced', value: total + 1 },
-    ] as never);
+    // Counted here, not read back from the database: uploads finishing at the same time each added to the same old total.
+    this.syncedTotal += counted;
+    if (counted > 0) ops.push({ type: 'put', sublevel: this.meta, key: 'synced', value: this.syncedTotal });
+    if (ops.length > 0) await this.rows.db.batch(ops as never);
   }
 
   /** The upload failed: retry after a backoff (or, for a permanent error, only when asked to). */
@@ -185,7 +210,7 @@ export class UploadQueue {
   }
 
   async counts(): Promise<QueueCounts> {
-    const c: QueueCounts = { pending: 0, uploading: 0, failed: 0, synced: (await this.meta.get('synced')) ?? 0, bytesPending: 0 };
+    const c: QueueCounts = { pending: 0, uploading: 0, failed: 0, synced: this.syncedTotal, bytesPending: 0 };
     for await (const item of this.rows.values()) {
       c[item.state] += 1;
       c.bytesPending += item.bytes;

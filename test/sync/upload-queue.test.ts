@@ -58,7 +58,7 @@ test('rows move pending -> uploading -> synced, and failures back off, count and
     const f2 = await q.failed('b.txt', (await q.take('b.txt'))!, 'again');
     assert.equal(f2?.attempts, 2);
     assert.equal(f2?.nextAttemptAt, now + 2000, 'doubled');
-    assert.equal((await q.due(10, true)).length, 1, '--once takes failed rows regardless of their retry time');
+    assert.equal((await q.due(10, { all: true })).length, 1, '--once takes failed rows regardless of their retry time');
     const f3 = await q.failed('b.txt', (await q.take('b.txt'))!, 'bad path', true);
     assert.equal(f3?.nextAttemptAt, null, 'permanent errors are not retried automatically');
     now += 10 ** 9;
@@ -110,5 +110,45 @@ test('retryFailedNow makes rows waiting for their backoff due at once, but not p
     assert.equal((await q.get('bad.txt'))?.nextAttemptAt, null, 'a permanent failure still waits to be asked for');
     now += 1;
     await db.close();
+  });
+});
+
+test('a batch is taken and finished in one write each; uploads finishing at the same time are all counted', async () => {
+  await withDb(async (open) => {
+    const db = await open();
+    const q = await UploadQueue.open(db, { minMs: 1000, maxMs: 8000 });
+    const paths = Array.from({ length: 40 }, (_, i) => `f${String(i).padStart(2, '0')}`);
+    for (const p of paths) await q.enqueue(p, 100);
+    const first = await q.takeMany([...paths.slice(0, 20), 'never-queued']);
+    const second = await q.takeMany(paths.slice(20));
+    assert.equal(first.size, 20, 'a path without a row is left out');
+    assert.equal((await q.counts()).uploading, 40);
+    await q.enqueue('f05', 100); // changed while its upload runs
+    // Two batches finish concurrently: each must add to the count, not overwrite the other's total.
+    await Promise.all([
+      q.syncedMany([...first].map(([path, gen]) => ({ path, gen, counted: path !== 'f01' }))),
+      q.syncedMany([...second].map(([path, gen]) => ({ path, gen, counted: true }))),
+    ]);
+    const c = await q.counts();
+    assert.deepEqual([c.pending, c.uploading, c.synced], [1, 0, 38], 'f05 is pending again, f01 was in step already (not counted)');
+    assert.equal((await q.get('f05'))?.state, 'pending');
+    await db.close();
+    const reopened = await UploadQueue.open(await open(), { minMs: 1000, maxMs: 8000 });
+    assert.equal((await reopened.counts()).synced, 38, 'the count survives a restart');
+  });
+});
+
+test('due() can ask for a size range and skip rows already being worked on', async () => {
+  await withDb(async (open) => {
+    const q = await UploadQueue.open(await open(), { minMs: 1000, maxMs: 8000 });
+    await q.enqueue('a-small', 10);
+    await q.enqueue('b-large', 50_000_000);
+    await q.enqueue('c-small', 20);
+    await q.enqueue('d-edge', 8 * 1024 * 1024);
+    const names = async (opts: Parameters<UploadQueue['due']>[1]) => (await q.due(10, opts)).map((i) => i.path);
+    assert.deepEqual(await names({ bytes: { below: 8 * 1024 * 1024 } }), ['a-small', 'c-small']);
+    assert.deepEqual(await names({ bytes: { min: 8 * 1024 * 1024 } }), ['b-large', 'd-edge']);
+    assert.deepEqual(await names({ bytes: { below: 8 * 1024 * 1024 }, skip: new Set(['a-small']) }), ['c-small']);
+    assert.deepEqual((await q.due(1, { skip: new Set(['a-small']) })).map((i) => i.path), ['b-large'], 'skipped rows do not count against the limit');
   });
 });
