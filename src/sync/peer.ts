@@ -298,8 +298,11 @@ export class SyncPeer {
         await this.pushWake.wait(signal, next === null ? null : Math.max(0, next - Date.now()));
         continue;
       }
+      // Only changes queued before this run: one queued meanwhile waits for the run to end, as a rename's deletion
+      // must not reach the hub before the new name (whose chunks the hub still has from the old one) is committed.
+      const until = this.m.queue.now();
       const bytes = { large: { min: LARGE_FILE_BYTES }, small: { below: LARGE_FILE_BYTES } };
-      await this.pushAll((lane, limit, skip) => this.m.queue.due(limit, { bytes: bytes[lane], skip }), signal);
+      await this.pushAll((lane, limit, skip) => this.m.queue.due(limit, { bytes: bytes[lane], skip, until }), signal);
     }
   }
 

@@ -1,7 +1,7 @@
 // Which queued files the Pi pushes when, and how many at once. Two lanes: large files one per upload, small files in
 // batches (one upload and one CommitBatch for many, when the hub lists "commit.batch"). Each lane refills from the
-// upload queue on its own, so a large file starts as soon as it is due instead of after every small file named before
-// it, and no round waits for its slowest upload before the next starts: a push of a thousand photos and two videos
+// upload queue on its own as its uploads finish, so a large file starts at once instead of after every small file
+// named before it, and no batch waits for the slowest upload of a round: a push of a thousand photos and two videos
 // streams the videos while the photos go in batches beside them.
 
 export interface PushItem {

@@ -51,7 +51,8 @@ export class UploadQueue {
   private readonly rows: AbstractSublevel<Db, string | Buffer | Uint8Array, string, QueueItem>;
   private readonly meta: AbstractSublevel<Db, string | Buffer | Uint8Array, string, number>;
   private readonly opts: UploadQueueOptions;
-  private readonly now: () => number;
+  /** The queue's clock (injectable in tests). */
+  readonly now: () => number;
   /** Uploads completed since the queue was created (kept in `meta` too). */
   private syncedTotal = 0;
 
@@ -94,16 +95,17 @@ export class UploadQueue {
 
   /**
    * Rows to work on now: pending, and failed ones whose retry time has come (`all`: every failed row). `bytes`: only
-   * rows of at least `min` and below `below` bytes; `skip`: rows already being worked on.
+   * rows of at least `min` and below `below` bytes; `skip`: rows already being worked on; `until`: only rows last
+   * changed at or before that time (by this queue's clock, `now()`).
    */
-  async due(limit: number, opts: { all?: boolean; bytes?: { min?: number; below?: number }; skip?: ReadonlySet<string> } = {}): Promise<QueueItem[]> {
+  async due(limit: number, opts: { all?: boolean; bytes?: { min?: number; below?: number }; skip?: ReadonlySet<string>; until?: number } = {}): Promise<QueueItem[]> {
     const now = this.now();
-    const { all = false, bytes = {}, skip } = opts;
+    const { all = false, bytes = {}, skip, until = Infinity } = opts;
     const out: QueueItem[] = [];
     for await (const item of this.rows.values()) {
       const ready = item.state === 'pending' || (item.state === 'failed' && (all || (item.nextAttemptAt !== null && item.nextAttemptAt <= now)));
       const sized = item.bytes >= (bytes.min ?? 0) && item.bytes < (bytes.below ?? Infinity);
-      if (ready && sized && !skip?.has(item.path)) out.push(item);
+      if (ready && sized && item.updatedAt <= until && !skip?.has(item.path)) out.push(item);
       if (out.length >= limit) break;
     }
     return out;

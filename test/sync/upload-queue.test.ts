@@ -138,13 +138,18 @@ test('a batch is taken and finished in one write each; uploads finishing at the 
   });
 });
 
-test('due() can ask for a size range and skip rows already being worked on', async () => {
+test('due() can ask for a size range, skip rows already being worked on, and leave out rows changed after a time', async () => {
   await withDb(async (open) => {
-    const q = await UploadQueue.open(await open(), { minMs: 1000, maxMs: 8000 });
+    let now = 1_000;
+    const q = await UploadQueue.open(await open(), { minMs: 1000, maxMs: 8000, now: () => now });
     await q.enqueue('a-small', 10);
     await q.enqueue('b-large', 50_000_000);
     await q.enqueue('c-small', 20);
     await q.enqueue('d-edge', 8 * 1024 * 1024);
+    now = 2_000;
+    await q.enqueue('e-later', 30);
+    assert.deepEqual((await q.due(10, { until: 1_000 })).map((i) => i.path), ['a-small', 'b-large', 'c-small', 'd-edge'], 'a change queued after the run began waits for the next run');
+    await q.takeMany(['e-later']);
     const names = async (opts: Parameters<UploadQueue['due']>[1]) => (await q.due(10, opts)).map((i) => i.path);
     assert.deepEqual(await names({ bytes: { below: 8 * 1024 * 1024 } }), ['a-small', 'c-small']);
     assert.deepEqual(await names({ bytes: { min: 8 * 1024 * 1024 } }), ['b-large', 'd-edge']);
