@@ -53,6 +53,9 @@ const SPARE_ARENAS = 2;
 const HASH_SLICE = 1024 * 1024;
 /** Read step for chunk files (see read()). */
 const READ_PIECE = 256 * 1024;
+/** Temp names: random per process (clear of what a crash left), counted per chunk (random bytes each cost ~30 us). */
+const tempTag = randomBytes(6).toString('hex');
+let tempCount = 0;
 
 export interface ReadOpts {
   /** Also refuse a file longer than the chunk (fsck). */
@@ -121,7 +124,7 @@ export class ChunkFiles {
    * false, meaning: this way of writing does not work here, try the other.
    */
   private async writeTemp(hash: string, fill: (tmp: string) => Promise<boolean>): Promise<boolean> {
-    const tmp = path.join(this.tmpDir, `${hash.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`);
+    const tmp = path.join(this.tmpDir, `${hash.slice(0, 16)}.${tempTag}-${(tempCount++).toString(36)}.tmp`);
     this.activeTemps.add(tmp);
     try {
       if (!(await fill(tmp))) {
@@ -196,7 +199,7 @@ export class ChunkFiles {
     const files = items.map(({ hash, data }) => {
       arena.set(data, offset);
       offset += data.length;
-      return { tmp: path.join(this.tmpDir, `${hash.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`), final: this.pathOf(hash), offset: offset - data.length, length: data.length };
+      return { tmp: path.join(this.tmpDir, `${hash.slice(0, 16)}.${tempTag}-${(tempCount++).toString(36)}.tmp`), final: this.pathOf(hash), offset: offset - data.length, length: data.length };
     });
     const pending = this.workers.write(files, arena.buffer);
     if (!pending) return false;
