@@ -94,7 +94,8 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
           details: { path, missing: missing.slice(0, 1000) },
         });
       }
-      if (missing.length === 0 && opts.verify !== false) await verifyWhole(e, path, meta, (h) => rows[hashes.indexOf(h)]?.present === true);
+      const inChunkFile = new Set(hashes.filter((_, i) => rows[i]?.present === true));
+      if (missing.length === 0 && opts.verify !== false) await verifyWhole(e, path, meta, (h) => inChunkFile.has(h));
       const record = await e.transact(async (tx) => {
         const prev = await currentRecord(e, path);
         checkBase(path, prev, opts.baseVersion);

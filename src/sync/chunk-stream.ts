@@ -57,7 +57,7 @@ async function serve(deps: ChunkStreamDeps, req: Http2ServerRequest, res: Http2S
     // Leased chunks: each is read into a reused buffer, given back when HTTP/2 has written it out (or the stream was
     // destroyed: the callback then fires with an error), so a fast stream makes no 1 MiB garbage per chunk.
     const opts = { lease: true, signal: ac.signal, ...(deps.rate ? { rate: deps.rate } : {}) };
-    for await (const m of sendChunks(deps.store, hashes, opts)) {
+    for await (const m of sendChunks(deps.store, hashes.map((hash) => ({ hash })), opts)) {
       if (ac.signal.aborted) {
         m.release();
         ac.signal.throwIfAborted();

@@ -143,7 +143,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       const opts = deps.rate ? { rate: deps.rate, signal: ctx.signal } : { signal: ctx.signal };
       // Errors in the middle of a stream pass the interceptor by; map them here (e.g. a chunk we lack: NOT_FOUND).
       try {
-        for await (const m of sendChunks(store, hashes, opts)) yield { hash: m.hash, data: m.data };
+        for await (const m of sendChunks(store, hashes.map((hash) => ({ hash })), opts)) yield { hash: m.hash, data: m.data };
       } catch (err) {
         throw toConnectError(err);
       }

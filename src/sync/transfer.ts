@@ -141,31 +141,37 @@ export interface SentChunk {
   release: () => void;
 }
 
+/** A chunk to send: its hash, and its size where known (bounds the read-ahead). */
+export interface ChunkToSend {
+  hash: string;
+  size?: number;
+}
+
 /**
- * The chunks named by `hashes`, in order, each read and verified from the store. `lease`: read into the store's
+ * The chunks named by `chunks`, in order, each read and verified from the store. `lease`: read into the store's
  * reusable buffers (Store.leaseChunk), for a sender that releases each chunk once its write has completed; chunks
  * read ahead and never yielded are released here.
  */
 export async function* sendChunks(
   store: Store,
-  hashes: string[],
-  opts: { rate?: SendRate; signal?: AbortSignal; lease?: boolean; /** of each chunk, for the read-ahead bound */ sizes?: number[] } = {},
+  chunks: readonly ChunkToSend[],
+  opts: { rate?: SendRate; signal?: AbortSignal; lease?: boolean } = {},
 ): AsyncGenerator<SentChunk> {
   const ahead: Promise<{ data: Buffer; release: () => void }>[] = [];
-  const sizeOf = (i: number) => opts.sizes?.[i] ?? 0;
+  const sizeOf = (i: number) => chunks[i]?.size ?? 0;
   let aheadBytes = 0;
   let next = 0;
   const read = (hash: string) => (opts.lease ? store.leaseChunk(hash) : store.getChunk(hash).then((data) => ({ data, release: () => {} })));
   const fill = (): void => {
-    while (ahead.length < READ_AHEAD && next < hashes.length && (ahead.length === 0 || aheadBytes + sizeOf(next) <= READ_AHEAD_BYTES)) {
+    while (ahead.length < READ_AHEAD && next < chunks.length && (ahead.length === 0 || aheadBytes + sizeOf(next) <= READ_AHEAD_BYTES)) {
       aheadBytes += sizeOf(next);
-      const p = read(hashes[next++]!);
+      const p = read(chunks[next++]!.hash);
       p.catch(() => {}); // awaited in order below; this only keeps an abandoned read from being unhandled
       ahead.push(p);
     }
   };
   try {
-    for (let i = 0; i < hashes.length; i++) {
+    for (let i = 0; i < chunks.length; i++) {
       fill();
       const chunk = await ahead.shift()!;
       aheadBytes -= sizeOf(i);
@@ -175,7 +181,7 @@ export async function* sendChunks(
         chunk.release();
         throw err;
       }
-      yield { hash: hashToBytes(hashes[i]!), ...chunk };
+      yield { hash: hashToBytes(chunks[i]!.hash), ...chunk };
     }
   } finally {
     for (const p of ahead) p.then((c) => c.release(), () => {});
@@ -239,7 +245,7 @@ export async function uploadMissing(
   let sent = 0;
   for (const group of batches(missing, opts.callBytes ?? 256 * 1024 * 1024)) {
     const stream = async function* () {
-      for await (const m of sendChunks(store, group.map((c) => c.hash), { ...opts, lease: client.releasesChunks === true, sizes: group.map((c) => c.size) })) {
+      for await (const m of sendChunks(store, group, { ...opts, lease: client.releasesChunks === true })) {
         yield client.releasesChunks ? m : { hash: m.hash, data: m.data };
         sent += m.data.length;
         opts.onProgress?.(sent);

@@ -68,7 +68,7 @@ test('the fast server reads chunks into reused buffers and gives every one back:
   const inUse = () => hub.store.stats().readBuffersInUse;
   // Leased reads directly: a chunk held by the sender keeps its buffer taken until released; a sender that stops
   // early gets the chunks read ahead for it released as well.
-  const gen = sendChunks(hub.store, chunks.map((c) => c.hash), { lease: true });
+  const gen = sendChunks(hub.store, chunks, { lease: true });
   const first = (await gen.next()).value!;
   assert.ok(Buffer.from(first.data).equals(data.subarray(0, chunks[0]!.size)), 'the leased bytes are the chunk');
   assert.ok(inUse() >= 1, 'the held chunk keeps its buffer');

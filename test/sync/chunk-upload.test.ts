@@ -60,7 +60,7 @@ test('fast client and fast server speak plain gRPC: every pairing with the gener
     assert.deepEqual(await hub.store.hasChunks(chunks.map((c) => c.hash)), chunks.map((c) => c.hash), `${name}: every chunk stored`);
     // The answer's counts through the client's own call: all duplicates now.
     const res = await client.uploadChunks((async function* () {
-      for await (const m of sendChunks(pi.store, chunks.map((c) => c.hash))) yield { hash: m.hash, data: m.data };
+      for await (const m of sendChunks(pi.store, chunks)) yield { hash: m.hash, data: m.data };
     })());
     assert.deepEqual([res.received, res.stored, res.duplicates, Number(res.bytes)], [chunks.length, 0, chunks.length, chunks.reduce((s, c) => s + c.size, 0)]);
     await waitFor('lent buffers returned', async () => inUse() === 0);
@@ -79,7 +79,7 @@ test('a wrong secret is refused with UNAUTHENTICATED, nothing is stored, and eve
     const sessionsMgr = new Http2SessionManager(url);
     try {
       await assert.rejects(
-        uploadChunksStream(sessionsMgr, { peerSecret: 'wrong', maxMessageBytes: 1024 * 1024 }, sendChunks(pi.store, chunks.map((c) => c.hash), { lease: true })),
+        uploadChunksStream(sessionsMgr, { peerSecret: 'wrong', maxMessageBytes: 1024 * 1024 }, sendChunks(pi.store, chunks, { lease: true })),
         (err: ConnectError) => err.code === Code.Unauthenticated,
       );
     } finally {
@@ -135,7 +135,7 @@ test('cancelling an upload ends it with CANCELED, the client still works afterwa
   const ac = new AbortController();
   let sent = 0;
   const msgs = async function* () {
-    for await (const m of sendChunks(pi.store, chunks.map((c) => c.hash), { lease: true })) {
+    for await (const m of sendChunks(pi.store, chunks, { lease: true })) {
       yield m;
       if (++sent === 2) ac.abort();
     }

@@ -91,7 +91,7 @@ test('a sender reads ahead at most 8 MiB of chunks whose sizes it knows (always 
       const counting = new Proxy(n.store, {
         get: (t, k) => (k === 'leaseChunk' ? (hash: string) => ((most = Math.max(most, ++started - yielded)), t.leaseChunk(hash)) : Reflect.get(t, k)),
       });
-      for await (const c of sendChunks(counting, hashes, { lease: true, ...(sizes ? { sizes } : {}) })) {
+      for await (const c of sendChunks(counting, hashes.map((hash, i) => ({ hash, ...(sizes ? { size: sizes[i]! } : {}) })), { lease: true })) {
         yielded += 1;
         c.release();
       }
