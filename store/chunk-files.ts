@@ -71,7 +71,8 @@ export class ChunkFiles {
   private readonly dsync: boolean;
   /** Whether durable large chunks are written with O_DIRECT (false once the file system refused it). */
   private direct: boolean;
-  private readonly arena = new AlignedArena(DIRECT_ARENA_BYTES);
+  /** The aligned memory direct writes go through (none without direct writes: 16 MiB the hub would never use). */
+  private readonly arena: AlignedArena | undefined;
   /** Whether syncFs works here (false once it could not be run at all: no `sync` program). */
   private groupSync: boolean;
   private readonly workers: ChunkWorkers | undefined;
@@ -81,7 +82,12 @@ export class ChunkFiles {
   /** Temp files being written right now (gc must not touch them). */
   private readonly activeTemps = new Set<string>();
 
-  constructor(root: string, blake3: Blake3, io?: Partial<ChunkIo>, workers?: ChunkWorkers) {
+  /**
+   * `direct: false`: large chunks go through the page cache too. For a store whose chunk files are only a stop on the
+   * way into its backing folder (the hub: a pushed file's chunks are read back at once, for the commit's whole-file
+   * check and the copy into the root, and then dropped): written around the cache, each was read back from the disk.
+   */
+  constructor(root: string, blake3: Blake3, io?: Partial<ChunkIo>, workers?: ChunkWorkers, opts: { direct?: boolean } = {}) {
     this.chunkDir = path.join(root, 'chunks');
     this.tmpDir = path.join(root, 'tmp');
     this.blake3 = blake3;
@@ -89,7 +95,8 @@ export class ChunkFiles {
     // An injected opener may not use O_DSYNC, so those writes are fdatasync'd explicitly.
     this.dsync = io?.openTemp === undefined;
     // An injected opener sees every write, unless direct writes are injected as well.
-    this.direct = O_DIRECT !== undefined && (io?.openTemp === undefined || io.openDirect !== undefined);
+    this.direct = opts.direct !== false && O_DIRECT !== undefined && (io?.openTemp === undefined || io.openDirect !== undefined);
+    this.arena = this.direct ? new AlignedArena(DIRECT_ARENA_BYTES) : undefined;
     this.groupSync = true;
     this.workers = workers;
   }
@@ -110,7 +117,7 @@ export class ChunkFiles {
    * `later`: not durable yet (nor its name); the caller calls makeDurable() before anything may refer to it.
    */
   async write(hash: string, data: Uint8Array, later = false): Promise<void> {
-    const slot = !later && this.direct && data.length >= DIRECT_MIN_BYTES ? await this.arena.acquire(data.length) : undefined;
+    const slot = !later && this.direct && this.arena && data.length >= DIRECT_MIN_BYTES ? await this.arena.acquire(data.length) : undefined;
     try {
       if (slot && (await this.writeTemp(hash, (tmp) => this.fillDirect(tmp, data, slot)))) return;
       await this.writeTemp(hash, (tmp) => this.fillBuffered(tmp, data, later));

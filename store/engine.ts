@@ -142,7 +142,8 @@ export class Engine {
     const hasher = loadBlake3(opts.blake3 ?? 'auto');
     await fs.mkdir(opts.dir, { recursive: true });
     const workers = new ChunkWorkers(opts.workers ?? (os.availableParallelism() > 1 ? 1 : 0), hasher.name);
-    const files = new ChunkFiles(opts.dir, hasher, opts.chunkIo, workers);
+    // A store with a backing folder (the hub) keeps chunk files only until the folder holds their bytes (see ChunkFiles).
+    const files = new ChunkFiles(opts.dir, hasher, opts.chunkIo, workers, { direct: opts.backingDir === undefined });
     await files.init();
     let idx: Indexes;
     try {

@@ -121,6 +121,21 @@ test('chunk files: large chunks go through O_DIRECT, small ones do not; all read
   });
 });
 
+test('chunk files of a store with a backing folder (the hub) go through the page cache: read back at once, then dropped', async () => {
+  const direct = directOpener(O_WRONLY | O_CREAT | O_EXCL | O_DSYNC | O_DIRECT!);
+  await withTempDir(async (root) => {
+    const backing = path.join(root, 'folder');
+    await fs.mkdir(backing);
+    await withStore({ chunkIo: { openDirect: direct.open }, backingDir: backing }, async (store) => {
+      const large = [chunk(1024 * 1024 + 123, 7), chunk(4 * 1024 * 1024, 8)];
+      assert.deepEqual(await store.putChunks(large), ['stored', 'stored']);
+      assert.equal(direct.calls, 0, 'no direct open');
+      for (const c of large) assert.deepEqual(await store.getChunk(c.hash), Buffer.from(c.data));
+      assert.deepEqual((await store.fsck()).problems, []);
+    });
+  });
+});
+
 test('chunk files: a file system that refuses O_DIRECT (EINVAL) gets ordinary writes, and is not asked again', async () => {
   const direct = directOpener(O_WRONLY | O_CREAT | O_EXCL | O_DSYNC | O_DIRECT!);
   direct.fail = einval;
