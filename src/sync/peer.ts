@@ -418,13 +418,8 @@ export class SyncPeer {
       // Every due row (failed ones too) once per round: a file that fails is tried again in the next round only.
       const items = await this.m.queue.due(Infinity, { all: true });
       if (items.length === 0) break;
-      const handed = new Set<string>();
-      const source: LaneSource = async (lane, limit) => {
-        const out = items.filter((it) => laneOf(it.bytes) === lane && !handed.has(it.path)).slice(0, limit);
-        for (const it of out) handed.add(it.path);
-        return out;
-      };
-      for (const r of (await this.pushAll(source, signal)).values()) {
+      const byLane = { large: items.filter((it) => laneOf(it.bytes) === 'large'), small: items.filter((it) => laneOf(it.bytes) === 'small') };
+      for (const r of (await this.pushAll(async (lane, limit) => byLane[lane].splice(0, limit), signal)).values()) {
         if (r === 'synced') report.pushed += 1;
         else if (r === 'conflict') report.conflicts += 1;
         else if (r === 'failed') report.failed += 1;
