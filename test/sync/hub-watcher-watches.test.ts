@@ -54,16 +54,29 @@ test('one inotify watch per directory, none per file; edits in place, additions,
       await event;
     };
     const at = (...parts: string[]) => path.join(root, ...parts);
+    /** Resolves once the watcher holds `n` watches (polled: inotify tells no one when a watch is added). */
+    const watchesAtLeast = async (n: number): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      while ((await inotifyWatches()) - before < n) {
+        if (Date.now() > deadline) assert.fail(`the watcher never reached ${n} watches`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
     await reported('change', 'd1/f42.txt', () => fs.appendFile(at('d1', 'f42.txt'), ' and more')); // same inode, no rename
     await reported('add', 'd2/new.txt', () => fs.writeFile(at('d2', 'new.txt'), 'new'));
     await reported('change', 'd2/new.txt', () => fs.appendFile(at('d2', 'new.txt'), '!'));
     await reported('unlink', 'd0/f7.txt', () => fs.rm(at('d0', 'f7.txt')));
     await reported('addDir', 'd3', () => fs.mkdir(at('d3')));
+    // chokidar reports a new directory before its watch is in place: a file created in between makes no event (seen
+    // under load, about 1 run in 20). The hub does not depend on that event: on addDir it reads the whole directory
+    // after the debounce (HubWatcher.refreshDir). Here the file is created once the directory is watched.
+    await watchesAtLeast(5);
     await reported('add', 'd3/inner.txt', () => fs.writeFile(at('d3', 'inner.txt'), 'i'));
     await reported('change', 'd3/inner.txt', () => fs.appendFile(at('d3', 'inner.txt'), 'j'));
     // A file replaced by a directory of the same name: the directory gets a watch of its own.
     await reported('unlink', 'd0/f5.txt', () => fs.rm(at('d0', 'f5.txt')));
     await reported('addDir', 'd0/f5.txt', () => fs.mkdir(at('d0', 'f5.txt')));
+    await watchesAtLeast(6);
     await reported('add', 'd0/f5.txt/deep.txt', () => fs.writeFile(at('d0', 'f5.txt', 'deep.txt'), 'd'));
     await reported('change', 'd0/f5.txt/deep.txt', () => fs.appendFile(at('d0', 'f5.txt', 'deep.txt'), 'e'));
 
