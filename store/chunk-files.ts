@@ -9,7 +9,6 @@
 import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Blake3 } from './hasher.ts';
 import { isHexHash, toHex } from './hasher.ts';
 import { StoreError, mapIoError } from './errors.ts';
@@ -17,6 +16,7 @@ import type { ChunkWorkers } from './chunk-workers.ts';
 import type { ReadOutcome, WriteOutcome } from './chunk-workers.ts';
 import { GROUP_SYNC_BYTES, SyncFsUnavailable, syncFileSystem } from './syncfs.ts';
 import { mapLimit } from './map-limit.ts';
+import { uniqueSuffix } from './temp-names.ts';
 import { AlignedArena, DIRECT_CREATE_FLAGS, DirectWriter, directUnsupported, O_DIRECT, writeAll, type AlignedSlot } from './direct-io.ts';
 
 /** The filesystem calls the chunk writer makes, injectable so tests can make the disk "full" at a chosen point. */
@@ -53,9 +53,6 @@ const SPARE_ARENAS = 2;
 const HASH_SLICE = 1024 * 1024;
 /** Read step for chunk files (see read()). */
 const READ_PIECE = 256 * 1024;
-/** Temp names: random per process (clear of what a crash left), counted per chunk (random bytes each cost ~30 us). */
-const tempTag = randomBytes(6).toString('hex');
-let tempCount = 0;
 
 export interface ReadOpts {
   /** Also refuse a file longer than the chunk (fsck). */
@@ -101,6 +98,11 @@ export class ChunkFiles {
     this.workers = workers;
   }
 
+  /** A fresh temp file name for chunk `hash`. */
+  private tempOf(hash: string): string {
+    return path.join(this.tmpDir, `${hash.slice(0, 16)}.${uniqueSuffix()}.tmp`);
+  }
+
   async init(): Promise<void> {
     await fs.mkdir(this.chunkDir, { recursive: true });
     await fs.mkdir(this.tmpDir, { recursive: true });
@@ -131,7 +133,7 @@ export class ChunkFiles {
    * false, meaning: this way of writing does not work here, try the other.
    */
   private async writeTemp(hash: string, fill: (tmp: string) => Promise<boolean>): Promise<boolean> {
-    const tmp = path.join(this.tmpDir, `${hash.slice(0, 16)}.${tempTag}-${(tempCount++).toString(36)}.tmp`);
+    const tmp = this.tempOf(hash);
     this.activeTemps.add(tmp);
     try {
       if (!(await fill(tmp))) {
@@ -206,7 +208,7 @@ export class ChunkFiles {
     const files = items.map(({ hash, data }) => {
       arena.set(data, offset);
       offset += data.length;
-      return { tmp: path.join(this.tmpDir, `${hash.slice(0, 16)}.${tempTag}-${(tempCount++).toString(36)}.tmp`), final: this.pathOf(hash), offset: offset - data.length, length: data.length };
+      return { tmp: this.tempOf(hash), final: this.pathOf(hash), offset: offset - data.length, length: data.length };
     });
     const pending = this.workers.write(files, arena.buffer);
     if (!pending) return false;

@@ -10,20 +10,11 @@ import fsCb, { type Dirent } from 'node:fs';
 import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { AlignedArena, DirectWriter, directUnsupported, O_DIRECT, validateName, writeAll, type AlignedSlot } from '../../store/index.ts';
+import { AlignedArena, DirectWriter, directUnsupported, O_DIRECT, uniqueSuffix, validateName, writeAll, type AlignedSlot } from '../../store/index.ts';
 import { SyncError } from './errors.ts';
 import { GroupFlush } from './group-flush.ts';
 
 export const TEMP_PREFIX = '.balupi-tmp-';
-
-/**
- * Temp names: random per process, counted per file. Random bytes for every file cost ~30 us of main thread each (a
- * push writes thousands of files); the random part keeps a later process clear of temp files a crash left behind.
- */
-const tempTag = randomBytes(6).toString('hex');
-let tempCount = 0;
-const tempName = (): string => `${TEMP_PREFIX}${tempTag}-${(tempCount++).toString(36)}`;
 
 export function isOwnTemp(p: string): boolean {
   return path.basename(p).startsWith(TEMP_PREFIX);
@@ -87,7 +78,7 @@ export async function writeAtomic(
   opts: { dirs?: DirSyncs; direct?: DirectWrites } = {},
 ): Promise<void> {
   const dir = path.dirname(abs);
-  const tmp = path.join(dir, tempName());
+  const tmp = path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`);
   let fd: number;
   try {
     fd = await openNew(tmp);
