@@ -9,6 +9,7 @@ import { isHexHash, toHex } from './hasher.ts';
 import { StoreError } from './errors.ts';
 import { checkBase, currentRecord, firstFilesBelow, writeVersion } from './commit.ts';
 import { mapLimit } from './map-limit.ts';
+import { readAhead } from './read-ahead.ts';
 
 /** putChunk refuses larger payloads (the chunker never makes chunks above 64 MiB, see checkChunkParams). */
 export const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
@@ -134,21 +135,11 @@ const VERIFY_AHEAD_BYTES = 8 * 1024 * 1024;
 async function wholeHash(e: Engine, chunks: ChunkRef[], inChunkFile: (hash: string) => boolean): Promise<string> {
   if (chunks.length === 1 && inChunkFile(chunks[0]!.hash)) return chunks[0]!.hash;
   const h = e.blake3.create();
-  // Read ahead, in order: one read at a time left the disk idle while each chunk was verified and hashed (a hub
-  // checking a pushed 224 MiB file whose chunks it had just written around the page cache: ~300 MB/s).
-  const ahead: Promise<{ data: Buffer; release: () => void }>[] = [];
-  let next = 0;
-  let aheadBytes = 0;
   try {
-    for (const c of chunks) {
-      while (next < chunks.length && (ahead.length === 0 || aheadBytes + chunks[next]!.size <= VERIFY_AHEAD_BYTES)) {
-        const read = e.readLeased(chunks[next]!.hash, chunks[next]!.size);
-        read.catch(() => {}); // awaited in order below; this only keeps an abandoned read-ahead quiet
-        ahead.push(read);
-        aheadBytes += chunks[next++]!.size;
-      }
-      const { data, release } = await ahead.shift()!;
-      aheadBytes -= c.size;
+    // Read ahead: one read at a time left the disk idle while each chunk was verified and hashed (a hub checking a
+    // pushed 224 MiB file whose chunks it had just written around the page cache: ~300 MB/s).
+    const reads = readAhead(chunks.length, (i) => e.readLeased(chunks[i]!.hash, chunks[i]!.size), { maxBytes: VERIFY_AHEAD_BYTES, sizeOf: (i) => chunks[i]!.size });
+    for await (const { data, release } of reads) {
       try {
         h.update(data);
       } finally {
@@ -157,7 +148,6 @@ async function wholeHash(e: Engine, chunks: ChunkRef[], inChunkFile: (hash: stri
     }
     return toHex(h.digest());
   } finally {
-    for (const read of ahead) read.then((l) => l.release(), () => {});
     h.dispose();
   }
 }

@@ -4,7 +4,7 @@
 // ahead of the stream, at the configured send rate. Downloading: the bytes in flight are bounded by asking for a
 // batch of chunks at a time; HTTP/2 flow control does the rest.
 
-import type { ChunkRef, Store } from '../../store/index.ts';
+import { readAhead, type ChunkRef, type Lease, type Store } from '../../store/index.ts';
 import type { DownloadChunksResponse, UploadChunksRequest, UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { SyncError } from './errors.ts';
 import { bytesToHash, hashToBytes, MAX_HASHES_PER_CALL } from './wire.ts';
@@ -157,34 +157,16 @@ export async function* sendChunks(
   chunks: readonly ChunkToSend[],
   opts: { rate?: SendRate; signal?: AbortSignal; lease?: boolean } = {},
 ): AsyncGenerator<SentChunk> {
-  const ahead: Promise<{ data: Buffer; release: () => void }>[] = [];
-  const sizeOf = (i: number) => chunks[i]?.size ?? 0;
-  let aheadBytes = 0;
-  let next = 0;
-  const read = (hash: string) => (opts.lease ? store.leaseChunk(hash) : store.getChunk(hash).then((data) => ({ data, release: () => {} })));
-  const fill = (): void => {
-    while (ahead.length < READ_AHEAD && next < chunks.length && (ahead.length === 0 || aheadBytes + sizeOf(next) <= READ_AHEAD_BYTES)) {
-      aheadBytes += sizeOf(next);
-      const p = read(chunks[next++]!.hash);
-      p.catch(() => {}); // awaited in order below; this only keeps an abandoned read from being unhandled
-      ahead.push(p);
+  const read = (hash: string): Promise<Lease> => (opts.lease ? store.leaseChunk(hash) : store.getChunk(hash).then((data) => ({ data, release: () => {} })));
+  let i = 0;
+  for await (const chunk of readAhead(chunks.length, (k) => read(chunks[k]!.hash), { maxCount: READ_AHEAD, maxBytes: READ_AHEAD_BYTES, sizeOf: (k) => chunks[k]!.size ?? 0 })) {
+    try {
+      await opts.rate?.take(chunk.data.length, opts.signal);
+    } catch (err) {
+      chunk.release();
+      throw err;
     }
-  };
-  try {
-    for (let i = 0; i < chunks.length; i++) {
-      fill();
-      const chunk = await ahead.shift()!;
-      aheadBytes -= sizeOf(i);
-      try {
-        await opts.rate?.take(chunk.data.length, opts.signal);
-      } catch (err) {
-        chunk.release();
-        throw err;
-      }
-      yield { hash: hashToBytes(chunks[i]!.hash), ...chunk };
-    }
-  } finally {
-    for (const p of ahead) p.then((c) => c.release(), () => {});
+    yield { hash: hashToBytes(chunks[i++]!.hash), ...chunk };
   }
 }
 
