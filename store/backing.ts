@@ -68,6 +68,11 @@ export interface WrittenFile {
   path: string;
   version: number;
   /**
+   * The file was put at `path` by renaming this file of the backing folder (a staging file, see noteStaged): the
+   * locations recorded there go, in the same transaction.
+   */
+  from?: string;
+  /**
    * Read each chunk that still has a chunk file back from the file before that goes (for a file found on disk rather
    * than just written: same size and mtime do not prove the same bytes). A chunk that does not match keeps its file.
    */
@@ -85,13 +90,14 @@ export async function noteWritten(engine: Engine, items: WrittenFile[]): Promise
   return engine.track(() =>
     engine.transact(async (tx) => {
       const out: boolean[] = [];
-      for (const { path, version, verify } of items) {
+      for (const { path, version, verify, from } of items) {
         const rec = await engine.idx.getFile(path);
         out.push(rec?.version === version && rec.state === 'local');
         if (!out.at(-1)) continue;
         const offsets = firstOffsets(rec!.chunks);
         await tx.load(offsets.keys());
         for (const [hash, offset] of offsets) {
+          if (from !== undefined) tx.setLocation(hash, from, undefined);
           const row = tx.chunk(hash)!;
           if (row.present && verify && !(await readBacking(engine, path, offset, hash, row.size))) continue;
           tx.setLocation(hash, path, offset);
@@ -113,4 +119,73 @@ async function readBacking(engine: Engine, path: string, offset: number, hash: s
   } catch {
     return null;
   }
+}
+
+export interface StagedChunk {
+  hash: string;
+  size: number;
+  /** Where the staging file holds it. */
+  offset: number;
+}
+
+/**
+ * Chunks written (and made durable) at these offsets of a staging file in the backing folder: a file a peer's upload
+ * fills for one version of one path, put in place by renaming it once that version is committed (the hub's write-once
+ * push). From now on they count as held, like chunks in chunk files: have/want answers so and a resumed upload skips
+ * them. A chunk new to the store gets a row as putChunks would give it (unreferenced, staged now: gc drops it and its
+ * locations if no commit claims it). Rows are not synced here: the receiver flushes before it acknowledges.
+ */
+export async function noteStaged(engine: Engine, path: string, chunks: StagedChunk[]): Promise<void> {
+  validateName(path);
+  if (engine.backingDir === undefined) throw new StoreError('invalid_argument', 'this store has no backing folder');
+  await engine.track(() =>
+    engine.transact(
+      async (tx) => {
+        await tx.load(chunks.map((c) => c.hash));
+        for (const c of chunks) {
+          const row = tx.chunk(c.hash);
+          if (row && row.size !== c.size) throw new StoreError('invalid_argument', `chunk ${c.hash} has ${row.size} bytes, not ${c.size}`);
+          if (!row) tx.setChunk(c.hash, { size: c.size, refs: 0, localRefs: 0, present: false, stagedAt: engine.now() });
+          tx.setLocation(c.hash, path, c.offset);
+        }
+      },
+      { sync: false },
+    ),
+  );
+}
+
+/** Where the backing file at `path` holds each of `hashes` according to the index (undefined: not recorded there). */
+export async function locatedAt(engine: Engine, path: string, hashes: string[]): Promise<(number | undefined)[]> {
+  const keys = hashes.map((h) => h + path);
+  return (await engine.idx.locs.getMany(keys)) as (number | undefined)[];
+}
+
+/**
+ * Every backing-folder path whose name `matches` (a test on the last path segment) that has locations, with its
+ * chunks: one pass over the location keys (for the hub's start-up sweep of staging files).
+ */
+export async function locatedPaths(engine: Engine, matches: (name: string) => boolean): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for await (const key of engine.idx.locs.keys()) {
+    const path = key.slice(64);
+    if (!matches(path.slice(path.lastIndexOf('/') + 1))) continue;
+    const list = out.get(path) ?? [];
+    list.push(key.slice(0, 64));
+    out.set(path, list);
+  }
+  return out;
+}
+
+/**
+ * Forgets the locations at `path` of these chunks (its file is gone or no longer wanted). A chunk left without bytes
+ * keeps its row: a file that still needs it is missing bytes, which have/want then says, so a peer sends it again.
+ */
+export async function forgetLocations(engine: Engine, path: string, hashes: string[]): Promise<void> {
+  validateName(path);
+  await engine.track(() =>
+    engine.transact(async (tx) => {
+      await tx.load(hashes);
+      for (const h of hashes) if (tx.chunk(h)) tx.setLocation(h, path, undefined);
+    }),
+  );
 }

@@ -16,7 +16,7 @@ import { checkBase, currentRecord, setPinned, writeVersion } from './commit.ts';
 import { commitFile, commitFiles, putChunk, MAX_CHUNK_BYTES } from './assemble.ts';
 import type { CommitItem, CommitMeta, CommitOptions } from './assemble.ts';
 import { evictLocked } from './cache-policy.ts';
-import { noteWritten, type WrittenFile } from './backing.ts';
+import { forgetLocations, locatedAt, locatedPaths, noteStaged, noteWritten, type StagedChunk, type WrittenFile } from './backing.ts';
 import { validateDir, validateName } from './names.ts';
 import { isHexHash } from './hasher.ts';
 import { StoreError } from './errors.ts';
@@ -239,6 +239,26 @@ export class Store {
    */
   noteWritten(items: WrittenFile[]): Promise<boolean[]> {
     return noteWritten(this.#e, items);
+  }
+
+  /** Chunks written durably into a staging file of the backing folder now count as held there (see backing.ts). */
+  noteStaged(path: string, chunks: StagedChunk[]): Promise<void> {
+    return noteStaged(this.#e, path, chunks);
+  }
+
+  /** Where the backing file at `path` holds each of `hashes`, as far as the index knows. */
+  locatedAt(path: string, hashes: string[]): Promise<(number | undefined)[]> {
+    return locatedAt(this.#e, path, hashes);
+  }
+
+  /** The backing-folder paths with locations whose last segment `matches`, each with its chunks. */
+  locatedPaths(matches: (name: string) => boolean): Promise<Map<string, string[]>> {
+    return locatedPaths(this.#e, matches);
+  }
+
+  /** Forgets the locations of these chunks at `path` (a backing file that is gone or no longer wanted). */
+  forgetLocations(path: string, hashes: string[]): Promise<void> {
+    return forgetLocations(this.#e, path, hashes);
   }
 
   /** A chunk's bytes, verified against its hash ('not_found' if absent here, 'corrupt_chunk' if damaged). */

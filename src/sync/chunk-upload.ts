@@ -13,9 +13,10 @@ import { constants as h2 } from 'node:http2';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError, createHandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import type { Http2SessionManager } from '@connectrpc/connect-node';
-import { SyncService, UploadChunksRequestSchema, UploadChunksResponseSchema, type UploadChunksRequest, type UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
+import { ChunkPlaceSchema, SyncService, UploadChunksRequestSchema, UploadChunksResponseSchema, type UploadChunksRequest, type UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
+import type { Place } from './wire.ts';
 import { chunkMessageHeader, chunksOf, closedWithoutStatus, drained, endWithStatus, frame, grpcMessages, grpcRoute, openGrpcCall } from './grpc-frames.ts';
 
 export const UPLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/UploadChunks';
@@ -72,6 +73,7 @@ async function serve(deps: ChunkUploadDeps, req: Http2ServerRequest, res: Http2S
 export interface OutgoingChunk {
   hash: Uint8Array;
   data: Uint8Array;
+  place?: Place;
   release?: () => void;
 }
 
@@ -121,7 +123,7 @@ export async function uploadChunksStream(
         c.release?.();
         throw new ConnectError(`chunk of ${c.data.length} bytes is larger than the message limit of ${opts.maxMessageBytes}`, Code.ResourceExhausted);
       }
-      const ok1 = stream.write(chunkMessageHeader(c.hash, c.data.length));
+      const ok1 = stream.write(chunkMessageHeader(c.hash, c.data.length, c.place && toBinary(ChunkPlaceSchema, create(ChunkPlaceSchema, c.place))));
       const release = c.release;
       let ok2: boolean;
       if (release) {

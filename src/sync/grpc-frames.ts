@@ -81,17 +81,28 @@ export function frame(msg: Uint8Array): Buffer {
   return out;
 }
 
-/** gRPC prefix + `hash` (field 1, 32 bytes) + the tag and length of `data` (field 2); the data itself follows. */
-export function chunkMessageHeader(hash: Uint8Array, dataLength: number): Buffer {
+/**
+ * gRPC prefix + `hash` (field 1, 32 bytes) + `place` if given (field 3, an encoded message; before the data, which
+ * protobuf allows, so the data can follow as its own buffer) + the tag and length of `data` (field 2).
+ */
+export function chunkMessageHeader(hash: Uint8Array, dataLength: number, place?: Uint8Array): Buffer {
+  const placeField = place ? [0x1a, ...varint(place.length)] : [];
   const dataTag = [0x12, ...varint(dataLength)];
-  const msgLen = 2 + hash.length + dataTag.length + dataLength;
-  const head = Buffer.allocUnsafe(5 + 2 + hash.length + dataTag.length);
+  const headLen = 2 + hash.length + placeField.length + (place?.length ?? 0) + dataTag.length;
+  const head = Buffer.allocUnsafe(5 + headLen);
   head[0] = 0;
-  head.writeUInt32BE(msgLen, 1);
+  head.writeUInt32BE(headLen + dataLength, 1);
   head[5] = 0x0a;
   head[6] = hash.length;
-  head.set(hash, 7);
-  head.set(dataTag, 7 + hash.length);
+  let at = 7;
+  head.set(hash, at);
+  at += hash.length;
+  if (place) {
+    head.set(placeField, at);
+    head.set(place, at + placeField.length);
+    at += placeField.length + place.length;
+  }
+  head.set(dataTag, at);
   return head;
 }
 

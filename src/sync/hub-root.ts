@@ -9,7 +9,7 @@
 
 import { resolve } from 'node:path';
 import type { Store, FileRecord, WrittenFile } from '../../store/index.ts';
-import { fileSource, isStoreError } from '../../store/index.ts';
+import { fileSource, isStoreError, uniqueSuffix } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { SyncState } from './state.ts';
 import type { PathLocks } from './locks.ts';
@@ -18,7 +18,8 @@ import { matches } from './disk-index.ts';
 import { conflictName, decide } from './conflict.ts';
 import { metaOf } from './wire.ts';
 import { GroupFlush } from './group-flush.ts';
-import { DirectWrites, DirSyncs, removeFile, safePath, statFile, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
+import { DirectWrites, DirSyncs, removeFile, safePath, statFile, TEMP_PREFIX, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
+import { Staging } from './staging.ts';
 
 export interface HubRootOptions {
   store: Store;
@@ -44,6 +45,8 @@ export class HubRoot {
   private readonly o: HubRootOptions;
   private readonly dirs = new DirSyncs();
   private readonly direct = new DirectWrites();
+  /** Staging files of pushed large files (write-once push); only when the store keeps the root's bytes in the root. */
+  readonly staging: Staging | undefined;
   /** The store keeps the root's bytes in the root (StoreOptions.backingDir) rather than in chunk files as well. */
   private readonly located: boolean;
   /** Versions written into the root, told to the store in shared transactions (one durable write for many files). */
@@ -53,11 +56,23 @@ export class HubRoot {
   constructor(opts: HubRootOptions) {
     this.o = opts;
     this.located = opts.store.backingDir !== undefined && resolve(opts.store.backingDir) === resolve(opts.root);
+    this.staging = this.located ? new Staging(opts.root, opts.store, this.dirs) : undefined;
     this.noteGroup = new GroupFlush(async () => {
       const items = this.written;
       this.written = [];
-      if (items.length > 0) await this.o.store.noteWritten(items);
+      if (items.length === 0) return;
+      const noted = await this.o.store.noteWritten(items);
+      // A staging file goes once the store reads its bytes from the path instead. If the path moved on meanwhile, the
+      // store still counts on the staging file (the newer version may share chunks), so it stays for gc and the sweep.
+      await Promise.all(items.map((it, i) => (noted[i] && it.from !== undefined ? this.staging?.unlink(it.from) : undefined)));
     });
+  }
+
+  /** At start, before the scan: staging files no upload or commit can claim any more go (staging.ts). */
+  async sweepStaging(): Promise<void> {
+    if (!this.staging) return;
+    const swept = await this.staging.sweep();
+    if (swept.files + swept.locations > 0) this.o.log.info(swept, 'hub root: removed stale staging files');
   }
 
   /**
@@ -65,9 +80,9 @@ export class HubRoot {
    * note queues for the store's lock behind the transactions of incoming uploads, and the writer should not wait
    * with it (notesWritten() does). Until then, or if it fails, the chunk files merely stay.
    */
-  private noteWritten(path: string, version: number, verify = false): void {
+  private noteWritten(path: string, version: number, verify = false, from?: string): void {
     if (!this.located) return;
-    this.written.push({ path, version, verify });
+    this.written.push({ path, version, verify, ...(from === undefined ? {} : { from }) });
     this.noteGroup.flush().catch((err: unknown) => this.o.log.warn({ err }, 'hub root: could not tell the store about written files; their chunk files stay'));
   }
 
@@ -245,11 +260,18 @@ export class HubRoot {
     }
     if (st && matches(st, rec)) {
       if (known?.v !== rec.version) await disk.set(path, st, rec.version);
-      this.noteWritten(path, rec.version, true); // e.g. written before a crash that came before the note
+      this.noteWritten(path, rec.version, true, this.staging?.existing(rec, abs)); // e.g. written before a crash that came before the note
       return;
     }
     if (rec.state !== 'local') {
       this.o.log.warn({ path }, 'hub root: cannot write a file whose bytes are not in the store');
+      return;
+    }
+    const staged = await this.staging?.place(rec, abs, `${TEMP_PREFIX}${uniqueSuffix()}`);
+    if (staged !== undefined) {
+      const written = await statFile(abs);
+      if (written) await disk.set(path, written, rec.version);
+      this.noteWritten(path, rec.version, false, staged);
       return;
     }
     const opened = await store.openRead(path, undefined, { reuseBuffers: true, touch: false });

@@ -10,6 +10,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { CommitStatus, type CommitResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { fromFileInfo, metaOf, sameContent, toFileInfo, type RemoteFile } from './wire.ts';
 import { uploadMissing } from './transfer.ts';
+import { LARGE_FILE_BYTES } from './push-lanes.ts';
 
 export type PushResult = 'synced' | 'conflict' | 'nothing';
 
@@ -35,7 +36,9 @@ export async function pushPath(m: SyncModel, client: SyncClient, path: string, s
   return m.locks.run(path, async () => {
     const p = await pending(m, path);
     if (!p) return 'nothing';
-    if (!p.local.deleted) await uploadMissing(client, m.store, p.local.chunks, uploadOpts(m, signal));
+    // A large file's chunks say where they belong: a hub writes them straight into place (staging.ts).
+    const file = p.local.size >= LARGE_FILE_BYTES ? { file: { path, size: p.local.size, hash: p.local.hash } } : {};
+    if (!p.local.deleted) await uploadMissing(client, m.store, p.local.chunks, { ...uploadOpts(m, signal), ...file });
     const res = await client.commit({ peerId: m.state.peerId, ...commitEntry(p) }, { signal });
     // Not synced: if a crash loses it, the chunks count as dirty again and the next push finds them on the hub.
     if (!p.local.deleted) await m.store.markClean(p.local.chunks.map((c) => c.hash), { sync: false });

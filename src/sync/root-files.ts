@@ -244,14 +244,15 @@ export type ReadDir = (dir: string) => Promise<Dirent[]>;
 const readDirents: ReadDir = (dir) => fs.readdir(dir, { withFileTypes: true });
 
 /**
- * Every regular file under `dir` (root-relative POSIX names), skipping symlinks and our own temp files. A directory
+ * Every regular file under `dir` (root-relative POSIX names), skipping symlinks and our own temp files (with `temps`:
+ * only those). A directory
  * that vanished is empty; one that cannot be listed (permissions) throws, unless `onUnreadable` takes it (with its
  * root-relative name), in which case the walk goes on without it.
  */
 export async function* walk(
   root: string,
   dir = root,
-  opts: { onUnreadable?: (rel: string, err: unknown) => void; readDir?: ReadDir } = {},
+  opts: { onUnreadable?: (rel: string, err: unknown) => void; readDir?: ReadDir; temps?: boolean } = {},
 ): AsyncGenerator<{ rel: string; abs: string }> {
   const rel = (abs: string) => path.relative(root, abs).split(path.sep).join('/');
   let entries;
@@ -267,6 +268,11 @@ export async function* walk(
   for (const e of entries) {
     const abs = path.join(dir, e.name);
     if (e.isDirectory()) yield* walk(root, abs, opts);
-    else if (e.isFile() && !isOwnTemp(e.name)) yield { rel: rel(abs), abs };
+    else if (e.isFile() && isOwnTemp(e.name) === (opts.temps ?? false)) yield { rel: rel(abs), abs };
   }
+}
+
+/** Our own temp files under the root (what walk skips), e.g. staging files. */
+export function walkTemps(root: string): AsyncGenerator<{ rel: string; abs: string }> {
+  return walk(root, root, { temps: true });
 }

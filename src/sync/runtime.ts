@@ -109,6 +109,7 @@ export class SyncRuntime {
       peers: this.peers,
       closing: this.closing.signal,
       ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p) } : {}),
+      ...(hubRoot?.staging ? { staging: hubRoot.staging } : {}),
     });
     const model: SyncModel = { store, state, queue, locks, log: this.log, hotThreshold: settings.syncHotThreshold, rate };
     this.peer =
@@ -132,6 +133,7 @@ export class SyncRuntime {
     if (this.watcher && this.hubRoot) {
       const root = this.hubRoot.root;
       this.starting = mkdir(root, { recursive: true })
+        .then(() => this.hubRoot!.sweepStaging())
         .then(() => this.watcher!.start())
         .then(() => (this.scanned = true))
         .catch((err) => this.log.error({ err, root }, 'hub root could not be read'));

@@ -28,6 +28,7 @@ import { SyncError } from './errors.ts';
 import { fromFileInfo, hashesFrom, hashToBytes, metaOf, PROTOCOL_VERSION, toFileInfo, type RemoteFile } from './wire.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import { GroupFlush } from './group-flush.ts';
+import type { Staging } from './staging.ts';
 
 export const CAPABILITIES = ['changes.follow', 'commit.conflict', 'commit.batch'] as const;
 
@@ -52,6 +53,8 @@ export interface SyncServiceDeps {
   rate?: SendRate;
   /** Runs before a peer's commit of `path` (the hub reads the path from its root folder first). */
   beforeCommit?: (path: string) => Promise<void>;
+  /** Where chunks uploaded with a place are written (the hub with a root folder; see staging.ts). */
+  staging?: Staging;
   /** Peers that said Hello, by id (for status). */
   peers?: Map<string, PeerSeen>;
   /** Aborted when the daemon shuts down: followed feeds end then instead of holding the shutdown up. */
@@ -129,12 +132,11 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
     },
 
     async uploadChunks(stream) {
-      const r = await receiveChunks(
-        store,
-        stream,
-        (rep) => log.info({ received: rep.received, stored: rep.stored, duplicates: rep.duplicates, rejected: rep.rejected.length, bytes: rep.bytes }, 'chunks received'),
-        () => group.flush(),
-      );
+      const r = await receiveChunks(store, stream, {
+        onReport: (rep) => log.info({ received: rep.received, stored: rep.stored, duplicates: rep.duplicates, rejected: rep.rejected.length, bytes: rep.bytes }, 'chunks received'),
+        durable: () => group.flush(),
+        ...(deps.staging ? { staging: deps.staging } : {}),
+      });
       return create(UploadChunksResponseSchema, { received: r.received, stored: r.stored, duplicates: r.duplicates, bytes: BigInt(r.bytes) });
     },
 

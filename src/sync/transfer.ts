@@ -4,12 +4,13 @@
 // ahead of the stream, at the configured send rate. Downloading: the bytes in flight are bounded by asking for a
 // batch of chunks at a time; HTTP/2 flow control does the rest.
 
-import { readAhead, type ChunkRef, type Lease, type Store } from '../../store/index.ts';
+import { readAhead, type ChunkRef, type Lease, type PutOutcome, type Store } from '../../store/index.ts';
 import type { DownloadChunksResponse, UploadChunksRequest, UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { SyncError } from './errors.ts';
-import { bytesToHash, hashToBytes, MAX_HASHES_PER_CALL } from './wire.ts';
+import { bytesToHash, hashToBytes, MAX_HASHES_PER_CALL, type Place } from './wire.ts';
 import type { SendRate } from './rate.ts';
 import { messageBuffers } from './grpc-frames.ts';
+import type { Staging, StagedWrite } from './staging.ts';
 
 export interface ReceiveReport {
   received: number;
@@ -27,44 +28,53 @@ export interface ReceiveReport {
 const STORE_BATCH_BYTES = 8 * 1024 * 1024;
 const STORE_BATCH_CHUNKS = 512;
 
-type ChunkBatch = { hash: string; data: Uint8Array }[];
-type PutOutcomes = Awaited<ReturnType<Store['putChunks']>>;
+interface BatchedChunk {
+  hash: string;
+  data: Uint8Array;
+}
 
 /**
- * Stores received chunks in batches (at most STORE_BATCH_BYTES and `maxChunks` each), one batch written while the
- * next one fills; `onStored` sees each batch with the store's outcome per chunk (throwing there fails `writing`).
+ * Stores received chunks in batches (at most STORE_BATCH_BYTES and `maxChunks` each) through `put`, one batch written
+ * while the next one fills (throwing in `put` fails `writing`). Each batch's message buffers go back for reuse once
+ * it is stored (grpc-frames.ts).
  */
-class ChunkBatcher {
+class ChunkBatcher<T extends BatchedChunk = BatchedChunk> {
   readonly #store: Store;
-  readonly #opts: { maxChunks: number; sync?: boolean };
-  readonly #onStored: (batch: ChunkBatch, outcomes: PutOutcomes) => void;
-  #batch: ChunkBatch = [];
+  readonly #maxChunks: number;
+  readonly #put: (batch: T[]) => Promise<void>;
+  #batch: T[] = [];
   #bytes = 0;
   #failure: unknown;
   /** The batches handed to the store so far, in order; rejects once one of them failed. */
   writing: Promise<void> = Promise.resolve();
 
-  constructor(store: Store, opts: { maxChunks: number; sync?: boolean }, onStored: (batch: ChunkBatch, outcomes: PutOutcomes) => void) {
+  constructor(store: Store, maxChunks: number, put: (batch: T[]) => Promise<void>) {
     this.#store = store;
-    this.#opts = opts;
-    this.#onStored = onStored;
+    this.#maxChunks = maxChunks;
+    this.#put = put;
   }
 
   /**
    * Adds a chunk; when the batch is full, waits for the previous write, then starts writing this batch. Throws the
    * error of a batch that failed (a full disk), so that the stream stops there instead of at the next full batch.
+   * Returns whether the chunk's bytes match its hash; with `dropBad`, one that does not is not batched at all
+   * (otherwise `put` must refuse it, as putChunks does).
    */
-  async add(hash: string, data: Uint8Array): Promise<void> {
+  async add(chunk: T, dropBad = false): Promise<boolean> {
     if (this.#failure !== undefined) throw this.#failure;
-    // Hashed now, while the previous batch is being written, not when this batch is stored (a wrong chunk is
-    // refused there all the same).
-    await this.#store.checkChunk(hash, data);
-    this.#batch.push({ hash, data });
-    this.#bytes += data.length;
-    if (this.#bytes >= STORE_BATCH_BYTES || this.#batch.length >= this.#opts.maxChunks) {
+    // Hashed now, while the previous batch is being written, not when this batch is stored.
+    const ok = await this.#store.checkChunk(chunk.hash, chunk.data);
+    if (!ok && dropBad) {
+      messageBuffers.give(chunk.data);
+      return false;
+    }
+    this.#batch.push(chunk);
+    this.#bytes += chunk.data.length;
+    if (this.#bytes >= STORE_BATCH_BYTES || this.#batch.length >= this.#maxChunks) {
       await this.writing;
       this.flush();
     }
+    return ok;
   }
 
   /** Starts writing what is batched (nothing when empty). */
@@ -73,12 +83,10 @@ class ChunkBatcher {
     const b = this.#batch;
     this.#batch = [];
     this.#bytes = 0;
-    const putOpts = this.#opts.sync === undefined ? { clean: true } : { clean: true, sync: this.#opts.sync };
     this.writing = this.writing.then(async () => {
       try {
-        this.#onStored(b, await this.#store.putChunks(b, putOpts));
+        await this.#put(b);
       } finally {
-        // Stored (or refused): the received message buffers can take the next messages (grpc-frames.ts).
         for (const c of b) messageBuffers.give(c.data);
       }
     });
@@ -88,35 +96,61 @@ class ChunkBatcher {
   }
 }
 
-/** Stores the chunks of an upload stream. Throws SyncError('data_loss') at the end if any chunk was wrong. */
+/** Stores chunks received in a batch with putChunks and reports each one's outcome to `onStored`. */
+function putInto(store: Store, opts: { sync?: boolean }, onStored: (batch: BatchedChunk[], outcomes: PutOutcome[]) => void): (batch: BatchedChunk[]) => Promise<void> {
+  const putOpts = opts.sync === undefined ? { clean: true } : { clean: true, sync: opts.sync };
+  return async (b) => onStored(b, await store.putChunks(b, putOpts));
+}
+
+/**
+ * Stores the chunks of an upload stream. Throws SyncError('data_loss') at the end if any chunk was wrong. With
+ * `staging` (the hub), chunks whose place it can use are written into their file's staging file instead of chunk
+ * files (staging.ts).
+ */
 export async function receiveChunks(
   store: Store,
   stream: AsyncIterable<UploadChunksRequest>,
-  onReport?: (r: ReceiveReport) => void,
-  durable: () => Promise<void> = () => store.flush(),
+  opts: { onReport?: (r: ReceiveReport) => void; durable?: () => Promise<void>; staging?: Staging } = {},
 ): Promise<ReceiveReport> {
   const r: ReceiveReport = { received: 0, stored: 0, duplicates: 0, bytes: 0, rejected: [] };
-  const batcher = new ChunkBatcher(store, { maxChunks: STORE_BATCH_CHUNKS, sync: false }, (b, outcomes) => {
-    outcomes.forEach((o, i) => {
-      if (o === 'stored') r.stored += 1;
-      else if (o === 'present') r.duplicates += 1;
-      else r.rejected.push(b[i]!.hash);
-    });
-  });
+  const batcher = new ChunkBatcher(
+    store,
+    STORE_BATCH_CHUNKS,
+    putInto(store, { sync: false }, (b, outcomes) => {
+      outcomes.forEach((o, i) => {
+        if (o === 'stored') r.stored += 1;
+        else if (o === 'present') r.duplicates += 1;
+        else r.rejected.push(b[i]!.hash);
+      });
+    }),
+  );
+  const writer = opts.staging?.writer();
+  const staged = writer
+    ? new ChunkBatcher<StagedWrite>(store, STORE_BATCH_CHUNKS, async (b) => {
+        await writer.write(b);
+        r.stored += b.length;
+      })
+    : undefined;
+  const batchers = staged ? [batcher, staged] : [batcher];
   try {
     for await (const m of stream) {
       r.received += 1;
       r.bytes += m.data.length;
-      await batcher.add(bytesToHash(m.hash), m.data);
+      const hash = bytesToHash(m.hash);
+      const stage = opts.staging?.stageOf(m.place, m.data.length);
+      if (stage === undefined) await batcher.add({ hash, data: m.data });
+      else if (!(await staged!.add({ stage, hash, data: m.data, offset: Number(m.place!.offset) }, true))) r.rejected.push(hash);
     }
-    batcher.flush();
-    await batcher.writing;
-    await durable(); // the answer acknowledges the chunks: make their rows durable first (shared with other calls)
+    for (const b of batchers) b.flush();
+    for (const b of batchers) await b.writing;
+    // the answer acknowledges the chunks: make their rows durable first (shared with other calls)
+    await (opts.durable ?? (() => store.flush()))();
   } finally {
     // Whatever arrived before a broken stream is still stored (resume skips it), then reported.
-    batcher.flush();
-    await batcher.writing.catch(() => {});
-    onReport?.(r);
+    for (const b of batchers) b.flush();
+    for (const b of batchers) await b.writing.catch(() => {});
+    await writer?.close();
+    opts.onReport?.(r);
   }
   if (r.rejected.length > 0) {
     throw new SyncError('data_loss', `rejected ${r.rejected.length} chunk(s) whose bytes do not match their hash: ${r.rejected.slice(0, 8).join(', ')}`, {
@@ -137,14 +171,16 @@ const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 export interface SentChunk {
   hash: Uint8Array;
   data: Uint8Array;
+  place?: Place;
   /** With `lease`: call once `data` is no longer referenced (its buffer is reused); otherwise a no-op. */
   release: () => void;
 }
 
-/** A chunk to send: its hash, and its size where known (bounds the read-ahead). */
+/** A chunk to send: its hash, its size where known (bounds the read-ahead), and where it belongs if said. */
 export interface ChunkToSend {
   hash: string;
   size?: number;
+  place?: Place;
 }
 
 /**
@@ -166,14 +202,27 @@ export async function* sendChunks(
       chunk.release();
       throw err;
     }
-    yield { hash: hashToBytes(chunks[i++]!.hash), ...chunk };
+    const c = chunks[i++]!;
+    yield { hash: hashToBytes(c.hash), ...chunk, ...(c.place ? { place: c.place } : {}) };
   }
 }
 
+/** `missing` (distinct chunks of the file's `refs`), each with its first offset in the file. */
+function placed(file: { path: string; size: number; hash: string }, refs: ChunkRef[], missing: ChunkRef[]): (ChunkRef & ChunkToSend)[] {
+  const offsets = new Map<string, number>();
+  let pos = 0;
+  for (const c of refs) {
+    if (!offsets.has(c.hash)) offsets.set(c.hash, pos);
+    pos += c.size;
+  }
+  const common = { path: file.path, fileSize: BigInt(file.size), fileHash: hashToBytes(file.hash) };
+  return missing.map((c) => ({ ...c, place: { ...common, offset: BigInt(offsets.get(c.hash)!) } }));
+}
+
 /** Splits chunk refs into groups of at most `maxBytes` (and MAX_HASHES_PER_CALL entries). */
-export function batches(refs: ChunkRef[], maxBytes: number): ChunkRef[][] {
-  const out: ChunkRef[][] = [];
-  let cur: ChunkRef[] = [];
+export function batches<T extends ChunkRef>(refs: T[], maxBytes: number): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
   let bytes = 0;
   for (const r of refs) {
     if (cur.length > 0 && (bytes + r.size > maxBytes || cur.length >= MAX_HASHES_PER_CALL)) {
@@ -191,7 +240,7 @@ export function batches(refs: ChunkRef[], maxBytes: number): ChunkRef[][] {
 /** What the client side needs of the generated client (so tests can pass a client with a different transport). */
 export interface ChunkClient {
   missingChunks(req: { hashes: Uint8Array[] }, opts?: { signal?: AbortSignal }): Promise<{ missing: Uint8Array[] }>;
-  uploadChunks(req: AsyncIterable<{ hash: Uint8Array; data: Uint8Array }>, opts?: { signal?: AbortSignal }): Promise<UploadChunksResponse>;
+  uploadChunks(req: AsyncIterable<{ hash: Uint8Array; data: Uint8Array; place?: Place }>, opts?: { signal?: AbortSignal }): Promise<UploadChunksResponse>;
   /** uploadChunks calls each message's `release()` once written: it may be given leased store buffers. */
   releasesChunks?: boolean;
   downloadChunks(req: { hashes: Uint8Array[] }, opts?: { signal?: AbortSignal }): AsyncIterable<DownloadChunksResponse>;
@@ -216,19 +265,24 @@ export interface UploadReport {
   bytes: number;
 }
 
-/** Uploads the chunks of `refs` the other side lacks (asked first: chunks it acknowledged are never sent again). */
+/**
+ * Uploads the chunks of `refs` the other side lacks (asked first: chunks it acknowledged are never sent again). With
+ * `file` (refs are then that file's chunks, in order), each chunk says where in the file it belongs, so that a hub
+ * can write it straight into place (staging.ts).
+ */
 export async function uploadMissing(
   client: ChunkClient,
   store: Store,
   refs: ChunkRef[],
-  opts: { rate?: SendRate; signal?: AbortSignal; callBytes?: number; onProgress?: (sentBytes: number) => void } = {},
+  opts: { rate?: SendRate; signal?: AbortSignal; callBytes?: number; onProgress?: (sentBytes: number) => void; file?: { path: string; size: number; hash: string } } = {},
 ): Promise<UploadReport> {
   const missing = await missingOn(client, refs, opts.signal);
+  const toSend: (ChunkRef & ChunkToSend)[] = opts.file ? placed(opts.file, refs, missing) : missing;
   let sent = 0;
-  for (const group of batches(missing, opts.callBytes ?? 256 * 1024 * 1024)) {
+  for (const group of batches(toSend, opts.callBytes ?? 256 * 1024 * 1024)) {
     const stream = async function* () {
       for await (const m of sendChunks(store, group, { ...opts, lease: client.releasesChunks === true })) {
-        yield client.releasesChunks ? m : { hash: m.hash, data: m.data };
+        yield client.releasesChunks ? m : { hash: m.hash, data: m.data, ...(m.place ? { place: m.place } : {}) };
         sent += m.data.length;
         opts.onProgress?.(sent);
       }
@@ -252,16 +306,20 @@ export async function downloadInto(
   let chunks = 0;
   let bytes = 0;
   // One batcher for all calls: the last batch of one call is written while the next call streams.
-  const batcher = new ChunkBatcher(store, { maxChunks: opts.batchChunks ?? STORE_BATCH_CHUNKS }, (b, outcomes) => {
-    const bad = outcomes.indexOf('rejected');
-    outcomes.forEach((o, i) => {
-      if (o !== 'rejected') {
-        chunks += 1;
-        bytes += b[i]!.data.length;
-      }
-    });
-    if (bad >= 0) throw new SyncError('data_loss', `peer sent wrong bytes for chunk ${b[bad]!.hash}`);
-  });
+  const batcher = new ChunkBatcher(
+    store,
+    opts.batchChunks ?? STORE_BATCH_CHUNKS,
+    putInto(store, {}, (b, outcomes) => {
+      const bad = outcomes.indexOf('rejected');
+      outcomes.forEach((o, i) => {
+        if (o !== 'rejected') {
+          chunks += 1;
+          bytes += b[i]!.data.length;
+        }
+      });
+      if (bad >= 0) throw new SyncError('data_loss', `peer sent wrong bytes for chunk ${b[bad]!.hash}`);
+    }),
+  );
   try {
     for (const group of batches(refs, opts.maxInFlightBytes ?? 32 * 1024 * 1024)) {
       let i = 0;
@@ -269,7 +327,7 @@ export async function downloadInto(
         const expected = group[i++];
         const hash = bytesToHash(m.hash);
         if (!expected || hash !== expected.hash) throw new SyncError('data_loss', `peer sent chunk ${hash}, expected ${expected?.hash ?? 'nothing'}`);
-        await batcher.add(hash, m.data);
+        await batcher.add({ hash, data: m.data });
       }
       if (i !== group.length) throw new SyncError('data_loss', `peer sent ${i} of ${group.length} chunks`);
     }

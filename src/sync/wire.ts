@@ -14,6 +14,14 @@ export const MAX_HASHES_PER_CALL = 10_000;
 /** The store refuses chunks above this (the chunker's hard maximum). */
 export const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 
+/** Where an uploaded chunk belongs in the file it is uploaded for (ChunkPlace). */
+export interface Place {
+  path: string;
+  fileSize: bigint;
+  fileHash: Uint8Array;
+  offset: bigint;
+}
+
 /** A file version as a peer described it, validated; `version`/`seq` are the sender's numbers. */
 export interface RemoteFile {
   path: string;

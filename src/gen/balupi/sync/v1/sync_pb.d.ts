@@ -382,6 +382,16 @@ export declare type UploadChunksRequest = Message<"balupi.sync.v1.UploadChunksRe
    * @generated from field: bytes data = 2;
    */
   data: Uint8Array;
+
+  /**
+   * Optional: where the chunk sits in the file it is uploaded for. A callee that keeps files in a folder (the hub) may
+   * then write it straight into a staging file for that version, which the commit puts in place without copying the
+   * bytes again. A callee that does not use it stores the chunk as without it; either way the chunk counts as held
+   * once acknowledged. Ignored when malformed (the chunk is then stored as without it).
+   *
+   * @generated from field: balupi.sync.v1.ChunkPlace place = 3;
+   */
+  place?: ChunkPlace | undefined;
 };
 
 /**
@@ -389,6 +399,47 @@ export declare type UploadChunksRequest = Message<"balupi.sync.v1.UploadChunksRe
  * Use `create(UploadChunksRequestSchema)` to create a new message.
  */
 export declare const UploadChunksRequestSchema: GenMessage<UploadChunksRequest>;
+
+/**
+ * ChunkPlace says where an uploaded chunk belongs.
+ *
+ * @generated from message balupi.sync.v1.ChunkPlace
+ */
+export declare type ChunkPlace = Message<"balupi.sync.v1.ChunkPlace"> & {
+  /**
+   * The file's path (the same rules as FileInfo.path).
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * The file's size in bytes.
+   *
+   * @generated from field: uint64 file_size = 2;
+   */
+  fileSize: bigint;
+
+  /**
+   * BLAKE3 of the whole file (FileInfo.hash), 32 bytes: names the version the chunk is uploaded for.
+   *
+   * @generated from field: bytes file_hash = 3;
+   */
+  fileHash: Uint8Array;
+
+  /**
+   * Byte offset of the chunk in that file.
+   *
+   * @generated from field: uint64 offset = 4;
+   */
+  offset: bigint;
+};
+
+/**
+ * Describes the message balupi.sync.v1.ChunkPlace.
+ * Use `create(ChunkPlaceSchema)` to create a new message.
+ */
+export declare const ChunkPlaceSchema: GenMessage<ChunkPlace>;
 
 /**
  * UploadChunksResponse sums up an upload in which every chunk was good.

@@ -1,0 +1,238 @@
+// The hub's write-once push. A large file pushed by a peer was written twice on the hub: its chunks into chunk files
+// as they arrived, then, after the commit, the whole file again into the root. Chunks uploaded with a place
+// (ChunkPlace in sync.proto) now go straight into a staging file beside the path, named by the version's whole-file
+// hash and starting with the temp prefix (the watcher and the scan pass it by), and once durable they are recorded as
+// held there (Store.noteStaged): have/want counts them and a resumed upload skips them. When that version is written
+// into the root, the root writer fills in what the upload did not bring (chunks the hub held already) and puts the
+// staging file in place: each pushed byte is written once.
+//
+// Staging files no commit claims are left to the store's gc (their rows are unreferenced, so it drops them and their
+// locations after its grace period) and to the sweep at the hub's start, which removes staging files without
+// locations and forgets locations whose staging file is gone.
+
+import fs from 'node:fs/promises';
+import fsCb from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { validateName, writeAll, type FileRecord, type Store } from '../../store/index.ts';
+import { safePath, TEMP_PREFIX, walkTemps, type DirSyncs } from './root-files.ts';
+import { bytesToHash, type Place } from './wire.ts';
+
+export const STAGE_PREFIX = `${TEMP_PREFIX}stage-`;
+/** Smaller files are not staged: a staging file costs more than it saves for a file of a few chunks. */
+export const STAGE_MIN_BYTES = 8 * 1024 * 1024;
+
+/** The root-relative staging file of one version (whole-file hash) of `filePath`: in the same directory. */
+export function stagingPath(filePath: string, fileHash: string): string {
+  const dir = path.posix.dirname(filePath);
+  return dir === '.' ? STAGE_PREFIX + fileHash : `${dir}/${STAGE_PREFIX}${fileHash}`;
+}
+
+export function isStagingName(name: string): boolean {
+  return name.startsWith(STAGE_PREFIX);
+}
+
+/** A checked chunk bound for a staging file. */
+export interface StagedWrite {
+  stage: string;
+  hash: string;
+  data: Uint8Array;
+  offset: number;
+}
+
+export class Staging {
+  readonly #root: string;
+  readonly #store: Store;
+  readonly #dirs: DirSyncs;
+  /** Staging files opened since this hub started: the start-up sweep leaves them alone. */
+  readonly #touched = new Set<string>();
+
+  constructor(root: string, store: Store, dirs: DirSyncs) {
+    this.#root = root;
+    this.#store = store;
+    this.#dirs = dirs;
+  }
+
+  /** The staging file a chunk with this place goes to; undefined when the place cannot be used (stored as usual). */
+  stageOf(place: Place | undefined, length: number): string | undefined {
+    if (!place || place.fileSize < BigInt(STAGE_MIN_BYTES) || place.fileHash.length !== 32) return undefined;
+    if (place.offset < 0n || place.offset + BigInt(length) > place.fileSize) return undefined;
+    try {
+      validateName(place.path);
+    } catch {
+      return undefined;
+    }
+    return stagingPath(place.path, bytesToHash(place.fileHash));
+  }
+
+  /** Writes into staging files for one upload call; close() it when the call ends. */
+  writer(): StageWriter {
+    return new StageWriter(this.#root, this.#store, this.#dirs, this.#touched);
+  }
+
+  /**
+   * Puts the staging file of `rec` at `abs` (already checked with safePath), if there is one: the chunks it does not
+   * hold at their offsets are copied in from the store, then permissions, mtime, fdatasync, and a hard link under a
+   * temp name renamed over the path, so the staging name still holds the bytes until the store has moved their
+   * locations (noteWritten's `from`; then unlink() it). Returns the staging path, or undefined when there is no
+   * staging file (the caller writes the file as usual).
+   */
+  async place(rec: FileRecord, abs: string, tmpName: string): Promise<string | undefined> {
+    if (rec.size < STAGE_MIN_BYTES || !rec.hash) return undefined;
+    const stage = stagingPath(rec.path, rec.hash);
+    const stageAbs = path.join(path.dirname(abs), path.posix.basename(stage));
+    this.#touched.add(stage);
+    let fd: number;
+    try {
+      fd = await openFd(stageAbs, fsCb.constants.O_WRONLY);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      const at = await this.#store.locatedAt(stage, rec.chunks.map((c) => c.hash));
+      let offset = 0;
+      for (let i = 0; i < rec.chunks.length; i++) {
+        const c = rec.chunks[i]!;
+        if (at[i] !== offset) await writeAll(fd, await this.#store.getChunk(c.hash), offset);
+        offset += c.size;
+      }
+      await ftruncate(fd, rec.size);
+      await fchmod(fd, rec.mode);
+      const mtime = Math.floor(rec.mtimeMs) / 1000;
+      await futimes(fd, mtime, mtime);
+      await fdatasync(fd);
+    } finally {
+      await closeFd(fd);
+    }
+    const tmp = path.join(path.dirname(abs), tmpName);
+    await fs.link(stageAbs, tmp);
+    try {
+      await fs.rename(tmp, abs);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    await this.#dirs.sync(path.dirname(abs));
+    return stage;
+  }
+
+  /** The staging file of `rec` if there is one on disk (e.g. left beside a file written before a crash). */
+  existing(rec: FileRecord, abs: string): string | undefined {
+    if (rec.size < STAGE_MIN_BYTES || !rec.hash) return undefined;
+    const stage = stagingPath(rec.path, rec.hash);
+    return fsCb.existsSync(path.join(path.dirname(abs), path.posix.basename(stage))) ? stage : undefined;
+  }
+
+  /** Removes a staging file whose locations the store has dropped (after place()). */
+  async unlink(stage: string): Promise<void> {
+    await fs.rm(path.join(this.#root, ...stage.split('/')), { force: true });
+  }
+
+  /**
+   * At the hub's start, before peers connect: forgets the locations of staging files that are gone (a crash after
+   * the rename), and removes staging files that hold nothing the store counts on (gc dropped their chunks, or a crash
+   * came before their first chunks were recorded). Returns how many files and locations went.
+   */
+  async sweep(): Promise<{ files: number; locations: number }> {
+    const out = { files: 0, locations: 0 };
+    const located = await this.#store.locatedPaths(isStagingName);
+    for (const [stage, hashes] of located) {
+      if (this.#touched.has(stage)) continue;
+      const exists = await fs.stat(path.join(this.#root, ...stage.split('/'))).then(
+        () => true,
+        () => false,
+      );
+      if (exists) continue;
+      await this.#store.forgetLocations(stage, hashes);
+      out.locations += hashes.length;
+    }
+    for await (const t of walkTemps(this.#root)) {
+      if (!isStagingName(path.posix.basename(t.rel)) || located.has(t.rel) || this.#touched.has(t.rel)) continue;
+      await fs.rm(t.abs, { force: true });
+      out.files += 1;
+    }
+    return out;
+  }
+}
+
+/**
+ * The staging files of one upload call: each opened once (created in the path's directory if new, and that directory
+ * made durable before anything in the file is recorded), written at the chunks' offsets, fdatasynced per batch, then
+ * recorded in one store transaction per file.
+ */
+export class StageWriter {
+  readonly #root: string;
+  readonly #store: Store;
+  readonly #dirs: DirSyncs;
+  readonly #touched: Set<string>;
+  readonly #fds = new Map<string, Promise<number>>();
+
+  constructor(root: string, store: Store, dirs: DirSyncs, touched: Set<string>) {
+    this.#root = root;
+    this.#store = store;
+    this.#dirs = dirs;
+    this.#touched = touched;
+  }
+
+  async write(batch: StagedWrite[]): Promise<void> {
+    const byStage = new Map<string, StagedWrite[]>();
+    for (const w of batch) {
+      const list = byStage.get(w.stage) ?? [];
+      list.push(w);
+      byStage.set(w.stage, list);
+    }
+    await Promise.all(
+      [...byStage].map(async ([stage, writes]) => {
+        const fd = await this.#open(stage);
+        await Promise.all(writes.map((w) => writeAll(fd, w.data, w.offset)));
+        await fdatasync(fd);
+        await this.#store.noteStaged(
+          stage,
+          writes.map((w) => ({ hash: w.hash, size: w.data.length, offset: w.offset })),
+        );
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    const fds = [...this.#fds.values()];
+    this.#fds.clear();
+    await Promise.all(fds.map((p) => p.then(closeFd, () => {})));
+  }
+
+  #open(stage: string): Promise<number> {
+    let fd = this.#fds.get(stage);
+    if (!fd) {
+      this.#touched.add(stage);
+      fd = this.#openNew(stage);
+      this.#fds.set(stage, fd);
+    }
+    return fd;
+  }
+
+  async #openNew(stage: string): Promise<number> {
+    const abs = await safePath(this.#root, stage);
+    const { O_WRONLY, O_CREAT, O_EXCL } = fsCb.constants;
+    const create = () => openFd(abs, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+    let fd: number;
+    try {
+      fd = await create();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return openFd(abs, O_WRONLY); // an earlier upload of this version began it
+      if (code !== 'ENOENT') throw err;
+      await fs.mkdir(path.dirname(abs), { recursive: true });
+      fd = await create();
+    }
+    await this.#dirs.sync(path.dirname(abs));
+    return fd;
+  }
+}
+
+const openFd = promisify(fsCb.open);
+const closeFd = promisify(fsCb.close);
+const fdatasync = promisify(fsCb.fdatasync);
+const ftruncate = promisify(fsCb.ftruncate);
+const fchmod = promisify(fsCb.fchmod);
+const futimes = promisify(fsCb.futimes);
