@@ -112,9 +112,13 @@ test('a root file edited in place before the hub has read it: a peer downloading
     // only the last chunk changes (the file's tail chunk can be shorter than any edit of a fixed length).
     const edited = Buffer.from(old);
     edited[edited.length - 1] = old[old.length - 1]! ^ 0xff;
+    const scanned = await fs.stat(f);
     const fd = await fs.open(f, 'r+');
     await fd.write(edited.subarray(edited.length - 1), 0, 1, edited.length - 1);
     await fd.close();
+    // The kernel stamps mtimes from a coarse clock (a few ms): an edit that soon after the scan could keep the same
+    // mtime, and then nothing could tell the file changed. Move it on as a later edit would.
+    await fs.utimes(f, scanned.atime, new Date(scanned.mtimeMs + 2000));
     const got: Buffer[] = [];
     await assert.rejects(
       (async () => {
