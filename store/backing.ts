@@ -82,9 +82,11 @@ export interface WrittenFile {
 /**
  * The backing folder's files at these paths now hold these versions (the root writer wrote them): their chunks are
  * located there from now on and their chunk files go, all in one transaction. Per item: false, changing nothing, if
- * the path is at another version or not local.
+ * the path is at another version or not local. Resolves once the chunk files are gone, or with `awaitUnlinks: false`
+ * once the transaction is durable (the unlinks follow, one at a time: the hub's root writer, whose cursor follows
+ * these notes, must not wait for a burst of them).
  */
-export async function noteWritten(engine: Engine, items: WrittenFile[]): Promise<boolean[]> {
+export async function noteWritten(engine: Engine, items: WrittenFile[], opts: { awaitUnlinks?: boolean } = {}): Promise<boolean[]> {
   for (const it of items) validateName(it.path);
   if (engine.backingDir === undefined) throw new StoreError('invalid_argument', 'this store has no backing folder');
   return engine.track(() =>
@@ -104,7 +106,7 @@ export async function noteWritten(engine: Engine, items: WrittenFile[]): Promise
           if (!row.present) continue;
           // The unlink runs once the (synced) transaction is durable: no row may still count on the file after a crash.
           tx.setChunk(hash, { ...tx.chunk(hash)!, present: false });
-          tx.afterCommit(() => engine.unlinkUnheld(hash));
+          tx.afterCommit(() => (opts.awaitUnlinks === false ? void engine.unlinkUnheld(hash).catch(() => {}) : engine.unlinkUnheld(hash)));
         }
       }
       return out;

@@ -100,6 +100,11 @@ export class Engine {
   activeOps = 0;
   private readonly pendingWrites = new Map<string, Promise<void>>();
   private readonly pendingUnlinks = new Map<string, Promise<void>>();
+  /**
+   * Unlinks run one at a time, outside the write lock (transact): a note of 256 written files started all their
+   * unlinks at once, which queued every other file operation of the moment behind them in the thread pool.
+   */
+  private readonly unlinks = new Mutex();
 
   private constructor(init: {
     opts: StoreOptions;
@@ -191,19 +196,36 @@ export class Engine {
     }
   }
 
-  /** Runs `fn` under the write lock and commits its transaction atomically. */
-  transact<T>(fn: (tx: Tx) => Promise<T>, opts: { sync?: boolean } = {}): Promise<T> {
-    return this.lock.run(() => this.transactLocked(fn, opts));
+  /**
+   * Runs `fn` under the write lock and commits its transaction atomically. Resolves once its post-commit work is done
+   * too, but that work (unlinking chunk files) no longer holds the lock: a note of 256 written files unlinked their
+   * chunk files one after the other under it, and every upload's transaction of the moment waited behind them.
+   */
+  async transact<T>(fn: (tx: Tx) => Promise<T>, opts: { sync?: boolean } = {}): Promise<T> {
+    let after: Promise<void> = Promise.resolve();
+    const result = await this.lock.run(async () => {
+      const done = await this.#commit(fn, opts);
+      after = done.after;
+      return done.result;
+    });
+    await after;
+    return result;
   }
 
+  /** transact() for a caller that holds the lock already; resolves after the post-commit work. */
   async transactLocked<T>(fn: (tx: Tx) => Promise<T>, opts: { sync?: boolean } = {}): Promise<T> {
+    const done = await this.#commit(fn, opts);
+    await done.after;
+    return done.result;
+  }
+
+  async #commit<T>(fn: (tx: Tx) => Promise<T>, opts: { sync?: boolean }): Promise<{ result: T; after: Promise<void> }> {
     this.assertOpen();
     const tx = new Tx(this.idx, this.counters);
     const result = await fn(tx);
     await tx.write(opts.sync ?? true);
     this.counters = tx.counters;
-    await tx.runAfter();
-    return result;
+    return { result, after: tx.runAfter() };
   }
 
   emitChange(record: FileRecord, previous?: FileRecord): void {
@@ -380,7 +402,7 @@ export class Engine {
       return;
     }
     if (this.pendingWrites.has(hash)) return;
-    const p = this.files.unlink(hash);
+    const p = this.unlinks.run(() => this.files.unlink(hash));
     this.pendingUnlinks.set(hash, p);
     try {
       await p;

@@ -356,14 +356,21 @@ export class Tx {
     }
   }
 
-  /** Post-commit work is best effort: a failed unlink leaves an unreferenced file that gc removes later. */
-  async runAfter(): Promise<void> {
+  /**
+   * Starts the post-commit work, in order, each step's synchronous part before the next (an unlink registers itself
+   * with the engine before it yields, so writers of the same chunk wait for it); resolves once all of it is done. Best
+   * effort: a failed unlink leaves an unreferenced file that gc removes later.
+   */
+  runAfter(): Promise<void> {
+    const running: Promise<unknown>[] = [];
     for (const fn of this.after) {
       try {
-        await fn();
+        const r = fn();
+        if (r instanceof Promise) running.push(r.catch(() => {}));
       } catch {
         // see above
       }
     }
+    return Promise.all(running).then(() => {});
   }
 }

@@ -235,10 +235,11 @@ export class Store {
   /**
    * The backing folder's files at these paths (StoreOptions.backingDir) now hold these versions: their chunks are read
    * from there from now on, and their chunk files go (one durable transaction). Per item: false, changing nothing, if
-   * the path has moved on to another version.
+   * the path has moved on to another version. `awaitUnlinks: false`: resolve once the transaction is durable, without
+   * waiting for the chunk files to go.
    */
-  noteWritten(items: WrittenFile[]): Promise<boolean[]> {
-    return noteWritten(this.#e, items);
+  noteWritten(items: WrittenFile[], opts: { awaitUnlinks?: boolean } = {}): Promise<boolean[]> {
+    return noteWritten(this.#e, items, opts);
   }
 
   /** Chunks written durably into a staging file of the backing folder now count as held there (see backing.ts). */
