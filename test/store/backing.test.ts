@@ -299,3 +299,20 @@ test("a chunk two root files hold: the row names one of them, reads fall back to
     assert.deepEqual((await h.store.fsck()).problems, []);
   });
 });
+
+test('noteWritten without waiting for the unlinks: the chunk files still go, and the same bytes arriving meanwhile are not stored twice', async () => {
+  await withHub(async (h) => {
+    const data = prngBytes(200_000, 11);
+    const rec = await commitFromPeer(h.store, 'f.bin', data, 0);
+    assert.ok(rec.chunks.length >= 2);
+    assert.equal(await h.chunkFiles(), new Set(rec.chunks.map((c) => c.hash)).size);
+    await h.put('f.bin', data);
+    assert.deepEqual(await h.store.noteWritten([{ path: 'f.bin', version: rec.version }], { awaitUnlinks: false }), [true]);
+    // Another peer uploads the same bytes while the unlinks may still be queued: the root file holds them now.
+    const again = rec.chunks[0]!;
+    assert.equal(await h.store.putChunk(again.hash, data.subarray(0, again.size), { clean: true }), false, 'already held');
+    await waitFor('the chunk files gone', async () => (await h.chunkFiles()) === 0);
+    assert.deepEqual(await readAll(await h.store.read('f.bin')), data);
+    assert.deepEqual((await h.store.fsck()).problems, []);
+  });
+});
