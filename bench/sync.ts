@@ -95,7 +95,10 @@ async function listFiles(root: string, dir = root): Promise<{ rel: string; size:
   for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
     const abs = path.join(dir, e.name);
     if (e.isDirectory()) out.push(...(await listFiles(root, abs)));
-    else if (e.isFile()) out.push({ rel: path.relative(root, abs), size: (await fs.stat(abs)).size });
+    else if (e.isFile()) {
+      const st = await fs.stat(abs).catch(() => null); // a chunk file the hub unlinks right now
+      if (st) out.push({ rel: path.relative(root, abs), size: st.size });
+    }
   }
   return out;
 }
@@ -239,7 +242,14 @@ async function balupiPush(
   if (files.length !== treeFiles.length || files.reduce((a, f) => a + f.size, 0) !== treeBytes) throw new Error('pi -> hub: the hub root does not hold the tree');
   const commitTimes = hub2.logs.filter((l) => l.msg === 'sync commit').map((l) => Number(l.time) - startedAt);
   const [hubRss, piRss] = [await peakRssMb(hub2.proc.pid), await peakRssMb(pi2.proc.pid)];
-  const hubDataMb = await dirMb(hub2.dataDir);
+  // The hub unlinks the chunk files of written files in the background: measure once that has settled.
+  let hubDataMb = await dirMb(hub2.dataDir);
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = await dirMb(hub2.dataDir);
+    if (now === hubDataMb) break;
+    hubDataMb = now;
+  }
   return { ms, hubDataMb, firstCommitMs: Math.min(...commitTimes), lastCommitMs: Math.max(...commitTimes), hubRss, piRss, hub: hub2, pi: pi2, piData, root };
 }
 

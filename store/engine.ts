@@ -447,6 +447,7 @@ export class Engine {
     if (this.closing) return;
     this.closing = true;
     this.events.emit('close');
+    await this.unlinks.run(async () => {}); // the queued unlinks first: no file operation after close
     await this.lock.run(async () => {
       this.closed = true;
       // Unfinished operations may leave chunk files without index rows: record an unclean shutdown so the next open
