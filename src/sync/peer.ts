@@ -208,7 +208,15 @@ export class SyncPeer {
   private async resetHub(indexId: string): Promise<void> {
     const { store, state, queue } = this.m;
     await state.resetHub(indexId);
-    for await (const r of store.filesUnder('')) await queue.enqueue(r.path, r.size);
+    let batch: { path: string; bytes: number }[] = [];
+    for await (const r of store.filesUnder('')) {
+      batch.push({ path: r.path, bytes: r.size });
+      if (batch.length >= 1024) {
+        await queue.enqueueMany(batch);
+        batch = [];
+      }
+    }
+    await queue.enqueueMany(batch);
     this.m.log.info({ hubIndex: indexId }, 'sync: new hub index, reading it from the start');
   }
 

@@ -79,18 +79,19 @@ export class UploadQueue {
 
   /** A local change of `path`: pending now (a failed row's retry count starts over). */
   async enqueue(path: string, bytes: number): Promise<void> {
-    const prev = this.rows.getSync(path);
-    await this.rows.put(path, {
-      path,
-      state: 'pending',
-      attempts: 0,
-      lastError: null,
-      nextAttemptAt: this.now(),
-      bytes,
-      gen: (prev?.gen ?? 0) + 1,
-      updatedAt: this.now(),
+    await this.enqueueMany([{ path, bytes }]);
+  }
+
+  /** enqueue() for many paths in one write (a new hub index queues every local file). */
+  async enqueueMany(items: { path: string; bytes: number }[]): Promise<void> {
+    const now = this.now();
+    const ops = items.map(({ path, bytes }) => {
+      const prev = this.rows.getSync(path);
+      const value: QueueItem = { path, state: 'pending', attempts: 0, lastError: null, nextAttemptAt: now, bytes, gen: (prev?.gen ?? 0) + 1, updatedAt: now };
+      return { type: 'put' as const, key: path, value };
     });
-    this.events.emit('enqueued', path);
+    if (ops.length > 0) await this.rows.batch(ops);
+    for (const { path } of items) this.events.emit('enqueued', path);
   }
 
   /**

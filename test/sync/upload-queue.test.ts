@@ -157,3 +157,23 @@ test('due() can ask for a size range, skip rows already being worked on, and lea
     assert.deepEqual((await q.due(1, { skip: new Set(['a-small']) })).map((i) => i.path), ['b-large'], 'skipped rows do not count against the limit');
   });
 });
+
+test('enqueueMany queues many paths in one write: each pending with its size, a path queued again gets a new generation', async () => {
+  await withDb(async (open) => {
+    const db = await open();
+    const q = await UploadQueue.open(db, { minMs: 1000, maxMs: 8000 });
+    const seen: string[] = [];
+    q.events.on('enqueued', (p: string) => seen.push(p));
+    await q.enqueue('b.txt', 1);
+    await q.take('b.txt');
+    await q.enqueueMany([
+      { path: 'a.txt', bytes: 10 },
+      { path: 'b.txt', bytes: 20 },
+    ]);
+    assert.deepEqual(seen, ['b.txt', 'a.txt', 'b.txt']);
+    const due = await q.due(10);
+    assert.deepEqual(due.map((i) => [i.path, i.state, i.bytes, i.gen]), [['a.txt', 'pending', 10, 1], ['b.txt', 'pending', 20, 2]]);
+    await q.enqueueMany([]);
+    assert.equal((await q.counts()).pending, 2);
+  });
+});
