@@ -155,7 +155,7 @@ export class SyncPeer {
     try {
       for await (const r of changes) {
         const base = await state.getBase(r.path);
-        if (!sameContent(r, base) && !(r.deleted && base === undefined)) await queue.enqueue(r.path, r.size);
+        if (!sameContent(r, base) && !(r.deleted && base === undefined)) await queue.enqueue(r.path, r.size, r.seq);
         last = r.seq;
         if (++seen % CURSOR_EVERY === 0) await state.setNumber('localCursor', last);
       }
@@ -208,9 +208,9 @@ export class SyncPeer {
   private async resetHub(indexId: string): Promise<void> {
     const { store, state, queue } = this.m;
     await state.resetHub(indexId);
-    let batch: { path: string; bytes: number }[] = [];
+    let batch: { path: string; bytes: number; seq: number }[] = [];
     for await (const r of store.filesUnder('')) {
-      batch.push({ path: r.path, bytes: r.size });
+      batch.push({ path: r.path, bytes: r.size, seq: r.seq });
       if (batch.length >= 1024) {
         await queue.enqueueMany(batch);
         batch = [];

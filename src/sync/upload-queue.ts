@@ -30,6 +30,8 @@ export interface QueueItem {
   bytes: number;
   gen: number;
   updatedAt: number;
+  /** The store record's sequence number the row was queued for, where the caller said. */
+  seq?: number;
 }
 
 export interface QueueCounts {
@@ -78,20 +80,28 @@ export class UploadQueue {
   }
 
   /** A local change of `path`: pending now (a failed row's retry count starts over). */
-  async enqueue(path: string, bytes: number): Promise<void> {
-    await this.enqueueMany([{ path, bytes }]);
+  /**
+   * Queues the change at `path` (the store record with sequence number `seq`, if given). A row still pending for that
+   * very record is left as it is: a pi starting up queues its backlog both from its local feed and, on a new hub
+   * index, from its whole store, and a second write would date the row after the push run that began meanwhile,
+   * which then leaves it for the next run (push lanes take only rows queued before a run began).
+   */
+  async enqueue(path: string, bytes: number, seq?: number): Promise<void> {
+    await this.enqueueMany([{ path, bytes, ...(seq === undefined ? {} : { seq }) }]);
   }
 
-  /** enqueue() for many paths in one write (a new hub index queues every local file). */
-  async enqueueMany(items: { path: string; bytes: number }[]): Promise<void> {
+  /** enqueue() for many paths in one write. */
+  async enqueueMany(items: { path: string; bytes: number; seq?: number }[]): Promise<void> {
     const now = this.now();
-    const ops = items.map(({ path, bytes }) => {
+    const ops = [];
+    for (const { path, bytes, seq } of items) {
       const prev = this.rows.getSync(path);
-      const value: QueueItem = { path, state: 'pending', attempts: 0, lastError: null, nextAttemptAt: now, bytes, gen: (prev?.gen ?? 0) + 1, updatedAt: now };
-      return { type: 'put' as const, key: path, value };
-    });
+      if (prev?.state === 'pending' && seq !== undefined && prev.seq === seq) continue;
+      const value: QueueItem = { path, state: 'pending', attempts: 0, lastError: null, nextAttemptAt: now, bytes, gen: (prev?.gen ?? 0) + 1, updatedAt: now, ...(seq === undefined ? {} : { seq }) };
+      ops.push({ type: 'put' as const, key: path, value });
+    }
     if (ops.length > 0) await this.rows.batch(ops);
-    for (const { path } of items) this.events.emit('enqueued', path);
+    for (const op of ops) this.events.emit('enqueued', op.key);
   }
 
   /**

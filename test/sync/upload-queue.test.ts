@@ -177,3 +177,20 @@ test('enqueueMany queues many paths in one write: each pending with its size, a 
     assert.equal((await q.counts()).pending, 2);
   });
 });
+
+test('a row still pending for the same record is not written again; a newer record, or one being uploaded, is', async () => {
+  await withDb(async (open) => {
+    const db = await open();
+    let now = 1_000;
+    const q = await UploadQueue.open(db, { minMs: 1000, maxMs: 8000, now: () => now });
+    await q.enqueue('a.txt', 10, 7);
+    now = 2_000;
+    await q.enqueueMany([{ path: 'a.txt', bytes: 10, seq: 7 }]);
+    assert.deepEqual((await q.due(10, { until: 1_500 })).map((i) => [i.path, i.gen, i.updatedAt]), [['a.txt', 1, 1_000]], 'still dated when first queued');
+    await q.enqueue('a.txt', 11, 8);
+    assert.deepEqual((await q.get('a.txt')) && [(await q.get('a.txt'))!.gen, (await q.get('a.txt'))!.updatedAt], [2, 2_000], 'a newer record is a new change');
+    await q.take('a.txt');
+    await q.enqueue('a.txt', 11, 8);
+    assert.equal((await q.get('a.txt'))!.gen, 3, 'the same record queued during its upload still counts: the upload may have read an older one');
+  });
+});
