@@ -240,7 +240,7 @@ async function balupiPush(
   const ms = performance.now() - t0;
   const files = await listFiles(root);
   if (files.length !== treeFiles.length || files.reduce((a, f) => a + f.size, 0) !== treeBytes) throw new Error('pi -> hub: the hub root does not hold the tree');
-  const commitTimes = hub2.logs.filter((l) => l.msg === 'sync commit').map((l) => Number(l.time) - startedAt);
+  const commitTimes = hub2.logs.filter((l) => l.msg === 'sync commit' || l.msg === 'sync commit batch').map((l) => Number(l.time) - startedAt);
   const [hubRss, piRss] = [await peakRssMb(hub2.proc.pid), await peakRssMb(pi2.proc.pid)];
   // The hub unlinks the chunk files of written files in the background: measure once that has settled.
   let hubDataMb = await dirMb(hub2.dataDir);

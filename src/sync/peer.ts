@@ -365,10 +365,16 @@ export class SyncPeer {
     return out;
   }
 
-  /** Pushes that reached the hub leave the queue (one write for all) and are logged. */
+  /** Pushes that reached the hub leave the queue (one write for all) and are logged: a batch in one line at info. */
   private async settled(done: { path: string; gen: number; r: PushResult }[]): Promise<void> {
     await this.m.queue.syncedMany(done.map(({ path, gen, r }) => ({ path, gen, counted: r !== 'nothing' })));
-    for (const { path, r } of done) if (r !== 'nothing') this.m.log.info({ path, result: r }, 'sync pushed');
+    const pushed = done.filter(({ r }) => r !== 'nothing');
+    const each = pushed.length === 1 ? 'info' : 'debug';
+    for (const { path, r } of pushed) this.m.log[each]({ path, result: r }, 'sync pushed');
+    if (pushed.length > 1) {
+      const conflicts = pushed.filter(({ r }) => r === 'conflict').length;
+      this.m.log.info({ files: pushed.length, conflicts, first: pushed[0]!.path }, 'sync pushed a batch');
+    }
   }
 
   /** Records a push's outcome in the queue (an error: retried later; a lost connection is rethrown). */

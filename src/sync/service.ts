@@ -85,9 +85,12 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
   const noteOrigins = async (done: { path: string; outcome: CommitOutcome }[], peerId: string): Promise<void> => {
     if (peerId) await state.setOrigins(done.filter(({ outcome }) => outcome.status === 'ok' && outcome.file).map(({ path }) => path), peerId);
   };
-  /** After the flush and noteOrigins: log, and build Commit's answer. */
-  const finishCommit = (path: string, outcome: CommitOutcome, peerId: string): CommitResponse => {
-    log.info({ path, status: outcome.status, peer: peerId, copy: outcome.copy?.path }, 'sync commit');
+  /**
+   * After the flush and noteOrigins: log, and build Commit's answer. An entry of a batch is logged at debug level (the
+   * batch gets one line at info: a push of thousands of small files otherwise logged as many lines).
+   */
+  const finishCommit = (path: string, outcome: CommitOutcome, peerId: string, inBatch = false): CommitResponse => {
+    log[inBatch ? 'debug' : 'info']({ path, status: outcome.status, peer: peerId, copy: outcome.copy?.path }, 'sync commit');
     const res = create(CommitResponseSchema, { status: outcome.status === 'ok' ? CommitStatus.OK : CommitStatus.CONFLICT });
     res.file = outcome.file ? toFileInfo(outcome.file) : toFileInfo({ path, size: 0, mtimeMs: 0, mode: 0, hash: '', sha256: null, chunks: [], version: 0, seq: 0, deleted: true });
     if (outcome.copy) res.conflictCopy = toFileInfo(outcome.copy);
@@ -194,16 +197,20 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       await group.flush(); // one flush makes every entry's index writes durable before the answer acknowledges them
       await noteOrigins(entries.flatMap(({ incoming }, i) => (outcomes[i]!.ok ? [{ path: incoming.path, outcome: outcomes[i]!.ok! }] : [])), req.peerId);
       const results = [];
+      const count = { ok: 0, conflict: 0, refused: 0 };
       for (let i = 0; i < entries.length; i++) {
         const o = outcomes[i]!;
         const path = entries[i]!.incoming.path;
         if (o.ok) {
-          results.push(create(CommitBatchResultSchema, { outcome: { case: 'committed', value: finishCommit(path, o.ok, req.peerId) } }));
+          count[o.ok.status === 'ok' ? 'ok' : 'conflict'] += 1;
+          results.push(create(CommitBatchResultSchema, { outcome: { case: 'committed', value: finishCommit(path, o.ok, req.peerId, true) } }));
         } else {
+          count.refused += 1;
           log.warn({ path, peer: req.peerId, code: Code[o.err!.code], err: o.err!.rawMessage }, 'sync commit refused');
           results.push(create(CommitBatchResultSchema, { outcome: { case: 'error', value: { code: o.err!.code, message: o.err!.rawMessage } } }));
         }
       }
+      log.info({ peer: req.peerId, files: entries.length, ...count, first: entries[0]!.incoming.path }, 'sync commit batch');
       return create(CommitBatchResponseSchema, { results });
     },
   };

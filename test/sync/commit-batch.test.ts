@@ -170,8 +170,9 @@ test('a pi killed with SIGKILL in the middle of pushing batches: the hub shows o
   running.delete(offline);
   const pi = await startPi({ hubGrpcPort: hub.ports.grpc, dataDir: piDir, waitConnected: false });
   running.add(pi);
-  const commitsBefore = hub.logs.filter((l) => l.msg === 'sync commit').length;
-  await hub.waitForLog((l) => l.msg === 'sync commit' && hub.logs.filter((x) => x.msg === 'sync commit').length > commitsBefore);
+  const isCommit = (l: { msg?: unknown }) => l.msg === 'sync commit' || l.msg === 'sync commit batch';
+  const commitsBefore = hub.logs.filter(isCommit).length;
+  await hub.waitForLog((l) => isCommit(l) && hub.logs.filter(isCommit).length > commitsBefore);
   pi.proc.kill('SIGKILL');
   await pi.exited;
   running.delete(pi);
