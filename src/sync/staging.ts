@@ -44,8 +44,15 @@ export class Staging {
   readonly #root: string;
   readonly #store: Store;
   readonly #dirs: DirSyncs;
-  /** Staging files opened since this hub started: the start-up sweep leaves them alone. */
+  /** Staging files used since this hub started: the start-up sweep leaves them alone. */
   readonly #touched = new Set<string>();
+  /** Upload calls writing into each staging file. */
+  readonly #claims = new Map<string, number>();
+  /**
+   * Staging files being put in place, or put there and not unlinked yet (their name is a second name of a root file
+   * until then): no upload may write into them, and a file is put in place only while no upload writes into it.
+   */
+  readonly #placing = new Set<string>();
 
   constructor(root: string, store: Store, dirs: DirSyncs) {
     this.#root = root;
@@ -67,7 +74,22 @@ export class Staging {
 
   /** Writes into staging files for one upload call; close() it when the call ends. */
   writer(): StageWriter {
-    return new StageWriter(this.#root, this.#store, this.#dirs, this.#touched);
+    return new StageWriter(this.#root, this.#store, this.#dirs, this);
+  }
+
+  /** For StageWriter: an upload call starts writing into `stage`; false while that file is being put in place. */
+  claim(stage: string): boolean {
+    if (this.#placing.has(stage)) return false;
+    this.#claims.set(stage, (this.#claims.get(stage) ?? 0) + 1);
+    this.#touched.add(stage);
+    return true;
+  }
+
+  /** For StageWriter: that upload call is done with `stage`. */
+  release(stage: string): void {
+    const n = (this.#claims.get(stage) ?? 1) - 1;
+    if (n > 0) this.#claims.set(stage, n);
+    else this.#claims.delete(stage);
   }
 
   /**
@@ -80,16 +102,32 @@ export class Staging {
   async place(rec: FileRecord, abs: string, tmpName: string): Promise<string | undefined> {
     if (rec.size < STAGE_MIN_BYTES || !rec.hash) return undefined;
     const stage = stagingPath(rec.path, rec.hash);
-    const stageAbs = path.join(path.dirname(abs), path.posix.basename(stage));
+    // Checked and taken before the first await: an upload into it, or another path of the same content and directory
+    // being put in place, makes this file copy instead (two root files must never share an inode).
+    if (this.#claims.has(stage) || this.#placing.has(stage)) return undefined;
+    this.#placing.add(stage);
     this.#touched.add(stage);
+    let placed = false;
+    try {
+      placed = await this.#place(rec, abs, tmpName, stage);
+      return placed ? stage : undefined;
+    } finally {
+      if (!placed) this.#placing.delete(stage);
+    }
+  }
+
+  async #place(rec: FileRecord, abs: string, tmpName: string, stage: string): Promise<boolean> {
+    const stageAbs = path.join(path.dirname(abs), path.posix.basename(stage));
     let fd: number;
     try {
       fd = await openFd(stageAbs, fsCb.constants.O_WRONLY);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
     try {
+      // A second name of a root file already (put in place before a crash that came before its unlink): not used.
+      if ((await fstat(fd)).nlink > 1) return false;
       const at = await this.#store.locatedAt(stage, rec.chunks.map((c) => c.hash));
       let offset = 0;
       for (let i = 0; i < rec.chunks.length; i++) {
@@ -114,7 +152,7 @@ export class Staging {
       throw err;
     }
     await this.#dirs.sync(path.dirname(abs));
-    return stage;
+    return true;
   }
 
   /** The staging file of `rec` if there is one on disk (e.g. left beside a file written before a crash). */
@@ -127,6 +165,7 @@ export class Staging {
   /** Removes a staging file whose locations the store has dropped (after place()). */
   async unlink(stage: string): Promise<void> {
     await fs.rm(path.join(this.#root, ...stage.split('/')), { force: true });
+    this.#placing.delete(stage);
   }
 
   /**
@@ -166,14 +205,28 @@ export class StageWriter {
   readonly #root: string;
   readonly #store: Store;
   readonly #dirs: DirSyncs;
-  readonly #touched: Set<string>;
+  readonly #staging: Staging;
   readonly #fds = new Map<string, Promise<number>>();
+  /** The staging files this call claimed (true) or could not (false). */
+  readonly #claimed = new Map<string, boolean>();
 
-  constructor(root: string, store: Store, dirs: DirSyncs, touched: Set<string>) {
+  constructor(root: string, store: Store, dirs: DirSyncs, staging: Staging) {
     this.#root = root;
     this.#store = store;
     this.#dirs = dirs;
-    this.#touched = touched;
+    this.#staging = staging;
+  }
+
+  /** Staging.stageOf, for this call: undefined also while that file is being put in place. */
+  stageOf(place: Place | undefined, length: number): string | undefined {
+    const stage = this.#staging.stageOf(place, length);
+    if (stage === undefined) return undefined;
+    let ok = this.#claimed.get(stage);
+    if (ok === undefined) {
+      ok = this.#staging.claim(stage);
+      this.#claimed.set(stage, ok);
+    }
+    return ok ? stage : undefined;
   }
 
   async write(batch: StagedWrite[]): Promise<void> {
@@ -200,12 +253,13 @@ export class StageWriter {
     const fds = [...this.#fds.values()];
     this.#fds.clear();
     await Promise.all(fds.map((p) => p.then(closeFd, () => {})));
+    for (const [stage, ok] of this.#claimed) if (ok) this.#staging.release(stage);
+    this.#claimed.clear();
   }
 
   #open(stage: string): Promise<number> {
     let fd = this.#fds.get(stage);
     if (!fd) {
-      this.#touched.add(stage);
       fd = this.#openNew(stage);
       this.#fds.set(stage, fd);
     }
@@ -221,10 +275,19 @@ export class StageWriter {
       fd = await create();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') return openFd(abs, O_WRONLY); // an earlier upload of this version began it
-      if (code !== 'ENOENT') throw err;
-      await fs.mkdir(path.dirname(abs), { recursive: true });
-      fd = await create();
+      if (code === 'EEXIST') {
+        // An earlier upload of this version began it. Unless it is a second name of a root file (put in place before
+        // a crash that came before its unlink): that name is dropped and the staging file begun afresh.
+        const existing = await openFd(abs, O_WRONLY);
+        if ((await fstat(existing)).nlink === 1) return existing;
+        await closeFd(existing);
+        await fs.rm(abs, { force: true });
+        fd = await create();
+      } else {
+        if (code !== 'ENOENT') throw err;
+        await fs.mkdir(path.dirname(abs), { recursive: true });
+        fd = await create();
+      }
     }
     await this.#dirs.sync(path.dirname(abs));
     return fd;
@@ -237,3 +300,4 @@ const fdatasync = promisify(fsCb.fdatasync);
 const ftruncate = promisify(fsCb.ftruncate);
 const fchmod = promisify(fsCb.fchmod);
 const futimes = promisify(fsCb.futimes);
+const fstat = promisify(fsCb.fstat);

@@ -137,7 +137,7 @@ export async function receiveChunks(
       r.received += 1;
       r.bytes += m.data.length;
       const hash = bytesToHash(m.hash);
-      const stage = opts.staging?.stageOf(m.place, m.data.length);
+      const stage = writer?.stageOf(m.place, m.data.length);
       if (stage === undefined) await batcher.add({ hash, data: m.data });
       else if (!(await staged!.add({ stage, hash, data: m.data, offset: Number(m.place!.offset) }, true))) r.rejected.push(hash);
     }

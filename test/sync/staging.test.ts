@@ -172,3 +172,20 @@ test('the start-up sweep removes staging files nothing counts on, and forgets ch
   // gc has not run: the forgotten chunks' rows are unreferenced staged rows, which fsck accepts.
   assert.deepEqual(problems, []);
 });
+
+test('two paths with the same large content in one directory share a staging name, but never an inode', async () => {
+  const f = await largeFile('twins/a.bin', 9);
+  await upload(f, f.chunks);
+  const b = { ...f.info, path: 'twins/b.bin' };
+  const res = await client().commitBatch({ peerId: 'TESTPER', entries: [{ file: f.info, baseVersion: 0n }, { file: b, baseVersion: 0n }] });
+  assert.deepEqual(res.results.map((r) => r.outcome.case), ['committed', 'committed']);
+  const [pa, pb] = [path.join(root, 'twins', 'a.bin'), path.join(root, 'twins', 'b.bin')];
+  await waitFor('both files in the root, no staging file left', async () => (await exists(pa)) && (await exists(pb)) && !(await exists(f.stage)));
+  const [sa, sb] = [await fs.stat(pa), await fs.stat(pb)];
+  assert.notEqual(sa.ino, sb.ino, 'an edit of one must not change the other');
+  assert.equal(sa.nlink, 1);
+  assert.equal(sb.nlink, 1);
+  assert.ok((await fs.readFile(pa)).equals(f.data));
+  assert.ok((await fs.readFile(pb)).equals(f.data));
+  assert.deepEqual((await fsck()).problems, []);
+});
