@@ -30,7 +30,12 @@ export class DiskIndex {
   }
 
   async get(path: string): Promise<DiskEntry | undefined> {
-    return this.sub.getSync(path); // synchronous: a cached read is microseconds, a thread-pool round trip is not
+    return this.getNow(path);
+  }
+
+  /** get(), synchronously: a cached read is microseconds, a thread-pool round trip is not. */
+  getNow(path: string): DiskEntry | undefined {
+    return this.sub.getSync(path);
   }
 
   async set(path: string, st: { size: number; mtimeMs: number }, version: number): Promise<void> {
