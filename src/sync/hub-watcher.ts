@@ -58,8 +58,8 @@ export class HubWatcher {
     const watcher = watch(root, ROOT_WATCH_OPTIONS);
     this.watcher = watcher;
     const rel = (abs: string): string => path.relative(root, abs).split(path.sep).join('/');
-    watcher.on('add', (p, st) => this.fileEvent(rel(p), st));
-    watcher.on('change', (p, st) => this.fileEvent(rel(p), st));
+    watcher.on('add', (p, st) => this.added(rel(p), st));
+    watcher.on('change', (p) => this.schedule(rel(p), 'file'));
     watcher.on('unlink', (p) => this.schedule(rel(p), 'file'));
     watcher.on('addDir', (p) => p !== root && this.schedule(rel(p), 'dir'));
     watcher.on('unlinkDir', (p) => p !== root && this.schedule(rel(p), 'dir'));
@@ -80,12 +80,13 @@ export class HubWatcher {
   }
 
   /**
-   * A file appeared or changed. When the event's lstat shows the very size and mtime the disk index has for it, the
-   * file holds what the hub last read or wrote there: nothing to read. That is every file the root writer writes (a
-   * push of 3,000 small files otherwise cost 3,000 refreshes: a timer, the path's lock, three lstats and an index read
-   * each). An edit after that lstat brings an event of its own.
+   * A file appeared. When the event's lstat shows the very size and mtime the disk index has for it, the file holds
+   * what the hub last wrote there: nothing to read. That is every new file the root writer writes (a push of 3,000
+   * small files otherwise cost 3,000 refreshes: a timer, the path's lock, three lstats and an index read each). An
+   * edit after that lstat brings a 'change' event. Not done for 'change' events: chokidar drops a path's changes for
+   * 50 ms after one it reported, and only the refresh scheduled for that one reads what they wrote.
    */
-  private fileEvent(rel: string, st: Stats | undefined): void {
+  private added(rel: string, st: Stats | undefined): void {
     if (st?.isFile() && matches({ size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 }, this.o.disk.getNow(rel))) return;
     this.schedule(rel, 'file');
   }
