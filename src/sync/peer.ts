@@ -326,10 +326,11 @@ export class SyncPeer {
   }
 
   private async pushOne(path: string, signal: AbortSignal): Promise<PushOutcome> {
-    const gen = await this.m.queue.take(path);
+    const seqs = new Map<string, number>();
+    const gen = (await this.m.queue.takeMany([path], seqs)).get(path);
     if (gen === undefined) return 'nothing';
     try {
-      return await this.finish(path, gen, await pushPath(this.m, this.client, path, signal), signal);
+      return await this.finish(path, gen, await pushPath(this.m, this.client, path, signal, seqs.get(path)), signal);
     } catch (err) {
       return this.finish(path, gen, err, signal);
     }
@@ -337,11 +338,12 @@ export class SyncPeer {
 
   /** One batch: one upload, one CommitBatch. A batch the hub refused as a whole is retried file by file. */
   private async pushGroup(paths: string[], signal: AbortSignal): Promise<Map<string, PushOutcome>> {
-    const gens = await this.m.queue.takeMany(paths);
+    const seqs = new Map<string, number>();
+    const gens = await this.m.queue.takeMany(paths, seqs);
     const out = new Map<string, PushOutcome>();
     let results: Map<string, PushResult | ConnectError>;
     try {
-      results = await pushBatch(this.m, this.client, [...gens.keys()], signal);
+      results = await pushBatch(this.m, this.client, [...gens.keys()], signal, seqs);
     } catch (err) {
       if (signal.aborted || isConnectionError(err)) {
         for (const [path, gen] of gens) await this.m.queue.failed(path, gen, message(err));

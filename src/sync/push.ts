@@ -21,9 +21,15 @@ interface Pending {
   base: { version: number; hash: string; deleted: boolean } | undefined;
 }
 
-/** The change to push at `path`, or undefined when the path is in step with the hub already. */
-async function pending(m: SyncModel, path: string): Promise<Pending | undefined> {
+/**
+ * The change to push at `path`, or undefined when the path is in step with the hub already. With `queuedSeq` (the
+ * record the queue row was for): also undefined when the path has changed since. That newer change is queued on its
+ * own, and a push run takes only changes queued before it began: pushed now, a rename's deletion queued during the
+ * run could reach the hub before the new name, and the hub would drop the chunks the new name needs.
+ */
+async function pending(m: SyncModel, path: string, queuedSeq?: number): Promise<Pending | undefined> {
   const local = await m.store.record(path);
+  if (queuedSeq !== undefined && local !== undefined && local.seq !== queuedSeq) return undefined;
   const base = await m.state.getBase(path);
   if (!local || sameContent(local, base) || (local.deleted && (base === undefined || base.deleted))) return undefined;
   return { path, local, base };
@@ -32,9 +38,9 @@ async function pending(m: SyncModel, path: string): Promise<Pending | undefined>
 const uploadOpts = (m: SyncModel, signal?: AbortSignal) => (m.rate ? { rate: m.rate, ...(signal ? { signal } : {}) } : signal ? { signal } : {});
 const commitEntry = (p: Pending) => ({ file: toFileInfo(p.local), baseVersion: BigInt(p.base?.version ?? 0) });
 
-export async function pushPath(m: SyncModel, client: SyncClient, path: string, signal?: AbortSignal): Promise<PushResult> {
+export async function pushPath(m: SyncModel, client: SyncClient, path: string, signal?: AbortSignal, queuedSeq?: number): Promise<PushResult> {
   return m.locks.run(path, async () => {
-    const p = await pending(m, path);
+    const p = await pending(m, path, queuedSeq);
     if (!p) return 'nothing';
     // A large file's chunks say where they belong: a hub writes them straight into place (staging.ts).
     const file = p.local.size >= LARGE_FILE_BYTES ? { file: { path, size: p.local.size, hash: p.local.hash } } : {};
@@ -52,12 +58,18 @@ export async function pushPath(m: SyncModel, client: SyncClient, path: string, s
  * its entry failed with (the others are unaffected). Throws when the batch as a whole failed (connection lost, or a
  * malformed entry the hub refused before committing anything).
  */
-export async function pushBatch(m: SyncModel, client: SyncClient, paths: string[], signal?: AbortSignal): Promise<Map<string, PushResult | ConnectError>> {
+export async function pushBatch(
+  m: SyncModel,
+  client: SyncClient,
+  paths: string[],
+  signal?: AbortSignal,
+  queuedSeqs?: ReadonlyMap<string, number>,
+): Promise<Map<string, PushResult | ConnectError>> {
   return m.locks.runAll(paths, async () => {
     const out = new Map<string, PushResult | ConnectError>();
     const todo: Pending[] = [];
     for (const path of paths) {
-      const p = await pending(m, path);
+      const p = await pending(m, path, queuedSeqs?.get(path));
       if (p) todo.push(p);
       else out.set(path, 'nothing');
     }

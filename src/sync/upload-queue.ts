@@ -136,14 +136,18 @@ export class UploadQueue {
     return (await this.takeMany([path])).get(path);
   }
 
-  /** take() for many paths in one write (a batch of small files): the generation of each row that exists. */
-  async takeMany(paths: string[]): Promise<Map<string, number>> {
+  /**
+   * take() for many paths in one write (a batch of small files): the generation of each row that exists. `seqs`, if
+   * given, receives the record sequence number each taken row was queued for, where known.
+   */
+  async takeMany(paths: string[], seqs?: Map<string, number>): Promise<Map<string, number>> {
     const gens = new Map<string, number>();
     const ops = [];
     for (const path of paths) {
       const item = this.rows.getSync(path);
       if (!item) continue;
       gens.set(path, item.gen);
+      if (item.seq !== undefined) seqs?.set(path, item.seq);
       ops.push({ type: 'put' as const, key: path, value: { ...item, state: 'uploading' as const, updatedAt: this.now() } });
     }
     if (ops.length > 0) await this.rows.batch(ops);
