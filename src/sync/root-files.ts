@@ -7,7 +7,7 @@
 
 import fs from 'node:fs/promises';
 import fsCb, { type Dirent } from 'node:fs';
-import { Writable, type Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { AlignedArena, DirectWriter, directUnsupported, O_DIRECT, uniqueSuffix, validateName, writeAll, type AlignedSlot } from '../../store/index.ts';
@@ -68,12 +68,13 @@ function lstatOrNull(p: string): fsCb.Stats | null {
  * temp file (write, permissions, mtime, fdatasync on one fd) -> rename -> fsync of the directory. With `dirs`, the
  * directory fsync is shared with the other writers of the moment (see DirSyncs); either way it is done before this
  * resolves, so the caller may record the file as written. `source` is piped into the file, so a store stream opened
- * with `reuseBuffers` reads each chunk into a reused buffer that goes back once its write has completed. With
+ * with `reuseBuffers` reads each chunk into a reused buffer that goes back once its write has completed; a small
+ * file's bytes may come as buffers instead (no stream, no pipe: a push writes thousands of such files). With
  * `direct`, a file of `meta.size` >= DIRECT_MIN_BYTES is written around the page cache when the file system allows.
  */
 export async function writeAtomic(
   abs: string,
-  source: Readable,
+  source: Readable | readonly Uint8Array[],
   meta: { mtimeMs: number; mode: number; size?: number },
   opts: { dirs?: DirSyncs; direct?: DirectWrites } = {},
 ): Promise<void> {
@@ -89,10 +90,12 @@ export async function writeAtomic(
     fd = await openNew(tmp);
   }
   try {
-    const direct = opts.direct && (meta.size ?? 0) >= DIRECT_MIN_BYTES ? await opts.direct.open(tmp) : undefined;
+    const stream = source instanceof Readable ? source : undefined;
+    const direct = stream && opts.direct && (meta.size ?? 0) >= DIRECT_MIN_BYTES ? await opts.direct.open(tmp) : undefined;
     try {
-      if (direct) await opts.direct!.pipe(source, direct, fd);
-      else await pipeInto(source, fd);
+      if (direct) await opts.direct!.pipe(stream!, direct, fd);
+      else if (stream) await pipeInto(stream, fd);
+      else await writeParts(source as readonly Uint8Array[], fd);
       await fchmod(fd, meta.mode);
       await futimes(fd, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
       await fdatasync(fd);
@@ -105,7 +108,7 @@ export async function writeAtomic(
     }
     await fs.rename(tmp, abs);
   } catch (err) {
-    source.destroy();
+    if (source instanceof Readable) source.destroy();
     await fs.rm(tmp, { force: true });
     throw err;
   }
@@ -171,6 +174,15 @@ const fdatasync = promisify(fsCb.fdatasync);
 const closeFd = promisify(fsCb.close);
 const openFd = promisify(fsCb.open);
 const openNew = (file: string): Promise<number> => openFd(file, 'wx', 0o600);
+
+/** Writes `parts` one after the other into `fd`. */
+async function writeParts(parts: readonly Uint8Array[], fd: number): Promise<void> {
+  let pos = 0;
+  for (const part of parts) {
+    await writeAll(fd, part, pos);
+    pos += part.length;
+  }
+}
 
 /** Pipes `source` into `fd` (at increasing offsets); resolves once every byte is written. */
 function pipeInto(source: Readable, fd: number): Promise<void> {

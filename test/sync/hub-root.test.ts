@@ -200,6 +200,14 @@ test('a file whose bytes fail while being written (a chunk rotted in the store, 
     await assert.rejects(writeAtomic(target, failing, { mtimeMs: Date.now(), mode: 0o644 }), /source broke/);
     assert.equal(await fs.readFile(target, 'utf8'), 'old content');
     assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
+    // A small file is written from its chunks read whole (no stream): a rotted one fails before any temp file exists.
+    const small = path.join(root, 'small.bin');
+    const { file: sf } = await n.store.ingest('small.bin', bytes(Buffer.alloc(100_000, 3)));
+    const rotten = sf.chunks[0]!.hash;
+    await fs.writeFile(path.join(n.dir, 'store', 'chunks', rotten.slice(0, 2), rotten), Buffer.alloc(sf.chunks[0]!.size, 4));
+    await assert.rejects(_hub.materialize('small.bin'), (err: { code?: string }) => err.code === 'corrupt_chunk');
+    assert.equal(await fs.stat(small).catch(() => null), null, 'nothing written');
+    assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
     // Reads already in flight give their buffers back as they finish.
     await waitFor('every reused buffer back and every hold released', async () => n.store.stats().readBuffersInUse === 0 && n.store.stats().heldChunks === 0);
   });
