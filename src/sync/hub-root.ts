@@ -277,12 +277,20 @@ export class HubRoot {
       this.noteWritten(path, rec.version, false, staged);
       return;
     }
-    // A small file's chunks are read whole (each verified) and written without a stream: a push writes thousands.
+    // A small file's chunks are read whole (each verified, into reused buffers) and written without a stream: a push
+    // writes thousands of them.
     const small = rec.size <= SMALL_FILE_BYTES;
     const opened = small ? undefined : await store.openRead(path, undefined, { reuseBuffers: true, touch: false });
     const version = opened?.record ?? rec;
-    const source = opened ? opened.stream : await Promise.all(rec.chunks.map((c) => store.getChunk(c.hash)));
-    await writeAtomic(abs, source, { mtimeMs: Math.floor(version.mtimeMs), mode: version.mode, size: version.size }, { dirs: this.dirs, direct: this.direct });
+    const leases = opened ? [] : await Promise.allSettled(rec.chunks.map((c) => store.leaseChunk(c.hash)));
+    try {
+      const failed = leases.find((l) => l.status === 'rejected');
+      if (failed) throw failed.reason;
+      const source = opened ? opened.stream : leases.map((l) => (l as PromiseFulfilledResult<{ data: Buffer }>).value.data);
+      await writeAtomic(abs, source, { mtimeMs: Math.floor(version.mtimeMs), mode: version.mode, size: version.size }, { dirs: this.dirs, direct: this.direct });
+    } finally {
+      for (const l of leases) if (l.status === 'fulfilled') l.value.release();
+    }
     const written = await statFile(abs);
     if (written) await disk.set(path, written, version.version);
     this.noteWritten(path, version.version);
