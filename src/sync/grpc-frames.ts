@@ -110,18 +110,12 @@ export function chunkMessageHeader(hash: Uint8Array, dataLength: number, place?:
  * Buffers for received messages of chunk size, reused once the receiver has stored the chunk (transfer.ts gives them
  * back after each stored batch). Receiving 1 GB otherwise allocates 1 GB of fresh buffers, which V8 collects with
  * full mark-sweeps (external memory): on the Pi's side of a pull that was ~10 % of the main thread and more than a
- * core-second of GC threads. Messages from 4 KiB to 64 KiB (a push of small files) take buffers of power-of-two size
- * classes; smaller ones take ordinary buffers (Node's shared pool). A buffer not given back is simply collected.
+ * core-second of GC threads. Smaller messages take ordinary buffers; a buffer not given back is simply collected.
  */
 class MessageBuffers {
-  static readonly SMALL_MIN = 4 * 1024;
   static readonly MIN = 64 * 1024;
   static readonly STEP = 256 * 1024;
-  /** Free buffers of MIN and more, any size. */
   readonly #free = new Set<ArrayBuffer>();
-  /** Free buffers below MIN, by size class. */
-  readonly #freeSmall = new Map<number, ArrayBuffer[]>();
-  readonly #isFree = new WeakSet<ArrayBuffer>();
   readonly #mine = new WeakSet<ArrayBuffer>();
   #freeBytes = 0;
   readonly #maxFreeBytes: number;
@@ -131,22 +125,14 @@ class MessageBuffers {
   }
 
   take(len: number): Buffer {
-    if (len < MessageBuffers.SMALL_MIN) return Buffer.allocUnsafe(len);
+    if (len < MessageBuffers.MIN) return Buffer.allocUnsafe(len);
     let best: ArrayBuffer | undefined;
-    let size: number;
-    if (len < MessageBuffers.MIN) {
-      size = 2 ** Math.ceil(Math.log2(len));
-      best = this.#freeSmall.get(size)?.pop();
-    } else {
-      size = Math.ceil(len / MessageBuffers.STEP) * MessageBuffers.STEP;
-      for (const ab of this.#free) if (ab.byteLength >= len && (!best || ab.byteLength < best.byteLength)) best = ab;
-      if (best) this.#free.delete(best);
-    }
+    for (const ab of this.#free) if (ab.byteLength >= len && (!best || ab.byteLength < best.byteLength)) best = ab;
     if (best) {
-      this.#isFree.delete(best);
+      this.#free.delete(best);
       this.#freeBytes -= best.byteLength;
     } else {
-      best = new ArrayBuffer(size);
+      best = new ArrayBuffer(Math.ceil(len / MessageBuffers.STEP) * MessageBuffers.STEP);
       this.#mine.add(best);
     }
     return Buffer.from(best, 0, len);
@@ -155,14 +141,10 @@ class MessageBuffers {
   /** Gives back the buffer under `view` if it is one of ours; nothing may use `view` afterwards. */
   give(view: Uint8Array): void {
     const ab = view.buffer;
-    if (!(ab instanceof ArrayBuffer) || !this.#mine.has(ab) || this.#isFree.has(ab)) return;
+    if (!(ab instanceof ArrayBuffer) || !this.#mine.has(ab) || this.#free.has(ab)) return;
     if (this.#freeBytes + ab.byteLength > this.#maxFreeBytes) return;
-    this.#isFree.add(ab);
+    this.#free.add(ab);
     this.#freeBytes += ab.byteLength;
-    if (ab.byteLength >= MessageBuffers.MIN) return void this.#free.add(ab);
-    const list = this.#freeSmall.get(ab.byteLength) ?? [];
-    list.push(ab);
-    this.#freeSmall.set(ab.byteLength, list);
   }
 }
 

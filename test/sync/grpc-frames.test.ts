@@ -61,23 +61,6 @@ test('chunk-size message buffers are reused only after they were given back; for
   for (const x of [b, c, d, small]) messageBuffers.give(x);
 });
 
-test('small-file message buffers come in power-of-two size classes, each reused once given back', async () => {
-  const a = messageBuffers.take(20_000);
-  assert.equal(a.length, 20_000);
-  assert.equal(a.buffer.byteLength, 32 * 1024);
-  const b = messageBuffers.take(17_000);
-  assert.notEqual(b.buffer, a.buffer);
-  messageBuffers.give(a.subarray(40)); // a decoded chunk's data is a view into its message
-  messageBuffers.give(a); // twice: ignored
-  const c = messageBuffers.take(30_000); // same class
-  assert.equal(c.buffer, a.buffer, 'the given-back buffer of its class is reused');
-  const d = messageBuffers.take(30_000);
-  assert.notEqual(d.buffer, a.buffer, 'and only once');
-  const other = messageBuffers.take(5_000); // another class: never a 32 KiB buffer
-  assert.equal(other.buffer.byteLength, 8 * 1024);
-  for (const x of [b, c, d, other]) messageBuffers.give(x);
-});
-
 /** Fails instead of hanging: a reader that misses an end that already happened would wait for ever. */
 function within<T>(p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
