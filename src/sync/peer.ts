@@ -208,15 +208,9 @@ export class SyncPeer {
   private async resetHub(indexId: string): Promise<void> {
     const { store, state, queue } = this.m;
     await state.resetHub(indexId);
-    let batch: { path: string; bytes: number; seq: number }[] = [];
-    for await (const r of store.filesUnder('')) {
-      batch.push({ path: r.path, bytes: r.size, seq: r.seq });
-      if (batch.length >= 1024) {
-        await queue.enqueueMany(batch);
-        batch = [];
-      }
-    }
-    await queue.enqueueMany(batch);
+    await queue.enqueueAll((async function* () {
+      for await (const r of store.filesUnder('')) yield { path: r.path, bytes: r.size, seq: r.seq };
+    })());
     this.m.log.info({ hubIndex: indexId }, 'sync: new hub index, reading it from the start');
   }
 

@@ -90,6 +90,19 @@ export class UploadQueue {
     await this.enqueueMany([{ path, bytes, ...(seq === undefined ? {} : { seq }) }]);
   }
 
+  /** enqueueMany() of everything `items` yields, in writes of 1,024 rows (a new hub index queues every local file). */
+  async enqueueAll(items: AsyncIterable<{ path: string; bytes: number; seq?: number }>): Promise<void> {
+    let batch: { path: string; bytes: number; seq?: number }[] = [];
+    for await (const it of items) {
+      batch.push(it);
+      if (batch.length >= 1024) {
+        await this.enqueueMany(batch);
+        batch = [];
+      }
+    }
+    await this.enqueueMany(batch);
+  }
+
   /** enqueue() for many paths in one write. */
   async enqueueMany(items: { path: string; bytes: number; seq?: number }[]): Promise<void> {
     const now = this.now();

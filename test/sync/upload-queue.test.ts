@@ -194,3 +194,15 @@ test('a row still pending for the same record is not written again; a newer reco
     assert.equal((await q.get('a.txt'))!.gen, 3, 'the same record queued during its upload still counts: the upload may have read an older one');
   });
 });
+
+test('enqueueAll queues everything an iterable yields, in writes of 1,024 rows', async () => {
+  await withDb(async (open) => {
+    const db = await open();
+    const q = await UploadQueue.open(db, { minMs: 1000, maxMs: 8000 });
+    const items = Array.from({ length: 2500 }, (_, i) => ({ path: `f${String(i).padStart(4, '0')}`, bytes: i, seq: i + 1 }));
+    await q.enqueueAll((async function* () { yield* items; })());
+    assert.equal((await q.counts()).pending, 2500);
+    const due = await q.due(3000);
+    assert.deepEqual(due.map((i) => [i.path, i.bytes, i.seq]), items.map((i) => [i.path, i.bytes, i.seq]));
+  });
+});
