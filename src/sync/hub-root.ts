@@ -79,6 +79,18 @@ export class HubRoot {
   }
 
   /**
+   * Periodic upkeep (SyncRuntime runs it every few hours): the store's gc drops chunks no file references any more,
+   * among them those of staging files no commit claimed (an upload abandoned: the file changed on the pi meanwhile),
+   * and the sweep then removes such staging files from the root.
+   */
+  async maintain(): Promise<void> {
+    if (!this.staging) return;
+    const gc = await this.o.store.gc();
+    if (gc.stagedChunks + gc.orphanFiles + gc.tempFiles > 0) this.o.log.info(gc, 'hub store: garbage collected');
+    await this.sweepStaging();
+  }
+
+  /**
    * The root's file at `path` holds `version` now: once the store knows, its chunk files go. Not waited for here: the
    * note queues for the store's lock behind the transactions of incoming uploads, and the writer should not wait
    * with it (notesWritten() does). Until then, or if it fails, the chunk files merely stay.

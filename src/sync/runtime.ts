@@ -63,6 +63,9 @@ export interface PinResult {
   wanted: number;
 }
 
+/** How often a hub collects its store's garbage and sweeps its root's abandoned staging files. */
+const HUB_UPKEEP_MS = 6 * 3600 * 1000;
+
 export class SyncRuntime {
   readonly service: ServiceImpl<typeof SyncService>;
   private readonly store: Store;
@@ -80,6 +83,8 @@ export class SyncRuntime {
   private scanned = false;
   private running = false;
   private starting: Promise<unknown> | null = null;
+  /** The hub's periodic upkeep (HubRoot.maintain). */
+  private maintenance: NodeJS.Timeout | undefined;
   private readonly closing = new AbortController();
   private readonly rate: SendRate;
 
@@ -132,8 +137,13 @@ export class SyncRuntime {
     this.peer?.start();
     if (this.watcher && this.hubRoot) {
       const root = this.hubRoot.root;
+      const hubRoot = this.hubRoot;
+      this.maintenance = setInterval(() => {
+        hubRoot.maintain().catch((err: unknown) => this.log.warn({ err }, 'hub upkeep failed; tried again later'));
+      }, HUB_UPKEEP_MS);
+      this.maintenance.unref();
       this.starting = mkdir(root, { recursive: true })
-        .then(() => this.hubRoot!.sweepStaging())
+        .then(() => hubRoot.sweepStaging())
         .then(() => this.watcher!.start())
         .then(() => (this.scanned = true))
         .catch((err) => this.log.error({ err, root }, 'hub root could not be read'));
@@ -142,6 +152,7 @@ export class SyncRuntime {
 
   async close(): Promise<void> {
     this.running = false;
+    clearInterval(this.maintenance);
     this.closing.abort();
     await this.peer?.close();
     await this.starting;

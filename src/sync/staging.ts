@@ -7,8 +7,8 @@
 // staging file in place: each pushed byte is written once.
 //
 // Staging files no commit claims are left to the store's gc (their rows are unreferenced, so it drops them and their
-// locations after its grace period) and to the sweep at the hub's start, which removes staging files without
-// locations and forgets locations whose staging file is gone.
+// locations after its grace period) and to the sweep that follows it, at the hub's start and every few hours, which
+// removes staging files without locations and forgets locations whose staging file is gone.
 
 import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
@@ -21,6 +21,8 @@ import { bytesToHash, type Place } from './wire.ts';
 export const STAGE_PREFIX = `${TEMP_PREFIX}stage-`;
 /** Smaller files are not staged: a staging file costs more than it saves for a file of a few chunks. */
 export const STAGE_MIN_BYTES = 8 * 1024 * 1024;
+/** A staging file nothing counts on is removed once it has not been written to for this long. */
+const STALE_MS = 60 * 60 * 1000;
 
 /** The root-relative staging file of one version (whole-file hash) of `filePath`: in the same directory. */
 export function stagingPath(filePath: string, fileHash: string): string {
@@ -44,8 +46,6 @@ export class Staging {
   readonly #root: string;
   readonly #store: Store;
   readonly #dirs: DirSyncs;
-  /** Staging files used since this hub started: the start-up sweep leaves them alone. */
-  readonly #touched = new Set<string>();
   /** Upload calls writing into each staging file. */
   readonly #claims = new Map<string, number>();
   /**
@@ -81,7 +81,6 @@ export class Staging {
   claim(stage: string): boolean {
     if (this.#placing.has(stage)) return false;
     this.#claims.set(stage, (this.#claims.get(stage) ?? 0) + 1);
-    this.#touched.add(stage);
     return true;
   }
 
@@ -106,7 +105,6 @@ export class Staging {
     // being put in place, makes this file copy instead (two root files must never share an inode).
     if (this.#claims.has(stage) || this.#placing.has(stage)) return undefined;
     this.#placing.add(stage);
-    this.#touched.add(stage);
     let placed = false;
     try {
       placed = await this.#place(rec, abs, tmpName, stage);
@@ -169,29 +167,37 @@ export class Staging {
   }
 
   /**
-   * At the hub's start, before peers connect: forgets the locations of staging files that are gone (a crash after
-   * the rename), and removes staging files that hold nothing the store counts on (gc dropped their chunks, or a crash
-   * came before their first chunks were recorded). Returns how many files and locations went.
+   * Forgets the locations of staging files that are gone (a crash after the rename), and removes staging files that
+   * hold nothing the store counts on (gc dropped their unreferenced chunks, or a crash came before their first chunks
+   * were recorded) once nobody has written into them for STALE_MS. A staging file an upload writes into is claimed,
+   * and one it wrote into lately is too young: neither is touched. Run at the hub's start and, after the store's gc,
+   * periodically (HubRoot.maintain). Returns how many files and locations went.
    */
-  async sweep(): Promise<{ files: number; locations: number }> {
+  async sweep(now = Date.now()): Promise<{ files: number; locations: number }> {
     const out = { files: 0, locations: 0 };
     const located = await this.#store.locatedPaths(isStagingName);
     for (const [stage, hashes] of located) {
-      if (this.#touched.has(stage)) continue;
+      if (this.#busy(stage)) continue;
       const exists = await fs.stat(path.join(this.#root, ...stage.split('/'))).then(
         () => true,
         () => false,
       );
-      if (exists) continue;
+      if (exists || this.#busy(stage)) continue;
       await this.#store.forgetLocations(stage, hashes);
       out.locations += hashes.length;
     }
     for await (const t of walkTemps(this.#root)) {
-      if (!isStagingName(path.posix.basename(t.rel)) || located.has(t.rel) || this.#touched.has(t.rel)) continue;
-      await fs.rm(t.abs, { force: true });
+      if (!isStagingName(path.posix.basename(t.rel)) || located.has(t.rel)) continue;
+      const st = await fs.stat(t.abs).catch(() => null);
+      if (!st || now - st.mtimeMs < STALE_MS || this.#busy(t.rel)) continue;
+      fsCb.rmSync(t.abs, { force: true }); // synchronous: no upload can claim it between the check and the removal
       out.files += 1;
     }
     return out;
+  }
+
+  #busy(stage: string): boolean {
+    return this.#claims.has(stage) || this.#placing.has(stage);
   }
 }
 

@@ -17,7 +17,7 @@ import { readAll } from '../store/temp-store.ts';
 import { SyncState } from '../../src/sync/state.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 import { bytes, node, silent, SMALL_CHUNKS, type Node } from './in-process.ts';
-import { waitFor } from './peers.ts';
+import { blake, waitFor } from './peers.ts';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { hashToBytes } from '../../src/sync/wire.ts';
 
@@ -338,4 +338,38 @@ test('a directory that cannot be listed is logged and skipped by the scan instea
   } finally {
     await n.close();
   }
+});
+
+test("the hub's upkeep removes a staging file no commit claimed, once gc dropped its chunks; a young one stays", async () => {
+  await withRootAndDb('balupi-hub-upkeep-', async ({ dir, root, hubOf }) => {
+    // No grace for unreferenced chunks, so that gc drops them now (the daemon waits a day).
+    const store = await openStore({ dir: path.join(dir, 'store'), backingDir: root, stagedGraceMs: 0 });
+    try {
+      const hub = await hubOf(store);
+      const data = randomBytes(9 * 1024 * 1024);
+      const fileHash = await blake(data);
+      const chunks = [0, 1, 2].map((i) => ({ offset: i * 1024 * 1024, data: data.subarray(i * 1024 * 1024, (i + 1) * 1024 * 1024) }));
+      const place = (offset: number) => ({ path: 'docs/abandoned.bin', fileSize: BigInt(data.length), fileHash: hashToBytes(fileHash), offset: BigInt(offset) });
+      // An upload that never reaches its commit (the file changed on the pi meanwhile, say).
+      const w = hub.staging!.writer();
+      const writes = [];
+      for (const c of chunks) writes.push({ stage: w.stageOf(place(c.offset), c.data.length)!, hash: await blake(c.data), data: c.data, offset: c.offset });
+      await w.write(writes);
+      await w.close();
+      const stage = writes[0]!.stage;
+      const abs = path.join(root, ...stage.split('/'));
+      assert.deepEqual(await store.locatedAt(stage, writes.map((x) => x.hash)), [0, 1024 * 1024, 2 * 1024 * 1024]);
+
+      await hub.maintain(); // written a moment ago: gc drops the chunks, but the file stays for now
+      assert.deepEqual(await store.hasChunks(writes.map((x) => x.hash)), [], 'gc dropped the unreferenced chunks');
+      assert.equal(await fs.stat(abs).then(() => true, () => false), true, 'a staging file written a moment ago stays');
+      const old = new Date(Date.now() - 2 * 3600 * 1000);
+      await fs.utimes(abs, old, old);
+      await hub.maintain();
+      assert.equal(await fs.stat(abs).then(() => true, () => false), false, 'an abandoned one goes');
+      assert.deepEqual((await store.fsck()).problems, []);
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -155,12 +155,17 @@ test('a place that cannot be used (leaves the root, past the file end, a small f
 test('the start-up sweep removes staging files nothing counts on, and forgets chunks whose staging file is gone', async () => {
   const stray = path.join(root, 'docs', `${STAGE_PREFIX}${'ab'.repeat(32)}`);
   await fs.writeFile(stray, randomBytes(1000));
+  const young = path.join(root, 'docs', `${STAGE_PREFIX}${'cd'.repeat(32)}`);
+  await fs.writeFile(young, randomBytes(1000)); // written a moment ago: an upload may be about to record it
+  const hourAndMore = new Date(Date.now() - 2 * 3600 * 1000);
+  await fs.utimes(stray, hourAndMore, hourAndMore);
   const f = await largeFile('docs/lost.bin', 9);
   await upload(f, f.chunks.slice(0, 3));
   assert.deepEqual(await missing(f.chunks.slice(0, 3).map((c) => c.hash)), []);
   await fs.rm(f.stage); // behind the hub's back
   await restartHub();
-  assert.equal(await exists(stray), false, 'a staging file without locations is removed');
+  assert.equal(await exists(stray), false, 'a staging file without locations, untouched for hours, is removed');
+  assert.equal(await exists(young), true, 'one written a moment ago stays');
   assert.ok(hub.logs.some((l) => l.msg === 'hub root: removed stale staging files' && l.files === 1 && l.locations === 3));
   assert.deepEqual(await missing(f.chunks.slice(0, 3).map((c) => c.hash)), f.chunks.slice(0, 3).map((c) => c.hash), 'asked for again');
   // Uploaded again, the file completes as usual.
