@@ -153,10 +153,14 @@ export class Staging {
     return true;
   }
 
-  /** The staging file of `rec` if there is one on disk (e.g. left beside a file written before a crash). */
+  /**
+   * The staging file of `rec` if there is one on disk (e.g. left beside a file written before a crash), and no upload
+   * writes into it or puts it in place right now.
+   */
   existing(rec: FileRecord, abs: string): string | undefined {
     if (rec.size < STAGE_MIN_BYTES || !rec.hash) return undefined;
     const stage = stagingPath(rec.path, rec.hash);
+    if (this.#busy(stage)) return undefined;
     return fsCb.existsSync(path.join(path.dirname(abs), path.posix.basename(stage))) ? stage : undefined;
   }
 
