@@ -295,16 +295,16 @@ export class HubRoot {
     const opened = small ? undefined : await store.openRead(path, undefined, { reuseBuffers: true, touch: false });
     const version = opened?.record ?? rec;
     const leases = opened ? [] : await Promise.allSettled(rec.chunks.map((c) => store.leaseChunk(c.hash)));
+    let written: DiskStat;
     try {
       const failed = leases.find((l) => l.status === 'rejected');
       if (failed) throw failed.reason;
       const source = opened ? opened.stream : leases.map((l) => (l as PromiseFulfilledResult<{ data: Buffer }>).value.data);
-      await writeAtomic(abs, source, { mtimeMs: Math.floor(version.mtimeMs), mode: version.mode, size: version.size }, { dirs: this.dirs, direct: this.direct });
+      written = await writeAtomic(abs, source, { mtimeMs: Math.floor(version.mtimeMs), mode: version.mode, size: version.size }, { dirs: this.dirs, direct: this.direct });
     } finally {
       for (const l of leases) if (l.status === 'fulfilled') l.value.release();
     }
-    const written = await statFile(abs);
-    if (written) await disk.set(path, written, version.version);
+    await disk.set(path, written, version.version);
     this.noteWritten(path, version.version);
   }
 

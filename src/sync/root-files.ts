@@ -71,15 +71,18 @@ function lstatOrNull(p: string): fsCb.Stats | null {
  * with `reuseBuffers` reads each chunk into a reused buffer that goes back once its write has completed; a small
  * file's bytes may come as buffers instead (no stream, no pipe: a push writes thousands of such files). With
  * `direct`, a file of `meta.size` >= DIRECT_MIN_BYTES is written around the page cache when the file system allows.
+ * Returns the written file's size, mtime and mode, taken from its descriptor before the rename: what the hub wrote,
+ * even if someone edits the file the moment it appears (a later look would take that edit for the hub's own).
  */
 export async function writeAtomic(
   abs: string,
   source: Readable | readonly Uint8Array[],
   meta: { mtimeMs: number; mode: number; size?: number },
   opts: { dirs?: DirSyncs; direct?: DirectWrites } = {},
-): Promise<void> {
+): Promise<DiskStat> {
   const dir = path.dirname(abs);
   const tmp = path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`);
+  let written: DiskStat;
   let fd: number;
   try {
     fd = await openNew(tmp);
@@ -99,6 +102,8 @@ export async function writeAtomic(
       await fchmod(fd, meta.mode);
       await futimes(fd, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
       await fdatasync(fd);
+      const st = fsCb.fstatSync(fd); // by descriptor: no path lookup in a directory others are writing into
+      written = { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 };
     } finally {
       await closeFd(fd);
       if (direct) {
@@ -113,6 +118,7 @@ export async function writeAtomic(
     throw err;
   }
   await (opts.dirs ? opts.dirs.sync(dir) : syncDir(dir));
+  return written;
 }
 
 /** Files from this size on are written directly, each through a slot of DIRECT_SLOT_BYTES. */

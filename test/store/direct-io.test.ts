@@ -184,7 +184,8 @@ test('root files: a large file is written directly (mode, mtime, bytes exact); a
     const writes = new DirectWrites(direct.open);
     const big = prngBytes(3 * 1024 * 1024 + 5, 40);
     const target = path.join(dir, 'sub', 'big.bin');
-    await writeAtomic(target, source(big), { mtimeMs: 1_700_000_000_000, mode: 0o640, size: big.length }, { direct: writes });
+    const written = await writeAtomic(target, source(big), { mtimeMs: 1_700_000_000_000, mode: 0o640, size: big.length }, { direct: writes });
+    assert.deepEqual(written, { size: big.length, mtimeMs: 1_700_000_000_000, mode: 0o640 }, 'what it wrote, as the file has it');
     assert.equal(direct.calls, 1);
     assert.deepEqual(await fs.readFile(target), Buffer.from(big));
     const st = await fs.stat(target);
