@@ -284,9 +284,8 @@ export class HubRoot {
     }
     const staged = await this.staging?.place(rec, abs, `${TEMP_PREFIX}${uniqueSuffix()}`);
     if (staged !== undefined) {
-      const written = await statFile(abs);
-      if (written) await disk.set(path, written, rec.version);
-      this.noteWritten(path, rec.version, false, staged);
+      await disk.set(path, staged.written, rec.version);
+      this.noteWritten(path, rec.version, false, staged.stage);
       return;
     }
     // A small file's chunks are read whole (each verified, into reused buffers) and written without a stream: a push

@@ -15,7 +15,7 @@ import fsCb from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { validateName, writeAll, type FileRecord, type Store } from '../../store/index.ts';
-import { safePath, TEMP_PREFIX, walkTemps, type DirSyncs } from './root-files.ts';
+import { safePath, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
 import { bytesToHash, type Place } from './wire.ts';
 
 export const STAGE_PREFIX = `${TEMP_PREFIX}stage-`;
@@ -95,37 +95,39 @@ export class Staging {
    * Puts the staging file of `rec` at `abs` (already checked with safePath), if there is one: the chunks it does not
    * hold at their offsets are copied in from the store, then permissions, mtime, fdatasync, and a hard link under a
    * temp name renamed over the path, so the staging name still holds the bytes until the store has moved their
-   * locations (noteWritten's `from`; then unlink() it). Returns the staging path, or undefined when there is no
-   * staging file (the caller writes the file as usual).
+   * locations (noteWritten's `from`; then unlink() it). Returns the staging path and the stat of what was put in
+   * place (writeAtomic says why from the descriptor), or undefined when there is no staging file (the caller writes
+   * the file as usual).
    */
-  async place(rec: FileRecord, abs: string, tmpName: string): Promise<string | undefined> {
+  async place(rec: FileRecord, abs: string, tmpName: string): Promise<{ stage: string; written: DiskStat } | undefined> {
     if (rec.size < STAGE_MIN_BYTES || !rec.hash) return undefined;
     const stage = stagingPath(rec.path, rec.hash);
     // Checked and taken before the first await: an upload into it, or another path of the same content and directory
     // being put in place, makes this file copy instead (two root files must never share an inode).
     if (this.#claims.has(stage) || this.#placing.has(stage)) return undefined;
     this.#placing.add(stage);
-    let placed = false;
+    let written: DiskStat | undefined;
     try {
-      placed = await this.#place(rec, abs, tmpName, stage);
-      return placed ? stage : undefined;
+      written = await this.#place(rec, abs, tmpName, stage);
+      return written && { stage, written };
     } finally {
-      if (!placed) this.#placing.delete(stage);
+      if (!written) this.#placing.delete(stage);
     }
   }
 
-  async #place(rec: FileRecord, abs: string, tmpName: string, stage: string): Promise<boolean> {
+  async #place(rec: FileRecord, abs: string, tmpName: string, stage: string): Promise<DiskStat | undefined> {
     const stageAbs = path.join(path.dirname(abs), path.posix.basename(stage));
     let fd: number;
     try {
       fd = await openFd(stageAbs, fsCb.constants.O_WRONLY);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
+    let written: DiskStat;
     try {
       // A second name of a root file already (put in place before a crash that came before its unlink): not used.
-      if ((await fstat(fd)).nlink > 1) return false;
+      if ((await fstat(fd)).nlink > 1) return undefined;
       const at = await this.#store.locatedAt(stage, rec.chunks.map((c) => c.hash));
       let offset = 0;
       for (let i = 0; i < rec.chunks.length; i++) {
@@ -138,6 +140,8 @@ export class Staging {
       const mtime = Math.floor(rec.mtimeMs) / 1000;
       await futimes(fd, mtime, mtime);
       await fdatasync(fd);
+      const st = fsCb.fstatSync(fd);
+      written = { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 };
     } finally {
       await closeFd(fd);
     }
@@ -150,7 +154,7 @@ export class Staging {
       throw err;
     }
     await this.#dirs.sync(path.dirname(abs));
-    return true;
+    return written;
   }
 
   /**
