@@ -9,7 +9,7 @@ import { watch, type ChokidarOptions, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.ts';
 import type { HubRoot } from './hub-root.ts';
 import { matches, type DiskIndex } from './disk-index.ts';
-import { isOwnTemp, statFile, walk } from './root-files.ts';
+import { diskStatOf, isOwnTemp, statFile, walk } from './root-files.ts';
 
 /**
  * chokidar as the hub uses it. chokidar itself is patched (patches/chokidar+5.0.0.patch):
@@ -87,7 +87,7 @@ export class HubWatcher {
    * 50 ms after one it reported, and only the refresh scheduled for that one reads what they wrote.
    */
   private added(rel: string, st: Stats | undefined): void {
-    if (st?.isFile() && matches({ size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 }, this.o.disk.getNow(rel))) return;
+    if (st?.isFile() && matches(diskStatOf(st), this.o.disk.getNow(rel))) return;
     this.schedule(rel, 'file');
   }
 

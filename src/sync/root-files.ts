@@ -42,10 +42,15 @@ export async function safePath(root: string, rel: string): Promise<string> {
   return abs;
 }
 
+/** The size, whole-millisecond mtime and permission bits of a stat, as the disk index compares them. */
+export function diskStatOf(st: fsCb.Stats): DiskStat {
+  return { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 };
+}
+
 /** A regular file's size, mtime and permissions; null if missing or not a regular file. */
 export async function statFile(abs: string): Promise<DiskStat | null> {
   const st = lstatOrNull(abs);
-  return st?.isFile() ? { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 } : null;
+  return st?.isFile() ? diskStatOf(st) : null;
 }
 
 /**
@@ -102,8 +107,7 @@ export async function writeAtomic(
       await fchmod(fd, meta.mode);
       await futimes(fd, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
       await fdatasync(fd);
-      const st = fsCb.fstatSync(fd); // by descriptor: no path lookup in a directory others are writing into
-      written = { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 };
+      written = diskStatOf(fsCb.fstatSync(fd)); // by descriptor: no path lookup in a directory others write into
     } finally {
       await closeFd(fd);
       if (direct) {

@@ -15,7 +15,7 @@ import fsCb from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { validateName, writeAll, type FileRecord, type Store } from '../../store/index.ts';
-import { safePath, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
+import { diskStatOf, safePath, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
 import { bytesToHash, type Place } from './wire.ts';
 
 export const STAGE_PREFIX = `${TEMP_PREFIX}stage-`;
@@ -127,7 +127,7 @@ export class Staging {
     let written: DiskStat;
     try {
       // A second name of a root file already (put in place before a crash that came before its unlink): not used.
-      if ((await fstat(fd)).nlink > 1) return undefined;
+      if (fsCb.fstatSync(fd).nlink > 1) return undefined;
       const at = await this.#store.locatedAt(stage, rec.chunks.map((c) => c.hash));
       let offset = 0;
       for (let i = 0; i < rec.chunks.length; i++) {
@@ -140,8 +140,7 @@ export class Staging {
       const mtime = Math.floor(rec.mtimeMs) / 1000;
       await futimes(fd, mtime, mtime);
       await fdatasync(fd);
-      const st = fsCb.fstatSync(fd);
-      written = { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 };
+      written = diskStatOf(fsCb.fstatSync(fd));
     } finally {
       await closeFd(fd);
     }
@@ -293,7 +292,7 @@ export class StageWriter {
         // An earlier upload of this version began it. Unless it is a second name of a root file (put in place before
         // a crash that came before its unlink): that name is dropped and the staging file begun afresh.
         const existing = await openFd(abs, O_WRONLY);
-        if ((await fstat(existing)).nlink === 1) return existing;
+        if (fsCb.fstatSync(existing).nlink === 1) return existing;
         await closeFd(existing);
         await fs.rm(abs, { force: true });
         fd = await create();
@@ -314,4 +313,3 @@ const fdatasync = promisify(fsCb.fdatasync);
 const ftruncate = promisify(fsCb.ftruncate);
 const fchmod = promisify(fsCb.fchmod);
 const futimes = promisify(fsCb.futimes);
-const fstat = promisify(fsCb.fstat);
