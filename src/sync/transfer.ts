@@ -4,7 +4,7 @@
 // ahead of the stream, at the configured send rate. Downloading: the bytes in flight are bounded by asking for a
 // batch of chunks at a time; HTTP/2 flow control does the rest.
 
-import { readAhead, type ChunkRef, type Lease, type PutOutcome, type Store } from '../../store/index.ts';
+import { firstOffsets, readAhead, type ChunkRef, type Lease, type PutOutcome, type Store } from '../../store/index.ts';
 import type { DownloadChunksResponse, UploadChunksRequest, UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { SyncError } from './errors.ts';
 import { bytesToHash, hashToBytes, MAX_HASHES_PER_CALL, type Place } from './wire.ts';
@@ -209,12 +209,7 @@ export async function* sendChunks(
 
 /** `missing` (distinct chunks of the file's `refs`), each with its first offset in the file. */
 function placed(file: { path: string; size: number; hash: string }, refs: ChunkRef[], missing: ChunkRef[]): (ChunkRef & ChunkToSend)[] {
-  const offsets = new Map<string, number>();
-  let pos = 0;
-  for (const c of refs) {
-    if (!offsets.has(c.hash)) offsets.set(c.hash, pos);
-    pos += c.size;
-  }
+  const offsets = firstOffsets(refs);
   const common = { path: file.path, fileSize: BigInt(file.size), fileHash: hashToBytes(file.hash) };
   return missing.map((c) => ({ ...c, place: { ...common, offset: BigInt(offsets.get(c.hash)!) } }));
 }
