@@ -267,9 +267,8 @@ const readDirents: ReadDir = (dir) => fs.readdir(dir, { withFileTypes: true });
 
 /**
  * Every regular file under `dir` (root-relative POSIX names), skipping symlinks and our own temp files (with `temps`:
- * only those). A directory
- * that vanished is empty; one that cannot be listed (permissions) throws, unless `onUnreadable` takes it (with its
- * root-relative name), in which case the walk goes on without it.
+ * only those). A directory that vanished is empty; one that cannot be listed (permissions) throws, unless
+ * `onUnreadable` takes it (with its root-relative name), in which case the walk goes on without it.
  */
 export async function* walk(
   root: string,

@@ -79,12 +79,12 @@ export class UploadQueue {
     return this.rows.getSync(path); // synchronous: see SyncState's point reads
   }
 
-  /** A local change of `path`: pending now (a failed row's retry count starts over). */
   /**
-   * Queues the change at `path` (the store record with sequence number `seq`, if given). A row still pending for that
-   * very record is left as it is: a pi starting up queues its backlog both from its local feed and, on a new hub
-   * index, from its whole store, and a second write would date the row after the push run that began meanwhile,
-   * which then leaves it for the next run (push lanes take only rows queued before a run began).
+   * A local change of `path`: pending now (a failed row's retry count starts over), for the store record with
+   * sequence number `seq` if given. A row still pending for that very record is left as it is: a pi starting up
+   * queues its backlog both from its local feed and, on a new hub index, from its whole store, and a second write
+   * would date the row after the push run that began meanwhile, which then leaves it for the next run (push lanes
+   * take only rows queued before a run began).
    */
   async enqueue(path: string, bytes: number, seq?: number): Promise<void> {
     await this.enqueueMany([{ path, bytes, ...(seq === undefined ? {} : { seq }) }]);
