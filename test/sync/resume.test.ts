@@ -24,10 +24,13 @@ const start = async <T extends DaemonProcess>(p: Promise<T>): Promise<T> => {
   running.add(d);
   return d;
 };
+/** Daemons killed by a test: their logs are printed too when it fails. */
+const killed: DaemonProcess[] = [];
 const kill9 = async (p: DaemonProcess) => {
   p.proc.kill('SIGKILL');
   await p.exited;
   running.delete(p);
+  killed.push(p);
 };
 
 /** How many of `hashes` the hub holds, asked over the protocol (MissingChunks) with the generated client. */
@@ -38,14 +41,19 @@ async function presentOnHub(grpcPort: number, hashes: string[]): Promise<number>
 }
 
 /**
- * Runs a test body; if it fails, prints the last log lines of every daemon still running (these tests depend on
- * timing across processes, and a failure without the daemons' view cannot be told apart from a slow machine).
+ * Runs a test body; if it fails, prints the last log lines of every daemon it ran, killed ones included, leaving out
+ * the local API's request lines (these tests depend on timing across processes, and a failure without the daemons'
+ * view cannot be told apart from a slow machine).
  */
 const withLogsOnFailure = (fn: () => Promise<void>) => async () => {
+  killed.length = 0;
   try {
     await fn();
   } catch (err) {
-    for (const p of running) console.error(`--- last log lines of ${p.dataDir}\n${p.logs.slice(-60).map((l) => JSON.stringify(l)).join('\n')}`);
+    for (const p of [...killed, ...running]) {
+      const lines = p.logs.filter((l) => l.msg !== 'request').slice(-60);
+      console.error(`--- last log lines of ${p.dataDir}${killed.includes(p) ? ' (killed)' : ''}\n${lines.map((l) => JSON.stringify(l)).join('\n')}`);
+    }
     throw err;
   }
 };
