@@ -172,6 +172,28 @@ export class DirectWriter {
   }
 }
 
+/**
+ * Writes `data` at `offset` of a file open twice, for bytes that arrive in pieces at any offset (a pushed file's
+ * chunks): the whole aligned blocks inside the span go directly, copied through a slot of `arena`; the partial blocks
+ * at either end go through `fd`, the ordinary descriptor, where a neighbouring piece fills the rest of their page.
+ * Direct and ordinary writes never touch the same block, so the page cache holds only those end pieces. A direct
+ * write the file system refuses throws EINVAL (directUnsupported) with nothing of the span written directly.
+ */
+export async function writeSpanDirect(fd: number, directFd: number, arena: AlignedArena, data: Uint8Array, offset: number): Promise<void> {
+  const start = Math.ceil(offset / DIRECT_ALIGN) * DIRECT_ALIGN;
+  const end = Math.floor((offset + data.length) / DIRECT_ALIGN) * DIRECT_ALIGN;
+  const slot = end > start ? await arena.acquire(end - start) : undefined;
+  if (!slot) return writeAll(fd, data, offset);
+  try {
+    slot.bytes.set(data.subarray(start - offset, end - offset));
+    await writeAll(directFd, slot.bytes, start);
+  } finally {
+    slot.release();
+  }
+  if (start > offset) await writeAll(fd, data.subarray(0, start - offset), offset);
+  if (end < offset + data.length) await writeAll(fd, data.subarray(end - offset), end);
+}
+
 /** Writes all of `bytes` at file offset `at`. */
 export function writeAll(fd: number, bytes: Uint8Array, at: number): Promise<void> {
   return new Promise((resolve, reject) => {

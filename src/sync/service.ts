@@ -76,6 +76,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       log.warn(c, 'sync conflict resolved');
       await state.recordConflict(c);
     },
+    ...(deps.staging ? { vouched: (f: RemoteFile) => deps.staging!.vouches(f) } : {}),
   };
   const commitOne = async (incoming: RemoteFile, baseVersion: number, peerId: string): Promise<CommitOutcome> => {
     await deps.beforeCommit?.(incoming.path);

@@ -139,7 +139,7 @@ export async function receiveChunks(
       const hash = bytesToHash(m.hash);
       const stage = writer?.stageOf(m.place, m.data.length);
       if (stage === undefined) await batcher.add({ hash, data: m.data });
-      else if (!(await staged!.add({ stage, hash, data: m.data, offset: Number(m.place!.offset) }, true))) r.rejected.push(hash);
+      else if (!(await staged!.add({ stage, hash, data: m.data, offset: Number(m.place!.offset), fileSize: Number(m.place!.fileSize) }, true))) r.rejected.push(hash);
     }
     for (const b of batchers) b.flush();
     for (const b of batchers) await b.writing;

@@ -353,7 +353,7 @@ test("the hub's upkeep removes a staging file no commit claimed, once gc dropped
       // An upload that never reaches its commit (the file changed on the pi meanwhile, say).
       const w = hub.staging!.writer();
       const writes = [];
-      for (const c of chunks) writes.push({ stage: w.stageOf(place(c.offset), c.data.length)!, hash: await blake(c.data), data: c.data, offset: c.offset });
+      for (const c of chunks) writes.push({ stage: w.stageOf(place(c.offset), c.data.length)!, hash: await blake(c.data), data: c.data, offset: c.offset, fileSize: data.length });
       await w.write(writes);
       await w.close();
       const stage = writes[0]!.stage;

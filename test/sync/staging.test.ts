@@ -194,3 +194,26 @@ test('two paths with the same large content in one directory share a staging nam
   assert.ok((await fs.readFile(pb)).equals(f.data));
   assert.deepEqual((await fsck()).problems, []);
 });
+
+test("a commit whose whole-file hash its chunks do not have is refused, even when they were staged under that hash, in order", async () => {
+  // The hub checks a version's whole-file hash at commit. Chunks staged in order vouch for it without a read-back
+  // (whole-hashes.ts), but only for the hash they really have: here the peer places real chunks under another file's
+  // hash and commits them under that hash. The commit must read them back and fail; the path must stay unwritten.
+  const f = await largeFile('video/forged.mp4', 9);
+  const other = await blake(randomBytes(64));
+  const res = await upload(f, f.chunks, { place: (c) => ({ ...f.place(c.offset), fileHash: hashToBytes(other) }) });
+  assert.equal(res.stored, 9, 'each chunk itself is right, so each is stored');
+  const forged = { ...f.info, hash: hashToBytes(other) };
+  await assert.rejects(client().commit({ peerId: 'TESTPER', file: forged, baseVersion: 0n }), (err: ConnectError) => {
+    assert.equal(err.code, Code.DataLoss);
+    assert.match(err.rawMessage, /hash to/);
+    return true;
+  });
+  assert.equal(await exists(path.join(root, f.name)), false, 'nothing written at the path');
+  // The same chunks under their real hash: the commit goes through (they are held already, nothing is re-sent).
+  assert.deepEqual(await missing(f.chunks.map((c) => c.hash)), []);
+  assert.equal((await client().commit({ peerId: 'TESTPER', file: f.info, baseVersion: 0n })).status, CommitStatus.OK);
+  const target = path.join(root, f.name);
+  await waitFor('the file in the root', () => exists(target));
+  assert.ok((await fs.readFile(target)).equals(f.data));
+});
