@@ -20,6 +20,7 @@ import { metaOf } from './wire.ts';
 import { GroupFlush } from './group-flush.ts';
 import { DirectWrites, DirSyncs, removeFile, safePath, statFile, TEMP_PREFIX, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 import { Staging } from './staging.ts';
+import { RootFileWriter } from './root-file-writer.ts';
 
 export interface HubRootOptions {
   store: Store;
@@ -48,6 +49,8 @@ export class HubRoot {
   private readonly o: HubRootOptions;
   private readonly dirs = new DirSyncs();
   private readonly direct = new DirectWrites();
+  /** Small files are written in batches by a worker thread (root-file-writer.ts). */
+  private readonly smallFiles = new RootFileWriter();
   /** Staging files of pushed large files (write-once push); only when the store keeps the root's bytes in the root. */
   readonly staging: Staging | undefined;
   /** The store keeps the root's bytes in the root (StoreOptions.backingDir) rather than in chunk files as well. */
@@ -288,6 +291,12 @@ export class HubRoot {
       this.noteWritten(path, rec.version, false, staged.stage);
       return;
     }
+    const batched = rec.size <= SMALL_FILE_BYTES ? await this.writeBatched(abs, rec) : undefined;
+    if (batched) {
+      await disk.set(path, batched, rec.version);
+      this.noteWritten(path, rec.version);
+      return;
+    }
     // A small file's chunks are read whole (each verified, into reused buffers) and written without a stream: a push
     // writes thousands of them.
     const small = rec.size <= SMALL_FILE_BYTES;
@@ -305,6 +314,29 @@ export class HubRoot {
     }
     await disk.set(path, written, version.version);
     this.noteWritten(path, version.version);
+  }
+
+  /**
+   * A small file written by the worker (root-file-writer.ts), from its chunks read whole (each verified, into reused
+   * buffers that go back once the writer has copied them). Undefined when there is no worker (it could not start, or
+   * died meanwhile): the caller writes the file itself.
+   */
+  private async writeBatched(abs: string, rec: FileRecord): Promise<DiskStat | undefined> {
+    if (!this.smallFiles.available) return undefined;
+    const leases = await Promise.allSettled(rec.chunks.map((c) => this.o.store.leaseChunk(c.hash)));
+    let written: Promise<DiskStat>;
+    try {
+      const failed = leases.find((l) => l.status === 'rejected');
+      if (failed) throw failed.reason;
+      const parts = leases.map((l) => (l as PromiseFulfilledResult<{ data: Buffer }>).value.data);
+      written = this.smallFiles.write(abs, parts, { mtimeMs: Math.floor(rec.mtimeMs), mode: rec.mode });
+    } finally {
+      for (const l of leases) if (l.status === 'fulfilled') l.value.release();
+    }
+    return written.catch((err: unknown) => {
+      if (this.smallFiles.available) throw err; // this file's own failure
+      return undefined;
+    });
   }
 
   private async originOf(path: string): Promise<string> {

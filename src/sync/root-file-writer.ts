@@ -1,0 +1,139 @@
+// Small root files written by a worker thread in batches. A push brings thousands of small files, and writeAtomic
+// costs each one eight thread-pool round trips (open, write, permissions, mtime, fdatasync, close, rename, directory
+// fsync), each a wake-up of the event loop that also serves the uploads: beside them the hub wrote ~700 small files a
+// second, and its folder trailed the commits by seconds. Here the files waiting to be written go to the worker
+// together (root-file-worker.js), which makes the same calls synchronously and fsyncs each directory once per batch;
+// the event loop sees one message per batch. The bytes are copied into one buffer that travels to the worker and back.
+
+import { Worker } from 'node:worker_threads';
+import path from 'node:path';
+import { uniqueSuffix } from '../../store/index.ts';
+import { TEMP_PREFIX, type DiskStat } from './root-files.ts';
+
+/**
+ * A batch holds up to this many files and bytes (more wait for the next one). The queue itself is bounded by the root
+ * writer's concurrency (64 files of at most 256 KiB); the batch buffer is kept for the next batch.
+ */
+const BATCH_FILES = 256;
+const BATCH_BYTES = 8 * 1024 * 1024;
+
+interface Item {
+  tmp: string;
+  final: string;
+  offset: number;
+  length: number;
+  mode: number;
+  mtimeMs: number;
+}
+
+interface Queued {
+  abs: string;
+  bytes: Uint8Array;
+  meta: { mtimeMs: number; mode: number };
+  resolve: (st: DiskStat) => void;
+  reject: (err: Error) => void;
+}
+
+type Result = { ok: true; stat: DiskStat } | { ok: false; code?: string; message: string };
+
+export class RootFileWriter {
+  #worker: Worker | undefined;
+  /** False once the worker could not start or died: callers write the ordinary way (writeAtomic). */
+  #available = true;
+  #queue: Queued[] = [];
+  /** The batch the worker is writing (one at a time: its fdatasyncs are serial anyway). */
+  #inFlight: Queued[] | undefined;
+  /** The buffer of the last batch, back from the worker for the next one. */
+  #spare: ArrayBuffer | undefined;
+
+  get available(): boolean {
+    return this.#available;
+  }
+
+  /**
+   * Writes `parts` atomically at `abs` (checked with safePath) with permissions and mtime, durable when this resolves,
+   * and returns the written file's stat, as writeAtomic does. The parts are copied before this returns: the caller
+   * may reuse their buffers at once. Rejects with the file system's error (its `code` set) for this file alone.
+   */
+  write(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number }): Promise<DiskStat> {
+    let length = 0;
+    for (const p of parts) length += p.length;
+    const bytes = new Uint8Array(length);
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ abs, bytes, meta, resolve, reject });
+      this.#send();
+    });
+  }
+
+  /** Stops the worker; files still queued fail. */
+  async close(): Promise<void> {
+    this.#available = false;
+    await this.#worker?.terminate();
+    this.#fail([...this.#queue.splice(0)], new Error('root file writer closed'));
+  }
+
+  #send(): void {
+    if (this.#inFlight || this.#queue.length === 0) return;
+    const worker = this.#start();
+    if (!worker) return this.#fail(this.#queue.splice(0), new Error('root file worker unavailable'));
+    let bytes = 0;
+    let n = 0;
+    while (n < this.#queue.length && n < BATCH_FILES && (n === 0 || bytes + this.#queue[n]!.bytes.length <= BATCH_BYTES)) bytes += this.#queue[n++]!.bytes.length;
+    const batch = this.#queue.splice(0, n);
+    const arena = this.#spare && this.#spare.byteLength >= bytes ? this.#spare : new ArrayBuffer(Math.max(bytes, BATCH_BYTES));
+    this.#spare = undefined;
+    const view = new Uint8Array(arena);
+    let offset = 0;
+    const items: Item[] = batch.map((q) => {
+      view.set(q.bytes, offset);
+      offset += q.bytes.length;
+      const dir = path.dirname(q.abs);
+      return { tmp: path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`), final: q.abs, offset: offset - q.bytes.length, length: q.bytes.length, mode: q.meta.mode, mtimeMs: q.meta.mtimeMs };
+    });
+    this.#inFlight = batch;
+    worker.ref();
+    worker.postMessage({ id: 0, items, arena }, [arena]);
+  }
+
+  #start(): Worker | undefined {
+    if (this.#worker || !this.#available) return this.#worker;
+    try {
+      this.#worker = new Worker(new URL('./root-file-worker.js', import.meta.url));
+    } catch {
+      this.#available = false;
+      return undefined;
+    }
+    const worker = this.#worker;
+    worker.unref();
+    worker.on('message', (out: { results: Result[]; arena: ArrayBuffer }) => {
+      const batch = this.#inFlight ?? [];
+      this.#inFlight = undefined;
+      this.#spare = out.arena;
+      batch.forEach((q, i) => {
+        const r = out.results[i]!;
+        if (r.ok) q.resolve(r.stat);
+        else q.reject(Object.assign(new Error(r.message), { code: r.code }));
+      });
+      if (this.#queue.length === 0) worker.unref();
+      this.#send();
+    });
+    const died = (err: Error): void => {
+      this.#available = false;
+      this.#worker = undefined;
+      this.#fail([...(this.#inFlight ?? []), ...this.#queue.splice(0)], err);
+      this.#inFlight = undefined;
+    };
+    worker.on('error', died);
+    worker.on('exit', (code) => died(new Error(`root file worker exited (${code})`)));
+    return worker;
+  }
+
+  #fail(items: Queued[], err: Error): void {
+    for (const q of items) q.reject(err);
+  }
+}

@@ -1,0 +1,82 @@
+// Small root files written in batches by a worker thread (src/sync/root-file-writer.ts), on the test machine's disk:
+// what writeAtomic promises must hold for each file (bytes, permissions, mtime, the returned stat, no temp file left,
+// new directories made), and a file that cannot be written fails alone, with the file system's error code, while the
+// rest of its batch lands.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { RootFileWriter } from '../../src/sync/root-file-writer.ts';
+import { TEMP_PREFIX, walk, walkTemps } from '../../src/sync/root-files.ts';
+import { tempDir } from '../helpers/daemon-process.ts';
+
+async function withRoot(fn: (root: string, w: RootFileWriter) => Promise<void>): Promise<void> {
+  const dir = await tempDir('balupi-root-writer-');
+  const w = new RootFileWriter();
+  try {
+    await fn(dir.path, w);
+  } finally {
+    await w.close();
+    await dir.remove();
+  }
+}
+
+test('a burst of small files (more than one batch, new directories, files in several parts) lands byte for byte with mode and mtime', async () => {
+  await withRoot(async (root, w) => {
+    const files = Array.from({ length: 600 }, (_, i) => ({
+      rel: `d${i % 7}/sub${i % 3}/f${i}.bin`,
+      parts: i % 5 === 0 ? [randomBytes(1000), randomBytes(i * 10)] : [randomBytes(i * 37)],
+      mode: i % 2 === 0 ? 0o640 : 0o600,
+      mtimeMs: 1_600_000_000_000 + i * 1000,
+    }));
+    const stats = await Promise.all(files.map((f) => w.write(path.join(root, ...f.rel.split('/')), f.parts, { mtimeMs: f.mtimeMs, mode: f.mode })));
+    for (const [i, f] of files.entries()) {
+      const abs = path.join(root, ...f.rel.split('/'));
+      const st = await fs.stat(abs);
+      assert.ok((await fs.readFile(abs)).equals(Buffer.concat(f.parts)), f.rel);
+      assert.equal(st.mode & 0o777, f.mode);
+      assert.equal(st.mtimeMs, f.mtimeMs);
+      assert.deepEqual(stats[i], { size: st.size, mtimeMs: f.mtimeMs, mode: f.mode }, 'the stat returned is the written file');
+    }
+    const temps = [];
+    for await (const t of walkTemps(root)) temps.push(t.rel);
+    assert.deepEqual(temps, [], 'no temp file left');
+  });
+});
+
+test('a file that cannot be written fails alone with its error code; the others of its batch land, no temp file is left', async () => {
+  await withRoot(async (root, w) => {
+    await fs.writeFile(path.join(root, 'blocker'), 'a file where a directory is needed');
+    await fs.mkdir(path.join(root, 'adir', 'inside'), { recursive: true });
+    const meta = { mtimeMs: 1_700_000_000_000, mode: 0o644 };
+    const results = await Promise.allSettled([
+      w.write(path.join(root, 'ok1.txt'), [Buffer.from('one')], meta),
+      w.write(path.join(root, 'blocker', 'x.txt'), [Buffer.from('under a file')], meta),
+      w.write(path.join(root, 'adir'), [Buffer.from('over a directory that is not empty')], meta),
+      w.write(path.join(root, 'ok2.txt'), [Buffer.from('two')], meta),
+    ]);
+    assert.equal(results[0]!.status, 'fulfilled');
+    assert.equal(results[3]!.status, 'fulfilled');
+    assert.equal((results[1] as PromiseRejectedResult).reason.code, 'ENOTDIR');
+    assert.ok(['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes((results[2] as PromiseRejectedResult).reason.code), String((results[2] as PromiseRejectedResult).reason));
+    assert.equal(await fs.readFile(path.join(root, 'ok1.txt'), 'utf8'), 'one');
+    assert.equal(await fs.readFile(path.join(root, 'ok2.txt'), 'utf8'), 'two');
+    assert.equal(await fs.readFile(path.join(root, 'blocker'), 'utf8'), 'a file where a directory is needed', 'what was in the way is untouched');
+    assert.deepEqual(await fs.readdir(path.join(root, 'adir')), ['inside']);
+    const names = [];
+    for await (const t of walkTemps(root)) names.push(t.rel);
+    for await (const f of walk(root)) names.push(f.rel);
+    assert.deepEqual(names.filter((n) => path.basename(n).startsWith(TEMP_PREFIX)), [], 'no temp file left');
+  });
+});
+
+test('a closed writer is not available (the hub then writes files itself) and refuses new files', async () => {
+  await withRoot(async (root, w) => {
+    await w.write(path.join(root, 'a.txt'), [Buffer.from('a')], { mtimeMs: 1_700_000_000_000, mode: 0o644 });
+    await w.close();
+    assert.equal(w.available, false);
+    await assert.rejects(w.write(path.join(root, 'b.txt'), [Buffer.from('b')], { mtimeMs: 1_700_000_000_000, mode: 0o644 }));
+    await assert.rejects(fs.access(path.join(root, 'b.txt')));
+  });
+});
