@@ -221,8 +221,11 @@ export class HubRoot {
         if (storeMovedOn) await this.recordConflict(path, null, state.peerId, await this.originOf(path), 'modified_vs_deleted');
         await state.setOrigin(path, state.peerId);
         const after = await statFile(abs);
-        if (!matches(after, st)) continue; // written to while we read it: read again
+        // The disk held this version when it was read (with the stat from before the read): recorded even when the
+        // file was written to meanwhile, so that the next read is based on it. Otherwise that read found the store
+        // ahead of the disk index and took the hub's own version for a peer's: a conflict copy of a half-written file.
         await disk.set(path, st, result.file.version);
+        if (!matches(after, st)) continue; // written to while we read it: read again
         return;
       } catch (err) {
         if (isStoreError(err, 'conflict')) continue;

@@ -373,3 +373,26 @@ test("the hub's upkeep removes a staging file no commit claimed, once gc dropped
     }
   });
 });
+
+test('a file still being written while the hub reads it is read again as a new version of its own, never a conflict with itself', async () => {
+  await setup(async (n, hub, root) => {
+    // Input: a file that keeps growing while the refresh reads it (a large copy into the NAS folder). Each read the
+    // hub commits is its own version, so the next read is based on it: no conflict copy may appear, and once the
+    // writing stops the store holds exactly what is on disk.
+    const f = path.join(root, 'growing.bin');
+    await fs.writeFile(f, randomBytes(256 * 1024));
+    let reading = true;
+    const refreshed = hub.refresh('growing.bin').finally(() => (reading = false));
+    let appended = 0;
+    while (reading || appended === 0) {
+      await fs.appendFile(f, randomBytes(64 * 1024));
+      appended += 1;
+    }
+    await refreshed;
+    await hub.refresh('growing.bin');
+    assert.deepEqual(await n.state.listConflicts(), [], 'no conflict recorded');
+    assert.deepEqual((await fs.readdir(root)).filter((x) => x.includes('sync-conflict')), [], 'no conflict copy in the root');
+    assert.deepEqual((await n.store.list('')).map((e) => e.name), ['growing.bin'], 'no conflict copy in the store');
+    assert.ok((await readAll((await n.store.openRead('growing.bin')).stream)).equals(await fs.readFile(f)), 'the store holds what is on disk');
+  });
+});
