@@ -87,16 +87,16 @@ function readChunk(req) {
 function hashRequest(req) {
   let s = sessions.get(req.session);
   if (req.kind === 'hash') {
-    if (!s) sessions.set(req.session, (s = { file: hasher.create(), sha: createHash('sha256') }));
-    const data = new Uint8Array(req.buffer, 0, req.length);
+    if (!s) sessions.set(req.session, (s = { file: hasher.create(), sha: req.sha256 === false ? null : createHash('sha256') }));
+    const data = new Uint8Array(req.buffer, req.offset ?? 0, req.length);
     s.file.update(data);
-    s.sha.update(data);
+    s.sha?.update(data);
     return { id: req.id, ok: true, hash: hasher.hash(data).toString('hex'), buffer: req.buffer };
   }
   sessions.delete(req.session);
   if (req.kind === 'digest') {
     s ??= { file: hasher.create(), sha: createHash('sha256') };
-    return { id: req.id, ok: true, hash: s.file.digest().toString('hex'), sha256: s.sha.digest('hex') };
+    return { id: req.id, ok: true, hash: s.file.digest().toString('hex'), sha256: s.sha?.digest('hex') };
   }
   s?.file.dispose();
   return { id: req.id, ok: true, hash: '' };

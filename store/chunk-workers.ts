@@ -42,7 +42,7 @@ export interface WriteRequest {
 export type WriteOutcome = { id: number; arena?: ArrayBuffer } & ({ ok: true } | { ok: false; kind: 'io'; index: number; code?: string; message: string });
 
 export type HashRequest =
-  | { kind: 'hash'; id: number; session: number; buffer: ArrayBuffer; length: number }
+  | { kind: 'hash'; id: number; session: number; buffer: ArrayBuffer; offset?: number; length: number; sha256?: boolean }
   | { kind: 'digest'; id: number; session: number }
   | { kind: 'drop'; id: number; session: number };
 
@@ -81,12 +81,15 @@ type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : n
 /** The chunk and whole-file hashes of one ingest, all computed by one worker in submission order. */
 export interface HashSession {
   /**
-   * BLAKE3 of the first `length` bytes of `buf`; also feeds the file hash, in call order. `buf` (which must own its
-   * whole ArrayBuffer) is transferred to the worker: use the Buffer that comes back instead.
+   * BLAKE3 of the first `length` bytes of `buf`; also feeds the file hash, in call order. `buf`'s whole ArrayBuffer
+   * (nothing else may use it) is transferred to the worker: use the Buffer that comes back instead (the same bytes at
+   * the same offset in it).
    */
   chunk(buf: Buffer, length: number): Promise<{ hash: string; buf: Buffer }>;
   /** The whole-file BLAKE3 and SHA-256 of every chunk submitted so far; ends the session. */
   digest(): Promise<{ hash: string; sha256: string }>;
+  /** The whole-file BLAKE3 alone, for a session opened with `sha256: false`; ends the session. */
+  digestBlake3(): Promise<string>;
   /** Ends the session without a digest (a failed ingest). */
   drop(): void;
 }
@@ -124,19 +127,23 @@ export class ChunkWorkers {
   }
 
   /** null when there are no workers: hash on the main thread. */
-  session(): HashSession | null {
+  session(opts: { sha256?: boolean } = {}): HashSession | null {
     const slot = this.pick();
     if (!slot) return null;
     const session = this.nextSession++;
+    const sha256 = opts.sha256 === false ? { sha256: false } : {};
+    const digest = async () => (await this.send(slot, { kind: 'digest', session })) as HashOutcome;
     return {
       chunk: async (buf, length) => {
-        const out = (await this.send(slot, { kind: 'hash', session, buffer: buf.buffer as ArrayBuffer, length }, [buf.buffer as ArrayBuffer])) as HashOutcome;
-        return { hash: out.hash, buf: Buffer.from(out.buffer!) };
+        const offset = buf.byteOffset;
+        const out = (await this.send(slot, { kind: 'hash', session, buffer: buf.buffer as ArrayBuffer, offset, length, ...sha256 }, [buf.buffer as ArrayBuffer])) as HashOutcome;
+        return { hash: out.hash, buf: offset === 0 ? Buffer.from(out.buffer!) : Buffer.from(out.buffer!, offset, length) };
       },
       digest: async () => {
-        const out = (await this.send(slot, { kind: 'digest', session })) as HashOutcome;
+        const out = await digest();
         return { hash: out.hash, sha256: out.sha256! };
       },
+      digestBlake3: async () => (await digest()).hash,
       drop: () => void this.send(slot, { kind: 'drop', session }).catch(() => {}),
     };
   }

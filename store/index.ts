@@ -24,6 +24,7 @@ export type { Lease } from './read-ahead.ts';
 export { uniqueSuffix } from './temp-names.ts';
 export { AlignedArena, DirectWriter, directUnsupported, O_DIRECT, writeAll, writeSpanDirect } from './direct-io.ts';
 export type { AlignedSlot } from './direct-io.ts';
+export type { HashSession } from './chunk-workers.ts';
 export { firstOffsets } from './backing.ts';
 export type { StagedChunk, WrittenFile } from './backing.ts';
 export { StoreError, isStoreError } from './errors.ts';

@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { ChunkRef, ChunkRow, FileRecord, FileState } from './records.ts';
 import type { StoreOptions } from './engine.ts';
+import type { HashSession } from './chunk-workers.ts';
 import type { IngestMeta, IngestName, IngestOptions, IngestResult } from './ingest.ts';
 import type { OpenedRead, ReadOptions, ReadRange } from './reader.ts';
 import type { FsckReport, GcReport } from './maintenance.ts';
@@ -376,6 +377,15 @@ export class Store {
    */
   checkChunk(hash: string, data: Uint8Array): Promise<boolean> {
     return checkChunk(this.#e, hash, data);
+  }
+
+  /**
+   * A BLAKE3 session in the store's worker thread: each chunk passed in is hashed and fed, in order, into the hash of
+   * their concatenation (the whole file's, when they are a file's chunks in order). No SHA-256. Each chunk's buffer
+   * travels to the worker and back (the returned one is the same memory, a new object). Null without workers.
+   */
+  hashSession(): HashSession | null {
+    return this.#e.workers.session({ sha256: false });
   }
 
   /** putChunk for a batch (one directory fsync and one index transaction for all); per chunk: stored/present/rejected. */

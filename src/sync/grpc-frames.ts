@@ -138,6 +138,25 @@ class MessageBuffers {
     return Buffer.from(best, 0, len);
   }
 
+  /**
+   * `data` in a buffer whose whole ArrayBuffer may be transferred to a worker (nothing else uses it): `data` itself
+   * when it lies in one of ours (a received message), else a copy (and `data` is given back).
+   */
+  own(data: Uint8Array): Buffer {
+    const ab = data.buffer;
+    if (ab instanceof ArrayBuffer && this.#mine.has(ab)) return Buffer.from(ab, data.byteOffset, data.length);
+    const copy = Buffer.from(new ArrayBuffer(data.length));
+    copy.set(data);
+    if (data.length >= MessageBuffers.MIN) this.#mine.add(copy.buffer as ArrayBuffer);
+    this.give(data);
+    return copy;
+  }
+
+  /** A buffer of ours back from a worker (transferred there and back: the same memory, a new object). */
+  adopt(ab: ArrayBuffer): void {
+    if (ab.byteLength >= MessageBuffers.MIN) this.#mine.add(ab);
+  }
+
   /** Gives back the buffer under `view` if it is one of ours; nothing may use `view` afterwards. */
   give(view: Uint8Array): void {
     const ab = view.buffer;

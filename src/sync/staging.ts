@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { AlignedArena, directUnsupported, O_DIRECT, validateName, writeAll, writeSpanDirect, type FileRecord, type Store } from '../../store/index.ts';
 import { diskStatOf, safePath, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
 import { bytesToHash, type Place, type RemoteFile } from './wire.ts';
-import { WholeHashes } from './whole-hashes.ts';
+import { localRun, WholeHashes, workerRun } from './whole-hashes.ts';
 
 export const STAGE_PREFIX = `${TEMP_PREFIX}stage-`;
 /** Smaller files are not staged: a staging file costs more than it saves for a file of a few chunks. */
@@ -68,13 +68,17 @@ export class Staging {
    * Pi. `openDirect` opens an existing staging file for direct writes (injectable, so tests can refuse it).
    */
   /** Whole-file hashes of staging files whose chunks arrived in order, so that their commit need not read them back. */
-  readonly #whole = new WholeHashes();
+  readonly #whole: WholeHashes;
   readonly direct: { allowed: boolean; readonly arena: AlignedArena; readonly open: (abs: string) => Promise<number> };
 
   constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number> } = {}) {
     this.#root = root;
     this.#store = store;
     this.#dirs = dirs;
+    this.#whole = new WholeHashes(() => {
+      const session = store.hashSession();
+      return session ? workerRun(session) : localRun();
+    });
     this.direct = {
       allowed: O_DIRECT !== undefined,
       arena: new AlignedArena(DIRECT_ARENA_BYTES),
@@ -102,10 +106,16 @@ export class Staging {
     return f.size >= STAGE_MIN_BYTES && this.#whole.vouches(stagingPath(f.path, f.hash), f.chunks);
   }
 
-  /** For StageWriter: checked chunks on their way into `stage`, in the order they arrived. */
-  arrived(stage: string, writes: readonly StagedWrite[]): void {
-    const fileHash = stage.slice(stage.lastIndexOf(STAGE_PREFIX) + STAGE_PREFIX.length);
-    for (const w of writes) this.#whole.add(stage, fileHash, w.fileSize, w.offset, w.hash, w.data);
+  /**
+   * For StageWriter: whether a chunk on its way into its staging file matches its hash, taken with the whole-file hash
+   * (whole-hashes.ts); `w.data` may be replaced by the buffer now holding its bytes.
+   */
+  async check(w: StagedWrite): Promise<boolean> {
+    const fileHash = w.stage.slice(w.stage.lastIndexOf(STAGE_PREFIX) + STAGE_PREFIX.length);
+    const out = await this.#whole.check(w.stage, fileHash, w.fileSize, w.offset, w.hash, w.data);
+    if (!out) return this.#store.checkChunk(w.hash, w.data);
+    w.data = out.data;
+    return out.ok;
   }
 
   /** Writes into staging files for one upload call; close() it when the call ends. */
@@ -288,7 +298,6 @@ export class StageWriter {
     }
     await Promise.all(
       [...byStage].map(async ([stage, writes]) => {
-        this.#staging.arrived(stage, writes);
         const fds = await this.#open(stage);
         await Promise.all(writes.map((w) => this.#write(fds, w)));
         await fdatasync(fds.fd);

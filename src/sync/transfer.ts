@@ -42,16 +42,19 @@ class ChunkBatcher<T extends BatchedChunk = BatchedChunk> {
   readonly #store: Store;
   readonly #maxChunks: number;
   readonly #put: (batch: T[]) => Promise<void>;
+  readonly #check: ((chunk: T) => Promise<boolean>) | undefined;
   #batch: T[] = [];
   #bytes = 0;
   #failure: unknown;
   /** The batches handed to the store so far, in order; rejects once one of them failed. */
   writing: Promise<void> = Promise.resolve();
 
-  constructor(store: Store, maxChunks: number, put: (batch: T[]) => Promise<void>) {
+  /** `check`: instead of Store.checkChunk (it may replace the chunk's `data` with the buffer now holding it). */
+  constructor(store: Store, maxChunks: number, put: (batch: T[]) => Promise<void>, check?: (chunk: T) => Promise<boolean>) {
     this.#store = store;
     this.#maxChunks = maxChunks;
     this.#put = put;
+    this.#check = check;
   }
 
   /**
@@ -63,7 +66,7 @@ class ChunkBatcher<T extends BatchedChunk = BatchedChunk> {
   async add(chunk: T, dropBad = false): Promise<boolean> {
     if (this.#failure !== undefined) throw this.#failure;
     // Hashed now, while the previous batch is being written, not when this batch is stored.
-    const ok = await this.#store.checkChunk(chunk.hash, chunk.data);
+    const ok = await (this.#check ? this.#check(chunk) : this.#store.checkChunk(chunk.hash, chunk.data));
     if (!ok && dropBad) {
       messageBuffers.give(chunk.data);
       return false;
@@ -126,10 +129,15 @@ export async function receiveChunks(
   );
   const writer = opts.staging?.writer();
   const staged = writer
-    ? new ChunkBatcher<StagedWrite>(store, STORE_BATCH_CHUNKS, async (b) => {
-        await writer.write(b);
-        r.stored += b.length;
-      })
+    ? new ChunkBatcher<StagedWrite>(
+        store,
+        STORE_BATCH_CHUNKS,
+        async (b) => {
+          await writer.write(b);
+          r.stored += b.length;
+        },
+        (w) => opts.staging!.check(w),
+      )
     : undefined;
   const batchers = staged ? [batcher, staged] : [batcher];
   try {
