@@ -69,9 +69,9 @@ export async function recover(engine: Engine, full: boolean): Promise<{ tempFile
 }
 
 export async function gc(engine: Engine): Promise<GcReport> {
-  return engine.lock.run(async () => {
+  const report: GcReport = { tempFiles: 0, orphanFiles: 0, orphanBytes: 0, stagedChunks: 0, stagedBytes: 0 };
+  await engine.lock.run(async () => {
     engine.assertOpen();
-    const report: GcReport = { tempFiles: 0, orphanFiles: 0, orphanBytes: 0, stagedChunks: 0, stagedBytes: 0 };
     report.tempFiles = (await engine.files.cleanTemp()).files;
     for await (const f of unwantedChunkFiles(engine)) {
       if (f.hash && (engine.holds.has(f.hash) || engine.isBeingWritten(f.hash))) continue;
@@ -79,31 +79,34 @@ export async function gc(engine: Engine): Promise<GcReport> {
       report.orphanFiles += 1;
       report.orphanBytes += f.size;
     }
-    const cutoff = engine.now() - engine.stagedGraceMs;
-    const stale: string[] = [];
-    for await (const [hash, j] of engine.idx.chunks.iterator()) {
-      const row = decodeChunk(j);
-      if (row.refs === 0 && (row.stagedAt ?? 0) <= cutoff && !engine.holds.has(hash)) stale.push(hash);
-    }
-    for (let i = 0; i < stale.length; i += SCAN_BATCH) {
-      const part = stale.slice(i, i + SCAN_BATCH);
-      await engine.transactLocked(async (tx) => {
-        await tx.load(part);
-        for (const h of part) {
-          const row = tx.chunk(h);
-          if (!row || row.refs !== 0) continue;
-          await tx.dropLocations(h);
-          tx.setChunk(h, undefined);
-          report.stagedChunks += 1;
-          if (row.present) {
-            report.stagedBytes += row.size;
-            tx.afterCommit(() => engine.unlinkUnheld(h));
-          }
-        }
-      });
-    }
-    return report;
   });
+  // The chunk rows are scanned outside the write lock (a hub's million rows took seconds, and every upload and commit
+  // waited); each candidate is checked again under the lock, in the transaction that drops it.
+  const cutoff = engine.now() - engine.stagedGraceMs;
+  const stale = (row: ChunkRow, hash: string): boolean => row.refs === 0 && (row.stagedAt ?? 0) <= cutoff && !engine.holds.has(hash);
+  const candidates: string[] = [];
+  await engine.track(async () => {
+    for await (const [hash, j] of engine.idx.chunks.iterator()) if (stale(decodeChunk(j), hash)) candidates.push(hash);
+  });
+  for (let i = 0; i < candidates.length; i += SCAN_BATCH) {
+    const part = candidates.slice(i, i + SCAN_BATCH);
+    engine.assertOpen();
+    await engine.transact(async (tx) => {
+      await tx.load(part);
+      for (const h of part) {
+        const row = tx.chunk(h);
+        if (!row || !stale(row, h)) continue;
+        await tx.dropLocations(h);
+        tx.setChunk(h, undefined);
+        report.stagedChunks += 1;
+        if (row.present) {
+          report.stagedBytes += row.size;
+          tx.afterCommit(() => engine.unlinkUnheld(h));
+        }
+      }
+    });
+  }
+  return report;
 }
 
 /**
