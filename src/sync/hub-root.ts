@@ -21,6 +21,7 @@ import { GroupFlush } from './group-flush.ts';
 import { DirectWrites, DirSyncs, removeFile, safePath, statFile, TEMP_PREFIX, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 import { Staging } from './staging.ts';
 import { RootFileWriter } from './root-file-writer.ts';
+import { adoptChunkFiles } from './adopt-chunk-files.ts';
 
 export interface HubRootOptions {
   store: Store;
@@ -352,38 +353,10 @@ export class HubRoot {
     await this.o.state.recordConflict(c);
   }
 
-  /**
-   * Once per data directory: a store from before the hub kept each byte once has chunk files for files already in the
-   * folder. Each such file whose disk entry says it holds its current version is reported as written, with every
-   * chunk read back from it first (verify), so only chunk files the folder really holds go. Returns the files reported
-   * and the bytes freed. Stops early (and runs again at the next start) when `signal` aborts.
-   */
-  async adoptChunkFiles(signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
-    const { store, disk, state } = this.o;
-    const out = { files: 0, bytes: 0 };
-    if (!this.located || (await state.getNumber('rootChunkFilesAdopted')) === 1) return out;
-    const before = store.stats().storedBytes;
-    let batch: WrittenFile[] = [];
-    const flush = async (): Promise<void> => {
-      if (batch.length === 0) return;
-      out.files += (await store.noteWritten(batch)).filter(Boolean).length;
-      batch = [];
-    };
-    if (before > 0) {
-      for await (const rec of store.filesUnder('')) {
-        if (signal?.aborted) return out;
-        if (rec.state !== 'local') continue;
-        const known = await disk.get(rec.path);
-        const abs = await safePath(this.o.root, rec.path).catch(() => null); // e.g. below a symlink now: left as it is
-        if (known?.v !== rec.version || !abs || !matches(await statFile(abs), known)) continue;
-        batch.push({ path: rec.path, version: rec.version, verify: true });
-        if (batch.length >= 64) await flush();
-      }
-      await flush();
-    }
-    await state.setNumber('rootChunkFilesAdopted', 1);
-    out.bytes = before - store.stats().storedBytes;
-    return out;
+  /** Once per data directory, the chunk files of files already in the folder go (adopt-chunk-files.ts). */
+  adoptChunkFiles(signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
+    if (!this.located) return Promise.resolve({ files: 0, bytes: 0 });
+    return adoptChunkFiles({ store: this.o.store, disk: this.o.disk, state: this.o.state, root: this.o.root }, signal);
   }
 
   /**
