@@ -62,13 +62,13 @@ export class Staging {
    * until then): no upload may write into them, and a file is put in place only while no upload writes into it.
    */
   readonly #placing = new Set<string>();
+  /** Whole-file hashes of staging files whose chunks arrived in order, so that their commit need not read them back. */
+  readonly #whole: WholeHashes;
   /**
    * Chunks are written into staging files around the page cache while the file system takes it: a pushed gigabyte
    * written through it cost the hub ~2.5 s of system time in fresh pages on the dev VM, and evicts what is hot on the
    * Pi. `openDirect` opens an existing staging file for direct writes (injectable, so tests can refuse it).
    */
-  /** Whole-file hashes of staging files whose chunks arrived in order, so that their commit need not read them back. */
-  readonly #whole: WholeHashes;
   readonly direct: { allowed: boolean; readonly arena: AlignedArena; readonly open: (abs: string) => Promise<number> };
 
   constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number> } = {}) {
