@@ -8,7 +8,7 @@
 // ingested as located, and a version written into the root is reported back (noteWritten), so its chunk files go.
 
 import { resolve } from 'node:path';
-import type { Store, FileRecord, WrittenFile } from '../../store/index.ts';
+import type { Store, FileRecord, Lease, WrittenFile } from '../../store/index.ts';
 import { fileSource, isStoreError, uniqueSuffix } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { SyncState } from './state.ts';
@@ -32,6 +32,8 @@ export interface HubRootOptions {
   log: Logger;
   /** Lists a directory of the root (tests make one unreadable with it). */
   readDir?: ReadDir;
+  /** Writes small files in batches (tests pass a closed one: the hub then writes them itself). */
+  smallFiles?: RootFileWriter;
 }
 
 /** Files the start-up scan reads at the same time. */
@@ -51,7 +53,7 @@ export class HubRoot {
   private readonly dirs = new DirSyncs();
   private readonly direct = new DirectWrites();
   /** Small files are written in batches by a worker thread (root-file-writer.ts). */
-  private readonly smallFiles = new RootFileWriter();
+  private readonly smallFiles: RootFileWriter;
   /** Staging files of pushed large files (write-once push); only when the store keeps the root's bytes in the root. */
   readonly staging: Staging | undefined;
   /** The store keeps the root's bytes in the root (StoreOptions.backingDir) rather than in chunk files as well. */
@@ -62,6 +64,7 @@ export class HubRoot {
 
   constructor(opts: HubRootOptions) {
     this.o = opts;
+    this.smallFiles = opts.smallFiles ?? new RootFileWriter();
     this.located = opts.store.backingDir !== undefined && resolve(opts.store.backingDir) === resolve(opts.root);
     this.staging = this.located ? new Staging(opts.root, opts.store, this.dirs) : undefined;
     this.noteGroup = new GroupFlush(async () => {
@@ -295,52 +298,51 @@ export class HubRoot {
       this.noteWritten(path, rec.version, false, staged.stage);
       return;
     }
-    const batched = rec.size <= SMALL_FILE_BYTES ? await this.writeBatched(abs, rec) : undefined;
-    if (batched) {
-      await disk.set(path, batched, rec.version);
-      this.noteWritten(path, rec.version);
-      return;
+    let written: DiskStat | undefined;
+    let version = rec.version;
+    if (rec.size <= SMALL_FILE_BYTES) {
+      // A small file's chunks are read whole (each verified, into reused buffers) and written without a stream, by
+      // the worker when there is one: a push writes thousands of them.
+      const meta = { mtimeMs: Math.floor(rec.mtimeMs), mode: rec.mode, size: rec.size };
+      written = await this.writeBatched(abs, rec, meta);
+      written ??= await this.withChunks(rec, (parts) => writeAtomic(abs, parts, meta, { dirs: this.dirs, direct: this.direct }));
+    } else {
+      const opened = await store.openRead(path, undefined, { reuseBuffers: true, touch: false });
+      const r = opened.record;
+      version = r.version;
+      written = await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(r.mtimeMs), mode: r.mode, size: r.size }, { dirs: this.dirs, direct: this.direct });
     }
-    // A small file's chunks are read whole (each verified, into reused buffers) and written without a stream: a push
-    // writes thousands of them.
-    const small = rec.size <= SMALL_FILE_BYTES;
-    const opened = small ? undefined : await store.openRead(path, undefined, { reuseBuffers: true, touch: false });
-    const version = opened?.record ?? rec;
-    const leases = opened ? [] : await Promise.allSettled(rec.chunks.map((c) => store.leaseChunk(c.hash)));
-    let written: DiskStat;
-    try {
-      const failed = leases.find((l) => l.status === 'rejected');
-      if (failed) throw failed.reason;
-      const source = opened ? opened.stream : leases.map((l) => (l as PromiseFulfilledResult<{ data: Buffer }>).value.data);
-      written = await writeAtomic(abs, source, { mtimeMs: Math.floor(version.mtimeMs), mode: version.mode, size: version.size }, { dirs: this.dirs, direct: this.direct });
-    } finally {
-      for (const l of leases) if (l.status === 'fulfilled') l.value.release();
-    }
-    await disk.set(path, written, version.version);
-    this.noteWritten(path, version.version);
+    await disk.set(path, written, version);
+    this.noteWritten(path, version);
   }
 
   /**
-   * A small file written by the worker (root-file-writer.ts), from its chunks read whole (each verified, into reused
-   * buffers that go back once the writer has copied them). Undefined when there is no worker (it could not start, or
-   * died meanwhile): the caller writes the file itself.
+   * A small file written by the worker (root-file-writer.ts). Undefined when there is no worker (it could not start,
+   * or died meanwhile): the caller writes the file itself.
    */
-  private async writeBatched(abs: string, rec: FileRecord): Promise<DiskStat | undefined> {
+  private async writeBatched(abs: string, rec: FileRecord, meta: { mtimeMs: number; mode: number }): Promise<DiskStat | undefined> {
     if (!this.smallFiles.available) return undefined;
-    const leases = await Promise.allSettled(rec.chunks.map((c) => this.o.store.leaseChunk(c.hash)));
-    let written: Promise<DiskStat>;
-    try {
-      const failed = leases.find((l) => l.status === 'rejected');
-      if (failed) throw failed.reason;
-      const parts = leases.map((l) => (l as PromiseFulfilledResult<{ data: Buffer }>).value.data);
-      written = this.smallFiles.write(abs, parts, { mtimeMs: Math.floor(rec.mtimeMs), mode: rec.mode });
-    } finally {
-      for (const l of leases) if (l.status === 'fulfilled') l.value.release();
-    }
+    // The writer copies the bytes before write() returns: the chunks go back then, not once the file is written.
+    const { written } = await this.withChunks(rec, async (parts) => ({ written: this.smallFiles.write(abs, parts, meta) }));
     return written.catch((err: unknown) => {
       if (this.smallFiles.available) throw err; // this file's own failure
       return undefined;
     });
+  }
+
+  /**
+   * `use` with a file's chunks read whole (each verified, into the store's reused buffers); they go back once what it
+   * returns settles.
+   */
+  private async withChunks<T>(rec: FileRecord, use: (parts: Buffer[]) => Promise<T>): Promise<T> {
+    const leases = await Promise.allSettled(rec.chunks.map((c) => this.o.store.leaseChunk(c.hash)));
+    try {
+      const failed = leases.find((l) => l.status === 'rejected');
+      if (failed) throw failed.reason;
+      return await use(leases.map((l) => (l as PromiseFulfilledResult<Lease>).value.data));
+    } finally {
+      for (const l of leases) if (l.status === 'fulfilled') l.value.release();
+    }
   }
 
   private async originOf(path: string): Promise<string> {

@@ -20,6 +20,7 @@ import { bytes, node, silent, SMALL_CHUNKS, type Node } from './in-process.ts';
 import { blake, waitFor } from './peers.ts';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { hashToBytes } from '../../src/sync/wire.ts';
+import { RootFileWriter } from '../../src/sync/root-file-writer.ts';
 
 async function setup(fn: (n: Node, hub: HubRoot, root: string) => Promise<void>) {
   const top = await tempDir('balupi-root-');
@@ -51,6 +52,31 @@ test('a version committed by a peer is written atomically with its mtime and mod
     await assert.rejects(fs.access(f));
     await assert.rejects(fs.access(path.join(root, 'a')), 'emptied directories are removed');
   });
+});
+
+test('without the small-file worker (it could not start, or died) the hub writes small files itself, with mtime and mode', async () => {
+  const top = await tempDir('balupi-root-noworker-');
+  const root = path.join(top.path, 'root');
+  await fs.mkdir(root);
+  const n = await node('hub', { root });
+  const closed = new RootFileWriter();
+  await closed.close();
+  try {
+    const hub = new HubRoot({ store: n.store, state: n.state, disk: new DiskIndex(n.db), locks: new PathLocks(), root, log: silent, smallFiles: closed });
+    const data = randomBytes(40_000);
+    await n.store.ingest('a/small.bin', Readable.from([data]), { mtimeMs: 1_600_000_000_000, mode: 0o640 });
+    await hub.materialize('a/small.bin');
+    const f = path.join(root, 'a', 'small.bin');
+    assert.ok((await fs.readFile(f)).equals(data));
+    const st = await fs.stat(f);
+    assert.equal(st.mtimeMs, 1_600_000_000_000);
+    assert.equal(st.mode & 0o777, 0o640);
+    await hub.refresh('a/small.bin');
+    assert.equal((await n.store.stat('a/small.bin')).version, 1, 'the disk index knows the file it wrote');
+  } finally {
+    await n.close();
+    await top.remove();
+  }
 });
 
 test("the hub keeps each byte once: its root's files and peers' files, once written there, leave no chunk file in the store", async () => {
