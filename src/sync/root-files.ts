@@ -88,15 +88,7 @@ export async function writeAtomic(
   const dir = path.dirname(abs);
   const tmp = path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`);
   let written: DiskStat;
-  let fd: number;
-  try {
-    fd = await openNew(tmp);
-  } catch (err) {
-    // The directory is usually there: create it only when the first open says it is not (one round trip per file less).
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await fs.mkdir(dir, { recursive: true });
-    fd = await openNew(tmp);
-  }
+  const fd = await createInDir(tmp, () => openNew(tmp));
   try {
     const stream = source instanceof Readable ? source : undefined;
     const direct = stream && opts.direct && (meta.size ?? 0) >= DIRECT_MIN_BYTES ? await opts.direct.open(tmp) : undefined;
@@ -184,6 +176,21 @@ const fdatasync = promisify(fsCb.fdatasync);
 const closeFd = promisify(fsCb.close);
 const openFd = promisify(fsCb.open);
 const openNew = (file: string): Promise<number> => openFd(file, 'wx', 0o600);
+
+/**
+ * `create()`, which creates the file `abs`, and when it fails because the directory is missing, the directory and
+ * then `create()` again. The directory is usually there: created only when the first try says it is not (one
+ * round trip per file less).
+ */
+export async function createInDir(abs: string, create: () => Promise<number>): Promise<number> {
+  try {
+    return await create();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await fs.mkdir(path.dirname(abs), { recursive: true });
+    return create();
+  }
+}
 
 /** Writes `parts` one after the other into `fd`. */
 async function writeParts(parts: readonly Uint8Array[], fd: number): Promise<void> {

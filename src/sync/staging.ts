@@ -15,7 +15,7 @@ import fsCb from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { AlignedArena, directUnsupported, O_DIRECT, validateName, writeAll, writeSpanDirect, type FileRecord, type Store } from '../../store/index.ts';
-import { diskStatOf, safePath, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
+import { createInDir, diskStatOf, safePath, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
 import { bytesToHash, type Place, type RemoteFile } from './wire.ts';
 import { localRun, WholeHashes, workerRun } from './whole-hashes.ts';
 
@@ -362,22 +362,16 @@ export class StageWriter {
     const create = () => openFd(abs, O_WRONLY | O_CREAT | O_EXCL, 0o600);
     let fd: number;
     try {
-      fd = await create();
+      fd = await createInDir(abs, create);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') {
-        // An earlier upload of this version began it. Unless it is a second name of a root file (put in place before
-        // a crash that came before its unlink): that name is dropped and the staging file begun afresh.
-        const existing = await openFd(abs, O_WRONLY);
-        if (fsCb.fstatSync(existing).nlink === 1) return existing;
-        await closeFd(existing);
-        await fs.rm(abs, { force: true });
-        fd = await create();
-      } else {
-        if (code !== 'ENOENT') throw err;
-        await fs.mkdir(path.dirname(abs), { recursive: true });
-        fd = await create();
-      }
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // An earlier upload of this version began it. Unless it is a second name of a root file (put in place before a
+      // crash that came before its unlink): that name is dropped and the staging file begun afresh.
+      const existing = await openFd(abs, O_WRONLY);
+      if (fsCb.fstatSync(existing).nlink === 1) return existing;
+      await closeFd(existing);
+      await fs.rm(abs, { force: true });
+      fd = await create();
     }
     await this.#dirs.sync(path.dirname(abs));
     return fd;
