@@ -321,7 +321,7 @@ export class SyncPeer {
 
   private async pushOne(path: string, signal: AbortSignal): Promise<PushOutcome> {
     const seqs = new Map<string, number>();
-    const gen = (await this.m.queue.takeMany([path], seqs)).get(path);
+    const gen = await this.m.queue.take(path, seqs);
     if (gen === undefined) return 'nothing';
     try {
       return await this.finish(path, gen, await pushPath(this.m, this.client, path, signal, seqs.get(path)), signal);

@@ -144,9 +144,12 @@ export class UploadQueue {
     return next;
   }
 
-  /** pending/failed -> uploading; returns the generation the upload works on (undefined if the row vanished). */
-  async take(path: string): Promise<number | undefined> {
-    return (await this.takeMany([path])).get(path);
+  /**
+   * pending/failed -> uploading; returns the generation the upload works on (undefined if the row vanished). `seqs`:
+   * as for takeMany().
+   */
+  async take(path: string, seqs?: Map<string, number>): Promise<number | undefined> {
+    return (await this.takeMany([path], seqs)).get(path);
   }
 
   /**
