@@ -31,6 +31,11 @@ export function stagingPath(filePath: string, fileHash: string): string {
   return dir === '.' ? STAGE_PREFIX + fileHash : `${dir}/${STAGE_PREFIX}${fileHash}`;
 }
 
+/** The staging file a version of a file would have: only files of STAGE_MIN_BYTES and more are staged. */
+function stageOfVersion(v: { path: string; size: number; hash: string }): string | undefined {
+  return v.size >= STAGE_MIN_BYTES && v.hash ? stagingPath(v.path, v.hash) : undefined;
+}
+
 export function isStagingName(name: string): boolean {
   return name.startsWith(STAGE_PREFIX);
 }
@@ -103,7 +108,8 @@ export class Staging {
    * (whole-hashes.ts): then its commit need not read the file back to check that.
    */
   vouches(f: RemoteFile): boolean {
-    return f.size >= STAGE_MIN_BYTES && this.#whole.vouches(stagingPath(f.path, f.hash), f.chunks);
+    const stage = stageOfVersion(f);
+    return stage !== undefined && this.#whole.vouches(stage, f.chunks);
   }
 
   /**
@@ -146,11 +152,10 @@ export class Staging {
    * the file as usual).
    */
   async place(rec: FileRecord, abs: string, tmpName: string): Promise<{ stage: string; written: DiskStat } | undefined> {
-    if (rec.size < STAGE_MIN_BYTES || !rec.hash) return undefined;
-    const stage = stagingPath(rec.path, rec.hash);
+    const stage = stageOfVersion(rec);
     // Checked and taken before the first await: an upload into it, or another path of the same content and directory
     // being put in place, makes this file copy instead (two root files must never share an inode).
-    if (this.#claims.has(stage) || this.#placing.has(stage)) return undefined;
+    if (stage === undefined || this.#busy(stage)) return undefined;
     this.#placing.add(stage);
     let written: DiskStat | undefined;
     try {
@@ -207,9 +212,8 @@ export class Staging {
    * writes into it or puts it in place right now.
    */
   existing(rec: FileRecord, abs: string): string | undefined {
-    if (rec.size < STAGE_MIN_BYTES || !rec.hash) return undefined;
-    const stage = stagingPath(rec.path, rec.hash);
-    if (this.#busy(stage)) return undefined;
+    const stage = stageOfVersion(rec);
+    if (stage === undefined || this.#busy(stage)) return undefined;
     return fsCb.existsSync(path.join(path.dirname(abs), path.posix.basename(stage))) ? stage : undefined;
   }
 
