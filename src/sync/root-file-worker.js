@@ -72,5 +72,5 @@ function writeBatch(req) {
 }
 
 parentPort.on('message', (req) => {
-  parentPort.postMessage({ id: req.id, results: writeBatch(req), arena: req.arena }, [req.arena]);
+  parentPort.postMessage({ results: writeBatch(req), arena: req.arena }, [req.arena]);
 });

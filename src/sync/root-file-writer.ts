@@ -74,7 +74,7 @@ export class RootFileWriter {
   async close(): Promise<void> {
     this.#available = false;
     await this.#worker?.terminate();
-    this.#fail([...this.#queue.splice(0)], new Error('root file writer closed'));
+    this.#fail(this.#queue.splice(0), new Error('root file writer closed'));
   }
 
   #send(): void {
@@ -97,7 +97,7 @@ export class RootFileWriter {
     });
     this.#inFlight = batch;
     worker.ref();
-    worker.postMessage({ id: 0, items, arena }, [arena]);
+    worker.postMessage({ items, arena }, [arena]);
   }
 
   #start(): Worker | undefined {
