@@ -47,6 +47,8 @@ const readFile = (abs: string, size: number) => fileSource(abs, Math.min(1024 * 
 
 /** Files up to this size are written from their chunks read whole, without a stream. */
 const SMALL_FILE_BYTES = 256 * 1024;
+/** The root writer's small files in flight hold up to this many bytes (their copies wait for the worker's batch). */
+const SMALL_FILES_IN_FLIGHT = 16 * 1024 * 1024;
 
 export class HubRoot {
   private readonly o: HubRootOptions;
@@ -363,17 +365,18 @@ export class HubRoot {
 
   /**
    * Writes every store change into the folder, from the saved cursor on, until `signal` aborts. Several files are
-   * written at once (their fsyncs overlap); the saved cursor only passes a change once every earlier one is written.
-   * 64 at once: beside a push's large uploads each step of a small file's write (read, write, fsync, rename, directory
-   * fsync) waited 5-50 ms, and 16 at once wrote ~200 files a second there (~400-600 with 64). Large files take one
-   * slot each, and their direct writes wait for one of DirectWrites' two buffers.
+   * written at once; the saved cursor only passes a change once every earlier one is written. Up to 256 at once, and
+   * small files' bytes up to SMALL_FILES_IN_FLIGHT: the worker writes what waits as one batch with two flushes, and
+   * with 64 at once its batches were small (a push's 3,000 small files trailed the commits by ~1 s). Large files take
+   * one slot each, and their direct writes wait for one of DirectWrites' two buffers.
    */
-  async followStore(signal: AbortSignal, concurrency = 64): Promise<void> {
+  async followStore(signal: AbortSignal, concurrency = 256): Promise<void> {
     const { store, state, log } = this.o;
     const cursor = await state.getNumber('rootCursor');
     const order: number[] = [];
     const done = new Set<number>();
     const inflight = new Set<Promise<void>>();
+    let smallBytes = 0;
     // The cursor passes a file once the store knows it is written (else a crash could leave its chunk files). One save
     // at a time, of the latest position: a save per file queued thousands of store transactions behind a push's
     // chunk writes, and the cursor (what status reports as written) trailed the folder by seconds.
@@ -398,15 +401,18 @@ export class HubRoot {
     try {
       for await (const r of store.followChanges(cursor, { signal })) {
         order.push(r.seq);
+        const bytes = r.size <= SMALL_FILE_BYTES ? r.size : 0;
+        smallBytes += bytes;
         const p = this.o.locks.run(r.path, () => this.materializeLocked(r.path))
           .catch((err: unknown) => log.error({ path: r.path, err }, 'hub root: could not write a file'))
           .then(() => {
+            smallBytes -= bytes;
             done.add(r.seq);
             advance();
           });
         inflight.add(p);
         void p.finally(() => inflight.delete(p));
-        while (inflight.size >= concurrency) await Promise.race(inflight);
+        while (inflight.size >= concurrency || smallBytes > SMALL_FILES_IN_FLIGHT) await Promise.race(inflight);
       }
     } finally {
       await Promise.all(inflight);

@@ -2,8 +2,8 @@
 // costs each one eight thread-pool round trips (open, write, permissions, mtime, fdatasync, close, rename, directory
 // fsync), each a wake-up of the event loop that also serves the uploads: beside them the hub wrote ~700 small files a
 // second, and its folder trailed the commits by seconds. Here the files waiting to be written go to the worker
-// together (root-file-worker.js), which makes the same calls synchronously and fsyncs each directory once per batch;
-// the event loop sees one message per batch. The bytes are copied into one buffer that travels to the worker and back.
+// together (root-file-worker.js), which makes the same calls synchronously and flushes the batch as a whole (syncfs:
+// once for the bytes, once for the renames); the event loop sees one message per batch. The bytes are copied into one buffer that travels to the worker and back.
 
 import { Worker } from 'node:worker_threads';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { TEMP_PREFIX, type DiskStat } from './root-files.ts';
 
 /**
  * A batch holds up to this many files and bytes (more wait for the next one). The queue itself is bounded by the root
- * writer's concurrency (64 files of at most 256 KiB); the batch buffer is kept for the next batch.
+ * writer (HubRoot.followStore: 16 MiB of small files in flight); the batch buffer is kept for the next batch.
  */
 const BATCH_FILES = 256;
 const BATCH_BYTES = 8 * 1024 * 1024;

@@ -88,7 +88,7 @@ test('the default ChunkIo runs the real `sync -f` on the store\'s file system', 
     await withStore({}, async (store, dir) => {
       const batch = Array.from({ length: 20 }, (_, i) => chunk(4_000, 500 + i));
       assert.deepEqual(new Set(await store.putChunks(batch)), new Set(['stored']));
-      assert.deepEqual((await fs.readFile(log, 'utf8')).trim().split('\n'), [`-f ${path.join(dir, 'chunks')}`]);
+      assert.deepEqual((await fs.readFile(log, 'utf8')).trim().split('\n'), [`-f -- ${path.join(dir, 'chunks')}`]);
       assert.deepEqual(await fs.readdir(path.join(dir, 'tmp')), []);
       for (const c of batch) assert.deepEqual(await store.getChunk(c.hash), Buffer.from(c.data));
     });

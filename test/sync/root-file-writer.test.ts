@@ -80,3 +80,60 @@ test('a closed writer is not available (the hub then writes files itself) and re
     await assert.rejects(fs.access(path.join(root, 'b.txt')));
   });
 });
+
+/** Runs `fn` with a writer whose worker starts with PATH set to `bin` alone (the worker copies the environment). */
+async function withPath(bin: string, fn: (root: string, w: RootFileWriter) => Promise<void>): Promise<void> {
+  const saved = process.env.PATH;
+  process.env.PATH = bin;
+  try {
+    await withRoot(async (root, w) => {
+      const first = w.write(path.join(root, 'first.txt'), [Buffer.from('first')], { mtimeMs: 1_700_000_000_000, mode: 0o644 });
+      process.env.PATH = saved; // the worker has started with its copy
+      await first.catch(() => {});
+      await fn(root, w);
+    });
+  } finally {
+    process.env.PATH = saved;
+  }
+}
+
+test('without a `sync` program the files are flushed one by one instead, and land the same', async () => {
+  const empty = await tempDir('balupi-no-sync-');
+  try {
+    await withPath(empty.path, async (root, w) => {
+      const files = Array.from({ length: 40 }, (_, i) => ({ rel: `d${i % 3}/f${i}`, body: randomBytes(100 + i) }));
+      const stats = await Promise.all(files.map((f) => w.write(path.join(root, ...f.rel.split('/')), [f.body], { mtimeMs: 1_650_000_000_000, mode: 0o640 })));
+      for (const [i, f] of files.entries()) {
+        assert.ok((await fs.readFile(path.join(root, ...f.rel.split('/')))).equals(f.body), f.rel);
+        assert.equal(stats[i]!.size, f.body.length);
+      }
+      assert.equal(await fs.readFile(path.join(root, 'first.txt'), 'utf8'), 'first');
+    });
+  } finally {
+    await empty.remove();
+  }
+});
+
+test('a flush that fails (a full disk: `sync -f` answers ENOSPC) fails every file of its batch; none is put in place, no temp file is left', async () => {
+  const bin = await tempDir('balupi-full-sync-');
+  try {
+    // A `sync` that fails the way coreutils' does on a full disk (the files themselves were written: the page cache
+    // took them; the flush is what fails).
+    await fs.writeFile(path.join(bin.path, 'sync'), '#!/bin/sh\necho "sync: error syncing \'$2\': No space left on device" >&2\nexit 1\n', { mode: 0o755 });
+    await withPath(`${bin.path}:/usr/bin:/bin`, async (root, w) => {
+      await fs.writeFile(path.join(root, 'kept.txt'), 'an older version that must survive');
+      const results = await Promise.allSettled(
+        ['kept.txt', 'new/a.txt', 'b.txt'].map((rel) => w.write(path.join(root, ...rel.split('/')), [Buffer.from(`new ${rel}`)], { mtimeMs: 1_700_000_000_000, mode: 0o644 })),
+      );
+      for (const r of results) assert.equal((r as PromiseRejectedResult).reason?.code, 'ENOSPC', String((r as PromiseRejectedResult).reason));
+      assert.equal(await fs.readFile(path.join(root, 'kept.txt'), 'utf8'), 'an older version that must survive');
+      await assert.rejects(fs.access(path.join(root, 'b.txt')));
+      await assert.rejects(fs.access(path.join(root, 'new', 'a.txt')));
+      const temps = [];
+      for await (const t of walkTemps(root)) temps.push(t.rel);
+      assert.deepEqual(temps, [], 'no temp file left');
+    });
+  } finally {
+    await bin.remove();
+  }
+});
