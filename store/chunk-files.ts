@@ -109,7 +109,8 @@ export class ChunkFiles {
   }
 
   pathOf(hash: string): string {
-    return path.join(this.chunkDir, hash.slice(0, 2), hash);
+    // concatenated, not path.join: a hash is two hex fan-out characters and hex (isHexHash), nothing to normalize
+    return `${this.chunkDir}${path.sep}${hash.slice(0, 2)}${path.sep}${hash}`;
   }
 
   /**

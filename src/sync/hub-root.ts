@@ -375,8 +375,12 @@ export class HubRoot {
     const cursor = await state.getNumber('rootCursor');
     const order: number[] = [];
     const done = new Set<number>();
-    const inflight = new Set<Promise<void>>();
+    let running = 0;
     let smallBytes = 0;
+    // Woken whenever a file is done: Promise.race over up to 256 files in flight attached a reaction to each of them
+    // per file started (~12 MB of garbage per 3,000 files).
+    let wake: (() => void) | undefined;
+    const slot = () => new Promise<void>((resolve) => (wake = resolve));
     // The cursor passes a file once the store knows it is written (else a crash could leave its chunk files). One save
     // at a time, of the latest position: a save per file queued thousands of store transactions behind a push's
     // chunk writes, and the cursor (what status reports as written) trailed the folder by seconds.
@@ -403,19 +407,20 @@ export class HubRoot {
         order.push(r.seq);
         const bytes = r.size <= SMALL_FILE_BYTES ? r.size : 0;
         smallBytes += bytes;
-        const p = this.o.locks.run(r.path, () => this.materializeLocked(r.path))
+        running += 1;
+        void this.o.locks.run(r.path, () => this.materializeLocked(r.path))
           .catch((err: unknown) => log.error({ path: r.path, err }, 'hub root: could not write a file'))
           .then(() => {
+            running -= 1;
             smallBytes -= bytes;
             done.add(r.seq);
             advance();
+            wake?.();
           });
-        inflight.add(p);
-        void p.finally(() => inflight.delete(p));
-        while (inflight.size >= concurrency || smallBytes > SMALL_FILES_IN_FLIGHT) await Promise.race(inflight);
+        while (running >= concurrency || smallBytes > SMALL_FILES_IN_FLIGHT) await slot();
       }
     } finally {
-      await Promise.all(inflight);
+      while (running > 0) await slot();
       await saving;
     }
   }

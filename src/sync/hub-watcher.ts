@@ -9,7 +9,7 @@ import { watch, type ChokidarOptions, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.ts';
 import type { HubRoot } from './hub-root.ts';
 import { matches, type DiskIndex } from './disk-index.ts';
-import { diskStatOf, isOwnTemp, statFile, walk } from './root-files.ts';
+import { diskStatOf, isOwnTemp, relativeName, statFile, walk } from './root-files.ts';
 
 /**
  * chokidar as the hub uses it. chokidar itself is patched (patches/chokidar+5.0.0.patch):
@@ -57,7 +57,7 @@ export class HubWatcher {
     const t0 = performance.now();
     const watcher = watch(root, ROOT_WATCH_OPTIONS);
     this.watcher = watcher;
-    const rel = (abs: string): string => path.relative(root, abs).split(path.sep).join('/');
+    const rel = (abs: string): string => relativeName(root, abs);
     watcher.on('add', (p, st) => this.added(rel(p), st));
     watcher.on('change', (p) => this.schedule(rel(p), 'file'));
     watcher.on('unlink', (p) => this.schedule(rel(p), 'file'));

@@ -1,6 +1,7 @@
-// The hub's watcher (chokidar with the hub's options and the project's chokidar patch) lists a directory at most once
-// per cool-down while files keep arriving in it, and still reports every file. Unpatched, chokidar re-listed the
-// directory back to back (a few ms apart) for as long as files arrived, lstat()ing every entry each time.
+// The hub's watcher (chokidar with the hub's options and the project's chokidar patch) looks at the one entry an event
+// names instead of listing its directory, and where it still lists (a symlink), it lists at most once per cool-down
+// while events keep coming. Unpatched, chokidar re-listed the directory back to back (a few ms apart) for as long as
+// files arrived, lstat()ing every entry each time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -27,48 +28,85 @@ async function recordListings(dir: string, fn: (listings: number[]) => Promise<v
   }
 }
 
-test('files arriving one by one in a large directory: listed at most once per 100 ms, every file reported, a removal too', async () => {
+/** A directory of 500 files watched as the hub does, and the times it is listed while `fn` runs. */
+async function watchedDir(fn: (dir: string, watcher: ReturnType<typeof watch>, listings: number[]) => Promise<void>): Promise<void> {
   const tmp = await tempDir('balupi-watch-');
   const dir = tmp.path;
   for (let i = 0; i < 500; i += 100) {
     await Promise.all(Array.from({ length: 100 }, (_, j) => fs.writeFile(path.join(dir, `old-${i + j}.bin`), 'x')));
   }
-  await recordListings(dir, async (listings) => {
-    const watcher = watch(dir, ROOT_WATCH_OPTIONS);
-    try {
-      await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-      const arriving = 150;
-      const added = new Set<string>();
-      const allAdded = new Promise<void>((resolve) => {
-        watcher.on('add', (p) => {
-          added.add(path.basename(p));
-          if (added.size === arriving) resolve();
-        });
-      });
-      const from = listings.length;
-      // A steady stream, the way the hub's root writer lands files: temp, then rename; one every 4 ms.
-      for (let i = 0; i < arriving; i++) {
-        const tmp = path.join(dir, `.balupi-tmp-${i}`);
-        await fs.writeFile(tmp, 'new');
-        await fs.rename(tmp, path.join(dir, `new-${i}.bin`));
-        await new Promise((resolve) => setTimeout(resolve, 4));
+  try {
+    await recordListings(dir, async (listings) => {
+      const watcher = watch(dir, ROOT_WATCH_OPTIONS);
+      try {
+        await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+        await fn(dir, watcher, listings);
+      } finally {
+        await watcher.close();
       }
-      await allAdded;
-      assert.equal(added.size, arriving);
-      assert.ok([...added].every((n) => n.startsWith('new-')), 'temp files are never reported');
-      const during = listings.slice(from);
-      assert.ok(during.length >= 2, `the directory was re-listed (${during.length} listings)`);
-      const gaps = during.slice(1).map((t, i) => t - during[i]!);
-      // Timers fire no earlier than asked; 1 ms of slack for the clock reads around them.
-      assert.ok(Math.min(...gaps) >= 99, `listings of one directory at least 100 ms apart, got gaps of ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`);
+    });
+  } finally {
+    await tmp.remove();
+  }
+}
 
-      // A removal while the directory cools down is still reported.
-      const unlinked = new Promise<string>((resolve) => watcher.once('unlink', (p) => resolve(path.basename(p))));
-      await fs.rm(path.join(dir, 'old-7.bin'));
-      assert.equal(await unlinked, 'old-7.bin');
-    } finally {
-      await watcher.close();
-    }
+/** Resolves once `count` paths (by base name) were reported as `event`. */
+function reported(watcher: ReturnType<typeof watch>, event: 'add' | 'addDir' | 'unlink', count: number): Promise<Set<string>> {
+  const seen = new Set<string>();
+  return new Promise((resolve) => {
+    watcher.on(event, (p: string) => {
+      seen.add(path.basename(p));
+      if (seen.size === count) resolve(seen);
+    });
   });
-  await tmp.remove();
+}
+
+test('files arriving one by one in a large directory are each reported without listing the directory again; temp files never; removals and a new directory too', async () => {
+  await watchedDir(async (dir, watcher, listings) => {
+    const arriving = 150;
+    const added = reported(watcher, 'add', arriving + 3);
+    const from = listings.length;
+    // A steady stream, the way the hub's root writer lands files: temp, then rename; one every 4 ms.
+    for (let i = 0; i < arriving; i++) {
+      const tmp = path.join(dir, `.balupi-tmp-${i}`);
+      await fs.writeFile(tmp, 'new');
+      await fs.rename(tmp, path.join(dir, `new-${i}.bin`));
+      await new Promise((resolve) => setTimeout(resolve, 4));
+    }
+    // A directory moved in with files in it: it is listed (once), and its files are reported too.
+    const staged = await tempDir('balupi-watch-moved-');
+    await Promise.all(['a', 'b', 'c'].map((n) => fs.writeFile(path.join(staged.path, `${n}.bin`), n)));
+    const dirAdded = reported(watcher, 'addDir', 1);
+    await fs.rename(staged.path, path.join(dir, 'moved-in'));
+    const names = await added;
+    assert.deepEqual([...(await dirAdded)], ['moved-in']);
+    assert.equal(names.size, arriving + 3);
+    assert.ok([...names].every((n) => n.startsWith('new-') || ['a.bin', 'b.bin', 'c.bin'].includes(n)), 'temp files are never reported');
+    assert.equal(listings.length - from, 0, 'the directory itself was not listed again');
+
+    // Removals: a file, and the directory moved out again.
+    const unlinked = reported(watcher, 'unlink', 4);
+    await fs.rm(path.join(dir, 'old-7.bin'));
+    await fs.rename(path.join(dir, 'moved-in'), staged.path);
+    assert.deepEqual([...(await unlinked)].sort(), ['a.bin', 'b.bin', 'c.bin', 'old-7.bin']);
+    await staged.remove();
+  });
+});
+
+test('events that still list the directory (symlinks arriving one by one) list it at most once per 100 ms, and every one is reported', async () => {
+  await watchedDir(async (dir, watcher, listings) => {
+    const arriving = 60;
+    const added = reported(watcher, 'add', arriving);
+    const from = listings.length;
+    for (let i = 0; i < arriving; i++) {
+      await fs.symlink(`old-${i}.bin`, path.join(dir, `link-${i}`));
+      await new Promise((resolve) => setTimeout(resolve, 4));
+    }
+    assert.equal((await added).size, arriving);
+    const during = listings.slice(from);
+    assert.ok(during.length >= 2, `the directory was re-listed (${during.length} listings)`);
+    const gaps = during.slice(1).map((t, i) => t - during[i]!);
+    // Timers fire no earlier than asked; 1 ms of slack for the clock reads around them.
+    assert.ok(Math.min(...gaps) >= 99, `listings of one directory at least 100 ms apart, got gaps of ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`);
+  });
 });

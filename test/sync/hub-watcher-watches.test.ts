@@ -54,6 +54,16 @@ test('one inotify watch per directory, none per file; edits in place, additions,
       await event;
     };
     const at = (...parts: string[]) => path.join(root, ...parts);
+    // New files are made whole and renamed into place, as the hub and most writers do. A file created and then written
+    // can be reported as added with its first size and then as changed; chokidar drops a path's further changes for
+    // 50 ms after a reported one, so an edit straight after would race that (the hub's refresh of the add, debounced,
+    // reads it anyway).
+    let n = 0;
+    const create = async (abs: string, body: string) => {
+      const tmp = path.join(path.dirname(abs), `.balupi-tmp-${n++}`);
+      await fs.writeFile(tmp, body);
+      await fs.rename(tmp, abs);
+    };
     /** Resolves once the watcher holds `n` watches (polled: inotify tells no one when a watch is added). */
     const watchesAtLeast = async (n: number): Promise<void> => {
       const deadline = Date.now() + 10_000;
@@ -63,7 +73,7 @@ test('one inotify watch per directory, none per file; edits in place, additions,
       }
     };
     await reported('change', 'd1/f42.txt', () => fs.appendFile(at('d1', 'f42.txt'), ' and more')); // same inode, no rename
-    await reported('add', 'd2/new.txt', () => fs.writeFile(at('d2', 'new.txt'), 'new'));
+    await reported('add', 'd2/new.txt', () => create(at('d2', 'new.txt'), 'new'));
     await reported('change', 'd2/new.txt', () => fs.appendFile(at('d2', 'new.txt'), '!'));
     await reported('unlink', 'd0/f7.txt', () => fs.rm(at('d0', 'f7.txt')));
     await reported('addDir', 'd3', () => fs.mkdir(at('d3')));
@@ -71,13 +81,13 @@ test('one inotify watch per directory, none per file; edits in place, additions,
     // under load, about 1 run in 20). The hub does not depend on that event: on addDir it reads the whole directory
     // after the debounce (HubWatcher.refreshDir). Here the file is created once the directory is watched.
     await watchesAtLeast(5);
-    await reported('add', 'd3/inner.txt', () => fs.writeFile(at('d3', 'inner.txt'), 'i'));
+    await reported('add', 'd3/inner.txt', () => create(at('d3', 'inner.txt'), 'i'));
     await reported('change', 'd3/inner.txt', () => fs.appendFile(at('d3', 'inner.txt'), 'j'));
     // A file replaced by a directory of the same name: the directory gets a watch of its own.
     await reported('unlink', 'd0/f5.txt', () => fs.rm(at('d0', 'f5.txt')));
     await reported('addDir', 'd0/f5.txt', () => fs.mkdir(at('d0', 'f5.txt')));
     await watchesAtLeast(6);
-    await reported('add', 'd0/f5.txt/deep.txt', () => fs.writeFile(at('d0', 'f5.txt', 'deep.txt'), 'd'));
+    await reported('add', 'd0/f5.txt/deep.txt', () => create(at('d0', 'f5.txt', 'deep.txt'), 'd'));
     await reported('change', 'd0/f5.txt/deep.txt', () => fs.appendFile(at('d0', 'f5.txt', 'deep.txt'), 'e'));
 
     const after = (await inotifyWatches()) - before;
