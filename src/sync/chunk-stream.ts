@@ -21,7 +21,7 @@ import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import { hashesFrom } from './wire.ts';
 import { sendChunks } from './transfer.ts';
-import { chunkMessageHeader, chunksOf, closedWithoutStatus, drained, endWithStatus, grpcMessages, grpcRoute, isGrpc, openGrpcCall, varint } from './grpc-frames.ts';
+import { chunkMessageHeader, closedWithoutStatus, drained, endWithStatus, grpcMessagesOf, grpcRoute, isGrpc, openGrpcCall, varint } from './grpc-frames.ts';
 import type { SendRate } from './rate.ts';
 
 export const DOWNLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/DownloadChunks';
@@ -138,7 +138,7 @@ async function* readMessages(
   }
   if (code !== undefined) status = head; // trailers-only response: the status came with the headers
   try {
-    for await (const msg of grpcMessages(chunksOf(stream), maxMessageBytes, { onBytes: () => sessions.notifyResponseByteRead(stream), reuse: true })) {
+    for await (const msg of grpcMessagesOf(stream, maxMessageBytes, { onBytes: () => sessions.notifyResponseByteRead(stream), reuse: true })) {
       const m = fromBinary(DownloadChunksResponseSchema, msg);
       if (signal?.aborted) throw new ConnectError('download cancelled', Code.Canceled);
       yield m;

@@ -17,7 +17,7 @@ import { ChunkPlaceSchema, SyncService, UploadChunksRequestSchema, UploadChunksR
 import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import type { Place } from './wire.ts';
-import { chunkMessageHeader, chunksOf, closedWithoutStatus, drained, endWithStatus, frame, grpcMessages, grpcRoute, openGrpcCall } from './grpc-frames.ts';
+import { chunkMessageHeader, closedWithoutStatus, drained, endWithStatus, frame, grpcMessagesOf, grpcRoute, openGrpcCall } from './grpc-frames.ts';
 
 export const UPLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/UploadChunks';
 
@@ -53,12 +53,12 @@ async function serve(deps: ChunkUploadDeps, req: Http2ServerRequest, res: Http2S
   try {
     checkPeerSecret(req.headers.authorization, deps.peerSecret);
     const messages = (async function* (): AsyncGenerator<UploadChunksRequest> {
-      for await (const m of grpcMessages(chunksOf(req), deps.maxMessageBytes, { reuse: true })) yield fromBinary(UploadChunksRequestSchema, m);
+      for await (const m of grpcMessagesOf(req.stream, deps.maxMessageBytes, { reuse: true, keepOpen: true })) yield fromBinary(UploadChunksRequestSchema, m);
     })();
     answer = toBinary(UploadChunksResponseSchema, create(UploadChunksResponseSchema, await deps.service.uploadChunks!(messages, ctx)));
   } catch (err) {
     status = toConnectError(ctx.signal.aborted ? ctx.signal.reason : err);
-    req.resume(); // whatever the peer still sends is dropped, so that it is not stuck behind flow control
+    req.stream.resume(); // whatever the peer still sends is dropped, so that it is not stuck behind flow control
   } finally {
     req.off('close', stop);
   }
@@ -142,7 +142,7 @@ export async function uploadChunksStream(
     const head = await headers;
     if (head[':status'] !== 200) throw new ConnectError(`HTTP ${String(head[':status'])} from the peer`, head[':status'] === 401 ? Code.Unauthenticated : Code.Unavailable);
     let answer: Buffer | undefined;
-    for await (const m of grpcMessages(chunksOf(stream), opts.maxMessageBytes)) answer ??= m;
+    for await (const m of grpcMessagesOf(stream, opts.maxMessageBytes)) answer ??= m;
     const st = head['grpc-status'] !== undefined ? head : trailers ?? (await new Promise<Record<string, unknown> | undefined>((r) => (stream.closed ? r(trailers) : stream.once('close', () => r(trailers)))));
     const code = Number(st?.['grpc-status'] ?? NaN);
     if (!Number.isInteger(code)) throw closedWithoutStatus(stream);

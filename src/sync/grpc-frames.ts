@@ -170,58 +170,89 @@ class MessageBuffers {
 export const messageBuffers = new MessageBuffers(32 * 1024 * 1024);
 
 /**
- * The gRPC messages in a byte stream, each copied once into a buffer of the size its prefix announces (from
- * `messageBuffers` when `reuse`: the consumer then gives each back once done with it, or lets it be collected). Fails with
- * RESOURCE_EXHAUSTED for a message above `maxMessageBytes`, INTERNAL for a compressed one, DATA_LOSS when the stream
- * ends inside a message. `onBytes` sees each piece read (HTTP/2 flow-control bookkeeping).
+ * Cuts a byte stream into gRPC messages, each copied once into a buffer of the size its prefix announces (from
+ * `messageBuffers` when `reuse`: the consumer then gives each back once done with it, or lets it be collected).
+ * push() throws RESOURCE_EXHAUSTED for a message above `maxMessageBytes`, INTERNAL for a compressed one; end() throws
+ * DATA_LOSS when the stream ended inside a message.
  */
-export async function* grpcMessages(source: AsyncIterable<Buffer>, maxMessageBytes: number, opts: { onBytes?: () => void; reuse?: boolean } = {}): AsyncGenerator<Buffer> {
-  let prefix = Buffer.alloc(0);
-  let msg: Buffer | null = null;
-  let filled = 0;
-  for await (const d of source) {
-    opts.onBytes?.();
+class Framer {
+  #prefix = Buffer.alloc(0);
+  #msg: Buffer | null = null;
+  #filled = 0;
+  readonly #max: number;
+  readonly #reuse: boolean;
+
+  constructor(maxMessageBytes: number, reuse: boolean) {
+    this.#max = maxMessageBytes;
+    this.#reuse = reuse;
+  }
+
+  /** Takes the next piece of the stream; `whole` gets each message it completes, in order. */
+  push(d: Buffer, whole: (m: Buffer) => void): void {
     let off = 0;
     while (off < d.length) {
-      if (!msg) {
-        const need = 5 - prefix.length;
-        prefix = Buffer.concat([prefix, d.subarray(off, off + need)]);
+      if (!this.#msg) {
+        const need = 5 - this.#prefix.length;
+        this.#prefix = Buffer.concat([this.#prefix, d.subarray(off, off + need)]);
         off += Math.min(need, d.length - off);
-        if (prefix.length < 5) break;
-        if (prefix[0] !== 0) throw new ConnectError('compressed message, but no compression was negotiated', Code.Internal);
-        const len = prefix.readUInt32BE(1);
-        if (len > maxMessageBytes) throw new ConnectError(`message of ${len} bytes is larger than the limit of ${maxMessageBytes}`, Code.ResourceExhausted);
-        msg = opts.reuse ? messageBuffers.take(len) : Buffer.allocUnsafe(len);
-        filled = 0;
+        if (this.#prefix.length < 5) break;
+        if (this.#prefix[0] !== 0) throw new ConnectError('compressed message, but no compression was negotiated', Code.Internal);
+        const len = this.#prefix.readUInt32BE(1);
+        if (len > this.#max) throw new ConnectError(`message of ${len} bytes is larger than the limit of ${this.#max}`, Code.ResourceExhausted);
+        this.#msg = this.#reuse ? messageBuffers.take(len) : Buffer.allocUnsafe(len);
+        this.#filled = 0;
       }
-      const take = Math.min(msg.length - filled, d.length - off);
-      d.copy(msg, filled, off, off + take);
-      filled += take;
+      const take = Math.min(this.#msg.length - this.#filled, d.length - off);
+      d.copy(this.#msg, this.#filled, off, off + take);
+      this.#filled += take;
       off += take;
-      if (filled === msg.length) {
-        const whole = msg;
-        msg = null;
-        prefix = Buffer.alloc(0);
-        yield whole;
+      if (this.#filled === this.#msg.length) {
+        const m = this.#msg;
+        this.#msg = null;
+        this.#prefix = Buffer.alloc(0);
+        whole(m);
       }
     }
   }
-  if (msg || prefix.length > 0) throw new ConnectError('the stream ended inside a message', Code.DataLoss);
+
+  end(): void {
+    if (this.#msg || this.#prefix.length > 0) throw new ConnectError('the stream ended inside a message', Code.DataLoss);
+  }
 }
 
-/** Pieces queued before the source is paused (HTTP/2 flow control then holds the peer back). */
-const QUEUED_PIECES = 8;
+/** The gRPC messages in a byte stream given as an iterable of pieces (see Framer). */
+export async function* grpcMessages(source: AsyncIterable<Buffer>, maxMessageBytes: number, opts: { reuse?: boolean } = {}): AsyncGenerator<Buffer> {
+  const framer = new Framer(maxMessageBytes, opts.reuse ?? false);
+  const ready: Buffer[] = [];
+  for await (const d of source) {
+    framer.push(d, (m) => ready.push(m));
+    while (ready.length > 0) yield ready.shift()!;
+  }
+  framer.end();
+}
+
+/** Whole messages queued before the source is paused (HTTP/2 flow control then holds the peer back). */
+const QUEUED_MESSAGES = 8;
+const QUEUED_BYTES = 4 * 1024 * 1024;
 
 /**
- * The pieces of a byte stream as they arrive. A Readable's own async iterator returns read(), which concatenates
- * whatever is buffered into a fresh buffer: on a 1 GB chunk stream that was a second copy of most bytes and as much
- * garbage. Ends like that iterator: throws the stream's error, throws ERR_STREAM_PREMATURE_CLOSE if it closes before
- * its end, and destroys the stream if the consumer stops early. A stream that already ended or closed before this
- * call (a peer's trailers-only answer can close it while the request is still being written) is handled by
- * finished(), which looks at the stream's state as well as its events.
+ * The gRPC messages of a Readable (an HTTP/2 stream), cut as its pieces arrive (see Framer): the pieces are taken in
+ * its 'data' handler, and only whole messages pass through the generator. A generator step per piece (tens of
+ * thousands per gigabyte, through two generators: the pieces, then the messages) cost a promise and an iterator
+ * result each, and was the largest item of what a hub receiving a push allocated after the HTTP/2 layer itself.
+ * A Readable's own async iterator would be worse: its read() concatenates whatever is buffered into a fresh buffer.
+ * `onBytes` sees each piece (HTTP/2 flow-control bookkeeping).
+ *
+ * Ends like that iterator: throws the stream's error, throws ERR_STREAM_PREMATURE_CLOSE if it closes before its end,
+ * and destroys the stream if the consumer stops early (unless `keepOpen`: a server that still answers on the stream
+ * stops reading and drops the rest itself); the messages completed before any of that come first. A stream
+ * that already ended or closed before this call (a peer's trailers-only answer can close it while the request is still
+ * being written) is handled by finished(), which looks at the stream's state as well as its events.
  */
-export async function* chunksOf(source: Readable): AsyncGenerator<Buffer> {
-  const queue: Buffer[] = [];
+export async function* grpcMessagesOf(source: Readable, maxMessageBytes: number, opts: { onBytes?: () => void; reuse?: boolean; keepOpen?: boolean } = {}): AsyncGenerator<Buffer> {
+  const framer = new Framer(maxMessageBytes, opts.reuse ?? false);
+  const ready: Buffer[] = [];
+  let readyBytes = 0;
   let done = false;
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
@@ -231,25 +262,38 @@ export async function* chunksOf(source: Readable): AsyncGenerator<Buffer> {
     w?.();
   };
   const onData = (d: Buffer) => {
-    queue.push(d);
-    if (queue.length >= QUEUED_PIECES) source.pause();
-    notify();
+    opts.onBytes?.();
+    try {
+      framer.push(d, (m) => {
+        ready.push(m);
+        readyBytes += m.length;
+      });
+    } catch (err) {
+      failure = err as Error;
+      source.off('data', onData);
+      source.pause();
+      return notify();
+    }
+    if (ready.length >= QUEUED_MESSAGES || readyBytes >= QUEUED_BYTES) source.pause();
+    if (ready.length > 0) notify();
   };
   source.on('data', onData);
   const stopWatching = finished(source, { writable: false }, (err) => {
     done = true;
-    failure = err ?? undefined;
+    failure ??= err ?? undefined;
     notify();
   });
   try {
     for (;;) {
-      const d = queue.shift();
-      if (d) {
-        if (queue.length === 0 && source.isPaused()) source.resume();
-        yield d;
+      const m = ready.shift();
+      if (m) {
+        readyBytes -= m.length;
+        if (ready.length === 0 && source.isPaused() && !failure) source.resume();
+        yield m;
       } else if (failure) {
         throw failure;
       } else if (done) {
+        framer.end();
         return;
       } else {
         await new Promise<void>((resolve) => (wake = resolve));
@@ -258,7 +302,7 @@ export async function* chunksOf(source: Readable): AsyncGenerator<Buffer> {
   } finally {
     stopWatching();
     source.off('data', onData);
-    if (!done && !source.destroyed) source.destroy();
+    if (!done && !source.destroyed && !opts.keepOpen) source.destroy();
   }
 }
 
