@@ -382,6 +382,24 @@ export class ChunkFiles {
     });
   }
 
+  /**
+   * Removes these chunk files (a missing one counts as removed); per hash, null or why it could not be removed. By a
+   * chunk worker in one message when there is one: each unlink through the thread pool cost the main thread ~40 us
+   * (a cross-thread wake-up on this VM), ~0.13 s per push of 3,000 small files to the hub.
+   */
+  async unlinkMany(hashes: string[]): Promise<(Error | null)[]> {
+    const pending = this.workers?.unlink(hashes.map((h) => this.pathOf(h)));
+    if (pending) {
+      try {
+        const out = await pending;
+        return out.errors.map((e) => (e ? (mapIoError(Object.assign(new Error(e.message), { code: e.code }), 'removing a chunk file') as Error) : null));
+      } catch {
+        // the worker died: remove them here
+      }
+    }
+    return Promise.all(hashes.map((h) => this.unlink(h).then(() => null, (err: Error) => err)));
+  }
+
   /** Every file under chunks/, with whether its name is a valid chunk name in the right fan-out directory. */
   async *scan(): AsyncGenerator<{ file: string; hash: string | null; size: number }> {
     let fanouts: string[];

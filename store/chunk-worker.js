@@ -1,9 +1,10 @@
-// Worker-thread side of chunk-workers.ts (the message types live there). Three jobs, all kept off the main thread:
+// Worker-thread side of chunk-workers.ts (the message types live there). Four jobs, all kept off the main thread:
 //   read   read one chunk file synchronously (blocking only this thread), hash each 256 KiB piece right after it
 //          lands, hand the verified bytes back without copying (transferred ArrayBuffer, or left in the
 //          SharedArrayBuffer the request named);
 //   write  the small chunk files of a received batch, with synchronous calls: a thread-pool round trip per call
 //          (four per file) cost the main thread more than the calls themselves;
+//   unlink chunk files the index no longer wants, many per message;
 //   hash   during an ingest: BLAKE3 of one chunk and, in arrival order, the running BLAKE3 and SHA-256 (the
 //          checksum BaluHost's clients compare) of the whole file for that ingest's session. The chunk's buffer is transferred here and back, so nothing is copied.
 //
@@ -14,40 +15,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
+import { workerHasher } from './worker-hasher.js';
 
-const require = createRequire(import.meta.url);
 const PIECE = 256 * 1024;
 
-/** @type {{ create(): { update(d: Uint8Array): void, digest(): Buffer, dispose(): void }, hash(d: Uint8Array): Buffer }} */
-const hasher =
-  workerData.blake3 === 'native'
-    ? (() => {
-        const mod = require('@napi-rs/blake-hash');
-        return {
-          create() {
-            const h = new mod.Blake3Hasher();
-            return { update: (d) => void h.update(d), digest: () => h.digestBuffer(), dispose() {} };
-          },
-          hash: (d) => mod.blake3(d),
-        };
-      })()
-    : (() => {
-        const mod = require('blake3-wasm');
-        return {
-          create() {
-            const h = mod.createHash();
-            let done = false;
-            return {
-              update: (d) => void h.update(d),
-              digest: () => ((done = true), h.digest()),
-              dispose: () => void (done || h.dispose()),
-            };
-          },
-          hash: (d) => mod.hash(d),
-        };
-      })();
+const hasher = workerHasher(workerData.blake3);
 
 /** Running whole-file hashes ({ file: BLAKE3, sha: SHA-256 }) of the ingests in progress, by session. */
 const sessions = new Map();
@@ -133,8 +106,23 @@ function writeFiles(req) {
   return { id: req.id, ok: true };
 }
 
+/** unlink: chunk files the index no longer wants, one message for many (a thread-pool round trip each cost more). */
+function unlinkFiles(req) {
+  const errors = req.files.map((f) => {
+    try {
+      fs.unlinkSync(f);
+      return null;
+    } catch (err) {
+      return err.code === 'ENOENT' ? null : { code: err.code, message: err.message };
+    }
+  });
+  return { id: req.id, ok: true, errors };
+}
+
 parentPort.on('message', (req) => {
-  if (req.kind === 'write') {
+  if (req.kind === 'unlink') {
+    parentPort.postMessage(unlinkFiles(req));
+  } else if (req.kind === 'write') {
     parentPort.postMessage({ ...writeFiles(req), arena: req.arena }, [req.arena]); // the buffer goes back for reuse
   } else if (req.kind === 'read') {
     const out = readChunk(req);

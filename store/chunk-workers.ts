@@ -1,6 +1,6 @@
 // A small pool of worker threads (store/chunk-worker.js) that do the store's hashing away from the event loop:
 // reading + verifying chunk files, and the chunk and whole-file BLAKE3 of an ingest; and writing the small chunk files
-// of a received batch.
+// of a received batch, and removing chunk files in batches.
 //
 // Why, measured with bench/store.ts on the 2-vCPU dev VM:
 // - Read-back: on the main thread every 256 KiB piece costs a thread-pool round trip (~10 us, a cross-thread
@@ -36,6 +36,20 @@ export interface WriteRequest {
   items: { tmp: string; final: string; offset: number; length: number }[];
   /** Transferred to the worker. */
   arena: ArrayBuffer;
+}
+
+/** Files to remove, one after another (chunk files the index no longer wants); a missing one counts as removed. */
+export interface UnlinkRequest {
+  kind: 'unlink';
+  id: number;
+  files: string[];
+}
+
+/** Per file of the request: null once it is gone, else why it could not be removed. */
+export interface UnlinkOutcome {
+  id: number;
+  ok: true;
+  errors: ({ code?: string; message: string } | null)[];
 }
 
 /** `arena`: the request's buffer, transferred back for reuse. */
@@ -74,8 +88,8 @@ interface Pending {
   slot: Slot;
 }
 
-type Request = Omit<ReadRequest, 'id'> | Omit<WriteRequest, 'id'> | DistributiveOmit<HashRequest, 'id'>;
-type Outcome = ReadOutcome | WriteOutcome | HashOutcome;
+type Request = Omit<ReadRequest, 'id'> | Omit<WriteRequest, 'id'> | Omit<UnlinkRequest, 'id'> | DistributiveOmit<HashRequest, 'id'>;
+type Outcome = ReadOutcome | WriteOutcome | UnlinkOutcome | HashOutcome;
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
 /** The chunk and whole-file hashes of one ingest, all computed by one worker in submission order. */
@@ -124,6 +138,12 @@ export class ChunkWorkers {
   write(items: WriteRequest['items'], arena: ArrayBuffer): Promise<WriteOutcome> | null {
     const slot = this.pick();
     return slot && (this.send(slot, { kind: 'write', items, arena }, [arena]) as Promise<WriteOutcome>);
+  }
+
+  /** null when the pool cannot serve: unlink on the main thread. */
+  unlink(files: string[]): Promise<UnlinkOutcome> | null {
+    const slot = this.pick();
+    return slot && (this.send(slot, { kind: 'unlink', files }) as Promise<UnlinkOutcome>);
   }
 
   /** null when there are no workers: hash on the main thread. */

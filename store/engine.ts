@@ -101,10 +101,12 @@ export class Engine {
   private readonly pendingWrites = new Map<string, Promise<void>>();
   private readonly pendingUnlinks = new Map<string, Promise<void>>();
   /**
-   * Unlinks run one at a time, outside the write lock (transact): a note of 256 written files started all their
-   * unlinks at once, which queued every other file operation of the moment behind them in the thread pool.
+   * Unlinks run in batches, one batch at a time, outside the write lock (transact): a note of 256 written files started
+   * all their unlinks at once, which queued every other file operation of the moment behind them in the thread pool.
    */
   private readonly unlinks = new Mutex();
+  /** Unlinks waiting for the next batch (queueUnlink). */
+  private queuedUnlinks: { hash: string; resolve: () => void; reject: (err: Error) => void }[] = [];
 
   private constructor(init: {
     opts: StoreOptions;
@@ -386,6 +388,26 @@ export class Engine {
   }
 
   /**
+   * Unlinks `hash`'s chunk file with the others queued meanwhile: one batch at a time (unlinkMany), the next one made
+   * of everything queued while it ran.
+   */
+  private queueUnlink(hash: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queuedUnlinks.push({ hash, resolve, reject });
+      if (this.queuedUnlinks.length > 1) return; // a batch is already scheduled and will take this one
+      void this.unlinks.run(async () => {
+        const batch = this.queuedUnlinks.splice(0);
+        try {
+          const errors = await this.files.unlinkMany(batch.map((b) => b.hash));
+          batch.forEach((b, i) => (errors[i] ? b.reject(errors[i]) : b.resolve()));
+        } catch (err) {
+          for (const b of batch) b.reject(err as Error);
+        }
+      });
+    });
+  }
+
+  /**
    * Unlinks a chunk file the committed index no longer wants. While an operation holds it, that waits until the last
    * hold goes, and happens only if the index still does not want the file then (gc removes what a crash left).
    */
@@ -402,7 +424,7 @@ export class Engine {
       return;
     }
     if (this.pendingWrites.has(hash)) return;
-    const p = this.unlinks.run(() => this.files.unlink(hash));
+    const p = this.queueUnlink(hash);
     this.pendingUnlinks.set(hash, p);
     try {
       await p;

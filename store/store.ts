@@ -277,6 +277,36 @@ export class Store {
     return this.#readChunk(hash, (row) => this.#e.readLeased(hash, row.size, row));
   }
 
+  /**
+   * The chunk file holding `hash`'s bytes, held (neither unlinked nor evicted) until `release()`; undefined when its
+   * bytes are not in a chunk file (only in the backing folder, or not here). For a caller that hands the file itself
+   * to another thread: the hub's root writer links it into place instead of reading and writing its bytes. Nothing
+   * is verified here.
+   */
+  async holdChunkFile(hash: string): Promise<{ file: string; size: number; release: () => void } | undefined> {
+    if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
+    const e = this.#e;
+    e.assertOpen();
+    e.holds.acquire(hash);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      e.holds.release(hash);
+    };
+    try {
+      const row = await e.idx.getChunk(hash);
+      if (!row?.present) {
+        release();
+        return undefined;
+      }
+      return { file: e.files.pathOf(hash), size: row.size, release };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
   /** Checks the hash, holds the chunk while `read` runs, and refuses a chunk that is not here. */
   async #readChunk<T>(hash: string, read: (row: ChunkRow) => Promise<T>): Promise<T> {
     if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);

@@ -8,7 +8,7 @@
 // ingested as located, and a version written into the root is reported back (noteWritten), so its chunk files go.
 
 import { resolve } from 'node:path';
-import type { Store, FileRecord, Lease, WrittenFile } from '../../store/index.ts';
+import type { Store, FileRecord, WrittenFile } from '../../store/index.ts';
 import { fileSource, isStoreError, uniqueSuffix } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { SyncState } from './state.ts';
@@ -21,6 +21,7 @@ import { GroupFlush } from './group-flush.ts';
 import { DirectWrites, DirSyncs, removeFile, safePath, statFile, TEMP_PREFIX, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 import { Staging } from './staging.ts';
 import { RootFileWriter } from './root-file-writer.ts';
+import { SMALL_FILE_BYTES, SmallFiles } from './small-files.ts';
 import { adoptChunkFiles } from './adopt-chunk-files.ts';
 
 export interface HubRootOptions {
@@ -45,8 +46,6 @@ const SCAN_CONCURRENCY = 4;
  */
 const readFile = (abs: string, size: number) => fileSource(abs, Math.min(1024 * 1024, Math.max(16 * 1024, 2 ** Math.ceil(Math.log2(size + 1)))));
 
-/** Files up to this size are written from their chunks read whole, without a stream. */
-const SMALL_FILE_BYTES = 256 * 1024;
 /** The root writer's small files in flight hold up to this many bytes (their copies wait for the worker's batch). */
 const SMALL_FILES_IN_FLIGHT = 16 * 1024 * 1024;
 
@@ -54,8 +53,8 @@ export class HubRoot {
   private readonly o: HubRootOptions;
   private readonly dirs = new DirSyncs();
   private readonly direct = new DirectWrites();
-  /** Small files are written in batches by a worker thread (root-file-writer.ts). */
-  private readonly smallFiles: RootFileWriter;
+  /** Small files: linked from their chunk files, or written in batches by a worker thread (small-files.ts). */
+  private readonly smallFiles: SmallFiles;
   /** Staging files of pushed large files (write-once push); only when the store keeps the root's bytes in the root. */
   readonly staging: Staging | undefined;
   /** The store keeps the root's bytes in the root (StoreOptions.backingDir) rather than in chunk files as well. */
@@ -66,8 +65,9 @@ export class HubRoot {
 
   constructor(opts: HubRootOptions) {
     this.o = opts;
-    this.smallFiles = opts.smallFiles ?? new RootFileWriter();
     this.located = opts.store.backingDir !== undefined && resolve(opts.store.backingDir) === resolve(opts.root);
+    const writer = opts.smallFiles ?? new RootFileWriter({ blake3: opts.store.stats().hasher });
+    this.smallFiles = new SmallFiles({ store: opts.store, writer, located: this.located, dirs: this.dirs, direct: this.direct });
     this.staging = this.located ? new Staging(opts.root, opts.store, this.dirs) : undefined;
     this.noteGroup = new GroupFlush(async () => {
       const items = this.written;
@@ -303,11 +303,7 @@ export class HubRoot {
     let written: DiskStat | undefined;
     let version = rec.version;
     if (rec.size <= SMALL_FILE_BYTES) {
-      // A small file's chunks are read whole (each verified, into reused buffers) and written without a stream, by
-      // the worker when there is one: a push writes thousands of them.
-      const meta = { mtimeMs: Math.floor(rec.mtimeMs), mode: rec.mode, size: rec.size };
-      written = await this.writeBatched(abs, rec, meta);
-      written ??= await this.withChunks(rec, (parts) => writeAtomic(abs, parts, meta, { dirs: this.dirs, direct: this.direct }));
+      written = await this.smallFiles.write(abs, rec);
     } else {
       const opened = await store.openRead(path, undefined, { reuseBuffers: true, touch: false });
       const r = opened.record;
@@ -316,35 +312,6 @@ export class HubRoot {
     }
     await disk.set(path, written, version);
     this.noteWritten(path, version);
-  }
-
-  /**
-   * A small file written by the worker (root-file-writer.ts). Undefined when there is no worker (it could not start,
-   * or died meanwhile): the caller writes the file itself.
-   */
-  private async writeBatched(abs: string, rec: FileRecord, meta: { mtimeMs: number; mode: number }): Promise<DiskStat | undefined> {
-    if (!this.smallFiles.available) return undefined;
-    // The writer copies the bytes before write() returns: the chunks go back then, not once the file is written.
-    const { written } = await this.withChunks(rec, async (parts) => ({ written: this.smallFiles.write(abs, parts, meta) }));
-    return written.catch((err: unknown) => {
-      if (this.smallFiles.available) throw err; // this file's own failure
-      return undefined;
-    });
-  }
-
-  /**
-   * `use` with a file's chunks read whole (each verified, into the store's reused buffers); they go back once what it
-   * returns settles.
-   */
-  private async withChunks<T>(rec: FileRecord, use: (parts: Buffer[]) => Promise<T>): Promise<T> {
-    const leases = await Promise.allSettled(rec.chunks.map((c) => this.o.store.leaseChunk(c.hash)));
-    try {
-      const failed = leases.find((l) => l.status === 'rejected');
-      if (failed) throw failed.reason;
-      return await use(leases.map((l) => (l as PromiseFulfilledResult<Lease>).value.data));
-    } finally {
-      for (const l of leases) if (l.status === 'fulfilled') l.value.release();
-    }
   }
 
   private async originOf(path: string): Promise<string> {

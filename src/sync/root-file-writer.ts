@@ -17,27 +17,45 @@ import { TEMP_PREFIX, type DiskStat } from './root-files.ts';
 const BATCH_FILES = 256;
 const BATCH_BYTES = 8 * 1024 * 1024;
 
+/** A chunk file to link into place as a root file (RootFileWriter.link). */
+export interface LinkSource {
+  file: string;
+  /** Its chunk's BLAKE3 (hex) and size, checked by the worker before it links. */
+  hash: string;
+  size: number;
+}
+
 interface Item {
   tmp: string;
   final: string;
   offset: number;
   length: number;
+  link?: LinkSource;
   mode: number;
   mtimeMs: number;
 }
 
 interface Queued {
   abs: string;
+  /** The file's bytes, or (link) the chunk file holding them. */
   bytes: Uint8Array;
+  link?: LinkSource;
   meta: { mtimeMs: number; mode: number };
   resolve: (st: DiskStat) => void;
   reject: (err: Error) => void;
 }
 
+/** Link failures that say this file system takes no (such) links: the writer stops trying them. */
+const NO_LINKS = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+const NO_BYTES = new Uint8Array(0);
+
 type Result = { ok: true; stat: DiskStat } | { ok: false; code?: string; message: string };
 
 export class RootFileWriter {
+  readonly #blake3: 'native' | 'wasm';
   #worker: Worker | undefined;
+  /** False once a link was refused as such (another file system, or one without hard links). */
+  #linkable = true;
   /** False once the worker could not start or died: callers write the ordinary way (writeAtomic). */
   #available = true;
   #queue: Queued[] = [];
@@ -46,8 +64,18 @@ export class RootFileWriter {
   /** The buffer of the last batch, back from the worker for the next one. */
   #spare: ArrayBuffer | undefined;
 
+  /** `blake3`: the implementation the store uses (the worker checks linked chunk files with it). */
+  constructor(opts: { blake3?: 'native' | 'wasm' } = {}) {
+    this.#blake3 = opts.blake3 ?? 'wasm';
+  }
+
   get available(): boolean {
     return this.#available;
+  }
+
+  /** Whether link() is worth a try (the worker runs, and no link was refused as such yet). */
+  get linkable(): boolean {
+    return this.#available && this.#linkable;
   }
 
   /**
@@ -67,6 +95,21 @@ export class RootFileWriter {
     return new Promise((resolve, reject) => {
       this.#queue.push({ abs, bytes, meta, resolve, reject });
       this.#send();
+    });
+  }
+
+  /**
+   * Puts the chunk file `src` (a file's only chunk, durable already) in place at `abs` as a second name, with
+   * permissions and mtime, as write() would the bytes: nothing is read into this thread or written again. Rejects
+   * (the caller then writes the bytes) if the chunk file does not hold its chunk, or cannot be linked there.
+   */
+  link(abs: string, src: LinkSource, meta: { mtimeMs: number; mode: number }): Promise<DiskStat> {
+    return new Promise<DiskStat>((resolve, reject) => {
+      this.#queue.push({ abs, bytes: NO_BYTES, link: src, meta, resolve, reject });
+      this.#send();
+    }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code && NO_LINKS.has(err.code)) this.#linkable = false;
+      throw err;
     });
   }
 
@@ -93,7 +136,7 @@ export class RootFileWriter {
       view.set(q.bytes, offset);
       offset += q.bytes.length;
       const dir = path.dirname(q.abs);
-      return { tmp: path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`), final: q.abs, offset: offset - q.bytes.length, length: q.bytes.length, mode: q.meta.mode, mtimeMs: q.meta.mtimeMs };
+      return { tmp: path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`), final: q.abs, offset: offset - q.bytes.length, length: q.bytes.length, ...(q.link ? { link: q.link } : {}), mode: q.meta.mode, mtimeMs: q.meta.mtimeMs };
     });
     this.#inFlight = batch;
     worker.ref();
@@ -103,7 +146,7 @@ export class RootFileWriter {
   #start(): Worker | undefined {
     if (this.#worker || !this.#available) return this.#worker;
     try {
-      this.#worker = new Worker(new URL('./root-file-worker.js', import.meta.url));
+      this.#worker = new Worker(new URL('./root-file-worker.js', import.meta.url), { workerData: { blake3: this.#blake3 } });
     } catch {
       this.#available = false;
       return undefined;

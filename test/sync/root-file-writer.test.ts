@@ -5,9 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
+import fsSync from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { RootFileWriter } from '../../src/sync/root-file-writer.ts';
+import { blake3 } from '../../store/index.ts';
 import { TEMP_PREFIX, walk, walkTemps } from '../../src/sync/root-files.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 
@@ -136,4 +139,71 @@ test('a flush that fails (a full disk: `sync -f` answers ENOSPC) fails every fil
   } finally {
     await bin.remove();
   }
+});
+
+/** A chunk file as the store keeps one: `data` under its BLAKE3 name in `dir`. */
+async function chunkFile(dir: string, data: Buffer): Promise<{ file: string; hash: string; size: number }> {
+  const hash = blake3().hash(data).toString('hex');
+  const file = path.join(dir, hash);
+  await fs.writeFile(file, data);
+  return { file, hash, size: data.length };
+}
+
+test('link: a chunk file becomes the root file as a second name (same inode), with mode and mtime; it outlives the chunk file', async () => {
+  await withRoot(async (root, w) => {
+    const store = await fs.mkdtemp(path.join(root, '..', 'chunks-'));
+    try {
+      const data = randomBytes(50_000);
+      const src = await chunkFile(store, data);
+      const abs = path.join(root, 'new dir', 'photo.jpg');
+      const stat = await w.link(abs, src, { mtimeMs: 1_650_000_000_000, mode: 0o640 });
+      const st = await fs.stat(abs);
+      assert.equal(st.ino, (await fs.stat(src.file)).ino, 'linked, not copied');
+      assert.deepEqual(stat, { size: data.length, mtimeMs: 1_650_000_000_000, mode: 0o640 });
+      assert.equal(st.mode & 0o777, 0o640);
+      await fs.rm(src.file); // the store drops its chunk file once it knows the root holds the bytes
+      assert.ok((await fs.readFile(abs)).equals(data));
+      const temps = [];
+      for await (const t of walkTemps(root)) temps.push(t.rel);
+      assert.deepEqual(temps, []);
+    } finally {
+      await fs.rm(store, { recursive: true, force: true });
+    }
+  });
+});
+
+test('link: a chunk file that does not hold its chunk (rotted: right size, wrong bytes) is refused; nothing is put in place, an older file survives', async () => {
+  await withRoot(async (root, w) => {
+    const store = await fs.mkdtemp(path.join(root, '..', 'chunks-'));
+    try {
+      const src = await chunkFile(store, randomBytes(20_000));
+      await fs.writeFile(src.file, randomBytes(20_000));
+      const abs = path.join(root, 'kept.txt');
+      await fs.writeFile(abs, 'the older version');
+      await assert.rejects(w.link(abs, src, { mtimeMs: 1_650_000_000_000, mode: 0o644 }), (err: NodeJS.ErrnoException) => err.code === 'ECORRUPT');
+      assert.equal(await fs.readFile(abs, 'utf8'), 'the older version');
+      assert.equal(w.linkable, true, 'a bad chunk file says nothing about links');
+      const temps = [];
+      for await (const t of walkTemps(root)) temps.push(t.rel);
+      assert.deepEqual(temps, []);
+    } finally {
+      await fs.rm(store, { recursive: true, force: true });
+    }
+  });
+});
+
+test('link: a chunk file on another file system (EXDEV) is refused, and the writer stops offering links', async (t) => {
+  const other = ['/dev/shm', os.tmpdir()].find((d) => fsSync.existsSync(d));
+  await withRoot(async (root, w) => {
+    if (!other || fsSync.statSync(other).dev === fsSync.statSync(root).dev) return t.skip('no second file system here (/dev/shm) to link across');
+    const store = await fs.mkdtemp(path.join(other, 'balupi-chunks-'));
+    try {
+      const src = await chunkFile(store, randomBytes(1000));
+      await assert.rejects(w.link(path.join(root, 'a.bin'), src, { mtimeMs: 1_650_000_000_000, mode: 0o644 }), (err: NodeJS.ErrnoException) => err.code === 'EXDEV');
+      assert.equal(w.linkable, false);
+      assert.equal(await fs.stat(path.join(root, 'a.bin')).catch(() => null), null);
+    } finally {
+      await fs.rm(store, { recursive: true, force: true });
+    }
+  });
 });
