@@ -36,3 +36,4 @@ export type { Blake3, Blake3Choice, IncrementalHash } from './hasher.ts';
 export { validateName } from './names.ts';
 export type { PutOutcome } from './sync-support.ts';
 export { formatBytes } from './cache-policy.ts';
+export { Mutex } from './lock.ts';

@@ -114,8 +114,12 @@ export class SyncState {
     return b && { version: b.v, hash: b.h, deleted: b.d };
   }
 
+  /** Writes nothing when the base is that already (the hub's feed echoes every file this Pi pushed). */
   async setBase(path: string, entry: { version: number; hash: string; deleted: boolean }): Promise<void> {
-    await this.base.put(path, baseEntry(entry));
+    const next = baseEntry(entry);
+    const cur = this.base.getSync(path);
+    if (cur && cur.v === next.v && cur.h === next.h && cur.d === next.d) return;
+    await this.base.put(path, next);
   }
 
   /**
