@@ -24,6 +24,16 @@ export function matches(st: DiskStat | null, e: { size: number; mtimeMs: number 
 
 export class DiskIndex {
   private readonly sub: AbstractSublevel<Db, string | Buffer | Uint8Array, string, DiskEntry>;
+  /**
+   * Entries set (or, null, deleted) and not written yet: the root writer sets one per file, thousands per push, and a
+   * put each cost a thread-pool round trip. What is set until the next turn of the event loop goes in one batch, one
+   * batch at a time; reads see these entries meanwhile.
+   */
+  #queued = new Map<string, DiskEntry | null>();
+  #waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  #writing = new Map<string, DiskEntry | null>();
+  #written: Promise<void> = Promise.resolve();
+  #scheduled = false;
 
   constructor(db: Db) {
     this.sub = db.sublevel<string, DiskEntry>('hub-disk', { valueEncoding: 'json' });
@@ -35,21 +45,55 @@ export class DiskIndex {
 
   /** get(), synchronously: a cached read is microseconds, a thread-pool round trip is not. */
   getNow(path: string): DiskEntry | undefined {
+    for (const pending of [this.#queued, this.#writing]) if (pending.has(path)) return pending.get(path) ?? undefined;
     return this.sub.getSync(path);
   }
 
-  async set(path: string, st: { size: number; mtimeMs: number }, version: number): Promise<void> {
-    await this.sub.put(path, { s: st.size, m: Math.floor(st.mtimeMs), v: version });
+  /** Resolves once the entry is written (with others set at the same time). */
+  set(path: string, st: { size: number; mtimeMs: number }, version: number): Promise<void> {
+    return this.#queue(path, { s: st.size, m: Math.floor(st.mtimeMs), v: version });
   }
 
-  async del(path: string): Promise<void> {
-    await this.sub.del(path);
+  del(path: string): Promise<void> {
+    return this.#queue(path, null);
   }
 
-  /** Paths at `dir` or below ('' = all). */
+  /** Paths at `dir` or below ('' = all), once what was set before is written. */
   async *paths(dir = ''): AsyncGenerator<string> {
+    while (this.#queued.size > 0 || this.#writing.size > 0) await this.#flushNow().catch(() => {});
     const range = dir === '' ? {} : { gte: dir + '/', lt: dir + '0' };
     if (dir !== '' && (await this.sub.get(dir)) !== undefined) yield dir;
     for await (const k of this.sub.keys(range)) yield k;
+  }
+
+  #queue(path: string, entry: DiskEntry | null): Promise<void> {
+    this.#queued.set(path, entry);
+    const written = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => void this.#flushNow().catch(() => {}));
+    }
+    return written;
+  }
+
+  /** Writes what is queued, after the batch being written (if any); resolves once it is written. */
+  #flushNow(): Promise<void> {
+    this.#scheduled = false;
+    this.#written = this.#written.then(async () => {
+      if (this.#queued.size === 0) return;
+      const batch = (this.#writing = this.#queued);
+      const waiters = this.#waiters;
+      this.#queued = new Map();
+      this.#waiters = [];
+      try {
+        await this.sub.batch([...batch].map(([key, value]) => (value ? { type: 'put' as const, key, value } : { type: 'del' as const, key })));
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        for (const w of waiters) w.reject(err);
+      } finally {
+        this.#writing = new Map();
+      }
+    });
+    return this.#written;
   }
 }
