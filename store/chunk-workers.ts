@@ -29,6 +29,20 @@ export interface ReadRequest {
   into?: SharedArrayBuffer;
 }
 
+/** Several reads in one message (small chunks asked for in the same turn of the event loop). */
+export interface ReadsRequest {
+  kind: 'reads';
+  id: number;
+  reads: Omit<ReadRequest, 'id' | 'kind'>[];
+}
+
+/** Per read of a ReadsRequest, its outcome (their `id`s are the reads' indexes). */
+export interface ReadsOutcome {
+  id: number;
+  ok: true;
+  outcomes: ReadOutcome[];
+}
+
 /** Small chunk files of one batch, written and renamed in order; their bytes lie one after another in `arena`. */
 export interface WriteRequest {
   kind: 'write';
@@ -88,8 +102,8 @@ interface Pending {
   slot: Slot;
 }
 
-type Request = Omit<ReadRequest, 'id'> | Omit<WriteRequest, 'id'> | Omit<UnlinkRequest, 'id'> | DistributiveOmit<HashRequest, 'id'>;
-type Outcome = ReadOutcome | WriteOutcome | UnlinkOutcome | HashOutcome;
+type Request = Omit<ReadRequest, 'id'> | Omit<ReadsRequest, 'id'> | Omit<WriteRequest, 'id'> | Omit<UnlinkRequest, 'id'> | DistributiveOmit<HashRequest, 'id'>;
+type Outcome = ReadOutcome | ReadsOutcome | WriteOutcome | UnlinkOutcome | HashOutcome;
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
 /** The chunk and whole-file hashes of one ingest, all computed by one worker in submission order. */
@@ -108,11 +122,17 @@ export interface HashSession {
   drop(): void;
 }
 
+/** Reads of chunks up to this size are sent to a worker together (at most READS_PER_MESSAGE per message). */
+const COALESCE_READ_BYTES = 256 * 1024;
+const READS_PER_MESSAGE = 64;
+
 export class ChunkWorkers {
   private readonly max: number;
   private readonly blake3: Blake3Choice;
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, Pending>();
+  /** Small reads waiting for this turn's message (read()). */
+  private reads: { req: Omit<ReadRequest, 'id' | 'kind'>; resolve: (o: ReadOutcome) => void; reject: (err: Error) => void }[] = [];
   private nextId = 1;
   private nextSession = 1;
   private unavailable = false;
@@ -128,10 +148,38 @@ export class ChunkWorkers {
     return this.max > 0 && !this.unavailable && !this.closed;
   }
 
-  /** null when the pool cannot serve (disabled, closed, or workers failed to start): read on the main thread. */
+  /**
+   * null when the pool cannot serve (disabled, closed, or workers failed to start): read on the main thread. Reads of
+   * small chunks asked for in the same turn of the event loop go to a worker in one message: a push or pull of
+   * thousands of small files read them one message (and two thread wake-ups) each.
+   */
   read(req: Omit<ReadRequest, 'id' | 'kind'>): Promise<ReadOutcome> | null {
-    const slot = this.pick();
-    return slot && (this.send(slot, { kind: 'read', ...req }) as Promise<ReadOutcome>);
+    if (!this.enabled) return null;
+    if (req.size > COALESCE_READ_BYTES) {
+      const slot = this.pick();
+      return slot && (this.send(slot, { kind: 'read', ...req }) as Promise<ReadOutcome>);
+    }
+    return new Promise((resolve, reject) => {
+      this.reads.push({ req, resolve, reject });
+      if (this.reads.length === 1) setImmediate(() => this.sendReads());
+    });
+  }
+
+  private sendReads(): void {
+    while (this.reads.length > 0) {
+      const batch = this.reads.splice(0, READS_PER_MESSAGE);
+      const slot = this.pick();
+      if (!slot) {
+        for (const r of batch) r.reject(new Error('chunk workers unavailable'));
+        continue;
+      }
+      this.send(slot, { kind: 'reads', reads: batch.map((r) => r.req) }).then(
+        (out) => (out as ReadsOutcome).outcomes.forEach((o, i) => batch[i]!.resolve(o)),
+        (err: Error) => {
+          for (const r of batch) r.reject(err);
+        },
+      );
+    }
   }
 
   /** null when the pool cannot serve: write on the main thread. */
