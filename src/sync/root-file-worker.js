@@ -51,10 +51,13 @@ function writeTemp(item, arena) {
 
 /**
  * The temp file as a second name of a chunk file (`item.link`: its path, hash and size), with permissions and mtime.
- * The chunk file is read and hashed first: a chunk that rotted in the store must not become a root file.
+ * The chunk file is read and hashed first: a chunk that rotted in the store must not become a root file. One that has
+ * a second name already (another path of the same content, put in place before the store dropped the chunk file) is
+ * not linked again: two root files must never share an inode, or an edit of one would change the other.
  */
 function linkTemp(item) {
   const { file, hash, size } = item.link;
+  if (fs.statSync(file).nlink !== 1) throw Object.assign(new Error(`chunk file ${file} is in the root already`), { code: 'ESHARED' });
   const data = fs.readFileSync(file);
   if (data.length !== size || hasher.hash(data).toString('hex') !== hash) {
     throw Object.assign(new Error(`chunk file ${file} does not hold chunk ${hash}`), { code: 'ECORRUPT' });

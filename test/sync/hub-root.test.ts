@@ -107,6 +107,31 @@ test("the hub keeps each byte once: its root's files and peers' files, once writ
   });
 });
 
+test('a small file of one chunk is linked into place from its chunk file; a second path of the same content gets its own inode; no chunk file stays', async () => {
+  await setup(async (n, hub, root) => {
+    const body = randomBytes(3_000); // one chunk (below the test store's smallest chunk)
+    const { file } = await n.store.ingest('a/one.bin', Readable.from([body]), { mtimeMs: 1_600_000_000_000, mode: 0o640 });
+    assert.equal(file.chunks.length, 1);
+    const chunkFile = path.join(n.dir, 'store', 'chunks', file.hash.slice(0, 2), file.hash);
+    const chunkIno = (await fs.stat(chunkFile)).ino;
+    await n.store.commitFile('b/two.bin', { size: body.length, mtimeMs: 1_600_000_000_000, mode: 0o644, chunks: file.chunks, hash: file.hash });
+    await Promise.all([hub.materialize('a/one.bin'), hub.materialize('b/two.bin')]);
+    const one = await fs.stat(path.join(root, 'a', 'one.bin'));
+    const two = await fs.stat(path.join(root, 'b', 'two.bin'));
+    assert.ok(one.ino === chunkIno || two.ino === chunkIno, 'one of them is the chunk file itself, linked');
+    assert.notEqual(one.ino, two.ino, 'never the same inode for two paths');
+    assert.equal(one.mode & 0o777, 0o640);
+    assert.equal(two.mode & 0o777, 0o644);
+    assert.deepEqual(await fs.readFile(path.join(root, 'b', 'two.bin')), body);
+    // The chunk file goes once the store knows the root holds the bytes (its unlink runs in the background).
+    await waitFor('the chunk file gone', async () => (await fs.stat(chunkFile).catch(() => null)) === null);
+    const linked = one.ino === chunkIno ? path.join(root, 'a', 'one.bin') : path.join(root, 'b', 'two.bin');
+    assert.equal((await fs.stat(linked)).nlink, 1);
+    assert.deepEqual(await readStore(n, 'b/two.bin'), body);
+    assert.deepEqual((await n.store.fsck()).problems, []);
+  });
+});
+
 test('the root writer follows the store: every change is written, and its saved cursor reaches the last one only once the store knows all are in the root', async () => {
   await setup(async (n, hub, root) => {
     const files = Array.from({ length: 200 }, (_, i) => ({ name: `d${i % 7}/f${i}.bin`, data: randomBytes(1000 + i) }));

@@ -149,7 +149,7 @@ async function chunkFile(dir: string, data: Buffer): Promise<{ file: string; has
   return { file, hash, size: data.length };
 }
 
-test('link: a chunk file becomes the root file as a second name (same inode), with mode and mtime; it outlives the chunk file', async () => {
+test('link: a chunk file becomes the root file as a second name (same inode), with mode and mtime, for one path only; it outlives the chunk file', async () => {
   await withRoot(async (root, w) => {
     const store = await fs.mkdtemp(path.join(root, '..', 'chunks-'));
     try {
@@ -161,6 +161,10 @@ test('link: a chunk file becomes the root file as a second name (same inode), wi
       assert.equal(st.ino, (await fs.stat(src.file)).ino, 'linked, not copied');
       assert.deepEqual(stat, { size: data.length, mtimeMs: 1_650_000_000_000, mode: 0o640 });
       assert.equal(st.mode & 0o777, 0o640);
+      // A second path of the same content is not linked to the same inode (an edit of one would change the other).
+      await assert.rejects(w.link(path.join(root, 'copy.jpg'), src, { mtimeMs: 1_650_000_000_000, mode: 0o640 }), (err: NodeJS.ErrnoException) => err.code === 'ESHARED');
+      assert.equal(w.linkable, true);
+      await assert.rejects(fs.access(path.join(root, 'copy.jpg')));
       await fs.rm(src.file); // the store drops its chunk file once it knows the root holds the bytes
       assert.ok((await fs.readFile(abs)).equals(data));
       const temps = [];
