@@ -58,6 +58,12 @@ export interface ReadOpts {
   /** Also refuse a file longer than the chunk (fsck). */
   strict?: boolean;
   into?: SharedArrayBuffer;
+  /**
+   * false: a chunk worker checks the size but not the hash (the main-thread fallback checks both). Only for bytes
+   * that go to a peer which hashes every chunk it receives (an upload): on the Pi that check is a second BLAKE3 of
+   * every pushed byte, and a rotted chunk is refused there as a wrong one, named, with nothing of it stored.
+   */
+  verify?: boolean;
 }
 
 export class ChunkFiles {
@@ -291,7 +297,7 @@ export class ChunkFiles {
   async readFrom(file: string, offset: number, hash: string, expectedSize?: number, opts: ReadOpts = {}): Promise<Buffer> {
     if (this.workers && expectedSize !== undefined) {
       const into = opts.into && opts.into.byteLength >= expectedSize ? opts.into : undefined;
-      const pending = this.workers.read({ file, offset, hash, size: expectedSize, strict: opts.strict ?? false, ...(into ? { into } : {}) });
+      const pending = this.workers.read({ file, offset, hash, size: expectedSize, strict: opts.strict ?? false, ...(into ? { into } : {}), ...(opts.verify === false ? { verify: false } : {}) });
       if (pending) {
         let out: ReadOutcome | undefined;
         try {

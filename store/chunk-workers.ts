@@ -27,6 +27,8 @@ export interface ReadRequest {
   strict: boolean;
   /** Read into this buffer (shared, so nothing is transferred) instead of a new one. */
   into?: SharedArrayBuffer;
+  /** false: the size is checked, the hash is not (ReadOpts.verify). */
+  verify?: boolean;
 }
 
 /** Several reads in one message (small chunks asked for in the same turn of the event loop). */

@@ -281,7 +281,8 @@ export class Engine {
 
   /** A chunk's bytes at one of its backing-folder locations, verified (see isLostLocation for what a failure means). */
   readLocation(l: Location, hash: string, size: number, opts: ReadOpts = {}): Promise<Buffer> {
-    return this.files.readFrom(this.backingPath(l.path), l.offset, hash, size, { ...opts, strict: false });
+    // always verified: a file of the backing folder can be edited behind the store's back
+    return this.files.readFrom(this.backingPath(l.path), l.offset, hash, size, { ...opts, strict: false, verify: true });
   }
 
   /**
@@ -289,12 +290,12 @@ export class Engine {
    * (idempotent) and must come once nothing uses `data` any more. Without workers, or when a worker died mid-read and
    * read() fell back to a fresh buffer, `release` gives nothing back.
    */
-  async readLeased(hash: string, size: number, known?: ChunkRow): Promise<{ data: Buffer; release: () => void }> {
-    if (!this.workers.enabled) return { data: await this.readChunk(hash, size, {}, known), release: () => {} };
+  async readLeased(hash: string, size: number, known?: ChunkRow, opts: { verify?: boolean } = {}): Promise<{ data: Buffer; release: () => void }> {
+    if (!this.workers.enabled) return { data: await this.readChunk(hash, size, opts, known), release: () => {} };
     const into = this.readBuffers.take(size);
     let data: Buffer;
     try {
-      data = await this.readChunk(hash, size, { into }, known);
+      data = await this.readChunk(hash, size, { ...opts, into }, known);
     } catch (err) {
       this.readBuffers.give(into);
       throw err;

@@ -271,10 +271,10 @@ export class Store {
   /**
    * getChunk into a reusable read buffer (read-buffers.ts) instead of a fresh one: for senders that can tell when the
    * bytes are no longer referenced. Call `release()` exactly once after that (e.g. from a socket write's callback);
-   * `data` must not be used afterwards.
+   * `data` must not be used afterwards. `verify: false`: see ReadOpts.verify (bytes for a peer that checks them).
    */
-  leaseChunk(hash: string): Promise<{ data: Buffer; release: () => void }> {
-    return this.#readChunk(hash, (row) => this.#e.readLeased(hash, row.size, row));
+  leaseChunk(hash: string, opts: { verify?: boolean } = {}): Promise<{ data: Buffer; release: () => void }> {
+    return this.#readChunk(hash, (row) => this.#e.readLeased(hash, row.size, row, opts));
   }
 
   /**

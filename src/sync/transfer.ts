@@ -194,14 +194,17 @@ export interface ChunkToSend {
 /**
  * The chunks named by `chunks`, in order, each read and verified from the store. `lease`: read into the store's
  * reusable buffers (Store.leaseChunk), for a sender that releases each chunk once its write has completed; chunks
- * read ahead and never yielded are released here.
+ * read ahead and never yielded are released here. `verify: false` (with `lease`): a chunk file's hash is not checked
+ * (ReadOpts.verify; its size is), for an upload, whose receiver hashes every chunk and refuses a wrong one by name.
+ * Chunks in the hub's root folder are checked all the same (a file there can change behind the hub's back).
  */
 export async function* sendChunks(
   store: Store,
   chunks: readonly ChunkToSend[],
-  opts: { rate?: SendRate; signal?: AbortSignal; lease?: boolean } = {},
+  opts: { rate?: SendRate; signal?: AbortSignal; lease?: boolean; verify?: boolean } = {},
 ): AsyncGenerator<SentChunk> {
-  const read = (hash: string): Promise<Lease> => (opts.lease ? store.leaseChunk(hash) : store.getChunk(hash).then((data) => ({ data, release: () => {} })));
+  const leaseOpts = opts.verify === false ? { verify: false } : {};
+  const read = (hash: string): Promise<Lease> => (opts.lease ? store.leaseChunk(hash, leaseOpts) : store.getChunk(hash).then((data) => ({ data, release: () => {} })));
   let i = 0;
   for await (const chunk of readAhead(chunks.length, (k) => read(chunks[k]!.hash), { maxCount: READ_AHEAD, maxBytes: READ_AHEAD_BYTES, sizeOf: (k) => chunks[k]!.size ?? 0 })) {
     try {
@@ -284,7 +287,9 @@ export async function uploadMissing(
   let sent = 0;
   for (const group of batches(toSend, opts.callBytes ?? 256 * 1024 * 1024)) {
     const stream = async function* () {
-      for await (const m of sendChunks(store, group, { ...opts, lease: client.releasesChunks === true })) {
+      // The receiver hashes every chunk (the hub refuses a wrong one by name, storing nothing of it): on the Pi a
+      // second BLAKE3 of every byte pushed was most of what its read-back cost.
+      for await (const m of sendChunks(store, group, { ...opts, lease: client.releasesChunks === true, verify: false })) {
         yield client.releasesChunks ? m : { hash: m.hash, data: m.data, ...(m.place ? { place: m.place } : {}) };
         sent += m.data.length;
         opts.onProgress?.(sent);

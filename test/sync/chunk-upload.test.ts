@@ -6,6 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { connectNodeAdapter, Http2SessionManager } from '@connectrpc/connect-node';
 import { SyncService } from '../../src/gen/balupi/sync/v1/sync_pb.js';
@@ -101,6 +103,26 @@ test('wrong bytes through the fast path: DATA_LOSS naming the chunk, nothing of 
   await assert.rejects(client.uploadChunks(msgs()), (err: ConnectError) => err.code === Code.DataLoss && err.rawMessage.includes(chunks[1]!.hash));
   const good = chunks.filter((_, i) => i !== 1).map((c) => c.hash);
   assert.deepEqual(await hub.store.hasChunks(chunks.map((c) => c.hash)), good);
+});
+
+test('a chunk file that rotted on the pi (right size, wrong bytes) is pushed unchecked, and the hub refuses it by name: nothing of it stored, the others stored, every buffer back', async () => {
+  const chunks = await fresh('rotted-here');
+  const victim = chunks[2]!.hash;
+  const file = path.join(pi.dir, 'store', 'chunks', victim.slice(0, 2), victim);
+  const original = await fs.readFile(file);
+  try {
+    const rotted = Buffer.from(original);
+    rotted[7] = rotted[7]! ^ 0x40;
+    await fs.writeFile(file, rotted);
+    const client = createSyncClient({ baseUrl: fastUrl, peerSecret: SECRET });
+    await assert.rejects(uploadMissing(client, pi.store, chunks), (err: ConnectError) => err.code === Code.DataLoss && err.rawMessage.includes(victim));
+    assert.deepEqual(await hub.store.hasChunks(chunks.map((c) => c.hash)), chunks.filter((c) => c.hash !== victim).map((c) => c.hash));
+    await waitFor('every lent buffer back', async () => inUse() === 0);
+    // Read for anything else, the pi's store still checks it.
+    await assert.rejects(pi.store.getChunk(victim), (err: { code?: string }) => err.code === 'corrupt_chunk');
+  } finally {
+    await fs.writeFile(file, original);
+  }
 });
 
 test('sizes are bounded: the server refuses a message above its limit with RESOURCE_EXHAUSTED and stores nothing of it', async () => {
