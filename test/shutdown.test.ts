@@ -66,12 +66,16 @@ test('SIGTERM finishes the request in flight, refuses new connections, exits 0',
 
 test('an unhandled rejection (a defect) is logged, the daemon closes in order and exits 1 for systemd to restart it', async () => {
   const daemon = await startDaemonProcess({ execArgv: ['--import', new URL('./helpers/defect-on-signal.ts', import.meta.url).pathname] });
-  daemon.proc.kill('SIGUSR2');
-  const exit = await daemon.exited;
-  assert.deepEqual(exit, { code: 1, signal: null }, `stderr: ${daemon.stderr()}`);
-  const fatal = daemon.logs.find((l) => l.level === 60);
-  assert.ok(fatal, 'a fatal log line');
-  assert.match(String(fatal.msg), /unexpected error/);
-  assert.match(String((fatal.err as { message?: string } | undefined)?.message), /injected defect/);
-  assert.ok(daemon.logs.findIndex((l) => l.msg === 'stopped') > daemon.logs.indexOf(fatal), 'the orderly close ran to its end after the error');
+  try {
+    daemon.proc.kill('SIGUSR2');
+    const exit = await daemon.exited;
+    assert.deepEqual(exit, { code: 1, signal: null }, `stderr: ${daemon.stderr()}`);
+    const fatal = daemon.logs.find((l) => l.level === 60);
+    assert.ok(fatal, 'a fatal log line');
+    assert.match(String(fatal.msg), /unexpected error/);
+    assert.match(String((fatal.err as { message?: string } | undefined)?.message), /injected defect/);
+    assert.ok(daemon.logs.findIndex((l) => l.msg === 'stopped') > daemon.logs.indexOf(fatal), 'the orderly close ran to its end after the error');
+  } finally {
+    await daemon.stop(); // removes its data directory (left in the temp folder by every test run before)
+  }
 });
