@@ -1,7 +1,8 @@
 // Worker-thread side of chunk-workers.ts (the message types live there). Four jobs, all kept off the main thread:
 //   read   read one chunk file synchronously (blocking only this thread), hash each 256 KiB piece right after it
 //          lands, hand the verified bytes back without copying (transferred ArrayBuffer, or left in the
-//          SharedArrayBuffer the request named); 'reads' does that for several small chunks in one message;
+//          SharedArrayBuffer the request named; `verify: false`: the size is checked, not the hash); 'reads' does
+//          that for several small chunks in one message;
 //   write  the small chunk files of a received batch, with synchronous calls: a thread-pool round trip per call
 //          (four per file) cost the main thread more than the calls themselves;
 //   unlink chunk files the index no longer wants, many per message;

@@ -220,17 +220,6 @@ class Framer {
   }
 }
 
-/** The gRPC messages in a byte stream given as an iterable of pieces (see Framer). */
-export async function* grpcMessages(source: AsyncIterable<Buffer>, maxMessageBytes: number, opts: { reuse?: boolean } = {}): AsyncGenerator<Buffer> {
-  const framer = new Framer(maxMessageBytes, opts.reuse ?? false);
-  const ready: Buffer[] = [];
-  for await (const d of source) {
-    framer.push(d, (m) => ready.push(m));
-    while (ready.length > 0) yield ready.shift()!;
-  }
-  framer.end();
-}
-
 /** Whole messages queued before the source is paused (HTTP/2 flow control then holds the peer back). */
 const QUEUED_MESSAGES = 8;
 const QUEUED_BYTES = 4 * 1024 * 1024;

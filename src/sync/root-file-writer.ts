@@ -3,7 +3,8 @@
 // fsync), each a wake-up of the event loop that also serves the uploads: beside them the hub wrote ~700 small files a
 // second, and its folder trailed the commits by seconds. Here the files waiting to be written go to the worker
 // together (root-file-worker.js), which makes the same calls synchronously and flushes the batch as a whole (syncfs:
-// once for the bytes, once for the renames); the event loop sees one message per batch. The bytes are copied into one buffer that travels to the worker and back.
+// once for the bytes, once for the renames); the event loop sees one message per batch. The bytes are copied into
+// one buffer that travels to the worker and back; a file linked from a chunk file (link()) sends only its name.
 
 import { Worker } from 'node:worker_threads';
 import path from 'node:path';
@@ -59,7 +60,7 @@ export class RootFileWriter {
   /** False once the worker could not start or died: callers write the ordinary way (writeAtomic). */
   #available = true;
   #queue: Queued[] = [];
-  /** The batch the worker is writing (one at a time: its fdatasyncs are serial anyway). */
+  /** The batch the worker is writing (one at a time: what queues meanwhile makes the next, larger batch). */
   #inFlight: Queued[] | undefined;
   /** The buffer of the last batch, back from the worker for the next one. */
   #spare: ArrayBuffer | undefined;
