@@ -5,7 +5,7 @@ import type { Engine } from './engine.ts';
 import type { ChunkRef, FileRecord } from './records.ts';
 import { hasBytes } from './records.ts';
 import { validateName } from './names.ts';
-import { isHexHash, toHex } from './hasher.ts';
+import { checkHexHash, isHexHash, toHex } from './hasher.ts';
 import { StoreError } from './errors.ts';
 import { checkBase, currentRecord, firstFilesBelow, writeVersion } from './commit.ts';
 import { mapLimit } from './map-limit.ts';
@@ -41,7 +41,7 @@ export interface CommitOptions {
 }
 
 export async function putChunk(e: Engine, hash: string, bytes: Uint8Array, opts: { clean?: boolean } = {}): Promise<boolean> {
-  if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
+  checkHexHash(hash);
   if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > MAX_CHUNK_BYTES) {
     throw new StoreError('invalid_argument', `chunk must be 1 byte to ${MAX_CHUNK_BYTES} bytes`);
   }

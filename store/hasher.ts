@@ -8,6 +8,7 @@
 // disagrees, the store silently keeps working on the wasm build. blake3-wasm@3 cannot be installed (see DESIGN.md).
 
 import { createRequire } from 'node:module';
+import { StoreError } from './errors.ts';
 
 export const HASH_BYTES = 32;
 
@@ -122,4 +123,9 @@ export function toHex(digest: Uint8Array): string {
 const HEX_HASH = /^[0-9a-f]{64}$/;
 export function isHexHash(s: unknown): s is string {
   return typeof s === 'string' && HEX_HASH.test(s);
+}
+
+/** Refuses anything but a BLAKE3 hex hash (a chunk's name) as 'invalid_argument'. */
+export function checkHexHash(s: unknown): asserts s is string {
+  if (!isHexHash(s)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(s)}`);
 }

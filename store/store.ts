@@ -19,7 +19,7 @@ import type { CommitItem, CommitMeta, CommitOptions } from './assemble.ts';
 import { evictLocked } from './cache-policy.ts';
 import { forgetLocations, locatedAt, locatedPaths, noteStaged, noteWritten, type StagedChunk, type WrittenFile } from './backing.ts';
 import { validateDir, validateName } from './names.ts';
-import { isHexHash } from './hasher.ts';
+import { checkHexHash } from './hasher.ts';
 import { StoreError } from './errors.ts';
 import { decodeFile, hasBytes } from './records.ts';
 import { seqKey } from './indexes.ts';
@@ -284,7 +284,7 @@ export class Store {
    * is verified here.
    */
   async holdChunkFile(hash: string): Promise<{ file: string; size: number; release: () => void } | undefined> {
-    if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
+    checkHexHash(hash);
     const e = this.#e;
     e.assertOpen();
     e.holds.acquire(hash);
@@ -309,7 +309,7 @@ export class Store {
 
   /** Checks the hash, holds the chunk while `read` runs, and refuses a chunk that is not here. */
   async #readChunk<T>(hash: string, read: (row: ChunkRow) => Promise<T>): Promise<T> {
-    if (!isHexHash(hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(hash)}`);
+    checkHexHash(hash);
     const e = this.#e;
     e.assertOpen();
     e.holds.acquire(hash);
@@ -324,7 +324,7 @@ export class Store {
 
   /** The subset of `hashes` whose bytes are here (input order, duplicates kept). */
   async hasChunks(hashes: string[]): Promise<string[]> {
-    for (const h of hashes) if (!isHexHash(h)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(h)}`);
+    for (const h of hashes) checkHexHash(h);
     const rows = await this.#e.idx.getChunks(hashes);
     return hashes.filter((_, i) => hasBytes(rows[i]));
   }

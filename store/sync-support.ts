@@ -10,8 +10,7 @@ import { decodeFile, hasBytes } from './records.ts';
 import { decayedCount } from './cache-policy.ts';
 import { promote } from './commit.ts';
 import { validateDir, validateName } from './names.ts';
-import { isHexHash } from './hasher.ts';
-import { StoreError } from './errors.ts';
+import { checkHexHash } from './hasher.ts';
 
 /** The index id: 8 random bytes as hex, created with the first open that needs it and kept for the store's life. */
 export async function loadIndexId(engine: Engine): Promise<string> {
@@ -85,9 +84,7 @@ export async function checkChunk(engine: Engine, hash: string, data: Uint8Array)
  * later flush() (the chunk files themselves are always fsynced).
  */
 export async function putChunks(engine: Engine, chunks: { hash: string; data: Uint8Array }[], opts: { clean?: boolean; sync?: boolean; maxChunkBytes: number }): Promise<PutOutcome[]> {
-  for (const c of chunks) {
-    if (!isHexHash(c.hash)) throw new StoreError('invalid_argument', `not a BLAKE3 hex hash: ${JSON.stringify(c.hash)}`);
-  }
+  for (const c of chunks) checkHexHash(c.hash);
   return engine.track(async () => {
     const out: PutOutcome[] = new Array(chunks.length).fill('rejected');
     const held = [...new Set(chunks.map((c) => c.hash))];
