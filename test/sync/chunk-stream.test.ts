@@ -6,8 +6,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { connectNodeAdapter, Http2SessionManager } from '@connectrpc/connect-node';
@@ -18,7 +16,7 @@ import { createSyncClient } from '../../src/sync/client.ts';
 import { downloadChunksHandler, downloadChunksStream, DOWNLOAD_CHUNKS_PATH } from '../../src/sync/chunk-stream.ts';
 import { downloadInto, sendChunks } from '../../src/sync/transfer.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
-import { bytes, h2Servers, node, silent, type Node } from './in-process.ts';
+import { bytes, h2Servers, node, silent, withRottedChunk, type Node } from './in-process.ts';
 import { waitFor } from './peers.ts';
 
 const SECRET = 's';
@@ -109,21 +107,13 @@ test('a chunk the server lacks ends the stream with NOT_FOUND after the chunks b
   // A hash of the wrong length is refused as INVALID_ARGUMENT.
   await assert.rejects(collect(client.downloadChunks({ hashes: [new Uint8Array(5)] })), (err: ConnectError) => err.code === Code.InvalidArgument);
   // Rot one chunk file on the server's disk: it is never sent as good bytes.
-  const victim = chunks[1]!.hash;
-  const file = path.join(hub.dir, 'store', 'chunks', victim.slice(0, 2), victim);
-  const original = await fs.readFile(file);
-  try {
-    const bad = Buffer.from(original);
-    bad[10] = bad[10]! ^ 0xff;
-    await fs.writeFile(file, bad);
+  await withRottedChunk(hub, chunks[1]!.hash, async () => {
     got = 0;
     await assert.rejects(async () => {
       for await (const _ of client.downloadChunks({ hashes: allHashes().slice(0, 3) })) got += 1;
     }, (err: ConnectError) => err.code === Code.DataLoss);
     assert.equal(got, 1, 'only the chunk before the rotted one arrived');
-  } finally {
-    await fs.writeFile(file, original);
-  }
+  });
 });
 
 test('sizes are bounded: the client refuses a message above its limit, the server a request above 1 MiB', async () => {

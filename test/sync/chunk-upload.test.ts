@@ -6,8 +6,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { connectNodeAdapter, Http2SessionManager } from '@connectrpc/connect-node';
 import { SyncService } from '../../src/gen/balupi/sync/v1/sync_pb.js';
@@ -17,7 +15,7 @@ import { createSyncClient } from '../../src/sync/client.ts';
 import { uploadChunksHandler, uploadChunksStream } from '../../src/sync/chunk-upload.ts';
 import { sendChunks, uploadMissing } from '../../src/sync/transfer.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
-import { bytes, h2Servers, node, silent, type Node } from './in-process.ts';
+import { bytes, h2Servers, node, silent, withRottedChunk, type Node } from './in-process.ts';
 import { waitFor } from './peers.ts';
 
 const SECRET = 's';
@@ -108,21 +106,14 @@ test('wrong bytes through the fast path: DATA_LOSS naming the chunk, nothing of 
 test('a chunk file that rotted on the pi (right size, wrong bytes) is pushed unchecked, and the hub refuses it by name: nothing of it stored, the others stored, every buffer back', async () => {
   const chunks = await fresh('rotted-here');
   const victim = chunks[2]!.hash;
-  const file = path.join(pi.dir, 'store', 'chunks', victim.slice(0, 2), victim);
-  const original = await fs.readFile(file);
-  try {
-    const rotted = Buffer.from(original);
-    rotted[7] = rotted[7]! ^ 0x40;
-    await fs.writeFile(file, rotted);
+  await withRottedChunk(pi, victim, async () => {
     const client = createSyncClient({ baseUrl: fastUrl, peerSecret: SECRET });
     await assert.rejects(uploadMissing(client, pi.store, chunks), (err: ConnectError) => err.code === Code.DataLoss && err.rawMessage.includes(victim));
     assert.deepEqual(await hub.store.hasChunks(chunks.map((c) => c.hash)), chunks.filter((c) => c.hash !== victim).map((c) => c.hash));
     await waitFor('every lent buffer back', async () => inUse() === 0);
     // Read for anything else, the pi's store still checks it.
     await assert.rejects(pi.store.getChunk(victim), (err: { code?: string }) => err.code === 'corrupt_chunk');
-  } finally {
-    await fs.writeFile(file, original);
-  }
+  });
 });
 
 test('sizes are bounded: the server refuses a message above its limit with RESOURCE_EXHAUSTED and stores nothing of it', async () => {

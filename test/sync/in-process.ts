@@ -1,5 +1,6 @@
 // A store, a LevelDB and the SyncService in this process, for tests of one module at a time (the two-process tests
 // cover the daemon around them).
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -56,6 +57,20 @@ export async function node(role: 'pi' | 'hub' = 'hub', opts: { root?: string } =
 }
 
 export const bytes = (s: string | Buffer): AsyncIterable<Uint8Array> => Readable.from([Buffer.from(s)]);
+
+/** Runs `fn` while `hash`'s chunk file in `n`'s store has rotted (right size, one byte flipped), then restores it. */
+export async function withRottedChunk(n: Node, hash: string, fn: () => Promise<void>): Promise<void> {
+  const file = path.join(n.dir, 'store', 'chunks', hash.slice(0, 2), hash);
+  const original = await fs.readFile(file);
+  try {
+    const rotted = Buffer.from(original);
+    rotted[10] = rotted[10]! ^ 0xff;
+    await fs.writeFile(file, rotted);
+    await fn();
+  } finally {
+    await fs.writeFile(file, original);
+  }
+}
 
 /**
  * Plain HTTP/2 servers on loopback for the chunk fast-path tests: listen() returns a base URL; close() ends the
