@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { parseDeviceList, type PlugAddress } from './energy/device-list.ts';
 import { parseMac, parseWolAddress } from './nas/wol.ts';
 
@@ -326,7 +326,8 @@ function readYaml(file: string): Record<string, unknown> {
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    // yaml (~70 modules) loads only when there is a file to read.
+    doc = (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text);
   } catch (err) {
     throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }

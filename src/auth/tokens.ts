@@ -4,7 +4,11 @@
 //   refresh: sub, jti (uuid4), type "refresh", exp, iat (7 days; mobile registration 30–180 days)
 // The Pi issues access tokens itself only where BaluHost cannot answer (see src/auth/sign-in.ts).
 import { randomUUID } from 'node:crypto';
-import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
+
+/** jose (~45 modules) loads with the first token checked or issued, not at every start of the daemon or the CLI. */
+let joseModule: Promise<typeof import('jose')> | undefined;
+const jose = () => (joseModule ??= import('jose'));
 
 export interface User {
   id: number;
@@ -50,6 +54,7 @@ export class TokenVerifier {
 
   /** Signature, expiry and `type`; a numeric `sub`. Throws TokenError. */
   async #verify(token: string, type: string): Promise<JWTPayload & { sub: string }> {
+    const { jwtVerify, errors: joseErrors } = await jose();
     let payload;
     try {
       ({ payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] }));
@@ -88,6 +93,7 @@ export class TokenVerifier {
 
   /** Issues an access token of BaluHost's exact shape. ttlSeconds defaults to BaluHost's 15 minutes. */
   async issueAccess(user: User, ttlSeconds = ACCESS_TTL_S, now = Date.now()): Promise<string> {
+    const { SignJWT } = await jose();
     const iat = Math.floor(now / 1000);
     // Claims in PyJWT's order (exp before iat), so the payload bytes are the ones BaluHost would sign.
     return new SignJWT({ sub: String(user.id), username: user.username, role: user.role, type: 'access', exp: iat + ttlSeconds, iat })
@@ -98,6 +104,7 @@ export class TokenVerifier {
   /** A refresh token of BaluHost's shape (for `balupi token --refresh` and tests; the Pi never hands one out on
    *  its own: BaluHost's logins do not issue them either). */
   async issueRefresh(userId: number, ttlSeconds = REFRESH_TTL_S, now = Date.now(), jti: string = randomUUID()): Promise<string> {
+    const { SignJWT } = await jose();
     const iat = Math.floor(now / 1000);
     return new SignJWT({ sub: String(userId), jti, type: 'refresh', exp: iat + ttlSeconds, iat })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })

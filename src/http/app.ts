@@ -8,6 +8,7 @@ import type { TokenVerifier } from '../auth/tokens.ts';
 import { frameworkError, registerErrorHandling } from './errors.ts';
 import { registerAuth } from './auth.ts';
 import { ignoreEmptyJsonBody } from './bodyless-json.ts';
+import { lazySchemaCompilers } from './lazy-schemas.ts';
 
 export interface AppOptions {
   logger: Logger;
@@ -36,6 +37,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // BaluHost's ids and paths are case-sensitive; so are ours.
     routerOptions: { ignoreTrailingSlash: false, caseSensitive: true, maxParamLength: 4096 },
     frameworkErrors: frameworkError,
+    schemaController: { compilersFactory: lazySchemaCompilers() },
   });
   registerErrorHandling(app);
   // BaluDesk declares a JSON body on every request, bodyless GETs and DELETEs included.

@@ -10,13 +10,14 @@ import { localUserRoutes } from '../routes/local-users.ts';
 import type { UserCache } from '../auth/user-cache.ts';
 import type { SyncRuntime } from '../sync/runtime.ts';
 import { OneLinePerRequest } from './app.ts';
+import { lazySchemaCompilers } from './lazy-schemas.ts';
 import { socketPath } from '../commands/store-access.ts';
 
 export async function startLocalApi(opts: { dataDir: string; logger: Logger; store: Store; sync?: SyncRuntime; users?: UserCache }): Promise<{ close(): Promise<void> }> {
   const path = socketPath(opts.dataDir);
   // We hold the store's lock, so no other daemon can be serving this socket: a file left there is stale.
   await rm(path, { force: true });
-  const app = Fastify({ loggerInstance: opts.logger.child({ api: 'local' }) as FastifyBaseLogger, bodyLimit: 1024 * 1024, logController: new OneLinePerRequest() });
+  const app = Fastify({ loggerInstance: opts.logger.child({ api: 'local' }) as FastifyBaseLogger, bodyLimit: 1024 * 1024, logController: new OneLinePerRequest(), schemaController: { compilersFactory: lazySchemaCompilers() } });
   await app.register(localStoreRoutes, { store: opts.store });
   if (opts.sync) await app.register(localSyncRoutes, { sync: opts.sync });
   if (opts.users) await app.register(localUserRoutes, { users: opts.users });
