@@ -219,7 +219,7 @@ async function listenAll(
   // Wide receive windows (src/sync/client.ts explains): uploads of 1 MiB chunks would otherwise crawl.
   const connect = connectNodeAdapter({ ...rpcOptions, routes: opts.routes });
   const before = opts.h2Before?.(rpcShutdown.signal);
-  const h2 = createH2Server({ settings: H2_SETTINGS }, before ? (req, res) => before(req, res) || connect(req, res) : connect);
+  const h2 = createH2Server({ settings: H2_SETTINGS, maxSessionMemory: 64 }, before ? (req, res) => before(req, res) || connect(req, res) : connect);
   const sessions = new Set<ServerHttp2Session>();
   h2.on('session', (s) => {
     s.once('localSettings', () => s.setLocalWindowSize(H2_CONNECTION_WINDOW));

@@ -159,6 +159,13 @@ export interface CommitItem {
   baseVersion?: number;
   /** As CommitOptions.pin. */
   pin?: boolean;
+  /**
+   * The version's bytes are the backing folder's file at `path` already, written there (and made durable) by the
+   * caller after checking them against the chunk hashes and the whole-file hash: its chunks are located there and
+   * need not be in the store (the hub's write of a small pushed file, CommitBatchEntry.data). A store without a
+   * backing folder refuses it as 'invalid_argument'.
+   */
+  located?: boolean;
 }
 
 /** Files whose whole-file hashes are checked at once in commitFiles (reads overlap; bounded memory: 1 chunk each). */
@@ -209,7 +216,11 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
           out[i] = new StoreError('invalid_argument', `chunk ${wrong[0]} is ${rows.get(wrong[0])!.size} bytes, listed as ${wrong[1]}`);
           return;
         }
-        const missing = [...sz.keys()].filter((h) => !hasBytes(rows.get(h)));
+        if (it.located && e.backingDir === undefined) {
+          out[i] = new StoreError('invalid_argument', 'a located commit needs a store with a backing folder', { details: { path: it.path } });
+          return;
+        }
+        const missing = it.located ? [] : [...sz.keys()].filter((h) => !hasBytes(rows.get(h)));
         complete[i] = missing.length === 0;
         if (missing.length > 0 && !opts.allowRemote) {
           out[i] = new StoreError('missing_chunks', `${it.path}: ${missing.length} of ${sz.size} chunks are not in the store`, {
@@ -218,7 +229,7 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
         }
       });
       await mapLimit(items, VERIFY_CONCURRENCY, async (it, i) => {
-        if (out[i] || !complete[i]) return;
+        if (out[i] || !complete[i] || it.located) return;
         await verifyWhole(e, it.path, it.meta, (h) => rows.get(h)?.present === true).catch((err: unknown) => {
           if (!(err instanceof StoreError)) throw err;
           out[i] = err;
@@ -230,13 +241,13 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
         const below = await firstFilesBelow(e, items.filter((it, i) => !out[i] && (!prevs[i] || prevs[i]!.deleted)).map((it) => it.path));
         for (let i = 0; i < items.length; i++) {
           if (out[i]) continue;
-          const { path, meta, baseVersion, pin } = items[i]!;
+          const { path, meta, baseVersion, pin, located } = items[i]!;
           try {
             const prev = prevs[i];
             checkBase(path, prev, baseVersion);
             const onDisk = new Set([...sizes[i]!.keys()].filter((h) => hasBytes(rows.get(h))));
             const v = { ...meta, sha256: meta.sha256 ?? null, deleted: false, state: complete[i] ? ('local' as const) : ('remote' as const), ...(pin ? { pinned: true } : {}) };
-            out[i] = await writeVersion(e, tx, path, prev, v, { onDisk, dirtyNew: false, touch: false, below });
+            out[i] = await writeVersion(e, tx, path, prev, v, { onDisk, dirtyNew: false, touch: false, below, ...(located ? { located } : {}) });
           } catch (err) {
             // checkBase and writeVersion's tree check throw before anything is added to the transaction.
             if (!(err instanceof StoreError) || (err.code !== 'conflict' && err.code !== 'path_conflict')) throw err;

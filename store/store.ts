@@ -22,7 +22,7 @@ import { validateDir, validateName } from './names.ts';
 import { checkHexHash } from './hasher.ts';
 import { StoreError } from './errors.ts';
 import { decodeFile, hasBytes } from './records.ts';
-import { seqKey } from './indexes.ts';
+import { readManyNow, seqKey } from './indexes.ts';
 import { checkChunk, filesUnder, heatOf, loadIndexId, promoteIfComplete, putChunks, type PutOutcome } from './sync-support.ts';
 
 export interface DirEntry {
@@ -355,6 +355,11 @@ export class Store {
     );
     await e.maybeEvict();
     return n;
+  }
+
+  /** For each of `hashes`: whether the hub has not acknowledged it yet (markClean). */
+  async dirty(hashes: string[]): Promise<boolean[]> {
+    return readManyNow(this.#e.idx.dirty, hashes).map((size) => size !== undefined);
   }
 
   /** Chunks not yet acknowledged by the hub, in hash order. */

@@ -70,7 +70,7 @@ export function createSyncClient(opts: SyncClientOptions): SyncClient {
   const sessions = new WideWindowSessions(
     opts.baseUrl,
     { pingIntervalMs: opts.pingIntervalMs ?? 10_000, pingTimeoutMs: opts.pingTimeoutMs ?? 5_000, pingIdleConnection: true, idleConnectionTimeoutMs: 60_000 },
-    { settings: H2_SETTINGS },
+    { settings: H2_SETTINGS, maxSessionMemory: 64 },
   );
   const transport = createGrpcTransport({
     baseUrl: opts.baseUrl,

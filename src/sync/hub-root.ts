@@ -16,7 +16,7 @@ import type { PathLocks } from './locks.ts';
 import type { DiskIndex } from './disk-index.ts';
 import { matches } from './disk-index.ts';
 import { conflictName, decide } from './conflict.ts';
-import { metaOf } from './wire.ts';
+import { metaOf, type RemoteFile } from './wire.ts';
 import { GroupFlush } from './group-flush.ts';
 import { DirectWrites, DirSyncs, removeFile, safePath, statFile, TEMP_PREFIX, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 import { Staging } from './staging.ts';
@@ -264,6 +264,52 @@ export class HubRoot {
     await this.materializeLocked(copy.file.path);
     await this.materializeLocked(path);
     return true;
+  }
+
+  /**
+   * New files a peer sent with their bytes (CommitBatchEntry.data, checked by the caller): each written straight
+   * into the root (durable), then all recorded in one store transaction with their chunks located there, so that they
+   * never pass through chunk files. Taken only for a path with no file in the store or on disk, whose base allows the
+   * commit; under the paths' locks, after reading the disk first (as a commit does). Per item its record, or
+   * undefined when not taken: the caller then commits it the usual way, and nothing of it is left in the root.
+   */
+  async commitNew(items: { file: RemoteFile; base: number; data: Uint8Array }[]): Promise<(FileRecord | undefined)[]> {
+    const out: (FileRecord | undefined)[] = items.map(() => undefined);
+    if (!this.located || items.length === 0) return out;
+    const { store, disk, locks } = this.o;
+    return locks.runAll(
+      items.map((it) => it.file.path),
+      async () => {
+        const written = await Promise.all(
+          items.map(async ({ file, base, data }) => {
+            await this.refreshLocked(file.path);
+            const abs = await safePath(this.o.root, file.path);
+            const rec = await store.record(file.path);
+            // A file in place has bytes other files may still need from it (commit.ts keeps them): the usual way.
+            if ((rec && !rec.deleted) || (base !== 0 && base !== rec?.version) || (await statFile(abs))) return undefined;
+            const meta = { mtimeMs: Math.floor(file.mtimeMs), mode: file.mode, size: file.size };
+            return this.smallFiles.writeBytes(abs, [data], meta).then((st) => ({ abs, st }), () => undefined);
+          }),
+        );
+        const taken = items.flatMap((_, i) => (written[i] ? [i] : []));
+        const recs = await store.commitFiles(
+          taken.map((i) => ({ path: items[i]!.file.path, meta: metaOf(items[i]!.file), baseVersion: items[i]!.base, located: true })),
+          { sync: false },
+        );
+        await Promise.all(
+          taken.map(async (i, k) => {
+            const r = recs[k]!;
+            const { abs, st } = written[i]!;
+            if (r instanceof Error) await removeFile(this.o.root, abs); // e.g. a peer's commit of the path came first
+            else {
+              out[i] = r;
+              await disk.set(r.path, st, r.version);
+            }
+          }),
+        );
+        return out;
+      },
+    );
   }
 
   private async materializeLocked(path: string): Promise<void> {

@@ -91,6 +91,8 @@ export class SyncPeer {
   private tasks: Promise<unknown>[] = [];
   /** The hub serves CommitBatch (its Hello listed "commit.batch"). */
   private batchCommits = false;
+  /** The hub takes small files' bytes in CommitBatch entries (its Hello listed "commit.inline"). */
+  private inlineCommits = false;
 
   constructor(model: SyncModel, opts: PeerOptions) {
     this.m = model;
@@ -191,6 +193,7 @@ export class SyncPeer {
     );
     this.m.hubPeer = res.peerId;
     this.batchCommits = res.capabilities.includes('commit.batch');
+    this.inlineCommits = res.capabilities.includes('commit.inline');
     if ((await state.getHubIndexId()) !== res.indexId) await this.resetHub(res.indexId);
     this.setStatus({
       ...this.st,
@@ -337,7 +340,7 @@ export class SyncPeer {
     const out = new Map<string, PushOutcome>();
     let results: Map<string, PushResult | ConnectError>;
     try {
-      results = await pushBatch(this.m, this.client, [...gens.keys()], signal, seqs);
+      results = await pushBatch(this.m, this.client, [...gens.keys()], signal, seqs, { inline: this.inlineCommits });
     } catch (err) {
       if (signal.aborted || isConnectionError(err)) {
         for (const [path, gen] of gens) await this.m.queue.failed(path, gen, message(err));

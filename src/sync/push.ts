@@ -11,6 +11,7 @@ import { CommitStatus, type CommitResponse } from '../gen/balupi/sync/v1/sync_pb
 import { fromFileInfo, metaOf, sameContent, toFileInfo, type RemoteFile } from './wire.ts';
 import { uploadMissing } from './transfer.ts';
 import { LARGE_FILE_BYTES } from './push-lanes.ts';
+import { readInline } from './inline-data.ts';
 
 export type PushResult = 'synced' | 'conflict' | 'nothing';
 
@@ -27,12 +28,22 @@ interface Pending {
  * own, and a push run takes only changes queued before it began: pushed now, a rename's deletion queued during the
  * run could reach the hub before the new name, and the hub would drop the chunks the new name needs.
  */
-async function pending(m: SyncModel, path: string, queuedSeq?: number): Promise<Pending | undefined> {
+async function pending(m: SyncModel, path: string, queuedSeq?: number, inStep?: string[]): Promise<Pending | undefined> {
   const local = await m.store.record(path);
   if (queuedSeq !== undefined && local !== undefined && local.seq !== queuedSeq) return undefined;
   const base = await m.state.getBase(path);
+  if (local && !local.deleted && sameContent(local, base)) inStep?.push(...local.chunks.map((c) => c.hash));
   if (!local || sameContent(local, base) || (local.deleted && (base === undefined || base.deleted))) return undefined;
   return { path, local, base };
+}
+
+/**
+ * Chunks of files found in step with the hub are on the hub. They are still dirty when the hub committed a push whose
+ * answer was lost (the connection broke) and the pull then brought that version back: clean them, or they could never
+ * be evicted.
+ */
+async function cleanInStep(m: SyncModel, hashes: string[]): Promise<void> {
+  if (hashes.length > 0) await m.store.markClean(hashes, { sync: false });
 }
 
 const uploadOpts = (m: SyncModel, signal?: AbortSignal) => (m.rate ? { rate: m.rate, ...(signal ? { signal } : {}) } : signal ? { signal } : {});
@@ -40,7 +51,9 @@ const commitEntry = (p: Pending) => ({ file: toFileInfo(p.local), baseVersion: B
 
 export async function pushPath(m: SyncModel, client: SyncClient, path: string, signal?: AbortSignal, queuedSeq?: number): Promise<PushResult> {
   return m.locks.run(path, async () => {
-    const p = await pending(m, path, queuedSeq);
+    const inStep: string[] = [];
+    const p = await pending(m, path, queuedSeq, inStep);
+    await cleanInStep(m, inStep);
     if (!p) return 'nothing';
     // A large file's chunks say where they belong: a hub writes them straight into place (staging.ts).
     const file = p.local.size >= LARGE_FILE_BYTES ? { file: { path, size: p.local.size, hash: p.local.hash } } : {};
@@ -54,9 +67,10 @@ export async function pushPath(m: SyncModel, client: SyncClient, path: string, s
 
 /**
  * Pushes several paths with one upload and one CommitBatch (the hub must list "commit.batch"): the chunks of all of
- * them go in the same UploadChunks calls, their versions in one commit. Returns each path's result, or the error
- * its entry failed with (the others are unaffected). Throws when the batch as a whole failed (connection lost, or a
- * malformed entry the hub refused before committing anything).
+ * them go in the same UploadChunks calls, their versions in one commit; with `inline`, new small files' bytes go in
+ * the commit itself (inline-data.ts). Returns each path's result, or the error its entry failed with (the others are
+ * unaffected). Throws when the batch as a whole failed (connection lost, or a malformed entry the hub refused before
+ * committing anything).
  */
 export async function pushBatch(
   m: SyncModel,
@@ -64,19 +78,25 @@ export async function pushBatch(
   paths: string[],
   signal?: AbortSignal,
   queuedSeqs?: ReadonlyMap<string, number>,
+  opts: { inline?: boolean } = {},
 ): Promise<Map<string, PushResult | ConnectError>> {
   return m.locks.runAll(paths, async () => {
     const out = new Map<string, PushResult | ConnectError>();
     const todo: Pending[] = [];
+    const inStep: string[] = [];
     for (const path of paths) {
-      const p = await pending(m, path, queuedSeqs?.get(path));
+      const p = await pending(m, path, queuedSeqs?.get(path), inStep);
       if (p) todo.push(p);
       else out.set(path, 'nothing');
     }
+    await cleanInStep(m, inStep);
     if (todo.length === 0) return out;
-    const refs = todo.flatMap((p) => (p.local.deleted ? [] : p.local.chunks));
+    // New small files carry their bytes in the commit (the hub must list "commit.inline"); the others upload first.
+    const inline = opts.inline ? await readInline(m.store, todo.map((p) => p.local)) : new Map<FileRecord, Uint8Array>();
+    const refs = todo.flatMap((p) => (p.local.deleted || inline.has(p.local) ? [] : p.local.chunks));
     if (refs.length > 0) await uploadMissing(client, m.store, refs, uploadOpts(m, signal));
-    const res = await client.commitBatch({ peerId: m.state.peerId, entries: todo.map(commitEntry) }, { signal });
+    const entries = todo.map((p) => ({ ...commitEntry(p), ...(inline.has(p.local) ? { data: inline.get(p.local)! } : {}) }));
+    const res = await client.commitBatch({ peerId: m.state.peerId, entries }, { signal });
     if (res.results.length !== todo.length) throw new ConnectError(`the hub answered ${res.results.length} of ${todo.length} commits`, Code.Internal);
     const committed = todo.filter((_, i) => res.results[i]!.outcome.case === 'committed');
     const clean = committed.flatMap((p) => (p.local.deleted ? [] : p.local.chunks.map((c) => c.hash)));

@@ -113,7 +113,7 @@ export class SyncRuntime {
       rate,
       peers: this.peers,
       closing: this.closing.signal,
-      ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p) } : {}),
+      ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p), commitNew: (items) => hubRoot.commitNew(items) } : {}),
       ...(hubRoot?.staging ? { staging: hubRoot.staging } : {}),
     });
     const model: SyncModel = { store, state, queue, locks, log: this.log, hotThreshold: settings.syncHotThreshold, rate };

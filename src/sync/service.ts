@@ -3,7 +3,7 @@
 
 import { create } from '@bufbuild/protobuf';
 import type { ServiceImpl } from '@connectrpc/connect';
-import { isStoreError, mapLimit, type Store } from '../../store/index.ts';
+import { isStoreError, mapLimit, type FileRecord, type Store } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import { Code, type ConnectError } from '@connectrpc/connect';
 import {
@@ -29,8 +29,9 @@ import { fromFileInfo, hashesFrom, hashToBytes, metaOf, PROTOCOL_VERSION, toFile
 import { toConnectError } from '../rpc/errors.ts';
 import { GroupFlush } from './group-flush.ts';
 import type { Staging } from './staging.ts';
+import { checkInlineShape, inlineChunks, inlineMatches } from './inline-data.ts';
 
-export const CAPABILITIES = ['changes.follow', 'commit.conflict', 'commit.batch'] as const;
+export const CAPABILITIES = ['changes.follow', 'commit.conflict', 'commit.batch', 'commit.inline'] as const;
 
 /** Entries per CommitBatch call (the proto's limit). */
 export const MAX_BATCH_COMMITS = 1000;
@@ -53,6 +54,8 @@ export interface SyncServiceDeps {
   rate?: SendRate;
   /** Runs before a peer's commit of `path` (the hub reads the path from its root folder first). */
   beforeCommit?: (path: string) => Promise<void>;
+  /** Writes new files sent with their bytes straight into place (HubRoot.commitNew); undefined per file not taken. */
+  commitNew?: (items: { file: RemoteFile; base: number; data: Uint8Array }[]) => Promise<(FileRecord | undefined)[]>;
   /** Where chunks uploaded with a place are written (the hub with a root folder; see staging.ts). */
   staging?: Staging;
   /** Peers that said Hello, by id (for status). */
@@ -173,12 +176,21 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
         const incoming = fromFileInfo(e.file);
         if (paths.has(incoming.path)) throw new SyncError('invalid_argument', `${incoming.path} appears twice in one commit batch`, { details: { path: incoming.path } });
         paths.add(incoming.path);
-        return { incoming, base: Number(e.baseVersion) };
+        if (e.data.length > 0) checkInlineShape(incoming, e.data);
+        return { incoming, base: Number(e.baseVersion), data: e.data.length > 0 ? e.data : undefined };
       });
       const outcomes: ({ ok: CommitOutcome; err?: undefined } | { ok?: undefined; err: ConnectError })[] = new Array(entries.length);
       const fail = (i: number, err: unknown) => (outcomes[i] = { err: toConnectError(err) });
+      // Entries with their bytes: checked (a wrong one fails alone, storing nothing); new files then go straight into
+      // the hub's root, and the others are stored as if uploaded and committed below.
+      const withData = entries.flatMap((e, i) => (e.data ? [i] : []));
+      const good = await mapLimit(withData, BATCH_COMMIT_CONCURRENCY, (i) => inlineMatches(store, entries[i]!.incoming, entries[i]!.data!));
+      const ready = withData.filter((i, k) => good[k] || void fail(i, new SyncError('data_loss', `${entries[i]!.incoming.path}: the data sent does not match its hashes`)));
+      const placed = (await deps.commitNew?.(ready.map((i) => ({ file: entries[i]!.incoming, base: entries[i]!.base, data: entries[i]!.data! })))) ?? [];
+      const rest = ready.filter((i, k) => !(placed[k] && (outcomes[i] = { ok: { status: 'ok', file: placed[k] } })));
+      if (rest.length > 0) await store.putChunks(rest.flatMap((i) => inlineChunks(entries[i]!.incoming, entries[i]!.data!)), { clean: true, sync: false });
       // The hub reads each path from its root folder first (a disk edit not read yet then meets the commit as a conflict).
-      await mapLimit(entries, BATCH_COMMIT_CONCURRENCY, async ({ incoming }, i) => deps.beforeCommit?.(incoming.path).catch((err: unknown) => void fail(i, err)));
+      await mapLimit(entries, BATCH_COMMIT_CONCURRENCY, async ({ incoming }, i) => (outcomes[i] ? undefined : deps.beforeCommit?.(incoming.path).catch((err: unknown) => void fail(i, err))));
       // New versions in one index transaction; deletions and conflicts go through applyCommit one by one.
       const live = entries.flatMap(({ incoming }, i) => (!outcomes[i] && !incoming.deleted ? [i] : []));
       const recs = await store.commitFiles(live.map((i) => ({ path: entries[i]!.incoming.path, meta: metaOf(entries[i]!.incoming), baseVersion: entries[i]!.base })), { sync: false });

@@ -54,13 +54,24 @@ export class SmallFiles {
     }
   }
 
+  /** Writes `parts` (the bytes of a file of at most SMALL_FILE_BYTES) atomically at `abs` with `meta`. */
+  async writeBytes(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number; size: number }): Promise<DiskStat> {
+    return (await this.#inWorker(abs, parts, meta)) ?? writeAtomic(abs, parts, meta, { dirs: this.#o.dirs, direct: this.#o.direct });
+  }
+
   /** Undefined when there is no worker (it could not start, or died meanwhile). */
   async #batched(abs: string, rec: FileRecord, meta: { mtimeMs: number; mode: number }): Promise<DiskStat | undefined> {
-    const { writer } = this.#o;
-    if (!writer.available) return undefined;
+    if (!this.#o.writer.available) return undefined;
     // The writer copies the bytes before write() returns: the chunks go back then, not once the file is written.
-    const { written } = await this.#withChunks(rec, async (parts) => ({ written: writer.write(abs, parts, meta) }));
-    return written.catch((err: unknown) => {
+    const { written } = await this.#withChunks(rec, async (parts) => ({ written: this.#inWorker(abs, parts, meta) }));
+    return written;
+  }
+
+  /** The worker's write of `parts`; undefined when there is no worker. The bytes are copied before this returns. */
+  #inWorker(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number }): Promise<DiskStat | undefined> {
+    const { writer } = this.#o;
+    if (!writer.available) return Promise.resolve(undefined);
+    return writer.write(abs, parts, meta).catch((err: unknown) => {
       if (writer.available) throw err; // this file's own failure
       return undefined;
     });

@@ -1,6 +1,8 @@
 // Pushing from the pi (src/sync/push.ts) against a hub in this process: a push pushes the record its queue row was
 // queued for, not a newer one. A newer change (a rename's deletion, say) is queued on its own and pushed by a later
-// run; pushed at once, it could reach the hub before the change queued with it, the new name.
+// run; pushed at once, it could reach the hub before the change queued with it, the new name. New small files go
+// inline (their bytes in the CommitBatch), bytes the hub already holds do not, and chunks of a path found in step with
+// the hub (an acknowledgement lost with the connection) are made clean.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pushBatch, pushPath } from '../../src/sync/push.ts';
@@ -8,6 +10,7 @@ import { UploadQueue } from '../../src/sync/upload-queue.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
 import type { SyncModel } from '../../src/sync/model.ts';
 import { bytes, node, silent } from './in-process.ts';
+import { toFileInfo } from '../../src/sync/wire.ts';
 
 test('a push leaves alone a path whose record moved on since its queue row was queued, and pushes the newer record when asked for that one', async () => {
   const [pi, hub] = [await node('pi'), await node('hub')];
@@ -28,6 +31,50 @@ test('a push leaves alone a path whose record moved on since its queue row was q
     // Queued for the deletion itself: pushed.
     assert.equal(await pushPath(m, hub.client, 'a.txt', undefined, gone.seq), 'synced');
     assert.equal((await hub.store.record('a.txt'))?.deleted, true);
+  } finally {
+    await pi.close();
+    await hub.close();
+  }
+});
+
+test('new small files go inline: bytes in the commit, no have/want and no upload; a copy of pushed bytes sends nothing; a lost acknowledgement is made good', async () => {
+  const [pi, hub] = [await node('pi'), await node('hub')];
+  try {
+    const queue = await UploadQueue.open(pi.db, { minMs: 100, maxMs: 1000 });
+    const m: SyncModel = { store: pi.store, state: pi.state, queue, locks: new PathLocks(), log: silent, hotThreshold: 0.5 };
+    const calls = { missingChunks: 0, uploadChunks: 0 };
+    const client = new Proxy(hub.client, {
+      get: (t, k) => {
+        if (k === 'missingChunks' || k === 'uploadChunks') calls[k] += 1;
+        return (t as any)[k];
+      },
+    });
+    const a = (await pi.store.ingest('a.txt', bytes('alpha '.repeat(500)))).file;
+    const b = (await pi.store.ingest('dir/b.txt', bytes('beta'))).file;
+    assert.ok((await pi.store.dirty(a.chunks.map((c) => c.hash))).every(Boolean), 'new bytes are dirty');
+    const res = await pushBatch(m, client, ['a.txt', 'dir/b.txt'], undefined, undefined, { inline: true });
+    assert.deepEqual([res.get('a.txt'), res.get('dir/b.txt')], ['synced', 'synced']);
+    assert.deepEqual(calls, { missingChunks: 0, uploadChunks: 0 }, 'nothing but the commit went to the hub');
+    for (const r of [a, b]) assert.equal((await hub.store.record(r.path))?.hash, r.hash);
+    assert.equal((await hub.store.read('a.txt').then((s) => s.toArray())).map((x: Buffer) => x.toString()).join(''), 'alpha '.repeat(500));
+    assert.equal(pi.store.stats().dirtyBytes, 0, 'acknowledged: clean');
+
+    // The same bytes under a new name: the hub has them, so have/want is asked and nothing is uploaded.
+    await pi.store.ingest('copy.txt', bytes('alpha '.repeat(500)));
+    assert.equal((await pushBatch(m, client, ['copy.txt'], undefined, undefined, { inline: true })).get('copy.txt'), 'synced');
+    assert.deepEqual(calls, { missingChunks: 1, uploadChunks: 0 });
+
+    // The hub committed a push whose answer never arrived, and the pull then found that version: the path is in step,
+    // and its chunks (still dirty) are cleaned by the next push run instead of staying dirty for ever.
+    const d = (await pi.store.ingest('d.txt', bytes('delta, acknowledged but the answer was lost'))).file;
+    const data = Buffer.from('delta, acknowledged but the answer was lost');
+    const entry = { file: toFileInfo(d), baseVersion: 0n, data };
+    const o = (await hub.client.commitBatch({ peerId: pi.state.peerId, entries: [entry] })).results[0]!.outcome;
+    assert.equal(o.case, 'committed');
+    await pi.state.setBase('d.txt', { version: 1, hash: d.hash, deleted: false });
+    assert.ok(pi.store.stats().dirtyBytes > 0);
+    assert.equal((await pushBatch(m, client, ['d.txt'], undefined, undefined, { inline: true })).get('d.txt'), 'nothing');
+    assert.equal(pi.store.stats().dirtyBytes, 0);
   } finally {
     await pi.close();
     await hub.close();

@@ -650,6 +650,19 @@ export declare type CommitBatchEntry = Message<"balupi.sync.v1.CommitBatchEntry"
    * @generated from field: uint64 base_version = 2;
    */
   baseVersion: bigint;
+
+  /**
+   * Optional, only to a callee that lists the capability "commit.inline": the file's whole content, for a small file
+   * (at most 1 MiB) whose chunks the callee has not acknowledged yet. Its chunks then need no UploadChunks first: the
+   * callee checks every chunk's bytes (the slices of `data` in the order and sizes of `file.chunks`) and the
+   * whole-file hash, and may write the file straight into place. Its length must be `file.size` (INVALID_ARGUMENT for
+   * the whole call otherwise, or for a tombstone with data); bytes that do not match their hashes fail the entry with
+   * DATA_LOSS and nothing of it is stored. All entries' data together must fit the message limit (16 MiB); callers
+   * send at most 8 MiB per call.
+   *
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
 };
 
 /**
@@ -892,7 +905,8 @@ export declare const SyncService: GenService<{
    * or if there are more than 1,000 entries. Otherwise every entry gets its own result in request order; an entry that
    * fails (e.g. FAILED_PRECONDITION: chunks missing) leaves nothing of itself visible and does not stop the others.
    * Entries are independent: this is not a transaction across paths. A callee that serves it lists the capability
-   * "commit.batch" in HelloResponse; callers fall back to Commit per file when it is absent.
+   * "commit.batch" in HelloResponse; callers fall back to Commit per file when it is absent. A callee that also lists
+   * "commit.inline" takes small files' bytes in the entries themselves (CommitBatchEntry.data).
    *
    * @generated from rpc balupi.sync.v1.SyncService.CommitBatch
    */

@@ -1,0 +1,152 @@
+// CommitBatch entries that carry their file's bytes ("commit.inline", CommitBatchEntry.data), against a real hub
+// process, as an untrusted peer would send them: new files are written straight into the root folder and count as held
+// there (nothing uploaded first); bytes that do not match their chunk hashes or their whole-file hash fail that entry
+// with DATA_LOSS and leave nothing behind, in the store or the root; data of the wrong length, data on a deletion, or
+// more than the protocol allows fail the whole call with nothing visible; a path that already holds a file, or whose
+// base is stale, takes the usual way (stored as uploaded, committed, a conflict keeps both versions).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { createSyncClient } from '../../src/sync/client.ts';
+import { hashToBytes } from '../../src/sync/wire.ts';
+import { CommitStatus, type CommitBatchResult } from '../../src/gen/balupi/sync/v1/sync_pb.js';
+import { SECRET, blake, hubFiles, startHub, tempDir, waitFor, type DaemonProcess } from './peers.ts';
+
+let dir: Awaited<ReturnType<typeof tempDir>>;
+let hub: DaemonProcess;
+let root: string;
+
+before(async () => {
+  dir = await tempDir('balupi-inline-');
+  root = path.join(dir.path, 'root');
+  await fs.mkdir(root, { recursive: true });
+  hub = await startHub({ root, dataDir: path.join(dir.path, 'hub') });
+});
+after(async () => {
+  await hub?.stop();
+  await dir?.remove();
+});
+
+const client = () => createSyncClient({ baseUrl: `http://127.0.0.1:${hub.ports.grpc}`, peerSecret: SECRET });
+const MTIME = 1_700_000_000_000;
+
+/** A file of the given pieces (its chunks): its bytes, and the FileInfo fields naming them. */
+async function fileOf(p: string, ...pieces: Buffer[]) {
+  const data = Buffer.concat(pieces);
+  const chunks = await Promise.all(pieces.map(async (c) => ({ hash: hashToBytes(await blake(c)), size: c.length })));
+  const h = hashToBytes(await blake(data));
+  return { data, h, file: { path: p, size: BigInt(data.length), mtimeMs: BigInt(MTIME), mode: 0o640, hash: h, chunks, version: 0n, sequence: 0n, deleted: false } };
+}
+
+const outcome = (r: CommitBatchResult | undefined) => r?.outcome;
+const inRoot = (p: string) => fs.readFile(path.join(root, p)).catch(() => null);
+const missing = async (hashes: Uint8Array[]) => (await client().missingChunks({ hashes })).missing.length;
+const storeRecord = async (p: string) => {
+  for await (const m of client().changes({ indexId: '', sinceSequence: 0n, follow: false })) {
+    const f = m.files.find((x) => x.path === p);
+    if (f) return f;
+  }
+  return undefined;
+};
+
+test('hello lists commit.inline', async () => {
+  const res = await client().hello({ peerId: 'TESTPER', protocolVersion: 1 });
+  assert.ok(res.capabilities.includes('commit.inline'), res.capabilities.join(','));
+});
+
+test('new files with their bytes: committed without any upload, in the root at once with mode and mtime, and held there', async () => {
+  const files = await Promise.all(Array.from({ length: 12 }, (_, i) => fileOf(`inline/new/f${i}.bin`, randomBytes(500 + 97 * i))));
+  const two = await fileOf('inline/new/two-chunks.bin', randomBytes(3000), randomBytes(2000));
+  const all = [...files, two];
+  assert.equal(await missing(all.flatMap((f) => f.file.chunks.map((c) => c.hash))), 13 + 1, 'nothing of them on the hub before');
+  const res = await client().commitBatch({ peerId: 'TESTPER', entries: all.map((f) => ({ file: f.file, baseVersion: 0n, data: f.data })) });
+  for (const [i, r] of res.results.entries()) {
+    const o = outcome(r);
+    assert.ok(o?.case === 'committed' && o.value.status === CommitStatus.OK && o.value.file?.version === 1n, `${all[i]!.file.path}: ${o?.case}`);
+  }
+  // Written before the answer: no waiting for the root writer.
+  for (const f of all) {
+    assert.ok((await inRoot(f.file.path))?.equals(f.data), f.file.path);
+    const st = await fs.stat(path.join(root, f.file.path));
+    assert.equal(st.mode & 0o777, 0o640);
+    assert.equal(Math.floor(st.mtimeMs), MTIME);
+  }
+  assert.equal(await missing(all.flatMap((f) => f.file.chunks.map((c) => c.hash))), 0, 'the hub holds every chunk now');
+  // ...and serves them from the root.
+  const got: Buffer[] = [];
+  for await (const m of client().downloadChunks({ hashes: two.file.chunks.map((c) => c.hash) })) got.push(Buffer.from(m.data));
+  assert.ok(Buffer.concat(got).equals(two.data));
+  const chunkDir = path.join(hub.dataDir, 'store', 'chunks');
+  await fs.access(chunkDir);
+  assert.deepEqual(await hubFiles(chunkDir), [], 'no chunk files were made for them');
+});
+
+test('bytes that do not match: that entry fails with DATA_LOSS, nothing of it is stored or written; the others commit', async () => {
+  const ok = await fileOf('inline/bad/ok.bin', randomBytes(4000));
+  const flipped = await fileOf('inline/bad/flipped.bin', randomBytes(4000));
+  const wrongWhole = await fileOf('inline/bad/whole.bin', randomBytes(1000), randomBytes(1000));
+  const wrongChunk = await fileOf('inline/bad/chunk.bin', randomBytes(1000), randomBytes(1000));
+  const badData = Buffer.from(flipped.data);
+  badData[100] = badData[100]! ^ 0xff;
+  const res = await client().commitBatch({
+    peerId: 'TESTPER',
+    entries: [
+      { file: ok.file, baseVersion: 0n, data: ok.data },
+      { file: flipped.file, baseVersion: 0n, data: badData },
+      // Right chunks, a whole-file hash that names other bytes.
+      { file: { ...wrongWhole.file, hash: ok.h }, baseVersion: 0n, data: wrongWhole.data },
+      // Whole-file hash right, one chunk named wrongly (the chunk list describes other bytes).
+      { file: { ...wrongChunk.file, chunks: [wrongChunk.file.chunks[0]!, { hash: ok.h, size: 1000 }] }, baseVersion: 0n, data: wrongChunk.data },
+    ],
+  });
+  const [rOk, ...bad] = res.results.map(outcome);
+  assert.ok(rOk?.case === 'committed' && rOk.value.status === CommitStatus.OK);
+  for (const [i, o] of bad.entries()) assert.ok(o?.case === 'error' && o.value.code === Code.DataLoss, `entry ${i + 1}: ${o?.case}`);
+  for (const f of [flipped, wrongWhole, wrongChunk]) {
+    assert.equal(await storeRecord(f.file.path), undefined, f.file.path);
+    assert.equal(await inRoot(f.file.path), null, f.file.path);
+  }
+  assert.equal(await missing([flipped.h]), 1, 'the flipped bytes were not stored under its hash');
+  assert.ok((await inRoot('inline/bad/ok.bin'))?.equals(ok.data));
+});
+
+test('malformed data fails the whole call, nothing visible: wrong length, data on a deletion, above 1 MiB, traversal', async () => {
+  const good = await fileOf('inline/refused/good.bin', randomBytes(800));
+  const big = await fileOf('inline/refused/big.bin', randomBytes(1024 * 1024 + 1));
+  const cases: [string, { file: typeof good.file; baseVersion: bigint; data?: Buffer }[]][] = [
+    ['data shorter than the file', [{ file: good.file, baseVersion: 0n, data: good.data }, { file: { ...good.file, path: 'inline/refused/short.bin' }, baseVersion: 0n, data: good.data.subarray(1) }]],
+    ['data longer than the file', [{ file: good.file, baseVersion: 0n, data: Buffer.concat([good.data, Buffer.from('x')]) }]],
+    ['data on a deletion', [{ file: { ...good.file, path: 'inline/refused/gone.bin', deleted: true, size: 0n, chunks: [], hash: new Uint8Array() }, baseVersion: 1n, data: good.data }]],
+    ['above 1 MiB', [{ file: big.file, baseVersion: 0n, data: big.data }]],
+    ['path traversal', [{ file: { ...good.file, path: '../escape.bin' }, baseVersion: 0n, data: good.data }]],
+  ];
+  for (const [what, entries] of cases) {
+    await assert.rejects(client().commitBatch({ peerId: 'TESTPER', entries }), (err: ConnectError) => err.code === Code.InvalidArgument, what);
+  }
+  assert.equal(await storeRecord('inline/refused/good.bin'), undefined);
+  assert.equal(await inRoot('inline/refused/good.bin'), null);
+  await assert.rejects(fs.access(path.join(dir.path, 'escape.bin')), 'nothing written outside the root');
+  assert.equal(await missing([good.h]), 1);
+});
+
+test('a path that holds a file takes the usual way: a change on the right base replaces it, a stale base keeps both versions', async () => {
+  const v1 = await fileOf('inline/existing/doc.txt', Buffer.from('first version'));
+  const v2 = await fileOf('inline/existing/doc.txt', Buffer.from('second version, same path'));
+  const stale = await fileOf('inline/existing/doc.txt', Buffer.from('an edit based on the first version'));
+  const send = (f: typeof v1, base: bigint, mtimeMs = MTIME) => client().commitBatch({ peerId: 'TESTPER', entries: [{ file: { ...f.file, mtimeMs: BigInt(mtimeMs) }, baseVersion: base, data: f.data }] });
+  assert.equal(outcome((await send(v1, 0n)).results[0])?.case, 'committed');
+  const r2 = outcome((await send(v2, 1n, MTIME + 2000)).results[0]);
+  assert.ok(r2?.case === 'committed' && r2.value.status === CommitStatus.OK && r2.value.file?.version === 2n);
+  await waitFor('the second version in the root', async () => (await inRoot('inline/existing/doc.txt'))?.equals(v2.data));
+  const r3 = outcome((await send(stale, 1n, MTIME + 1000)).results[0]);
+  assert.ok(r3?.case === 'committed' && r3.value.status === CommitStatus.CONFLICT, `stale base: ${r3?.case}`);
+  assert.match(r3.value.conflictCopy?.path ?? '', /^inline\/existing\/doc\.sync-conflict-\d{8}-\d{6}-TESTPER\.txt$/);
+  const copy = r3.value.conflictCopy!.path;
+  await waitFor('the losing edit kept as a conflict copy in the root', async () => (await inRoot(copy))?.equals(stale.data));
+  assert.ok((await inRoot('inline/existing/doc.txt'))?.equals(v2.data), 'the newer version keeps the path');
+  assert.ok((await hubFiles(root)).includes(copy));
+});
