@@ -17,7 +17,7 @@ import { ChunkPlaceSchema, SyncService, UploadChunksRequestSchema, UploadChunksR
 import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import type { Place } from './wire.ts';
-import { chunkMessageHeader, closedWithoutStatus, drained, endWithStatus, frame, grpcMessagesOf, grpcRoute, openGrpcCall } from './grpc-frames.ts';
+import { chunkMessageHeader, closedWithoutStatus, drained, endWithStatus, frame, grpcMessagesOf, grpcRoute, openGrpcCall, unaryAnswer } from './grpc-frames.ts';
 
 export const UPLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/UploadChunks';
 
@@ -139,16 +139,7 @@ export async function uploadChunksStream(
     }
     if (signal?.aborted) throw cut(signal.reason);
     if (!stream.closed) stream.end();
-    const head = await headers;
-    if (head[':status'] !== 200) throw new ConnectError(`HTTP ${String(head[':status'])} from the peer`, head[':status'] === 401 ? Code.Unauthenticated : Code.Unavailable);
-    let answer: Buffer | undefined;
-    for await (const m of grpcMessagesOf(stream, opts.maxMessageBytes)) answer ??= m;
-    const st = head['grpc-status'] !== undefined ? head : trailers ?? (await new Promise<Record<string, unknown> | undefined>((r) => (stream.closed ? r(trailers) : stream.once('close', () => r(trailers)))));
-    const code = Number(st?.['grpc-status'] ?? NaN);
-    if (!Number.isInteger(code)) throw closedWithoutStatus(stream);
-    if (code !== 0) throw new ConnectError(decodeURIComponent(String(st?.['grpc-message'] ?? '')), code as Code);
-    if (!answer) throw new ConnectError('the peer sent no answer', Code.Internal);
-    return fromBinary(UploadChunksResponseSchema, answer);
+    return fromBinary(UploadChunksResponseSchema, await unaryAnswer(stream, headers, () => trailers, opts.maxMessageBytes));
   } catch (err) {
     throw cut(err);
   } finally {

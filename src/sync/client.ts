@@ -5,9 +5,10 @@
 import { createClient, type Client, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import type { ClientHttp2Session } from 'node:http2';
-import { SyncService } from '../gen/balupi/sync/v1/sync_pb.js';
+import { SyncService, type CommitBatchResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { downloadChunksStream } from './chunk-stream.ts';
 import { uploadChunksStream, type OutgoingChunk } from './chunk-upload.ts';
+import { commitBatchCall, type CommitBatchFrame } from './commit-batch-call.ts';
 
 /** Largest RPC message either side reads or writes (client and server); chunks are at most 4 MiB. */
 export const RPC_MAX_BYTES = 16 * 1024 * 1024;
@@ -16,7 +17,11 @@ export const RPC_MAX_BYTES = 16 * 1024 * 1024;
  * `releasesChunks`: uploadChunks calls each message's `release()` once its bytes are written (the copy-saving client
  * does; senders then lend it store buffers, see transfer.ts uploadMissing).
  */
-export type SyncClient = Client<typeof SyncService> & { releasesChunks?: boolean };
+export type SyncClient = Client<typeof SyncService> & {
+  releasesChunks?: boolean;
+  /** CommitBatch of a request laid out by layoutCommitBatch, sent as it is (commit-batch-call.ts). */
+  commitBatchFrame?: (req: CommitBatchFrame, signal?: AbortSignal) => Promise<CommitBatchResponse>;
+};
 
 /**
  * HTTP/2 receive windows. Node's default is 64 KiB per stream and per connection: a 1 MiB chunk then needs many
@@ -88,5 +93,6 @@ export function createSyncClient(opts: SyncClientOptions): SyncClient {
     downloadChunks: (req, callOpts) => downloadChunksStream(sessions, limits, req.hashes ?? [], callOpts?.signal),
     uploadChunks: (req, callOpts) => uploadChunksStream(sessions, limits, req as AsyncIterable<OutgoingChunk>, callOpts?.signal),
     releasesChunks: true,
+    commitBatchFrame: (req, signal) => commitBatchCall(sessions, limits, req, signal),
   };
 }

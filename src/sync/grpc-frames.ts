@@ -57,6 +57,23 @@ export async function openGrpcCall(
   return { stream, headers };
 }
 
+/**
+ * The one answer message of a call whose request has been written (`headers` from openGrpcCall; `trailers()` what the
+ * stream's 'trailers' event brought, if it came). Fails with the call's gRPC status, or UNAVAILABLE without one.
+ */
+export async function unaryAnswer(stream: ClientHttp2Stream, headers: Promise<Record<string, unknown>>, trailers: () => Record<string, unknown> | undefined, maxMessageBytes: number): Promise<Buffer> {
+  const head = await headers;
+  if (head[':status'] !== 200) throw new ConnectError(`HTTP ${String(head[':status'])} from the peer`, head[':status'] === 401 ? Code.Unauthenticated : Code.Unavailable);
+  let answer: Buffer | undefined;
+  for await (const m of grpcMessagesOf(stream, maxMessageBytes)) answer ??= m;
+  const st = head['grpc-status'] !== undefined ? head : trailers() ?? (await new Promise<Record<string, unknown> | undefined>((r) => (stream.closed ? r(trailers()) : stream.once('close', () => r(trailers())))));
+  const code = Number(st?.['grpc-status'] ?? NaN);
+  if (!Number.isInteger(code)) throw closedWithoutStatus(stream);
+  if (code !== 0) throw new ConnectError(decodeURIComponent(String(st?.['grpc-message'] ?? '')), code as Code);
+  if (!answer) throw new ConnectError('the peer sent no answer', Code.Internal);
+  return answer;
+}
+
 /** A client stream that ended without a gRPC status. */
 export function closedWithoutStatus(stream: ClientHttp2Stream): ConnectError {
   return new ConnectError(`the stream closed without a status (HTTP/2 code ${stream.rstCode ?? 'none'})`, Code.Unavailable);

@@ -40,40 +40,41 @@ export async function inlineMatches(store: Store, f: RemoteFile, data: Uint8Arra
 /** Chunks read at the same time for one batch's inline data. */
 const READS_AT_ONCE = 16;
 
-/**
- * Reads the content of those of `files` that go inline: live, 1 byte to INLINE_FILE_BYTES, every chunk dirty, up to
- * INLINE_BATCH_BYTES in all. Unverified (the hub checks every byte). Each chunk is read into one of the store's reused
- * buffers and copied into one buffer for the batch: a reused buffer per file held until the commit answered left
- * most of them to the garbage collector (shared memory it hardly notices: the Pi's peak doubled).
- */
-export async function readInline(store: Store, files: readonly FileRecord[]): Promise<Map<FileRecord, Uint8Array>> {
+/** Those of `files` that go inline: live, 1 byte to INLINE_FILE_BYTES, every chunk dirty, up to INLINE_BATCH_BYTES. */
+export async function chooseInline(store: Store, files: readonly FileRecord[]): Promise<Set<FileRecord>> {
   const candidates = files.filter((f) => !f.deleted && f.size > 0 && f.size <= INLINE_FILE_BYTES);
   const dirty = await store.dirty(candidates.flatMap((f) => f.chunks.map((c) => c.hash)));
-  const out = new Map<FileRecord, Uint8Array>();
-  const reads: { hash: string; at: number }[] = [];
+  const out = new Set<FileRecord>();
   let bytes = 0;
   let k = 0;
   for (const f of candidates) {
     const allDirty = f.chunks.map(() => dirty[k++]).every(Boolean);
     if (!allDirty || bytes + f.size > INLINE_BATCH_BYTES) continue;
-    out.set(f, new Uint8Array(0)); // a view of the batch's buffer once its size is known
-    let at = bytes;
-    for (const c of f.chunks) {
-      reads.push({ hash: c.hash, at });
-      at += c.size;
-    }
+    out.add(f);
     bytes += f.size;
   }
-  const buf = Buffer.allocUnsafe(bytes);
-  let offset = 0;
-  for (const f of out.keys()) {
-    out.set(f, buf.subarray(offset, offset + f.size));
-    offset += f.size;
+  return out;
+}
+
+/**
+ * Reads each file's content into `buf` at its offset, unverified (the hub checks every byte): chunk by chunk through
+ * the store's reused buffers, so that a batch costs one buffer, the request's (commit-batch-call.ts).
+ */
+export async function readInline(store: Store, files: { file: FileRecord; at: number }[], buf: Buffer): Promise<void> {
+  const reads: { hash: string; at: number }[] = [];
+  for (const { file, at } of files) {
+    let offset = at;
+    for (const c of file.chunks) {
+      reads.push({ hash: c.hash, at: offset });
+      offset += c.size;
+    }
   }
   await mapLimit(reads, READS_AT_ONCE, async ({ hash, at }) => {
     const lease = await store.leaseChunk(hash, { verify: false });
-    buf.set(lease.data, at);
-    lease.release();
+    try {
+      buf.set(lease.data, at);
+    } finally {
+      lease.release();
+    }
   });
-  return out;
 }

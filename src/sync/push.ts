@@ -11,7 +11,8 @@ import { CommitStatus, type CommitResponse } from '../gen/balupi/sync/v1/sync_pb
 import { fromFileInfo, metaOf, sameContent, toFileInfo, type RemoteFile } from './wire.ts';
 import { uploadMissing } from './transfer.ts';
 import { LARGE_FILE_BYTES } from './push-lanes.ts';
-import { readInline } from './inline-data.ts';
+import { chooseInline, readInline } from './inline-data.ts';
+import { layoutCommitBatch, requestOf } from './commit-batch-call.ts';
 
 export type PushResult = 'synced' | 'conflict' | 'nothing';
 
@@ -92,11 +93,12 @@ export async function pushBatch(
     await cleanInStep(m, inStep);
     if (todo.length === 0) return out;
     // New small files carry their bytes in the commit (the hub must list "commit.inline"); the others upload first.
-    const inline = opts.inline ? await readInline(m.store, todo.map((p) => p.local)) : new Map<FileRecord, Uint8Array>();
+    const inline = opts.inline ? await chooseInline(m.store, todo.map((p) => p.local)) : new Set<FileRecord>();
     const refs = todo.flatMap((p) => (p.local.deleted || inline.has(p.local) ? [] : p.local.chunks));
     if (refs.length > 0) await uploadMissing(client, m.store, refs, uploadOpts(m, signal));
-    const entries = todo.map((p) => ({ ...commitEntry(p), ...(inline.has(p.local) ? { data: inline.get(p.local)! } : {}) }));
-    const res = await client.commitBatch({ peerId: m.state.peerId, entries }, { signal });
+    const req = layoutCommitBatch(m.state.peerId, todo.map(commitEntry), todo.map((p) => (inline.has(p.local) ? p.local.size : 0)));
+    await readInline(m.store, todo.flatMap((p, i) => (inline.has(p.local) ? [{ file: p.local, at: req.dataAt[i]! }] : [])), req.frame);
+    const res = client.commitBatchFrame ? await client.commitBatchFrame(req, signal) : await client.commitBatch(requestOf(req), { signal });
     if (res.results.length !== todo.length) throw new ConnectError(`the hub answered ${res.results.length} of ${todo.length} commits`, Code.Internal);
     const committed = todo.filter((_, i) => res.results[i]!.outcome.case === 'committed');
     const clean = committed.flatMap((p) => (p.local.deleted ? [] : p.local.chunks.map((c) => c.hash)));

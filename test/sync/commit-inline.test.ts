@@ -3,7 +3,8 @@
 // there (nothing uploaded first); bytes that do not match their chunk hashes or their whole-file hash fail that entry
 // with DATA_LOSS and leave nothing behind, in the store or the root; data of the wrong length, data on a deletion, or
 // more than the protocol allows fail the whole call with nothing visible; a path that already holds a file, or whose
-// base is stale, takes the usual way (stored as uploaded, committed, a conflict keeps both versions).
+// base is stale, takes the usual way (stored as uploaded, committed, a conflict keeps both versions). The pi's own
+// framing of the request is checked byte for byte against the generic encoder, and a wrong secret is refused.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,9 @@ import { randomBytes } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { createSyncClient } from '../../src/sync/client.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
-import { CommitStatus, type CommitBatchResult } from '../../src/gen/balupi/sync/v1/sync_pb.js';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { CommitBatchRequestSchema, CommitStatus, type CommitBatchResult } from '../../src/gen/balupi/sync/v1/sync_pb.js';
+import { layoutCommitBatch } from '../../src/sync/commit-batch-call.ts';
 import { SECRET, blake, hubFiles, startHub, tempDir, waitFor, type DaemonProcess } from './peers.ts';
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -149,4 +152,28 @@ test('a path that holds a file takes the usual way: a change on the right base r
   await waitFor('the losing edit kept as a conflict copy in the root', async () => (await inRoot(copy))?.equals(stale.data));
   assert.ok((await inRoot('inline/existing/doc.txt'))?.equals(v2.data), 'the newer version keeps the path');
   assert.ok((await hubFiles(root)).includes(copy));
+});
+
+test('the laid-out request (the pi\'s own CommitBatch framing) is the generic encoding byte for byte, and the hub takes it', async () => {
+  const a = await fileOf('inline/framed/a.bin', randomBytes(700));
+  const b = await fileOf('inline/framed/b.bin', randomBytes(900));
+  const entries = [
+    { file: a.file, baseVersion: 0n },
+    { file: b.file, baseVersion: 0n },
+    { file: { ...a.file, path: 'inline/framed/gone.bin', deleted: true, size: 0n, chunks: [], hash: new Uint8Array() }, baseVersion: 0n },
+  ];
+  const req = layoutCommitBatch('TESTPER', entries, [a.data.length, 0, 0]);
+  a.data.copy(req.frame, req.dataAt[0]);
+  assert.deepEqual(req.dataAt.slice(1), [-1, -1]);
+  const generic = toBinary(CommitBatchRequestSchema, create(CommitBatchRequestSchema, { peerId: 'TESTPER', entries: [{ ...entries[0]!, data: a.data }, entries[1]!, entries[2]!] }));
+  assert.equal(req.frame[0], 0);
+  assert.equal(req.frame.readUInt32BE(1), generic.length);
+  assert.ok(req.frame.subarray(5).equals(generic), 'same bytes as the generic encoder');
+  await client().uploadChunks((async function* () { yield { hash: b.h, data: b.data }; })());
+  const res = await client().commitBatchFrame!(req);
+  assert.deepEqual(res.results.map((r) => r.outcome.case), ['committed', 'committed', 'committed']);
+  assert.ok((await inRoot('inline/framed/a.bin'))?.equals(a.data));
+  const wrong = createSyncClient({ baseUrl: `http://127.0.0.1:${hub.ports.grpc}`, peerSecret: 'not the secret' });
+  await assert.rejects(wrong.commitBatchFrame!(layoutCommitBatch('TESTPER', [{ file: { ...a.file, path: 'inline/framed/c.bin' }, baseVersion: 0n }], [0])), (err: ConnectError) => err.code === Code.Unauthenticated);
+  assert.equal(await storeRecord('inline/framed/c.bin'), undefined);
 });

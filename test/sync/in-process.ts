@@ -39,8 +39,10 @@ export async function node(role: 'pi' | 'hub' = 'hub', opts: { root?: string } =
   });
   const client = createClient(SyncService, transport);
   const authed = new Proxy(client, {
-    get: (t, k) => (req: unknown, opts: { headers?: Record<string, string> } = {}) =>
-      (t as any)[k](req, { ...opts, headers: { authorization: 'Bearer s', ...opts.headers } }),
+    get: (t, k) =>
+      typeof (t as any)[k] !== 'function'
+        ? (t as any)[k]
+        : (req: unknown, opts: { headers?: Record<string, string> } = {}) => (t as any)[k](req, { ...opts, headers: { authorization: 'Bearer s', ...opts.headers } }),
   }) as Client<typeof SyncService>;
   return {
     dir: dir.path,
