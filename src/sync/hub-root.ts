@@ -46,6 +46,9 @@ const SCAN_CONCURRENCY = 4;
  */
 const readFile = (abs: string, size: number) => fileSource(abs, Math.min(1024 * 1024, Math.max(16 * 1024, 2 ** Math.ceil(Math.log2(size + 1)))));
 
+/** Sequences of commitNew's versions remembered for the root writer (more: it checks them as any other). */
+const MAX_PLACED = 16_384;
+
 /** The root writer's small files in flight hold up to this many bytes (their copies wait for the worker's batch). */
 const SMALL_FILES_IN_FLIGHT = 16 * 1024 * 1024;
 
@@ -59,6 +62,8 @@ export class HubRoot {
   readonly staging: Staging | undefined;
   /** The store keeps the root's bytes in the root (StoreOptions.backingDir) rather than in chunk files as well. */
   private readonly located: boolean;
+  /** Versions commitNew put in place and recorded itself, by sequence: the root writer has nothing to do for them. */
+  private readonly placed = new Set<number>();
   /** Versions written into the root, told to the store in shared transactions (one durable write for many files). */
   private written: WrittenFile[] = [];
   private readonly noteGroup: GroupFlush;
@@ -282,11 +287,12 @@ export class HubRoot {
       async () => {
         const written = await Promise.all(
           items.map(async ({ file, base, data }) => {
-            await this.refreshLocked(file.path);
             const abs = await safePath(this.o.root, file.path);
+            // Only where nothing is on disk nor known to have been (else the usual way reads the disk first), and the
+            // store holds no file: a file in place has bytes other files may still need (commit.ts keeps them).
+            if ((await statFile(abs)) || (await disk.get(file.path))) return undefined;
             const rec = await store.record(file.path);
-            // A file in place has bytes other files may still need from it (commit.ts keeps them): the usual way.
-            if ((rec && !rec.deleted) || (base !== 0 && base !== rec?.version) || (await statFile(abs))) return undefined;
+            if ((rec && !rec.deleted) || (base !== 0 && base !== rec?.version)) return undefined;
             const meta = { mtimeMs: Math.floor(file.mtimeMs), mode: file.mode, size: file.size };
             return this.smallFiles.writeBytes(abs, [data], meta).then((st) => ({ abs, st }), () => undefined);
           }),
@@ -304,6 +310,8 @@ export class HubRoot {
             else {
               out[i] = r;
               await disk.set(r.path, st, r.version);
+              if (this.placed.size >= MAX_PLACED) this.placed.clear(); // versions superseded before the writer saw them
+              this.placed.add(r.seq);
             }
           }),
         );
@@ -418,6 +426,11 @@ export class HubRoot {
     try {
       for await (const r of store.followChanges(cursor, { signal })) {
         order.push(r.seq);
+        if (this.placed.delete(r.seq)) {
+          done.add(r.seq);
+          advance();
+          continue;
+        }
         const bytes = r.size <= SMALL_FILE_BYTES ? r.size : 0;
         smallBytes += bytes;
         running += 1;

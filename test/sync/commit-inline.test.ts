@@ -4,7 +4,8 @@
 // with DATA_LOSS and leave nothing behind, in the store or the root; data of the wrong length, data on a deletion, or
 // more than the protocol allows fail the whole call with nothing visible; a path that already holds a file, or whose
 // base is stale, takes the usual way (stored as uploaded, committed, a conflict keeps both versions). The pi's own
-// framing of the request is checked byte for byte against the generic encoder, and a wrong secret is refused.
+// framing of the request is checked byte for byte against the generic encoder, and a wrong secret is refused. After
+// such a commit the root writer catches up without writing, and an edit made in the root right after is not lost.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,7 @@ import { hashToBytes } from '../../src/sync/wire.ts';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { CommitBatchRequestSchema, CommitStatus, type CommitBatchResult } from '../../src/gen/balupi/sync/v1/sync_pb.js';
 import { layoutCommitBatch } from '../../src/sync/commit-batch-call.ts';
-import { SECRET, blake, hubFiles, startHub, tempDir, waitFor, type DaemonProcess } from './peers.ts';
+import { SECRET, blake, hubFiles, local, startHub, tempDir, waitFor, type DaemonProcess } from './peers.ts';
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let hub: DaemonProcess;
@@ -176,4 +177,23 @@ test('the laid-out request (the pi\'s own CommitBatch framing) is the generic en
   const wrong = createSyncClient({ baseUrl: `http://127.0.0.1:${hub.ports.grpc}`, peerSecret: 'not the secret' });
   await assert.rejects(wrong.commitBatchFrame!(layoutCommitBatch('TESTPER', [{ file: { ...a.file, path: 'inline/framed/c.bin' }, baseVersion: 0n }], [0])), (err: ConnectError) => err.code === Code.Unauthenticated);
   assert.equal(await storeRecord('inline/framed/c.bin'), undefined);
+});
+
+test('after files went straight into place the root writer catches up, and an edit in the root right after is read as a new version', async () => {
+  const f = await fileOf('inline/edited/doc.txt', Buffer.from('pushed by a pi'));
+  const res = await client().commitBatch({ peerId: 'TESTPER', entries: [{ file: f.file, baseVersion: 0n, data: f.data }] });
+  assert.equal(outcome(res.results[0])?.case, 'committed');
+  await waitFor('the root writer past the commit', async () => {
+    const s = (await local(hub.dataDir, 'GET', '/local/sync/status')).json();
+    return s.root.writtenSequence === s.localSequence;
+  });
+  const edit = Buffer.from('edited in the root folder by someone on the NAS');
+  await fs.writeFile(path.join(root, 'inline/edited/doc.txt'), edit);
+  const want = Buffer.from(hashToBytes(await blake(edit))).toString('hex');
+  const rec = await waitFor('the edit as version 2', async () => {
+    const r = await storeRecord('inline/edited/doc.txt');
+    return r && Buffer.from(r.hash).toString('hex') === want ? r : undefined;
+  });
+  assert.equal(rec.version, 2n);
+  assert.ok((await inRoot('inline/edited/doc.txt'))?.equals(edit), 'nothing overwrote the edit');
 });
