@@ -16,7 +16,8 @@ import type { PathLocks } from './locks.ts';
 import type { DiskIndex } from './disk-index.ts';
 import { matches } from './disk-index.ts';
 import { conflictName, decide } from './conflict.ts';
-import { metaOf, type RemoteFile } from './wire.ts';
+import { metaOf } from './wire.ts';
+import { commitNewFiles, type NewFile } from './new-files.ts';
 import { GroupFlush } from './group-flush.ts';
 import { DirectWrites, DirSyncs, removeFile, safePath, statFile, TEMP_PREFIX, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 import { Staging } from './staging.ts';
@@ -271,53 +272,15 @@ export class HubRoot {
     return true;
   }
 
-  /**
-   * New files a peer sent with their bytes (CommitBatchEntry.data, checked by the caller): each written straight
-   * into the root (durable), then all recorded in one store transaction with their chunks located there, so that they
-   * never pass through chunk files. Taken only for a path with no file in the store or on disk, whose base allows the
-   * commit; under the paths' locks, after reading the disk first (as a commit does). Per item its record, or
-   * undefined when not taken: the caller then commits it the usual way, and nothing of it is left in the root.
-   */
-  async commitNew(items: { file: RemoteFile; base: number; data: Uint8Array }[]): Promise<(FileRecord | undefined)[]> {
-    const out: (FileRecord | undefined)[] = items.map(() => undefined);
-    if (!this.located || items.length === 0) return out;
-    const { store, disk, locks } = this.o;
-    return locks.runAll(
-      items.map((it) => it.file.path),
-      async () => {
-        const written = await Promise.all(
-          items.map(async ({ file, base, data }) => {
-            const abs = await safePath(this.o.root, file.path);
-            // Only where nothing is on disk nor known to have been (else the usual way reads the disk first), and the
-            // store holds no file: a file in place has bytes other files may still need (commit.ts keeps them).
-            if ((await statFile(abs)) || (await disk.get(file.path))) return undefined;
-            const rec = await store.record(file.path);
-            if ((rec && !rec.deleted) || (base !== 0 && base !== rec?.version)) return undefined;
-            const meta = { mtimeMs: Math.floor(file.mtimeMs), mode: file.mode, size: file.size };
-            return this.smallFiles.writeBytes(abs, [data], meta).then((st) => ({ abs, st }), () => undefined);
-          }),
-        );
-        const taken = items.flatMap((_, i) => (written[i] ? [i] : []));
-        const recs = await store.commitFiles(
-          taken.map((i) => ({ path: items[i]!.file.path, meta: metaOf(items[i]!.file), baseVersion: items[i]!.base, located: true })),
-          { sync: false },
-        );
-        await Promise.all(
-          taken.map(async (i, k) => {
-            const r = recs[k]!;
-            const { abs, st } = written[i]!;
-            if (r instanceof Error) await removeFile(this.o.root, abs); // e.g. a peer's commit of the path came first
-            else {
-              out[i] = r;
-              await disk.set(r.path, st, r.version);
-              if (this.placed.size >= MAX_PLACED) this.placed.clear(); // versions superseded before the writer saw them
-              this.placed.add(r.seq);
-            }
-          }),
-        );
-        return out;
-      },
-    );
+  /** New files a peer sent with their bytes, written straight into place (new-files.ts); only with a located store. */
+  async commitNew(items: NewFile[]): Promise<(FileRecord | undefined)[]> {
+    if (!this.located || items.length === 0) return items.map(() => undefined);
+    const placed = (r: FileRecord): void => {
+      if (this.placed.size >= MAX_PLACED) this.placed.clear(); // versions superseded before the writer saw them
+      this.placed.add(r.seq);
+    };
+    const { store, disk, locks, root } = this.o;
+    return commitNewFiles({ store, disk, locks, root, write: (abs, data, meta) => this.smallFiles.writeBytes(abs, [data], meta), placed }, items);
   }
 
   private async materializeLocked(path: string): Promise<void> {

@@ -30,6 +30,7 @@ import { toConnectError } from '../rpc/errors.ts';
 import { GroupFlush } from './group-flush.ts';
 import type { Staging } from './staging.ts';
 import { checkInlineShape, inlineChunks, inlineMatches } from './inline-data.ts';
+import type { NewFile } from './new-files.ts';
 
 export const CAPABILITIES = ['changes.follow', 'commit.conflict', 'commit.batch', 'commit.inline'] as const;
 
@@ -55,7 +56,7 @@ export interface SyncServiceDeps {
   /** Runs before a peer's commit of `path` (the hub reads the path from its root folder first). */
   beforeCommit?: (path: string) => Promise<void>;
   /** Writes new files sent with their bytes straight into place (HubRoot.commitNew); undefined per file not taken. */
-  commitNew?: (items: { file: RemoteFile; base: number; data: Uint8Array }[]) => Promise<(FileRecord | undefined)[]>;
+  commitNew?: (items: NewFile[]) => Promise<(FileRecord | undefined)[]>;
   /** Where chunks uploaded with a place are written (the hub with a root folder; see staging.ts). */
   staging?: Staging;
   /** Peers that said Hello, by id (for status). */
@@ -185,9 +186,11 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       // the hub's root, and the others are stored as if uploaded and committed below.
       const withData = entries.flatMap((e, i) => (e.data ? [i] : []));
       const good = await mapLimit(withData, BATCH_COMMIT_CONCURRENCY, (i) => inlineMatches(store, entries[i]!.incoming, entries[i]!.data!));
-      const ready = withData.filter((i, k) => good[k] || void fail(i, new SyncError('data_loss', `${entries[i]!.incoming.path}: the data sent does not match its hashes`)));
+      withData.forEach((i, k) => good[k] || fail(i, new SyncError('data_loss', `${entries[i]!.incoming.path}: the data sent does not match its hashes`)));
+      const ready = withData.filter((i) => !outcomes[i]);
       const placed = (await deps.commitNew?.(ready.map((i) => ({ file: entries[i]!.incoming, base: entries[i]!.base, data: entries[i]!.data! })))) ?? [];
-      const rest = ready.filter((i, k) => !(placed[k] && (outcomes[i] = { ok: { status: 'ok', file: placed[k] } })));
+      ready.forEach((i, k) => placed[k] && (outcomes[i] = { ok: { status: 'ok', file: placed[k] } }));
+      const rest = ready.filter((i) => !outcomes[i]);
       if (rest.length > 0) await store.putChunks(rest.flatMap((i) => inlineChunks(entries[i]!.incoming, entries[i]!.data!)), { clean: true, sync: false });
       // The hub reads each path from its root folder first (a disk edit not read yet then meets the commit as a conflict).
       await mapLimit(entries, BATCH_COMMIT_CONCURRENCY, async ({ incoming }, i) => (outcomes[i] ? undefined : deps.beforeCommit?.(incoming.path).catch((err: unknown) => void fail(i, err))));
