@@ -2,7 +2,8 @@
 // see README-level notes in store/index.ts for the on-disk layout.
 
 import type { Readable } from 'node:stream';
-import type { ChunkRef, ChunkRow, FileRecord, FileState } from './records.ts';
+export type { DirEntry } from './listing.ts';
+import type { ChunkRef, ChunkRow, FileRecord } from './records.ts';
 import type { StoreOptions } from './engine.ts';
 import type { HashSession } from './chunk-workers.ts';
 import type { IngestMeta, IngestName, IngestOptions, IngestResult } from './ingest.ts';
@@ -18,26 +19,13 @@ import { commitFile, commitFiles, putChunk, MAX_CHUNK_BYTES } from './assemble.t
 import type { CommitItem, CommitMeta, CommitOptions } from './assemble.ts';
 import { evictLocked } from './cache-policy.ts';
 import { forgetLocations, locatedAt, locatedPaths, noteStaged, noteWritten, type StagedChunk, type WrittenFile } from './backing.ts';
-import { validateDir, validateName } from './names.ts';
+import { validateName } from './names.ts';
 import { checkHexHash } from './hasher.ts';
 import { StoreError } from './errors.ts';
-import { decodeFile, hasBytes } from './records.ts';
-import { readManyNow, seqKey } from './indexes.ts';
-import { checkChunk, filesUnder, heatOf, loadIndexId, promoteIfComplete, putChunks, type PutOutcome } from './sync-support.ts';
-
-export interface DirEntry {
-  name: string;
-  path: string;
-  type: 'file' | 'dir';
-  size?: number;
-  mtimeMs?: number;
-  mode?: number;
-  hash?: string;
-  sha256?: string | null;
-  version?: number;
-  state?: FileState;
-  pinned?: boolean;
-}
+import { hasBytes } from './records.ts';
+import { readManyNow } from './indexes.ts';
+import { changesSince, followChanges, listDir, type DirEntry } from './listing.ts';
+import { checkChunk, filesUnder, heatOf, holdChunkFile, loadIndexId, markClean, promoteIfComplete, putChunks, type PutOutcome } from './sync-support.ts';
 
 export interface StoreStats {
   files: number;
@@ -130,38 +118,8 @@ export class Store {
   }
 
   /** Immediate children of a directory ('' = root), files and sub-directories, in name order. */
-  async list(dir?: string): Promise<DirEntry[]> {
-    const d = validateDir(dir);
-    const prefix = d === '' ? '' : d + '/';
-    // '0' is the character after '/', so [d/, d0) is exactly the keys under d/.
-    const it = this.#e.idx.files.iterator(d === '' ? {} : { gte: prefix, lt: d + '0' });
-    const out: DirEntry[] = [];
-    try {
-      for (;;) {
-        const entry = await it.next();
-        if (!entry) break;
-        const [key, j] = entry;
-        const rest = key.slice(prefix.length);
-        const slash = rest.indexOf('/');
-        if (slash < 0) {
-          const r = decodeFile(key, j);
-          out.push({ name: rest, path: key, type: 'file', size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, sha256: r.sha256, version: r.version, state: r.state, pinned: r.pinned });
-        } else {
-          const name = rest.slice(0, slash);
-          out.push({ name, path: prefix + name, type: 'dir' });
-          it.seek(prefix + name + '0'); // skip the whole sub-tree
-        }
-      }
-    } finally {
-      await it.close();
-    }
-    if (d !== '' && out.length === 0) {
-      const r = await this.#e.idx.getFile(d);
-      if (!r) throw new StoreError('not_found', `no such directory: ${d}`, { details: { path: d } });
-      const name = d.slice(d.lastIndexOf('/') + 1);
-      out.push({ name, path: d, type: 'file', size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, sha256: r.sha256, version: r.version, state: r.state, pinned: r.pinned });
-    }
-    return out;
+  list(dir?: string): Promise<DirEntry[]> {
+    return listDir(this.#e, dir);
   }
 
   /** Deletes a file: its record becomes a tombstone in the change feed; unreferenced chunks are removed. */
@@ -283,28 +241,8 @@ export class Store {
    * to another thread: the hub's root writer links it into place instead of reading and writing its bytes. Nothing
    * is verified here.
    */
-  async holdChunkFile(hash: string): Promise<{ file: string; size: number; release: () => void } | undefined> {
-    checkHexHash(hash);
-    const e = this.#e;
-    e.assertOpen();
-    e.holds.acquire(hash);
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      e.holds.release(hash);
-    };
-    try {
-      const row = await e.idx.getChunk(hash);
-      if (!row?.present) {
-        release();
-        return undefined;
-      }
-      return { file: e.files.pathOf(hash), size: row.size, release };
-    } catch (err) {
-      release();
-      throw err;
-    }
+  holdChunkFile(hash: string): Promise<{ file: string; size: number; release: () => void } | undefined> {
+    return holdChunkFile(this.#e, hash);
   }
 
   /** Checks the hash, holds the chunk while `read` runs, and refuses a chunk that is not here. */
@@ -339,22 +277,8 @@ export class Store {
   }
 
   /** The hub acknowledged these chunks: they may be evicted from now on. Returns how many were dirty. */
-  async markClean(hashes: string[], opts: { sync?: boolean } = {}): Promise<number> {
-    const e = this.#e;
-    const n = await e.track(() =>
-      e.transact(async (tx) => {
-        await tx.load(hashes);
-        let cleaned = 0;
-        for (const h of new Set(hashes)) {
-          if (!tx.isDirty(h)) continue;
-          tx.setDirty(h, 0, false);
-          cleaned += 1;
-        }
-        return cleaned;
-      }, { sync: opts.sync ?? true }),
-    );
-    await e.maybeEvict();
-    return n;
+  markClean(hashes: string[], opts: { sync?: boolean } = {}): Promise<number> {
+    return markClean(this.#e, hashes, opts);
   }
 
   /** For each of `hashes`: whether the hub has not acknowledged it yet (markClean). */
@@ -429,45 +353,13 @@ export class Store {
   }
 
   /** Records (live and tombstones) changed after `seq`, in seq order; a consistent snapshot. */
-  async *changesSince(seq: number): AsyncGenerator<FileRecord> {
-    const idx = this.#e.idx;
-    const snapshot = idx.snapshot();
-    try {
-      for await (const [key, path] of idx.changes.iterator({ gt: seqKey(Math.max(0, seq)), snapshot })) {
-        const s = Number(key);
-        const r = (await idx.getFile(path, snapshot)) ?? (await idx.getTomb(path, snapshot));
-        if (r && r.seq === s) yield r;
-      }
-    } finally {
-      await snapshot.close();
-    }
+  changesSince(seq: number): AsyncGenerator<FileRecord> {
+    return changesSince(this.#e, seq);
   }
 
   /** changesSince(seq), then every later change as it is committed, until `signal` aborts or the store closes. */
-  async *followChanges(seq: number, opts: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> {
-    const events = this.#e.events;
-    let last = seq;
-    while (!opts.signal?.aborted && !this.#e.closing) {
-      let wake!: () => void;
-      const woken = new Promise<void>((resolve) => (wake = resolve));
-      events.on('change', wake);
-      events.on('close', wake);
-      opts.signal?.addEventListener('abort', wake, { once: true });
-      try {
-        for await (const r of this.changesSince(last)) {
-          yield r;
-          last = r.seq;
-        }
-        if (last >= this.#e.counters.seq) await woken;
-      } catch (err) {
-        if (this.#e.closing) return; // the database went away under the iterator: the follow simply ends
-        throw err;
-      } finally {
-        events.off('change', wake);
-        events.off('close', wake);
-        opts.signal?.removeEventListener('abort', wake);
-      }
-    }
+  followChanges(seq: number, opts: { signal?: AbortSignal } = {}): AsyncGenerator<FileRecord> {
+    return followChanges(this.#e, seq, opts);
   }
 
   /**

@@ -1,6 +1,7 @@
 // What the sync layer needs from the store beyond reading and writing files: a stable id for this index (sequence
 // numbers are only comparable within one index), a file's hotness, turning a 'remote' file 'local' once its chunks
-// were fetched, and walking the records under a directory.
+// were fetched, walking the records under a directory, holding a chunk file for another thread, and marking chunks
+// the hub acknowledged.
 
 import { randomBytes } from 'node:crypto';
 import type { Engine } from './engine.ts';
@@ -139,4 +140,46 @@ export async function putChunks(engine: Engine, chunks: { hash: string; data: Ui
       for (const h of held) engine.holds.release(h);
     }
   });
+}
+
+/** Store.holdChunkFile. */
+export async function holdChunkFile(e: Engine, hash: string): Promise<{ file: string; size: number; release: () => void } | undefined> {
+  checkHexHash(hash);
+  e.assertOpen();
+  e.holds.acquire(hash);
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    e.holds.release(hash);
+  };
+  try {
+    const row = await e.idx.getChunk(hash);
+    if (!row?.present) {
+      release();
+      return undefined;
+    }
+    return { file: e.files.pathOf(hash), size: row.size, release };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+/** Store.markClean. */
+export async function markClean(e: Engine, hashes: string[], opts: { sync?: boolean } = {}): Promise<number> {
+  const n = await e.track(() =>
+    e.transact(async (tx) => {
+      await tx.load(hashes);
+      let cleaned = 0;
+      for (const h of new Set(hashes)) {
+        if (!tx.isDirty(h)) continue;
+        tx.setDirty(h, 0, false);
+        cleaned += 1;
+      }
+      return cleaned;
+    }, { sync: opts.sync ?? true }),
+  );
+  await e.maybeEvict();
+  return n;
 }
