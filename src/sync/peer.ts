@@ -12,6 +12,7 @@ import { createSyncClient } from './client.ts';
 import { backoffDelay } from './backoff.ts';
 import { applyNewRemotes, applyRemote, fetchWanted } from './pull.ts';
 import { pushBatch, pushPath, type PushResult } from './push.ts';
+import { INLINE_BATCH_BYTES } from './inline-data.ts';
 import { fromFileInfo, PROTOCOL_VERSION, sameContent, type RemoteFile } from './wire.ts';
 import { CAPABILITIES, roleToWire } from './service.ts';
 import { Wakeup } from './wakeup.ts';
@@ -318,7 +319,8 @@ export class SyncPeer {
       const r = group.length === 1 ? new Map([[group[0]!, await this.pushOne(group[0]!, signal)]]) : await this.pushGroup(group, signal);
       r.forEach((v, k) => results.set(k, v));
     };
-    await pushInLanes(source, push, { batch: this.batchCommits });
+    // Inline, a batch is cut where its small files' bytes fill one CommitBatch: beyond that they would upload first.
+    await pushInLanes(source, push, { batch: this.batchCommits, ...(this.inlineCommits ? { batchBytes: INLINE_BATCH_BYTES } : {}) });
     return results;
   }
 

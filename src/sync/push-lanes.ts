@@ -29,8 +29,11 @@ const REFILL_ROWS = 1024;
 
 export const laneOf = (bytes: number): Lane => (bytes >= LARGE_FILE_BYTES ? 'large' : 'small');
 
-/** Groups one lane's rows: small files into batches (`batch`), every other file alone. */
-export function groupsOf(items: PushItem[], batch: boolean): string[][] {
+/**
+ * Groups one lane's rows: small files into batches (`batch`), every other file alone. `batchBytes` lowers the bytes
+ * bound (a hub taking small files inline: a batch then fits the bytes one CommitBatch carries, INLINE_BATCH_BYTES).
+ */
+export function groupsOf(items: PushItem[], batch: boolean, batchBytes = BATCH_BYTES): string[][] {
   const out: string[][] = [];
   let cur: string[] = [];
   let bytes = 0;
@@ -39,7 +42,7 @@ export function groupsOf(items: PushItem[], batch: boolean): string[][] {
       out.push([it.path]);
       continue;
     }
-    if (cur.length >= BATCH_FILES || (cur.length > 0 && bytes + it.bytes > BATCH_BYTES)) {
+    if (cur.length >= BATCH_FILES || (cur.length > 0 && bytes + it.bytes > batchBytes)) {
       out.push(cur);
       cur = [];
       bytes = 0;
@@ -59,7 +62,7 @@ export type LaneSource = (lane: Lane, limit: number, skip: ReadonlySet<string>) 
  * The first group that throws (the connection is gone) stops new starts; the groups running finish, then it is
  * rethrown.
  */
-export async function pushInLanes(source: LaneSource, push: (paths: string[]) => Promise<void>, opts: { batch: boolean; limits?: Record<Lane, number> }): Promise<void> {
+export async function pushInLanes(source: LaneSource, push: (paths: string[]) => Promise<void>, opts: { batch: boolean; batchBytes?: number; limits?: Record<Lane, number> }): Promise<void> {
   const limits = opts.limits ?? LANE_LIMITS;
   const lanes = {
     large: { waiting: [] as string[][], running: new Set<Promise<void>>(), drained: false },
@@ -86,7 +89,7 @@ export async function pushInLanes(source: LaneSource, push: (paths: string[]) =>
           const items = await source(lane, REFILL_ROWS, claimed);
           if (items.length === 0) l.drained = true;
           for (const it of items) claimed.add(it.path);
-          l.waiting.push(...groupsOf(items, opts.batch));
+          l.waiting.push(...groupsOf(items, opts.batch, opts.batchBytes));
         }
         const group = l.waiting.shift();
         if (!group) break;

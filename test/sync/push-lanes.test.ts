@@ -48,6 +48,8 @@ test('groupsOf batches small files by count and bytes, and leaves large files (a
   assert.deepEqual(groupsOf(small, true).map((g) => g.length), [256, 256, 88], 'at most 256 files per batch');
   const heavy = Array.from({ length: 10 }, (_, i) => ({ path: `h/${i}`, bytes: 7 * MiB }));
   assert.deepEqual(groupsOf(heavy, true).map((g) => g.length), [4, 4, 2], 'at most 32 MiB per batch');
+  const photos = Array.from({ length: 300 }, (_, i) => ({ path: `i/${i}`, bytes: 48 * 1024 }));
+  assert.deepEqual(groupsOf(photos, true, 8 * MiB).map((g) => g.length), [170, 130], 'a lower bound (a hub taking files inline): at most 8 MiB');
   assert.deepEqual(groupsOf([{ path: 'v', bytes: LARGE_FILE_BYTES }, { path: 'a', bytes: 1 }], true), [['v'], ['a']]);
   assert.deepEqual(groupsOf(small.slice(0, 3), false), [['p/0'], ['p/1'], ['p/2']], 'a hub without commit.batch gets one file per push');
 });
