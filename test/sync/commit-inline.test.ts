@@ -5,7 +5,8 @@
 // more than the protocol allows fail the whole call with nothing visible; a path that already holds a file, or whose
 // base is stale, takes the usual way (stored as uploaded, committed, a conflict keeps both versions). The pi's own
 // framing of the request is checked byte for byte against the generic encoder, and a wrong secret is refused. After
-// such a commit the root writer catches up without writing, and an edit made in the root right after is not lost.
+// such a commit the root writer catches up without writing, and an edit made in the root right after is not lost. A
+// file written but never recorded (a crash in between) is read as the hub's own, and the retried commit matches it.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -196,4 +197,17 @@ test('after files went straight into place the root writer catches up, and an ed
   });
   assert.equal(rec.version, 2n);
   assert.ok((await inRoot('inline/edited/doc.txt'))?.equals(edit), 'nothing overwrote the edit');
+});
+
+test('a file the hub wrote but never recorded (it crashed in between) is read as its own; the retried commit finds it identical', async () => {
+  // The state such a crash leaves: the bytes in the root, no record. The watcher (at the next start: the scan) reads it.
+  const f = await fileOf('inline/crash/doc.txt', Buffer.from('written into place, then the hub died before recording it'));
+  await fs.mkdir(path.join(root, 'inline/crash'), { recursive: true });
+  await fs.writeFile(path.join(root, 'inline/crash/doc.txt'), f.data);
+  await waitFor('the hub reading the file as its own', async () => (await storeRecord('inline/crash/doc.txt'))?.version === 1n);
+  const o = outcome((await client().commitBatch({ peerId: 'TESTPER', entries: [{ file: f.file, baseVersion: 0n, data: f.data }] })).results[0]);
+  assert.ok(o?.case === 'committed' && o.value.status === CommitStatus.OK, `retried commit: ${o?.case}`);
+  assert.equal(o.value.file?.version, 1n, 'the same version, not a new one');
+  assert.equal(o.value.conflictCopy, undefined);
+  assert.deepEqual((await hubFiles(root)).filter((p) => p.startsWith('inline/crash/')), ['inline/crash/doc.txt'], 'no conflict copy');
 });
