@@ -29,9 +29,12 @@ export function inlineChunks(f: RemoteFile, data: Uint8Array): { hash: string; d
   return f.chunks.map((c) => ({ hash: c.hash, data: data.subarray(at, (at += c.size)) }));
 }
 
-/** Whether every chunk's bytes and the whole content match their hashes (a one-chunk file's two hashes are one). */
-export async function inlineMatches(store: Store, f: RemoteFile, data: Uint8Array): Promise<boolean> {
-  const chunks = inlineChunks(f, data);
+/**
+ * Whether every chunk's bytes (`chunks`: inlineChunks of `data`) and the whole content match their hashes (a one-chunk
+ * file's two hashes are one). Store.checkChunk remembers each checked slice: putChunks given the same slices does not
+ * hash them again.
+ */
+export async function inlineMatches(store: Store, f: RemoteFile, data: Uint8Array, chunks: { hash: string; data: Uint8Array }[]): Promise<boolean> {
   const checks = chunks.map((c) => store.checkChunk(c.hash, c.data));
   if (chunks.length !== 1 || chunks[0]!.hash !== f.hash) checks.push(store.checkChunk(f.hash, data));
   return (await Promise.all(checks)).every(Boolean);

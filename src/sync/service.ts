@@ -177,21 +177,22 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
         const incoming = fromFileInfo(e.file);
         if (paths.has(incoming.path)) throw new SyncError('invalid_argument', `${incoming.path} appears twice in one commit batch`, { details: { path: incoming.path } });
         paths.add(incoming.path);
-        if (e.data.length > 0) checkInlineShape(incoming, e.data);
-        return { incoming, base: Number(e.baseVersion), data: e.data.length > 0 ? e.data : undefined };
+        if (e.data.length === 0) return { incoming, base: Number(e.baseVersion) };
+        checkInlineShape(incoming, e.data);
+        return { incoming, base: Number(e.baseVersion), data: e.data, chunks: inlineChunks(incoming, e.data) };
       });
       const outcomes: ({ ok: CommitOutcome; err?: undefined } | { ok?: undefined; err: ConnectError })[] = new Array(entries.length);
       const fail = (i: number, err: unknown) => (outcomes[i] = { err: toConnectError(err) });
       // Entries with their bytes: checked (a wrong one fails alone, storing nothing); new files then go straight into
       // the hub's root, and the others are stored as if uploaded and committed below.
       const withData = entries.flatMap((e, i) => (e.data ? [i] : []));
-      const good = await mapLimit(withData, BATCH_COMMIT_CONCURRENCY, (i) => inlineMatches(store, entries[i]!.incoming, entries[i]!.data!));
+      const good = await mapLimit(withData, BATCH_COMMIT_CONCURRENCY, (i) => inlineMatches(store, entries[i]!.incoming, entries[i]!.data!, entries[i]!.chunks!));
       withData.forEach((i, k) => good[k] || fail(i, new SyncError('data_loss', `${entries[i]!.incoming.path}: the data sent does not match its hashes`)));
       const ready = withData.filter((i) => !outcomes[i]);
       const placed = (await deps.commitNew?.(ready.map((i) => ({ file: entries[i]!.incoming, base: entries[i]!.base, data: entries[i]!.data! })))) ?? [];
       ready.forEach((i, k) => placed[k] && (outcomes[i] = { ok: { status: 'ok', file: placed[k] } }));
       const rest = ready.filter((i) => !outcomes[i]);
-      if (rest.length > 0) await store.putChunks(rest.flatMap((i) => inlineChunks(entries[i]!.incoming, entries[i]!.data!)), { clean: true, sync: false });
+      if (rest.length > 0) await store.putChunks(rest.flatMap((i) => entries[i]!.chunks!), { clean: true, sync: false });
       // The hub reads each path from its root folder first (a disk edit not read yet then meets the commit as a conflict).
       await mapLimit(entries, BATCH_COMMIT_CONCURRENCY, async ({ incoming }, i) => (outcomes[i] ? undefined : deps.beforeCommit?.(incoming.path).catch((err: unknown) => void fail(i, err))));
       // New versions in one index transaction; deletions and conflicts go through applyCommit one by one.
