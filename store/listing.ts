@@ -22,6 +22,21 @@ export interface DirEntry {
   pinned?: boolean;
 }
 
+/** A file's entry in a listing, under `name`. */
+const fileEntry = (name: string, r: FileRecord): DirEntry => ({
+  name,
+  path: r.path,
+  type: 'file',
+  size: r.size,
+  mtimeMs: r.mtimeMs,
+  mode: r.mode,
+  hash: r.hash,
+  sha256: r.sha256,
+  version: r.version,
+  state: r.state,
+  pinned: r.pinned,
+});
+
 /** Immediate children of a directory ('' = root), files and sub-directories, in name order. */
 export async function listDir(engine: Engine, dir?: string): Promise<DirEntry[]> {
   const d = validateDir(dir);
@@ -37,8 +52,7 @@ export async function listDir(engine: Engine, dir?: string): Promise<DirEntry[]>
       const rest = key.slice(prefix.length);
       const slash = rest.indexOf('/');
       if (slash < 0) {
-        const r = decodeFile(key, j);
-        out.push({ name: rest, path: key, type: 'file', size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, sha256: r.sha256, version: r.version, state: r.state, pinned: r.pinned });
+        out.push(fileEntry(rest, decodeFile(key, j)));
       } else {
         const name = rest.slice(0, slash);
         out.push({ name, path: prefix + name, type: 'dir' });
@@ -51,8 +65,7 @@ export async function listDir(engine: Engine, dir?: string): Promise<DirEntry[]>
   if (d !== '' && out.length === 0) {
     const r = await engine.idx.getFile(d);
     if (!r) throw new StoreError('not_found', `no such directory: ${d}`, { details: { path: d } });
-    const name = d.slice(d.lastIndexOf('/') + 1);
-    out.push({ name, path: d, type: 'file', size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, sha256: r.sha256, version: r.version, state: r.state, pinned: r.pinned });
+    out.push(fileEntry(d.slice(d.lastIndexOf('/') + 1), r));
   }
   return out;
 }
