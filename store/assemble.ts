@@ -54,7 +54,7 @@ export async function putChunk(e: Engine, hash: string, bytes: Uint8Array, opts:
       if (hasBytes(await e.idx.getChunk(hash))) return false;
       await e.reserve(bytes.length);
       reserved = bytes.length;
-      await e.writeChunk(hash, bytes);
+      await e.writes.write(hash, bytes);
       await e.files.syncDirsOf([hash]);
       const stored = await e.transact(async (tx) => {
         await tx.load([hash]);

@@ -59,7 +59,7 @@ export async function keepBytes(engine: Engine, tx: Tx, path: string, l: Leaving
   if (!row || hasBytes(row)) return;
   const data = await readBacking(engine, path, l.offset, l.hash, l.size);
   if (!data) return;
-  await engine.writeChunk(l.hash, data);
+  await engine.writes.write(l.hash, data);
   await engine.files.syncDirsOf([l.hash]);
   tx.setChunk(l.hash, { ...row, present: true });
 }
@@ -106,7 +106,7 @@ export async function noteWritten(engine: Engine, items: WrittenFile[], opts: { 
           if (!row.present) continue;
           // The unlink runs once the (synced) transaction is durable: no row may still count on the file after a crash.
           tx.setChunk(hash, { ...tx.chunk(hash)!, present: false });
-          tx.afterCommit(() => (opts.awaitUnlinks === false ? void engine.unlinkUnheld(hash).catch(() => {}) : engine.unlinkUnheld(hash)));
+          tx.afterCommit(() => (opts.awaitUnlinks === false ? void engine.writes.unlinkUnheld(hash).catch(() => {}) : engine.writes.unlinkUnheld(hash)));
         }
       }
       return out;

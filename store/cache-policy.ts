@@ -113,7 +113,7 @@ export function demote(engine: Engine, tx: Tx, rec: FileRecord): void {
     if (row.localRefs <= 0 && row.present && !tx.isDirty(c.hash) && !engine.holds.has(c.hash)) {
       row.present = false;
       const h = c.hash;
-      tx.afterCommit(() => engine.unlinkUnheld(h));
+      tx.afterCommit(() => engine.writes.unlinkUnheld(h));
     }
     tx.setChunk(c.hash, row);
   }

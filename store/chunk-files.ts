@@ -11,12 +11,14 @@ import fsCb from 'node:fs';
 import path from 'node:path';
 import type { Blake3 } from './hasher.ts';
 import { isHexHash, toHex } from './hasher.ts';
-import { StoreError, mapIoError } from './errors.ts';
+import { mapIoError } from './errors.ts';
 import type { ChunkWorkers } from './chunk-workers.ts';
 import type { ReadOutcome, WriteOutcome } from './chunk-workers.ts';
 import { GROUP_SYNC_BYTES, SyncFsUnavailable, syncFileSystem } from './syncfs.ts';
 import { mapLimit } from './map-limit.ts';
 import { uniqueSuffix } from './temp-names.ts';
+import { callFs, closeAfter, openFd } from './fd-calls.ts';
+import { corruptChunk, readChunkHere } from './chunk-read.ts';
 import { AlignedArena, DIRECT_CREATE_FLAGS, DirectWriter, directUnsupported, O_DIRECT, writeAll, type AlignedSlot } from './direct-io.ts';
 
 /** The filesystem calls the chunk writer makes, injectable so tests can make the disk "full" at a chosen point. */
@@ -51,8 +53,6 @@ const SPARE_ARENAS = 2;
 
 /** Hash in slices of this size, yielding to the event loop between them, so reading a large chunk stays fair. */
 const HASH_SLICE = 1024 * 1024;
-/** Read step for chunk files (see read()). */
-const READ_PIECE = 256 * 1024;
 
 export interface ReadOpts {
   /** Also refuse a file longer than the chunk (fsck). */
@@ -306,54 +306,10 @@ export class ChunkFiles {
           // the worker died: read here instead
         }
         if (out?.ok) return out.bytes ? Buffer.from(out.bytes) : Buffer.from(into!, 0, expectedSize);
-        if (out && out.kind !== 'io') throw corrupt(hash, expectedSize, out);
+        if (out && out.kind !== 'io') throw corruptChunk(hash, expectedSize, out);
       }
     }
-    return this.readInThread(file, offset, hash, expectedSize, opts);
-  }
-
-  /**
-   * The main-thread reader.
-   * The file is read in READ_PIECE steps and each piece is hashed right after it lands, while it is still in the CPU
-   * cache: hashing the whole chunk afterwards would read it from RAM a second time, and on a small machine memory
-   * bandwidth, not the hash, is what limits read-back. It also keeps each synchronous hash step short.
-   */
-  private async readInThread(file: string, offset: number, hash: string, expectedSize?: number, opts: { strict?: boolean } = {}): Promise<Buffer> {
-    let fd: number;
-    try {
-      fd = await new Promise<number>((resolve, reject) => fsCb.open(file, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new StoreError('corrupt_chunk', `chunk ${hash} is missing from disk`, { cause: err, details: { hash } });
-      }
-      throw err;
-    }
-    const h = this.blake3.create();
-    try {
-      const size = expectedSize ?? (await fstat(fd)).size;
-      const buf = Buffer.allocUnsafe(size);
-      let off = 0;
-      while (off < size) {
-        const bytesRead = await readAt(fd, buf, off, Math.min(READ_PIECE, size - off), offset + off);
-        if (bytesRead === 0) break;
-        h.update(buf.subarray(off, off + bytesRead));
-        off += bytesRead;
-      }
-      // A file longer than its row says is damage as well (fsck must see it), though the bytes served are verified
-      // either way; the check costs an fstat, so only strict readers (fsck) pay for it.
-      const actualSize = off < size ? off : opts.strict ? (await fstat(fd)).size : size;
-      if (actualSize !== size) {
-        throw new StoreError('corrupt_chunk', `chunk ${hash} has ${actualSize} bytes on disk, expected ${size}`, { details: { hash } });
-      }
-      const actual = toHex(h.digest());
-      if (actual !== hash) {
-        throw new StoreError('corrupt_chunk', `chunk ${hash} on disk hashes to ${actual}`, { details: { hash, actual } });
-      }
-      return buf;
-    } finally {
-      h.dispose();
-      fsCb.close(fd, () => {});
-    }
+    return readChunkHere(this.blake3, file, offset, hash, expectedSize, opts);
   }
 
   /** BLAKE3 hex of `data`, yielding to the event loop between 1 MiB slices. */
@@ -459,42 +415,3 @@ export class ChunkFiles {
   }
 }
 
-
-// The read and write paths use the callback API directly: per 256 KiB piece or per chunk, FileHandle's promise
-// wrappers cost measurably.
-function callFs<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
-}
-
-export function openFd(file: string, flags: number): Promise<number> {
-  return callFs<number>((cb) => fsCb.open(file, flags, 0o644, cb));
-}
-
-/** Runs `fn`, then closes `fds` (as many as it holds then); a failed close fails it too, unless `fn` failed first. */
-async function closeAfter(fds: number[], fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    for (const fd of fds) fsCb.close(fd, () => {});
-    throw err;
-  }
-  let failure: unknown;
-  for (const fd of fds) await callFs<void>((cb) => fsCb.close(fd, cb)).catch((err: unknown) => void (failure ??= err));
-  if (failure !== undefined) throw failure;
-}
-
-function readAt(fd: number, buf: Buffer, off: number, len: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => fsCb.read(fd, buf, off, len, position, (err, n) => (err ? reject(err) : resolve(n))));
-}
-
-function fstat(fd: number): Promise<fsCb.Stats> {
-  return new Promise((resolve, reject) => fsCb.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
-}
-
-function corrupt(hash: string, expectedSize: number, out: Extract<ReadOutcome, { kind: 'missing' | 'size' | 'mismatch' }>): StoreError {
-  if (out.kind === 'missing') return new StoreError('corrupt_chunk', `chunk ${hash} is missing from disk`, { details: { hash } });
-  if (out.kind === 'size') {
-    return new StoreError('corrupt_chunk', `chunk ${hash} has ${out.actualSize} bytes on disk, expected ${expectedSize}`, { details: { hash } });
-  }
-  return new StoreError('corrupt_chunk', `chunk ${hash} on disk hashes to ${out.actual}`, { details: { hash, actual: out.actual } });
-}

@@ -149,7 +149,7 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
     if (row.refs <= 0) {
       await tx.dropLocations(hash);
       tx.setChunk(hash, undefined);
-      if (row.present) tx.afterCommit(() => engine.unlinkUnheld(hash));
+      if (row.present) tx.afterCommit(() => engine.writes.unlinkUnheld(hash));
     } else {
       tx.setChunk(hash, row);
     }

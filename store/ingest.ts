@@ -228,14 +228,14 @@ export async function ingest(
           held.add(hash);
           engine.holds.acquire(hash); // from here on no delete or eviction unlinks this chunk's file
           if (located) return;
-          if (!engine.isBeingWritten(hash)) {
+          if (!engine.writes.isBeingWritten(hash)) {
             const row = await engine.idx.getChunk(hash);
             if (hasBytes(row)) return;
             await engine.reserve(len);
             reservedHere += len;
           }
           fresh.add(hash);
-          if (await engine.writeChunk(hash, data)) {
+          if (await engine.writes.write(hash, data)) {
             written.push(hash);
             newChunks += 1;
             newBytes += len;
@@ -315,7 +315,7 @@ export async function ingest(
         // Files this ingest wrote that no committed record took up are garbage now.
         for (const h of written) {
           const row = await engine.idx.getChunk(h).catch(() => undefined);
-          if (!row?.present) await engine.unlinkUnheld(h).catch(() => {});
+          if (!row?.present) await engine.writes.unlinkUnheld(h).catch(() => {});
         }
       }
     }

@@ -74,7 +74,7 @@ export async function gc(engine: Engine): Promise<GcReport> {
     engine.assertOpen();
     report.tempFiles = (await engine.files.cleanTemp()).files;
     for await (const f of unwantedChunkFiles(engine)) {
-      if (f.hash && (engine.holds.has(f.hash) || engine.isBeingWritten(f.hash))) continue;
+      if (f.hash && (engine.holds.has(f.hash) || engine.writes.isBeingWritten(f.hash))) continue;
       await fs.rm(f.file, { force: true, recursive: true });
       report.orphanFiles += 1;
       report.orphanBytes += f.size;
@@ -101,7 +101,7 @@ export async function gc(engine: Engine): Promise<GcReport> {
         report.stagedChunks += 1;
         if (row.present) {
           report.stagedBytes += row.size;
-          tx.afterCommit(() => engine.unlinkUnheld(h));
+          tx.afterCommit(() => engine.writes.unlinkUnheld(h));
         }
       }
     });
@@ -241,7 +241,7 @@ export async function fsck(engine: Engine): Promise<FsckReport> {
 
     // 4. Disk: files no row wants, temp leftovers.
     for await (const f of unwantedChunkFiles(engine)) {
-      if (f.hash && (engine.holds.has(f.hash) || engine.isBeingWritten(f.hash))) continue;
+      if (f.hash && (engine.holds.has(f.hash) || engine.writes.isBeingWritten(f.hash))) continue;
       add({ kind: f.hash ? 'orphan_chunk_file' : 'stray_file', hash: f.hash ?? undefined, detail: f.file });
     }
     for (const t of await engine.files.strayTemps()) add({ kind: 'temp_leftover', detail: t });

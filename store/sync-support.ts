@@ -108,7 +108,7 @@ export async function putChunks(engine: Engine, chunks: { hash: string; data: Ui
       const bytes = toWrite.reduce((s, h) => s + good.get(h)!.length, 0);
       await engine.reserve(bytes);
       reserved = bytes;
-      await engine.writeChunks(toWrite.map((h) => ({ hash: h, data: good.get(h)! })));
+      await engine.writes.writeBatch(toWrite.map((h) => ({ hash: h, data: good.get(h)! })));
       const stored = await engine.transact(async (tx) => {
         await tx.load(toWrite);
         const now = new Set<string>();

@@ -10,7 +10,7 @@ import fsSync from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { AlignedArena, blake3, DirectWriter, isStoreError, O_DIRECT, openStore, writeAll, writeSpanDirect, type ChunkIo } from '../../store/index.ts';
-import { openFd } from '../../store/chunk-files.ts';
+import { openFd } from '../../store/fd-calls.ts';
 import { DirectWrites, writeAtomic } from '../../src/sync/root-files.ts';
 import { prngBytes, readAll, source, withStore, withTempDir } from './temp-store.ts';
 

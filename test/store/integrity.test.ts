@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { blake3, isStoreError } from '../../store/index.ts';
 import type { Store } from '../../store/index.ts';
 import { SMALL_CHUNKS, readAll, source, withStore } from './temp-store.ts';
-import { openFd } from '../../store/chunk-files.ts';
+import { openFd } from '../../store/fd-calls.ts';
 
 const chunkPath = (dir: string, hash: string): string => path.join(dir, 'chunks', hash.slice(0, 2), hash);
 

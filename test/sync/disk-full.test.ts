@@ -11,7 +11,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { blake3, isStoreError, openStore, type Store } from '../../store/index.ts';
-import { openFd } from '../../store/chunk-files.ts';
+import { openFd } from '../../store/fd-calls.ts';
 import { downloadInto, receiveChunks, type ChunkClient } from '../../src/sync/transfer.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
 import { UploadChunksRequestSchema } from '../../src/gen/balupi/sync/v1/sync_pb.js';
