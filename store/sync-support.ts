@@ -80,7 +80,7 @@ export async function checkChunk(engine: Engine, hash: string, data: Uint8Array)
 /**
  * Stores a batch of chunks received from a peer: each is hashed first (unless checkChunk passed that very buffer) and
  * a chunk whose bytes do not match its name is 'rejected' (nothing of it is written); the others are written
- * concurrently (Engine.writeChunks: the small ones flushed together by one syncfs) and their rows committed in one
+ * concurrently (ChunkWrites.writeBatch: the small ones flushed together by one syncfs) and their rows committed in one
  * transaction. Same guarantees as putChunk, a fraction of the flushes. `sync: false` leaves the rows' durability to a
  * later flush() (the chunk files themselves are always fsynced).
  */
