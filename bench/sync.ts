@@ -270,6 +270,14 @@ const rounds: {
 }[] = [];
 let last: Awaited<ReturnType<typeof balupiPush>> | undefined;
 for (let round = 0; round < REPEAT; round++) {
+  // The last round's push daemons are kept for the measurements after the rounds; stopped before the next round, so
+  // that no contender of it runs beside them.
+  if (last) {
+    await last.pi.stop();
+    await last.hub.stop();
+    procs.delete(last.pi);
+    procs.delete(last.hub);
+  }
   await dropCaches();
   const rsPull = await run('rsync', ['-a', `rsync://127.0.0.1:${rsyncPort}/tree/`, path.join(tmp, `rsync-pull-${round}`) + '/']);
   await dropCaches();
@@ -279,12 +287,6 @@ for (let round = 0; round < REPEAT; round++) {
   const rsPush = await run('rsync', ['-a', tree + '/', `rsync://127.0.0.1:${rsyncPort}/up/${round}/`]);
   await dropCaches();
   const rsPushFsync = await run('rsync', ['-a', '--fsync', tree + '/', `rsync://127.0.0.1:${rsyncPort}/up/${round}-fsync/`]);
-  if (last) {
-    await last.pi.stop();
-    await last.hub.stop();
-    procs.delete(last.pi);
-    procs.delete(last.hub);
-  }
   last = await balupiPush(round);
   rounds.push({
     rsPull: rsPull.ms,
