@@ -1,5 +1,7 @@
 // Errors of the sync layer. Callers branch on `code`; src/rpc/errors.ts maps codes to gRPC statuses in one place.
 
+import { Code, ConnectError } from '@connectrpc/connect';
+
 export type SyncErrorCode =
   | 'invalid_argument' // a malformed message from a peer (bad hash length, sizes that do not add up, too many items)
   | 'missing_chunks' // a commit names chunks the callee does not hold
@@ -19,3 +21,12 @@ export class SyncError extends Error {
     this.details = options?.details;
   }
 }
+
+/** Errors that mean "the hub is not there right now" rather than "this request is wrong". */
+export function isConnectionError(err: unknown): boolean {
+  const code = err instanceof ConnectError ? err.code : undefined;
+  return code === Code.Unavailable || code === Code.Canceled || code === Code.DeadlineExceeded || code === Code.Unknown || code === Code.Aborted || code === Code.Internal || code === Code.Unauthenticated;
+}
+
+/** An error as one line for logs and status: a gRPC status by name, with its message. */
+export const errorMessage = (err: unknown): string => (err instanceof ConnectError ? `${Code[err.code]}: ${err.rawMessage}` : (err as Error)?.message ?? String(err));

@@ -1,8 +1,8 @@
 // The Pi's side of the sync: a loop that keeps one session with the hub alive. A session says Hello (pairing secret,
 // index id), pulls the hub's change feed from the saved cursor (metadata only) while fetching the bytes of pinned and
-// hot files, and once it has caught up follows the feed live and pushes the upload queue. When the hub goes away
-// (the NAS sleeps) the session ends, and the loop reconnects with exponential backoff; meanwhile the Pi keeps working
-// and queues its own changes, which a local follower picks up from the store's change feed.
+// hot files, and once it has caught up follows the feed live and pushes the upload queue (queue-pusher.ts). When the
+// hub goes away (the NAS sleeps) the session ends, and the loop reconnects with exponential backoff; meanwhile the Pi
+// keeps working and queues its own changes, which a local follower picks up from the store's change feed.
 
 import { EventEmitter } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -11,13 +11,13 @@ import type { SyncClient } from './client.ts';
 import { createSyncClient } from './client.ts';
 import { backoffDelay } from './backoff.ts';
 import { applyNewRemotes, applyRemote, fetchWanted } from './pull.ts';
-import { pushBatch, pushPath, type PushResult } from './push.ts';
-import { INLINE_BATCH_BYTES } from './inline-data.ts';
 import { fromFileInfo, PROTOCOL_VERSION, sameContent, type RemoteFile } from './wire.ts';
 import { CAPABILITIES, roleToWire } from './service.ts';
 import { Wakeup } from './wakeup.ts';
+import { QueuePusher } from './queue-pusher.ts';
+import { errorMessage } from './errors.ts';
 import { isStoreError } from '../../store/index.ts';
-import { LARGE_FILE_BYTES, laneOf, pushInLanes, type LaneSource } from './push-lanes.ts';
+import { LARGE_FILE_BYTES, laneOf } from './push-lanes.ts';
 
 export interface PeerOptions {
   hubUrl: string;
@@ -47,9 +47,6 @@ export interface PeerStatus {
   fetchRetryAt: number | null;
 }
 
-type PushOutcome = PushResult | 'failed';
-const isPushResult = (r: unknown): r is PushResult => r === 'synced' || r === 'conflict' || r === 'nothing';
-
 export interface OnceReport {
   pulled: number;
   pushed: number;
@@ -69,14 +66,6 @@ const APPLY_CONCURRENCY = 32;
 /** Local changes between saves of the local follower's cursor. */
 const CURSOR_EVERY = 256;
 
-/** Errors that mean "the hub is not there right now" rather than "this request is wrong". */
-function isConnectionError(err: unknown): boolean {
-  const code = err instanceof ConnectError ? err.code : undefined;
-  return code === Code.Unavailable || code === Code.Canceled || code === Code.DeadlineExceeded || code === Code.Unknown || code === Code.Aborted || code === Code.Internal || code === Code.Unauthenticated;
-}
-
-const message = (err: unknown): string => (err instanceof ConnectError ? `${Code[err.code]}: ${err.rawMessage}` : (err as Error)?.message ?? String(err));
-
 export class SyncPeer {
   private readonly m: SyncModel;
   private readonly opts: PeerOptions;
@@ -90,15 +79,13 @@ export class SyncPeer {
   readonly link = new EventEmitter<{ change: [boolean] }>();
   private st: PeerStatus;
   private tasks: Promise<unknown>[] = [];
-  /** The hub serves CommitBatch (its Hello listed "commit.batch"). */
-  private batchCommits = false;
-  /** The hub takes small files' bytes in CommitBatch entries (its Hello listed "commit.inline"). */
-  private inlineCommits = false;
+  private readonly pusher: QueuePusher;
 
   constructor(model: SyncModel, opts: PeerOptions) {
     this.m = model;
     this.opts = opts;
     this.client = opts.client ?? createSyncClient({ baseUrl: opts.hubUrl, peerSecret: opts.peerSecret });
+    this.pusher = new QueuePusher(model, this.client);
     this.st = { hubUrl: opts.hubUrl, connection: 'disconnected', lastError: null, connectedAt: null, disconnectedAt: null, nextAttemptAt: null, hub: null, cursor: 0, caughtUp: false, fetchError: null, fetchRetryAt: null };
     model.queue.events.on('enqueued', () => this.pushWake.notify());
   }
@@ -178,9 +165,9 @@ export class SyncPeer {
         failures += 1;
         const refused = err instanceof ConnectError && err.code === Code.Unauthenticated;
         const wait = backoffDelay(failures, { minMs: this.opts.retryMinMs, maxMs: this.opts.retryMaxMs });
-        this.setStatus({ ...this.st, connection: refused ? 'refused' : 'disconnected', lastError: message(err), disconnectedAt: Date.now(), nextAttemptAt: Date.now() + wait, caughtUp: false });
-        if (refused) this.m.log.error({ hub: this.opts.hubUrl, err: message(err), retryInMs: wait }, 'sync pairing refused by the hub: check BALUPI_PEER_SECRET');
-        else this.m.log.warn({ hub: this.opts.hubUrl, err: message(err), retryInMs: wait }, 'sync hub unreachable; will retry');
+        this.setStatus({ ...this.st, connection: refused ? 'refused' : 'disconnected', lastError: errorMessage(err), disconnectedAt: Date.now(), nextAttemptAt: Date.now() + wait, caughtUp: false });
+        if (refused) this.m.log.error({ hub: this.opts.hubUrl, err: errorMessage(err), retryInMs: wait }, 'sync pairing refused by the hub: check BALUPI_PEER_SECRET');
+        else this.m.log.warn({ hub: this.opts.hubUrl, err: errorMessage(err), retryInMs: wait }, 'sync hub unreachable; will retry');
         await this.retryWake.wait(signal, wait);
       }
     }
@@ -193,8 +180,7 @@ export class SyncPeer {
       { signal, timeoutMs: 15_000 },
     );
     this.m.hubPeer = res.peerId;
-    this.batchCommits = res.capabilities.includes('commit.batch');
-    this.inlineCommits = res.capabilities.includes('commit.inline');
+    this.pusher.useCapabilities(res.capabilities);
     if ((await state.getHubIndexId()) !== res.indexId) await this.resetHub(res.indexId);
     this.setStatus({
       ...this.st,
@@ -265,7 +251,7 @@ export class SyncPeer {
         try {
           remotes.push(fromFileInfo(f));
         } catch (err) {
-          log.warn({ path: f.path, err: message(err) }, 'sync: ignored an invalid record from the hub');
+          log.warn({ path: f.path, err: errorMessage(err) }, 'sync: ignored an invalid record from the hub');
         }
       }
       const fresh = await applyNewRemotes(this.m, remotes);
@@ -308,92 +294,8 @@ export class SyncPeer {
       // must not reach the hub before the new name (whose chunks the hub still has from the old one) is committed.
       const until = this.m.queue.now();
       const bytes = { large: { min: LARGE_FILE_BYTES }, small: { below: LARGE_FILE_BYTES } };
-      await this.pushAll((lane, limit, skip) => this.m.queue.due(limit, { bytes: bytes[lane], skip, until }), signal);
+      await this.pusher.pushAll((lane, limit, skip) => this.m.queue.due(limit, { bytes: bytes[lane], skip, until }), signal);
     }
-  }
-
-  /** Pushes what `source` has due, large files and batches of small ones side by side; the first connection error ends it. */
-  private async pushAll(source: LaneSource, signal: AbortSignal): Promise<Map<string, PushOutcome>> {
-    const results = new Map<string, PushOutcome>();
-    const push = async (group: string[]): Promise<void> => {
-      const r = group.length === 1 ? new Map([[group[0]!, await this.pushOne(group[0]!, signal)]]) : await this.pushGroup(group, signal);
-      r.forEach((v, k) => results.set(k, v));
-    };
-    // Inline, a batch is cut where its small files' bytes fill one CommitBatch: beyond that they would upload first.
-    await pushInLanes(source, push, { batch: this.batchCommits, ...(this.inlineCommits ? { batchBytes: INLINE_BATCH_BYTES } : {}) });
-    return results;
-  }
-
-  private async pushOne(path: string, signal: AbortSignal): Promise<PushOutcome> {
-    const seqs = new Map<string, number>();
-    const gen = await this.m.queue.take(path, seqs);
-    if (gen === undefined) return 'nothing';
-    try {
-      return await this.finish(path, gen, await pushPath(this.m, this.client, path, signal, seqs.get(path)), signal);
-    } catch (err) {
-      return this.finish(path, gen, err, signal);
-    }
-  }
-
-  /** One batch: one upload, one CommitBatch. A batch the hub refused as a whole is retried file by file. */
-  private async pushGroup(paths: string[], signal: AbortSignal): Promise<Map<string, PushOutcome>> {
-    const seqs = new Map<string, number>();
-    const gens = await this.m.queue.takeMany(paths, seqs);
-    const out = new Map<string, PushOutcome>();
-    let results: Map<string, PushResult | ConnectError>;
-    try {
-      results = await pushBatch(this.m, this.client, [...gens.keys()], signal, seqs, { inline: this.inlineCommits });
-    } catch (err) {
-      if (signal.aborted || isConnectionError(err)) {
-        for (const [path, gen] of gens) await this.m.queue.failed(path, gen, message(err));
-        throw err;
-      }
-      // Refused as a whole (e.g. one malformed name): one at a time, so that only the bad file stays behind.
-      this.m.log.warn({ files: gens.size, err: message(err) }, 'sync batch refused by the hub; pushing its files one by one');
-      for (const path of gens.keys()) out.set(path, await this.pushOne(path, signal));
-      return out;
-    }
-    // Synced rows leave the queue in one write. An entry's own error is about that file (the connection evidently
-    // works): never a reason to end the session.
-    const done: { path: string; gen: number; r: PushResult }[] = [];
-    for (const [path, gen] of gens) {
-      const r = results.get(path) ?? 'nothing';
-      if (isPushResult(r)) done.push({ path, gen, r });
-      else out.set(path, await this.finish(path, gen, r, signal, true));
-    }
-    await this.settled(done);
-    for (const { path, r } of done) out.set(path, r);
-    return out;
-  }
-
-  /** Pushes that reached the hub leave the queue (one write for all) and are logged: a batch in one line at info. */
-  private async settled(done: { path: string; gen: number; r: PushResult }[]): Promise<void> {
-    await this.m.queue.syncedMany(done.map(({ path, gen, r }) => ({ path, gen, counted: r !== 'nothing' })));
-    const pushed = done.filter(({ r }) => r !== 'nothing');
-    const each = pushed.length === 1 ? 'info' : 'debug';
-    for (const { path, r } of pushed) this.m.log[each]({ path, result: r }, 'sync pushed');
-    if (pushed.length > 1) {
-      const conflicts = pushed.filter(({ r }) => r === 'conflict').length;
-      this.m.log.info({ files: pushed.length, conflicts, first: pushed[0]!.path }, 'sync pushed a batch');
-    }
-  }
-
-  /** Records a push's outcome in the queue (an error: retried later; a lost connection is rethrown). */
-  private async finish(path: string, gen: number, r: PushResult | unknown, signal: AbortSignal, entryError = false): Promise<PushOutcome> {
-    const { queue, log } = this.m;
-    if (isPushResult(r)) {
-      await this.settled([{ path, gen, r }]);
-      return r;
-    }
-    const err = r;
-    if (signal.aborted || (!entryError && isConnectionError(err))) {
-      await queue.failed(path, gen, message(err));
-      throw err;
-    }
-    const permanent = err instanceof ConnectError && err.code === Code.InvalidArgument;
-    const row = await queue.failed(path, gen, message(err), permanent);
-    log.warn({ path, err: message(err), attempts: row?.attempts, retryAt: row?.nextAttemptAt }, 'sync upload failed');
-    return 'failed';
   }
 
   /**
@@ -415,8 +317,8 @@ export class SyncPeer {
         if (signal.aborted || !(isStoreError(err, 'cache_full') || isStoreError(err, 'no_space'))) throw err;
         failures += 1;
         wait = backoffDelay(failures, { minMs: this.opts.retryMinMs, maxMs: this.opts.retryMaxMs });
-        this.setStatus({ ...this.st, fetchError: message(err), fetchRetryAt: Date.now() + wait });
-        this.m.log.warn({ err: message(err), retryInMs: wait }, 'sync cannot store the wanted files here; will retry');
+        this.setStatus({ ...this.st, fetchError: errorMessage(err), fetchRetryAt: Date.now() + wait });
+        this.m.log.warn({ err: errorMessage(err), retryInMs: wait }, 'sync cannot store the wanted files here; will retry');
       }
       await this.fetchWake.wait(signal, wait);
     }
@@ -434,7 +336,7 @@ export class SyncPeer {
       const items = await this.m.queue.due(Infinity, { all: true });
       if (items.length === 0) break;
       const byLane = { large: items.filter((it) => laneOf(it.bytes) === 'large'), small: items.filter((it) => laneOf(it.bytes) === 'small') };
-      for (const r of (await this.pushAll(async (lane, limit) => byLane[lane].splice(0, limit), signal)).values()) {
+      for (const r of (await this.pusher.pushAll(async (lane, limit) => byLane[lane].splice(0, limit), signal)).values()) {
         if (r === 'synced') report.pushed += 1;
         else if (r === 'conflict') report.conflicts += 1;
         else if (r === 'failed') report.failed += 1;

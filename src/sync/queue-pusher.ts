@@ -1,0 +1,119 @@
+// The Pi's upload queue pushed to the hub: what is due goes in lanes (a large file alone, small ones in batches:
+// push-lanes.ts) through push.ts, and each push's outcome is recorded in the queue (synced rows leave it, failed ones
+// are retried later, a lost connection ends the run). SyncPeer runs it within a session, after Hello said what the
+// hub takes.
+
+import { Code, ConnectError } from '@connectrpc/connect';
+import type { SyncModel } from './model.ts';
+import type { SyncClient } from './client.ts';
+import { pushBatch, pushPath, type PushResult } from './push.ts';
+import { INLINE_BATCH_BYTES } from './inline-data.ts';
+import { pushInLanes, type LaneSource } from './push-lanes.ts';
+import { errorMessage, isConnectionError } from './errors.ts';
+
+export type PushOutcome = PushResult | 'failed';
+const isPushResult = (r: unknown): r is PushResult => r === 'synced' || r === 'conflict' || r === 'nothing';
+
+export class QueuePusher {
+  readonly #m: SyncModel;
+  readonly #client: SyncClient;
+  /** Whether the hub takes CommitBatch (Hello's `commit.batch`). */
+  #batch = false;
+  /** Whether it takes small files' bytes inside the commit (`commit.inline`). */
+  #inline = false;
+
+  constructor(model: SyncModel, client: SyncClient) {
+    this.#m = model;
+    this.#client = client;
+  }
+
+  /** What the hub said it takes, in its Hello. */
+  useCapabilities(capabilities: readonly string[]): void {
+    this.#batch = capabilities.includes('commit.batch');
+    this.#inline = capabilities.includes('commit.inline');
+  }
+
+  /** Pushes what `source` has due, large files and batches of small ones side by side; the first connection error ends it. */
+  async pushAll(source: LaneSource, signal: AbortSignal): Promise<Map<string, PushOutcome>> {
+    const results = new Map<string, PushOutcome>();
+    const push = async (group: string[]): Promise<void> => {
+      const r = group.length === 1 ? new Map([[group[0]!, await this.#pushOne(group[0]!, signal)]]) : await this.#pushGroup(group, signal);
+      r.forEach((v, k) => results.set(k, v));
+    };
+    // Inline, a batch is cut where its small files' bytes fill one CommitBatch: beyond that they would upload first.
+    await pushInLanes(source, push, { batch: this.#batch, ...(this.#inline ? { batchBytes: INLINE_BATCH_BYTES } : {}) });
+    return results;
+  }
+
+  async #pushOne(path: string, signal: AbortSignal): Promise<PushOutcome> {
+    const seqs = new Map<string, number>();
+    const gen = await this.#m.queue.take(path, seqs);
+    if (gen === undefined) return 'nothing';
+    try {
+      return await this.#finish(path, gen, await pushPath(this.#m, this.#client, path, signal, seqs.get(path)), signal);
+    } catch (err) {
+      return this.#finish(path, gen, err, signal);
+    }
+  }
+
+  /** One batch: one upload, one CommitBatch. A batch the hub refused as a whole is retried file by file. */
+  async #pushGroup(paths: string[], signal: AbortSignal): Promise<Map<string, PushOutcome>> {
+    const seqs = new Map<string, number>();
+    const gens = await this.#m.queue.takeMany(paths, seqs);
+    const out = new Map<string, PushOutcome>();
+    let results: Map<string, PushResult | ConnectError>;
+    try {
+      results = await pushBatch(this.#m, this.#client, [...gens.keys()], signal, seqs, { inline: this.#inline });
+    } catch (err) {
+      if (signal.aborted || isConnectionError(err)) {
+        for (const [path, gen] of gens) await this.#m.queue.failed(path, gen, errorMessage(err));
+        throw err;
+      }
+      // Refused as a whole (e.g. one malformed name): one at a time, so that only the bad file stays behind.
+      this.#m.log.warn({ files: gens.size, err: errorMessage(err) }, 'sync batch refused by the hub; pushing its files one by one');
+      for (const path of gens.keys()) out.set(path, await this.#pushOne(path, signal));
+      return out;
+    }
+    // Synced rows leave the queue in one write. An entry's own error is about that file (the connection evidently
+    // works): never a reason to end the session.
+    const done: { path: string; gen: number; r: PushResult }[] = [];
+    for (const [path, gen] of gens) {
+      const r = results.get(path) ?? 'nothing';
+      if (isPushResult(r)) done.push({ path, gen, r });
+      else out.set(path, await this.#finish(path, gen, r, signal, true));
+    }
+    await this.#settled(done);
+    for (const { path, r } of done) out.set(path, r);
+    return out;
+  }
+
+  /** Pushes that reached the hub leave the queue (one write for all) and are logged: a batch in one line at info. */
+  async #settled(done: { path: string; gen: number; r: PushResult }[]): Promise<void> {
+    await this.#m.queue.syncedMany(done.map(({ path, gen, r }) => ({ path, gen, counted: r !== 'nothing' })));
+    const pushed = done.filter(({ r }) => r !== 'nothing');
+    const each = pushed.length === 1 ? 'info' : 'debug';
+    for (const { path, r } of pushed) this.#m.log[each]({ path, result: r }, 'sync pushed');
+    if (pushed.length > 1) {
+      const conflicts = pushed.filter(({ r }) => r === 'conflict').length;
+      this.#m.log.info({ files: pushed.length, conflicts, first: pushed[0]!.path }, 'sync pushed a batch');
+    }
+  }
+
+  /** Records a push's outcome in the queue (an error: retried later; a lost connection is rethrown). */
+  async #finish(path: string, gen: number, r: PushResult | unknown, signal: AbortSignal, entryError = false): Promise<PushOutcome> {
+    const { queue, log } = this.#m;
+    if (isPushResult(r)) {
+      await this.#settled([{ path, gen, r }]);
+      return r;
+    }
+    const err = r;
+    if (signal.aborted || (!entryError && isConnectionError(err))) {
+      await queue.failed(path, gen, errorMessage(err));
+      throw err;
+    }
+    const permanent = err instanceof ConnectError && err.code === Code.InvalidArgument;
+    const row = await queue.failed(path, gen, errorMessage(err), permanent);
+    log.warn({ path, err: errorMessage(err), attempts: row?.attempts, retryAt: row?.nextAttemptAt }, 'sync upload failed');
+    return 'failed';
+  }
+}
