@@ -17,7 +17,7 @@ import { ChunkPlaceSchema, SyncService, UploadChunksRequestSchema, UploadChunksR
 import { checkPeerSecret } from '../rpc/peer-auth.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import type { Place } from './wire.ts';
-import { chunkMessageHeader, closedWithoutStatus, drained, endWithStatus, frame, grpcMessagesOf, grpcRoute, openGrpcCall, unaryAnswer } from './grpc-frames.ts';
+import { callFailure, chunkMessageHeader, closedWithoutStatus, drained, endWithStatus, frame, grpcMessagesOf, grpcRoute, openGrpcCall, unaryAnswer } from './grpc-frames.ts';
 
 export const UPLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/UploadChunks';
 
@@ -109,8 +109,7 @@ export async function uploadChunksStream(
   stream.once('response', (h) => {
     if (h['grpc-status'] !== undefined) ac.abort(new Error('the peer answered')); // a trailers-only answer: the same
   });
-  const cut = (why: unknown): ConnectError =>
-    signal?.aborted ? new ConnectError('upload cancelled', Code.Canceled) : why instanceof ConnectError ? why : new ConnectError(`chunk upload failed: ${(why as Error)?.message ?? why}`, Code.Unavailable);
+  const cut = (why: unknown): ConnectError => callFailure('chunk upload', why, signal);
   try {
     // When the stream closes while we write (the server answered early, e.g. a refused secret, or went away), stop
     // writing and read what it said: its status if it sent one, else UNAVAILABLE.

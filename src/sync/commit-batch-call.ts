@@ -6,10 +6,9 @@
 
 import { constants as h2 } from 'node:http2';
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
-import { Code, ConnectError } from '@connectrpc/connect';
 import type { Http2SessionManager } from '@connectrpc/connect-node';
 import { CommitBatchEntrySchema, CommitBatchRequestSchema, CommitBatchResponseSchema, type CommitBatchResponse } from '../gen/balupi/sync/v1/sync_pb.js';
-import { closedWithoutStatus, openGrpcCall, unaryAnswer, varint } from './grpc-frames.ts';
+import { callFailure, closedWithoutStatus, openGrpcCall, unaryAnswer, varint } from './grpc-frames.ts';
 
 export const COMMIT_BATCH_PATH = '/balupi.sync.v1.SyncService/CommitBatch';
 
@@ -66,8 +65,7 @@ export async function commitBatchCall(sessions: Http2SessionManager, opts: { pee
     stream.end(f.frame);
     return fromBinary(CommitBatchResponseSchema, await unaryAnswer(stream, headers, () => trailers, opts.maxMessageBytes));
   } catch (err) {
-    if (signal?.aborted) throw new ConnectError('commit cancelled', Code.Canceled);
-    throw err instanceof ConnectError ? err : new ConnectError(`commit batch failed: ${(err as Error)?.message ?? err}`, Code.Unavailable);
+    throw callFailure('commit batch', err, signal);
   } finally {
     signal?.removeEventListener('abort', cancel);
     if (!stream.closed) stream.close(h2.NGHTTP2_CANCEL);

@@ -74,6 +74,16 @@ export async function unaryAnswer(stream: ClientHttp2Stream, headers: Promise<Re
   return answer;
 }
 
+/**
+ * How a call of the copy-saving client paths fails: CANCELED when the caller's `signal` aborted it, a ConnectError (the
+ * peer's status) as it is, anything else (a broken stream or connection) as UNAVAILABLE, which the Pi takes for a lost
+ * hub.
+ */
+export function callFailure(what: string, err: unknown, signal?: AbortSignal): ConnectError {
+  if (signal?.aborted) return new ConnectError(`${what} cancelled`, Code.Canceled);
+  return err instanceof ConnectError ? err : new ConnectError(`${what} failed: ${(err as Error)?.message ?? err}`, Code.Unavailable);
+}
+
 /** A client stream that ended without a gRPC status. */
 export function closedWithoutStatus(stream: ClientHttp2Stream): ConnectError {
   return new ConnectError(`the stream closed without a status (HTTP/2 code ${stream.rstCode ?? 'none'})`, Code.Unavailable);
