@@ -9,7 +9,7 @@ import { watch, type ChokidarOptions, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.ts';
 import type { HubRoot } from './hub-root.ts';
 import { matches, type DiskIndex } from './disk-index.ts';
-import { diskStatOf, isOwnTemp, relativeName, statFile, walk } from './root-files.ts';
+import { diskStatOf, isOwnTemp, relativeName, statFile, walk, type DiskStat } from './root-files.ts';
 
 /**
  * chokidar as the hub uses it. chokidar itself is patched (patches/chokidar+5.0.0.patch):
@@ -18,7 +18,10 @@ import { diskStatOf, isOwnTemp, relativeName, statFile, walk } from './root-file
  *   arriving file in a directory of 10,000; bench/watcher.ts);
  * - on Linux a file gets no inotify watch of its own: its directory's watch reports its changes. Unpatched, every file
  *   held a watch, and a root of a few hundred thousand files exceeds fs.inotify.max_user_watches, after which further
- *   watches (directories' too) fail and their changes go unseen.
+ *   watches (directories' too) fail and their changes go unseen;
+ * - a file's change is a new ctime, mtime or inode. Unpatched, chokidar took any event with atime <= mtime for a
+ *   change, so every file renamed into place with an older mtime (the hub's own writes, any sync's) came as an 'add'
+ *   and then a 'change' for the same rename.
  */
 export const ROOT_WATCH_OPTIONS: ChokidarOptions = {
   ignoreInitial: true,
@@ -80,15 +83,21 @@ export class HubWatcher {
   }
 
   /**
-   * A file appeared. When the event's lstat shows the very size and mtime the disk index has for it, the file holds
-   * what the hub last wrote there: nothing to read. That is every new file the root writer writes (a push of 3,000
-   * small files otherwise cost 3,000 refreshes: a timer, the path's lock, three lstats and an index read each). An
-   * edit after that lstat brings a 'change' event. Not done for 'change' events: chokidar drops a path's changes for
+   * A file appeared. When the event's lstat shows the very size and mtime the disk index has for it, or the hub is
+   * putting that very file there right now (its entry is set once the store has recorded it), the file holds what the
+   * hub wrote there: nothing to read. That is every new file the hub writes (a push of 3,000 small files otherwise cost
+   * 3,000 refreshes: a timer, the path's lock, three lstats and an index read each). An edit after that lstat brings a
+   * 'change' event. Not done for 'change' events: chokidar drops a path's changes for
    * 50 ms after one it reported, and only the refresh scheduled for that one reads what they wrote.
    */
   private added(rel: string, st: Stats | undefined): void {
-    if (st?.isFile() && matches(diskStatOf(st), this.o.disk.getNow(rel))) return;
+    if (st?.isFile() && this.hubsOwn(rel, diskStatOf(st))) return;
     this.schedule(rel, 'file');
+  }
+
+  /** Whether the file with stat `st` at `rel` is one the hub last read or wrote there, or is writing there now. */
+  private hubsOwn(rel: string, st: DiskStat | null): boolean {
+    return st !== null && (matches(st, this.o.disk.getNow(rel)) || this.o.disk.isPlacing(rel, st));
   }
 
   private schedule(rel: string, kind: 'file' | 'dir'): void {
@@ -110,9 +119,9 @@ export class HubWatcher {
     for await (const { rel: p } of walk(this.o.hubRoot.root, path.join(this.o.hubRoot.root, ...rel.split('/')))) paths.add(p);
     for await (const p of this.o.disk.paths(rel)) paths.add(p);
     for (const p of paths) {
-      // As for file events: a file that still has the size and mtime the hub last read or wrote needs no reading (the
-      // root writer's first file in a new directory brings this listing, and the rest of a push's files are in it).
-      if (matches(await statFile(path.join(this.o.hubRoot.root, ...p.split('/'))), this.o.disk.getNow(p))) continue;
+      // As for file events: the hub's own files need no reading (the root writer's first file in a new directory
+      // brings this listing, and the rest of a push's files are in it).
+      if (this.hubsOwn(p, await statFile(path.join(this.o.hubRoot.root, ...p.split('/'))))) continue;
       await this.o.hubRoot.refreshSafely(p);
     }
   }

@@ -39,32 +39,38 @@ export function commitNewFiles(ctx: NewFilesContext, items: NewFile[]): Promise<
   return ctx.locks.runAll(
     items.map((it) => it.file.path),
     async () => {
-      const written = await Promise.all(
-        items.map(async ({ file, base, data }) => {
-          const abs = await safePath(ctx.root, file.path);
-          if ((await statFile(abs)) || (await disk.get(file.path))) return undefined;
-          const rec = await store.record(file.path);
-          if ((rec && !rec.deleted) || (base !== 0 && base !== rec?.version)) return undefined;
-          const meta = { mtimeMs: Math.floor(file.mtimeMs), mode: file.mode, size: file.size };
-          return ctx.write(abs, data, meta).then((st) => ({ abs, st }), () => undefined);
-        }),
-      );
-      const taken = items.flatMap((_, i) => (written[i] ? [i] : []));
-      const recs = await store.commitFiles(
-        taken.map((i) => ({ path: items[i]!.file.path, meta: metaOf(items[i]!.file), baseVersion: items[i]!.base, located: true })),
-        { sync: false },
-      );
-      await Promise.all(
-        taken.map(async (i, k) => {
-          const r = recs[k]!;
-          const { abs, st } = written[i]!;
-          if (r instanceof Error) return removeFile(ctx.root, abs); // e.g. a peer's commit of the path came first
-          out[i] = r;
-          await disk.set(r.path, st, r.version);
-          ctx.placed(r);
-        }),
-      );
-      return out;
+      const releases: (() => void)[] = [];
+      try {
+        const written = await Promise.all(
+          items.map(async ({ file, base, data }) => {
+            const abs = await safePath(ctx.root, file.path);
+            if ((await statFile(abs)) || (await disk.get(file.path))) return undefined;
+            const rec = await store.record(file.path);
+            if ((rec && !rec.deleted) || (base !== 0 && base !== rec?.version)) return undefined;
+            const meta = { mtimeMs: Math.floor(file.mtimeMs), mode: file.mode, size: file.size };
+            releases.push(disk.placing(file.path, meta));
+            return ctx.write(abs, data, meta).then((st) => ({ abs, st }), () => undefined);
+          }),
+        );
+        const taken = items.flatMap((_, i) => (written[i] ? [i] : []));
+        const recs = await store.commitFiles(
+          taken.map((i) => ({ path: items[i]!.file.path, meta: metaOf(items[i]!.file), baseVersion: items[i]!.base, located: true })),
+          { sync: false },
+        );
+        await Promise.all(
+          taken.map(async (i, k) => {
+            const r = recs[k]!;
+            const { abs, st } = written[i]!;
+            if (r instanceof Error) return removeFile(ctx.root, abs); // e.g. a peer's commit of the path came first
+            out[i] = r;
+            await disk.set(r.path, st, r.version);
+            ctx.placed(r);
+          }),
+        );
+        return out;
+      } finally {
+        for (const release of releases) release();
+      }
     },
   );
 }

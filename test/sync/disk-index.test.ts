@@ -1,6 +1,7 @@
 // The hub's disk index writes what is set in one turn of the event loop as one batch. Reads must see entries set or
 // deleted but not written yet, every caller must learn when its entry is written (or that the write failed), and
-// listing paths must include what was set before.
+// listing paths must include what was set before. A file the hub is putting in place is known by its size and mtime
+// until its writer releases it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -54,5 +55,28 @@ test('a batch that cannot be written (the database closed under it) fails every 
     await db.close();
     await assert.rejects(a);
     await assert.rejects(b);
+  });
+});
+
+test('a file being put in place is known by its size and mtime until released; a later writer of the path keeps its mark', async () => {
+  await withIndex(async (disk) => {
+    const st = { size: 5, mtimeMs: 1_700_000_000_123, mode: 0o644 };
+    assert.equal(disk.isPlacing('a/b', st), false);
+    const release = disk.placing('a/b', st);
+    assert.equal(disk.isPlacing('a/b', { ...st, mode: 0o600 }), true, 'the mode is not compared, as for entries');
+    assert.equal(disk.isPlacing('a/b', { ...st, size: 6 }), false, 'another size is someone else\'s file');
+    assert.equal(disk.isPlacing('a/b', { ...st, mtimeMs: st.mtimeMs + 1 }), false, 'another mtime too');
+    assert.equal(disk.isPlacing('a/c', st), false, 'another path');
+    const listed = [];
+    for await (const p of disk.paths()) listed.push(p);
+    assert.deepEqual(listed, [], 'not an entry: nothing is written for it');
+    release();
+    assert.equal(disk.isPlacing('a/b', st), false, 'released');
+    const first = disk.placing('a/b', st);
+    const second = disk.placing('a/b', { ...st, size: 9 });
+    first();
+    assert.equal(disk.isPlacing('a/b', { ...st, size: 9 }), true, 'the first writer\'s release leaves the second one\'s mark');
+    second();
+    assert.equal(disk.isPlacing('a/b', { ...st, size: 9 }), false);
   });
 });

@@ -49,8 +49,7 @@ test('one inotify watch per directory, none per file; edits in place, additions,
 
     /**
      * Does `act`, then waits for chokidar to report `kind` for `rel`. An edit is made again (up to 20 times, 250 ms
-     * apart) while none is reported: chokidar drops a path's changes for 50 ms after one it reported, and a new file
-     * can be reported as changed right after its add (the hub's debounced read of the add sees the edit either way).
+     * apart) while none is reported: chokidar drops a path's changes for 50 ms after one it reported.
      */
     const reported = async (kind: string, rel: string, act: () => Promise<unknown>) => {
       for (let attempt = 0; attempt < (kind === 'change' ? 20 : 1); attempt++) {
@@ -99,6 +98,56 @@ test('one inotify watch per directory, none per file; edits in place, additions,
 
     const after = (await inotifyWatches()) - before;
     assert.ok(after <= 6 + 1, `6 directories now, 300 files: ${after} watches`);
+  } finally {
+    await watcher.close();
+    await tmp.remove();
+  }
+});
+
+test('a file renamed into place with an older mtime (a sync\'s atomic write) is one add, not an add and a change; real changes still are', async () => {
+  const tmp = await tempDir('balupi-watch-once-');
+  const root = tmp.path;
+  await fs.writeFile(path.join(root, 'known.txt'), 'v1');
+  const watcher = watch(root, ROOT_WATCH_OPTIONS);
+  watcher.setMaxListeners(64); // next() listens once per file
+  const events: string[] = [];
+  watcher.on('all', (ev, p) => events.push(`${ev} ${path.relative(root, p)}`));
+  try {
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    const oldMtime = new Date(1_600_000_000_000);
+    const names = Array.from({ length: 30 }, (_, i) => `f${i}.bin`);
+    const added = Promise.all(names.map((n) => next(watcher, root, 'add', n)));
+    for (const [i, n] of names.entries()) {
+      // as the hub's root writer does: temp file, bytes, mode, the peer's mtime, then rename
+      const t = path.join(root, `.balupi-tmp-${i}`);
+      await fs.writeFile(t, `content ${i}`, { mode: 0o600 });
+      await fs.chmod(t, 0o644);
+      await fs.utimes(t, oldMtime, oldMtime);
+      await fs.rename(t, path.join(root, n));
+    }
+    await added;
+    // A later edit of another file, reported after whatever the renames brought.
+    const sentinel = next(watcher, root, 'change', 'known.txt');
+    await fs.appendFile(path.join(root, 'known.txt'), ' and v2');
+    await sentinel;
+    assert.deepEqual(events.filter((e) => e.startsWith('change f')), [], 'no change reported for files that only arrived');
+    assert.equal(events.filter((e) => e.startsWith('add f')).length, 30);
+
+    // What does change them is still reported: an overwrite of the same size with the mtime set back (a copy that
+    // keeps times), a permission change, a replacement by rename.
+    const f = (n: string) => path.join(root, n);
+    let seen = next(watcher, root, 'change', 'f0.bin');
+    await fs.writeFile(f('f0.bin'), 'CONTENT 0');
+    await fs.utimes(f('f0.bin'), oldMtime, oldMtime);
+    await seen;
+    seen = next(watcher, root, 'change', 'f1.bin');
+    await fs.chmod(f('f1.bin'), 0o600);
+    await seen;
+    seen = next(watcher, root, 'change', 'f2.bin');
+    await fs.writeFile(f('.balupi-tmp-x'), 'replaced');
+    await fs.utimes(f('.balupi-tmp-x'), oldMtime, oldMtime);
+    await fs.rename(f('.balupi-tmp-x'), f('f2.bin'));
+    await seen;
   } finally {
     await watcher.close();
     await tmp.remove();
