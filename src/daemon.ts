@@ -169,7 +169,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         : []),
     ];
 
-    const servers = await listenAll(config, log, { verifier, peerSecret: secrets.peerSecret, routes, plugins, h2Before: (shutdown) => sync.chunkStreamHandler(shutdown) });
+    const servers = await listenAll(config, log, { verifier, peerSecret: secrets.peerSecret, routes, plugins, h2Before: (shutdown) => sync.ownCallsHandler(shutdown) });
     closers.push(() => servers.close());
     const localApi = await startLocalApi({ dataDir: config.dataDir, logger: log, store, sync, users });
     closers.push(() => localApi.close());

@@ -11,59 +11,38 @@
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { constants as h2 } from 'node:http2';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { Code, ConnectError, createHandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
 import type { Http2SessionManager } from '@connectrpc/connect-node';
 import { ChunkPlaceSchema, SyncService, UploadChunksRequestSchema, UploadChunksResponseSchema, type UploadChunksRequest, type UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
-import { checkPeerSecret } from '../rpc/peer-auth.ts';
-import { toConnectError } from '../rpc/errors.ts';
 import type { Place } from './wire.ts';
-import { callFailure, chunkMessageHeader, closedWithoutStatus, drained, endWithStatus, frame, grpcMessagesOf, grpcRoute, openGrpcCall, unaryAnswer } from './grpc-frames.ts';
+import {
+  callFailure,
+  chunkMessageHeader,
+  closedWithoutStatus,
+  decodeRequest,
+  drained,
+  grpcRoute,
+  openGrpcCall,
+  serveOneAnswer,
+  unaryAnswer,
+  type ServiceCallDeps,
+} from './grpc-frames.ts';
 
 export const UPLOAD_CHUNKS_PATH = '/balupi.sync.v1.SyncService/UploadChunks';
 
-export interface ChunkUploadDeps {
-  peerSecret: string;
-  /** The service whose UploadChunks receives the messages. */
-  service: ServiceImpl<typeof SyncService>;
-  maxMessageBytes: number;
-  /** Aborted when in-flight RPCs must stop (server shutdown). */
-  shutdown?: AbortSignal;
-}
-
 /** An HTTP/2 request handler that serves gRPC UploadChunks and returns true, or returns false for anything else. */
-export function uploadChunksHandler(deps: ChunkUploadDeps): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
+export function uploadChunksHandler(deps: ServiceCallDeps): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
   return grpcRoute(UPLOAD_CHUNKS_PATH, (req, res) => serve(deps, req, res));
 }
 
-async function serve(deps: ChunkUploadDeps, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
-  const method = SyncService.method.uploadChunks;
-  const ctx = createHandlerContext({
-    service: SyncService,
-    method,
-    protocolName: 'grpc',
-    requestMethod: 'POST',
-    url: req.url,
-    ...(deps.shutdown ? { shutdownSignal: deps.shutdown } : {}),
-  });
-  const stop = () => ctx.abort(new ConnectError('the peer went away', Code.Canceled));
-  req.once('close', stop);
-  res.writeHead(200, { 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity' });
-  let status: ConnectError | undefined;
-  let answer: Uint8Array | undefined;
-  try {
-    checkPeerSecret(req.headers.authorization, deps.peerSecret);
-    const messages = (async function* (): AsyncGenerator<UploadChunksRequest> {
-      for await (const m of grpcMessagesOf(req.stream, deps.maxMessageBytes, { reuse: true, keepOpen: true })) yield fromBinary(UploadChunksRequestSchema, m);
+function serve(deps: ServiceCallDeps, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+  const call = { method: SyncService.method.uploadChunks, peerSecret: deps.peerSecret, maxMessageBytes: deps.maxMessageBytes, reuse: true, ...(deps.shutdown ? { shutdown: deps.shutdown } : {}) };
+  return serveOneAnswer(call, req, res, async (messages, ctx) => {
+    const requests = (async function* (): AsyncGenerator<UploadChunksRequest> {
+      for await (const m of messages) yield decodeRequest(UploadChunksRequestSchema, m);
     })();
-    answer = toBinary(UploadChunksResponseSchema, create(UploadChunksResponseSchema, await deps.service.uploadChunks!(messages, ctx)));
-  } catch (err) {
-    status = toConnectError(ctx.signal.aborted ? ctx.signal.reason : err);
-    req.stream.resume(); // whatever the peer still sends is dropped, so that it is not stuck behind flow control
-  } finally {
-    req.off('close', stop);
-  }
-  if (answer && !res.destroyed && !res.stream.closed) res.write(frame(answer));
-  endWithStatus(res, status);
+    return toBinary(UploadChunksResponseSchema, create(UploadChunksResponseSchema, await deps.service.uploadChunks!(requests, ctx)));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

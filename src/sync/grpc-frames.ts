@@ -1,11 +1,16 @@
-// gRPC message framing over HTTP/2 for the copy-saving chunk paths (chunk-stream.ts, chunk-upload.ts): the 5-byte
-// length prefix, the header of a chunk message (UploadChunksRequest and DownloadChunksResponse share their layout:
-// `bytes hash = 1; bytes data = 2;`), and a reader that cuts a byte stream into whole messages with one copy each.
+// gRPC message framing over HTTP/2 for the copy-saving paths (chunk-stream.ts, chunk-upload.ts,
+// commit-batch-call.ts): the 5-byte length prefix, the header of a chunk message (UploadChunksRequest and
+// DownloadChunksResponse share their layout: `bytes hash = 1; bytes data = 2;`), a reader that cuts a byte stream into
+// whole messages with one copy each, and the server side of a call answered with one message.
 
 import type { ClientHttp2Stream, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { finished, type Readable } from 'node:stream';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { fromBinary, type DescMessage, type DescMethod, type MessageShape } from '@bufbuild/protobuf';
+import { Code, ConnectError, createHandlerContext, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import type { Http2SessionManager } from '@connectrpc/connect-node';
+import type { SyncService } from '../gen/balupi/sync/v1/sync_pb.js';
+import { checkPeerSecret } from '../rpc/peer-auth.ts';
+import { toConnectError } from '../rpc/errors.ts';
 
 export const isGrpc = (contentType: string | undefined): boolean => contentType === 'application/grpc' || contentType === 'application/grpc+proto';
 
@@ -22,6 +27,84 @@ export function grpcRoute(path: string, serve: (req: Http2ServerRequest, res: Ht
     void serve(req, res);
     return true;
   };
+}
+
+/** What the hub's own handlers of the SyncService's calls need (chunk-upload.ts, commit-batch-call.ts). */
+export interface ServiceCallDeps {
+  peerSecret: string;
+  /** The service whose implementation answers the call. */
+  service: ServiceImpl<typeof SyncService>;
+  maxMessageBytes: number;
+  /** Aborted when in-flight RPCs must stop (server shutdown). */
+  shutdown?: AbortSignal;
+}
+
+export interface OneAnswerCall {
+  method: DescMethod;
+  peerSecret: string;
+  maxMessageBytes: number;
+  /** Request messages in buffers of messageBuffers, which the answering code gives back (see Framer). */
+  reuse?: boolean;
+  /** Aborted when in-flight RPCs must stop (server shutdown). */
+  shutdown?: AbortSignal;
+}
+
+/**
+ * Serves a call that answers with one message (unary or client-streaming): checks the peer secret, hands the request's
+ * messages and a handler context (aborted when the peer goes away or the server shuts down) to `answer`, and sends the
+ * encoded answer it returns. Any failure becomes the call's gRPC status (rpc/errors.ts); what the peer still sends is
+ * then dropped, so that it is not stuck behind flow control.
+ */
+export async function serveOneAnswer(
+  call: OneAnswerCall,
+  req: Http2ServerRequest,
+  res: Http2ServerResponse,
+  answer: (messages: AsyncIterable<Buffer>, ctx: HandlerContext) => Promise<Uint8Array>,
+): Promise<void> {
+  const ctx = createHandlerContext({
+    service: call.method.parent,
+    method: call.method,
+    protocolName: 'grpc',
+    requestMethod: 'POST',
+    url: req.url,
+    ...(call.shutdown ? { shutdownSignal: call.shutdown } : {}),
+  });
+  const stop = () => ctx.abort(new ConnectError('the peer went away', Code.Canceled));
+  req.once('close', stop);
+  res.writeHead(200, { 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity' });
+  let status: ConnectError | undefined;
+  let encoded: Uint8Array | undefined;
+  try {
+    checkPeerSecret(req.headers.authorization, call.peerSecret);
+    encoded = await answer(grpcMessagesOf(req.stream, call.maxMessageBytes, { reuse: call.reuse ?? false, keepOpen: true }), ctx);
+  } catch (err) {
+    status = toConnectError(ctx.signal.aborted ? ctx.signal.reason : err);
+    req.stream.resume();
+  } finally {
+    req.off('close', stop);
+  }
+  if (encoded && !res.destroyed && !res.stream.closed) res.write(frame(encoded));
+  endWithStatus(res, status);
+}
+
+/** A request message decoded; bytes that are no such message fail the call with INTERNAL, as gRPC servers do. */
+export function decodeRequest<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (err) {
+    throw new ConnectError(`malformed ${schema.typeName}: ${(err as Error).message}`, Code.Internal);
+  }
+}
+
+/** The only message of a unary call's request; INVALID_ARGUMENT for none or more than one. */
+export async function onlyMessage(messages: AsyncIterable<Buffer>): Promise<Buffer> {
+  let only: Buffer | undefined;
+  for await (const m of messages) {
+    if (only) throw new ConnectError('a unary call takes one request message, this one sent more', Code.InvalidArgument);
+    only = m;
+  }
+  if (!only) throw new ConnectError('a unary call takes one request message, this one sent none', Code.InvalidArgument);
+  return only;
 }
 
 /** Ends a gRPC response with its status in the trailers (nothing to do if the stream is gone). */

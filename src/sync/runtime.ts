@@ -26,6 +26,7 @@ import { createSyncClient, RPC_MAX_BYTES, type SyncClient } from './client.ts';
 import { prepareRemoteRead, remoteReadStream, type RemoteRange } from './remote-read.ts';
 import { downloadChunksHandler } from './chunk-stream.ts';
 import { uploadChunksHandler } from './chunk-upload.ts';
+import { commitBatchHandler } from './commit-batch-call.ts';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 
 export interface SyncSettings {
@@ -178,14 +179,16 @@ export class SyncRuntime {
   }
 
   /**
-   * The HTTP/2 handler that serves gRPC DownloadChunks and UploadChunks without the generic RPC layer's copies
-   * (chunk-stream.ts, chunk-upload.ts), tried before the generic gRPC handler; it answers false for every other
-   * request. Same secret, limits and send rate as the SyncService.
+   * The HTTP/2 handler that serves gRPC DownloadChunks, UploadChunks and CommitBatch without the generic RPC layer's
+   * copies (chunk-stream.ts, chunk-upload.ts, commit-batch-call.ts), tried before the generic gRPC handler; it answers
+   * false for every other request. Same secret, limits and send rate as the SyncService.
    */
-  chunkStreamHandler(shutdown: AbortSignal): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
+  ownCallsHandler(shutdown: AbortSignal): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
     const download = downloadChunksHandler({ store: this.store, peerSecret: this.settings.peerSecret, rate: this.rate, shutdown });
-    const upload = uploadChunksHandler({ service: this.service, peerSecret: this.settings.peerSecret, maxMessageBytes: RPC_MAX_BYTES, shutdown });
-    return (req, res) => download(req, res) || upload(req, res);
+    const own = { service: this.service, peerSecret: this.settings.peerSecret, maxMessageBytes: RPC_MAX_BYTES, shutdown };
+    const upload = uploadChunksHandler(own);
+    const commit = commitBatchHandler(own);
+    return (req, res) => download(req, res) || upload(req, res) || commit(req, res);
   }
 
   conflicts(): Promise<ConflictRecord[]> {

@@ -4,7 +4,9 @@
 // with DATA_LOSS and leave nothing behind, in the store or the root; data of the wrong length, data on a deletion, or
 // more than the protocol allows fail the whole call with nothing visible; a path that already holds a file, or whose
 // base is stale, takes the usual way (stored as uploaded, committed, a conflict keeps both versions). The pi's own
-// framing of the request is checked byte for byte against the generic encoder, and a wrong secret is refused. After
+// framing of the request is checked byte for byte against the generic encoder, and a wrong secret is refused; the
+// hub's own gRPC handler answers a request of two messages, of none, of bytes that are no request and one above the
+// limit with a status, and commits nothing of them, while the Connect protocol still reaches the generic one. After
 // such a commit the root writer catches up without writing, and an edit made in the root right after is not lost. A
 // file written but never recorded (a crash in between) is read as the hub's own, and the retried commit matches it.
 
@@ -17,8 +19,13 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { createSyncClient } from '../../src/sync/client.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
 import { create, toBinary } from '@bufbuild/protobuf';
-import { CommitBatchRequestSchema, CommitStatus, type CommitBatchResult } from '../../src/gen/balupi/sync/v1/sync_pb.js';
-import { layoutCommitBatch } from '../../src/sync/commit-batch-call.ts';
+import { CommitBatchRequestSchema, CommitStatus, SyncService, type CommitBatchResult } from '../../src/gen/balupi/sync/v1/sync_pb.js';
+import { COMMIT_BATCH_PATH, layoutCommitBatch } from '../../src/sync/commit-batch-call.ts';
+import { frame } from '../../src/sync/grpc-frames.ts';
+import { RPC_MAX_BYTES } from '../../src/sync/client.ts';
+import http2 from 'node:http2';
+import { createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
 import { SECRET, blake, hubFiles, local, startHub, tempDir, waitFor, type DaemonProcess } from './peers.ts';
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -136,6 +143,52 @@ test('malformed data fails the whole call, nothing visible: wrong length, data o
   assert.equal(await inRoot('inline/refused/good.bin'), null);
   await assert.rejects(fs.access(path.join(dir.path, 'escape.bin')), 'nothing written outside the root');
   assert.equal(await missing([good.h]), 1);
+});
+
+/** A raw gRPC CommitBatch call with `body` as the whole request stream: the status and message of its trailers. */
+async function rawCommitBatch(body: Buffer): Promise<{ code: number; message: string }> {
+  const session = http2.connect(`http://127.0.0.1:${hub.ports.grpc}`);
+  try {
+    const req = session.request({ ':method': 'POST', ':path': COMMIT_BATCH_PATH, 'content-type': 'application/grpc', authorization: `Bearer ${SECRET}` });
+    req.end(body);
+    const t = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      req.on('trailers', resolve);
+      req.on('error', reject);
+      req.resume();
+    });
+    return { code: Number(t['grpc-status']), message: decodeURIComponent(String(t['grpc-message'] ?? '')) };
+  } finally {
+    session.close();
+  }
+}
+
+test('requests the hub\'s own CommitBatch handler cannot take get a status and commit nothing: two messages, none, bytes that are no request, one above the limit', async () => {
+  const a = await fileOf('inline/raw/a.bin', randomBytes(600));
+  const b = await fileOf('inline/raw/b.bin', randomBytes(700));
+  const request = (f: typeof a) => frame(toBinary(CommitBatchRequestSchema, create(CommitBatchRequestSchema, { peerId: 'TESTPER', entries: [{ file: f.file, baseVersion: 0n, data: f.data }] })));
+  const twice = await rawCommitBatch(Buffer.concat([request(a), request(b)]));
+  assert.equal(twice.code, Code.InvalidArgument, twice.message);
+  const none = await rawCommitBatch(Buffer.alloc(0));
+  assert.equal(none.code, Code.InvalidArgument, none.message);
+  const garbage = await rawCommitBatch(frame(Buffer.from([0x12, 0xff, 0xff, 0xff, 0x0f, 0x01])));
+  assert.equal(garbage.code, Code.Internal, garbage.message);
+  assert.match(garbage.message, /malformed balupi\.sync\.v1\.CommitBatchRequest/);
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(RPC_MAX_BYTES + 1, 1);
+  const huge = await rawCommitBatch(Buffer.concat([head, Buffer.alloc(64 * 1024)]));
+  assert.equal(huge.code, Code.ResourceExhausted, huge.message);
+  for (const p of ['inline/raw/a.bin', 'inline/raw/b.bin']) {
+    assert.equal(await storeRecord(p), undefined, `${p}: not committed`);
+    assert.equal(await inRoot(p), null, `${p}: not in the root`);
+  }
+  // The same request alone goes through, and the Connect protocol still reaches the generic handler.
+  const ok = await rawCommitBatch(request(a));
+  assert.equal(ok.code, 0, ok.message);
+  assert.ok((await inRoot('inline/raw/a.bin'))?.equals(a.data));
+  const connect = createClient(SyncService, createConnectTransport({ baseUrl: `http://127.0.0.1:${hub.ports.grpc}`, httpVersion: '2' }));
+  const res = await connect.commitBatch({ peerId: 'TESTPER', entries: [{ file: b.file, baseVersion: 0n, data: b.data }] }, { headers: { authorization: `Bearer ${SECRET}` } });
+  assert.equal(res.results[0]?.outcome.case, 'committed');
+  assert.ok((await inRoot('inline/raw/b.bin'))?.equals(b.data));
 });
 
 test('a path that holds a file takes the usual way: a change on the right base replaces it, a stale base keeps both versions', async () => {

@@ -106,7 +106,7 @@ test('paths from peers are validated like user input: .., absolute, NUL, backsla
   await waitFor('the committed file in the root', async () => (await fs.readFile(path.join(root, 'from-peer', 'ok.txt'), 'utf8').catch(() => '')) === 'payload');
 });
 
-test('an @grpc/grpc-js client built from the .proto files says Hello and reads the change feed', async () => {
+test('an @grpc/grpc-js client built from the .proto files says Hello, reads the change feed, downloads a chunk and commits a file', async () => {
   const def = protoLoader.loadSync('balupi/sync/v1/sync.proto', { includeDirs: [new URL('../../proto', import.meta.url).pathname], keepCase: true, longs: String, enums: String, bytes: Buffer });
   const pkg = grpc.loadPackageDefinition(def) as any;
   const c = new pkg.balupi.sync.v1.SyncService(`127.0.0.1:${hub.ports.grpc}`, grpc.credentials.createInsecure());
@@ -140,6 +140,16 @@ test('an @grpc/grpc-js client built from the .proto files says Hello and reads t
     const parts: Buffer[] = [];
     for await (const m of down) parts.push(Buffer.from(m.data));
     assert.equal(Buffer.concat(parts).toString(), 'hub content');
+
+    // And commit a new file with its bytes in the request (the hub's own CommitBatch handler answers grpc-js too).
+    const body = Buffer.from('committed by grpc-js');
+    const h = Buffer.from(await blake(body), 'hex');
+    const file = { path: 'from-grpcjs/new.txt', size: body.length, mtime_ms: 1_700_000_000_000, mode: 0o644, hash: h, chunks: [{ hash: h, size: body.length }], version: 0, sequence: 0, deleted: false };
+    const committed = await new Promise<any>((resolve, reject) =>
+      c.CommitBatch({ peer_id: 'GRPCJSX', entries: [{ file, base_version: 0, data: body }] }, md, (err: Error | null, r: any) => (err ? reject(err) : resolve(r))),
+    );
+    assert.equal(committed.results[0].committed?.status, 'COMMIT_STATUS_OK', JSON.stringify(committed.results[0]));
+    assert.equal(await fs.readFile(path.join(root, 'from-grpcjs', 'new.txt'), 'utf8'), 'committed by grpc-js');
 
     const wrong = new grpc.Metadata();
     wrong.set('authorization', 'Bearer wrong');
