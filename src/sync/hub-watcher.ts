@@ -15,7 +15,8 @@ import { diskStatOf, isOwnTemp, relativeName, statFile, walk, type DiskStat } fr
  * chokidar as the hub uses it. chokidar itself is patched (patches/chokidar+5.0.0.patch):
  * - after listing a directory it waits max(100 ms, 4 x the listing's time) before listing it again. Unpatched, files
  *   arriving one after another had it re-list the directory and lstat() every entry back to back (~10 ms of CPU per
- *   arriving file in a directory of 10,000; bench/watcher.ts);
+ *   arriving file in a directory of 10,000; bench/watcher.ts); and the event that brought a new file is not passed on
+ *   to the file's own listener, which only stat()ed it again;
  * - on Linux a file gets no inotify watch of its own: its directory's watch reports its changes. Unpatched, every file
  *   held a watch, and a root of a few hundred thousand files exceeds fs.inotify.max_user_watches, after which further
  *   watches (directories' too) fail and their changes go unseen;

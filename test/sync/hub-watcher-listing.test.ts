@@ -1,7 +1,8 @@
 // The hub's watcher (chokidar with the hub's options and the project's chokidar patch) looks at the one entry an event
 // names instead of listing its directory, and where it still lists (a symlink), it lists at most once per cool-down
 // while events keep coming. Unpatched, chokidar re-listed the directory back to back (a few ms apart) for as long as
-// files arrived, lstat()ing every entry each time.
+// files arrived, lstat()ing every entry each time. A file that arrives is looked at once (its lstat), not stat()ed again
+// by the listener that look registered.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -11,36 +12,44 @@ import { watch } from 'chokidar';
 import { ROOT_WATCH_OPTIONS } from '../../src/sync/hub-watcher.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 
-/** Records when `dir` is listed (chokidar lists through readdirp, which calls fs/promises readdir). */
-async function recordListings(dir: string, fn: (listings: number[]) => Promise<void>): Promise<void> {
-  const original = fs.readdir;
+/**
+ * Records when `dir` is listed (chokidar lists through readdirp, which calls fs/promises readdir) and which paths are
+ * stat()ed (chokidar's per-file listener uses fs/promises stat).
+ */
+async function recordListings(dir: string, fn: (listings: number[], stats: string[]) => Promise<void>): Promise<void> {
+  const { readdir, stat } = fs;
   const listings: number[] = [];
+  const stats: string[] = [];
   (fs as { readdir: unknown }).readdir = (p: unknown, ...rest: unknown[]) => {
     if (String(p) === dir) listings.push(performance.now());
-    return (original as (...a: unknown[]) => unknown)(p, ...rest);
+    return (readdir as (...a: unknown[]) => unknown)(p, ...rest);
+  };
+  (fs as { stat: unknown }).stat = (p: unknown, ...rest: unknown[]) => {
+    stats.push(String(p));
+    return (stat as (...a: unknown[]) => unknown)(p, ...rest);
   };
   syncBuiltinESMExports();
   try {
-    await fn(listings);
+    await fn(listings, stats);
   } finally {
-    (fs as { readdir: unknown }).readdir = original;
+    Object.assign(fs, { readdir, stat });
     syncBuiltinESMExports();
   }
 }
 
-/** A directory of 500 files watched as the hub does, and the times it is listed while `fn` runs. */
-async function watchedDir(fn: (dir: string, watcher: ReturnType<typeof watch>, listings: number[]) => Promise<void>): Promise<void> {
+/** A directory of 500 files watched as the hub does, and the times it is listed (and the paths stat()ed) while `fn` runs. */
+async function watchedDir(fn: (dir: string, watcher: ReturnType<typeof watch>, listings: number[], stats: string[]) => Promise<void>): Promise<void> {
   const tmp = await tempDir('balupi-watch-');
   const dir = tmp.path;
   for (let i = 0; i < 500; i += 100) {
     await Promise.all(Array.from({ length: 100 }, (_, j) => fs.writeFile(path.join(dir, `old-${i + j}.bin`), 'x')));
   }
   try {
-    await recordListings(dir, async (listings) => {
+    await recordListings(dir, async (listings, stats) => {
       const watcher = watch(dir, ROOT_WATCH_OPTIONS);
       try {
         await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-        await fn(dir, watcher, listings);
+        await fn(dir, watcher, listings, stats);
       } finally {
         await watcher.close();
       }
@@ -61,8 +70,8 @@ function reported(watcher: ReturnType<typeof watch>, event: 'add' | 'addDir' | '
   });
 }
 
-test('files arriving one by one in a large directory are each reported without listing the directory again; temp files never; removals and a new directory too', async () => {
-  await watchedDir(async (dir, watcher, listings) => {
+test('files arriving one by one in a large directory are each reported without listing the directory again nor stat()ing them after their add; temp files never; removals and a new directory too', async () => {
+  await watchedDir(async (dir, watcher, listings, stats) => {
     const arriving = 150;
     const added = reported(watcher, 'add', arriving + 3);
     const from = listings.length;
@@ -83,6 +92,8 @@ test('files arriving one by one in a large directory are each reported without l
     assert.equal(names.size, arriving + 3);
     assert.ok([...names].every((n) => n.startsWith('new-') || ['a.bin', 'b.bin', 'c.bin'].includes(n)), 'temp files are never reported');
     assert.equal(listings.length - from, 0, 'the directory itself was not listed again');
+    const restatted = stats.filter((p) => path.basename(p).startsWith('new-'));
+    assert.equal(restatted.length, 0, `arriving files looked at once each (their lstat), not stat()ed again: ${restatted.length} stats`);
 
     // Removals: a file, and the directory moved out again.
     const unlinked = reported(watcher, 'unlink', 4);
