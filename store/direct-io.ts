@@ -173,25 +173,47 @@ export class DirectWriter {
 }
 
 /**
- * Writes `data` at `offset` of a file open twice, for bytes that arrive in pieces at any offset (a pushed file's
- * chunks): the whole aligned blocks inside the span go directly, copied through a slot of `arena`; the partial blocks
- * at either end go through `fd`, the ordinary descriptor, where a neighbouring piece fills the rest of their page.
- * Direct and ordinary writes never touch the same block, so the page cache holds only those end pieces. A direct
- * write the file system refuses throws EINVAL (directUnsupported) with nothing of the span written directly.
+ * Writes `data` (one buffer, or pieces that follow on from each other) at `offset` of a file open twice, for bytes
+ * that arrive in pieces at any offset (a pushed file's chunks): the whole aligned blocks inside the span go directly,
+ * copied through a slot of `arena` in one write; the partial blocks at either end go through `fd`, the ordinary
+ * descriptor, where a neighbouring span fills the rest of their page. Direct and ordinary writes never touch the same
+ * block, so the page cache holds only those end pieces. A direct write the file system refuses throws EINVAL
+ * (directUnsupported) with nothing of the span written directly. A span larger than the arena is written plainly.
  */
-export async function writeSpanDirect(fd: number, directFd: number, arena: AlignedArena, data: Uint8Array, offset: number): Promise<void> {
+export async function writeSpanDirect(fd: number, directFd: number, arena: AlignedArena, data: Uint8Array | readonly Uint8Array[], offset: number): Promise<void> {
+  const pieces = data instanceof Uint8Array ? [data] : data;
+  const length = pieces.reduce((n, p) => n + p.length, 0);
   const start = Math.ceil(offset / DIRECT_ALIGN) * DIRECT_ALIGN;
-  const end = Math.floor((offset + data.length) / DIRECT_ALIGN) * DIRECT_ALIGN;
+  const end = Math.floor((offset + length) / DIRECT_ALIGN) * DIRECT_ALIGN;
   const slot = end > start ? await arena.acquire(end - start) : undefined;
-  if (!slot) return writeAll(fd, data, offset);
+  if (!slot) return writeAll(fd, spanBytes(pieces, 0, length), offset);
   try {
-    slot.bytes.set(data.subarray(start - offset, end - offset));
+    let at = offset;
+    for (const p of pieces) {
+      const from = Math.max(start, at);
+      const to = Math.min(end, at + p.length);
+      if (to > from) slot.bytes.set(p.subarray(from - at, to - at), from - start);
+      at += p.length;
+    }
     await writeAll(directFd, slot.bytes, start);
   } finally {
     slot.release();
   }
-  if (start > offset) await writeAll(fd, data.subarray(0, start - offset), offset);
-  if (end < offset + data.length) await writeAll(fd, data.subarray(end - offset), end);
+  if (start > offset) await writeAll(fd, spanBytes(pieces, 0, start - offset), offset);
+  if (end < offset + length) await writeAll(fd, spanBytes(pieces, end - offset, length), end);
+}
+
+/** Bytes [from, to) of pieces that follow on from each other: a view when they lie in one piece, else a copy. */
+function spanBytes(pieces: readonly Uint8Array[], from: number, to: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let at = 0;
+  for (const p of pieces) {
+    const a = Math.max(from, at);
+    const b = Math.min(to, at + p.length);
+    if (b > a) parts.push(p.subarray(a - at, b - at));
+    at += p.length;
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 /** Writes all of `bytes` at file offset `at`. */

@@ -14,10 +14,11 @@ import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { AlignedArena, directUnsupported, O_DIRECT, validateName, writeAll, writeSpanDirect, type FileRecord, type Store } from '../../store/index.ts';
-import { createInDir, diskStatOf, safePath, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
+import { AlignedArena, O_DIRECT, validateName, writeAll, type FileRecord, type Store } from '../../store/index.ts';
+import { diskStatOf, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
 import { bytesToHash, type Place, type RemoteFile } from './wire.ts';
 import { localRun, WholeHashes, workerRun } from './whole-hashes.ts';
+import { DIRECT_ARENA_BYTES, StageWriter } from './stage-writer.ts';
 
 export const STAGE_PREFIX = `${TEMP_PREFIX}stage-`;
 /** Smaller files are not staged: a staging file costs more than it saves for a file of a few chunks. */
@@ -39,12 +40,6 @@ function stageOfVersion(v: { path: string; size: number; hash: string }): string
 export function isStagingName(name: string): boolean {
   return name.startsWith(STAGE_PREFIX);
 }
-
-/**
- * Aligned memory the chunks written into staging files pass through (direct-io.ts): the largest chunk (4 MiB) and a
- * batch's worth in flight.
- */
-const DIRECT_ARENA_BYTES = 16 * 1024 * 1024;
 
 /** A checked chunk bound for a staging file. */
 export interface StagedWrite {
@@ -256,135 +251,6 @@ export class Staging {
   #busy(stage: string): boolean {
     return this.#claims.has(stage) || this.#placing.has(stage);
   }
-}
-
-/**
- * The staging files of one upload call: each opened once (created in the path's directory if new, and that directory
- * made durable before anything in the file is recorded), written at the chunks' offsets, fdatasynced per batch, then
- * recorded in one store transaction per file: what a batch brought survives a crash of either peer, so a resumed
- * upload skips it. (Made durable only once per call instead, a push was no faster in the probe.)
- */
-export class StageWriter {
-  readonly #root: string;
-  readonly #store: Store;
-  readonly #dirs: DirSyncs;
-  readonly #staging: Staging;
-  /** Per staging file: its ordinary descriptor and, while the file system takes direct writes, a direct one. */
-  readonly #fds = new Map<string, Promise<StageFds>>();
-  /** The staging files this call claimed (true) or could not (false). */
-  readonly #claimed = new Map<string, boolean>();
-
-  constructor(root: string, store: Store, dirs: DirSyncs, staging: Staging) {
-    this.#root = root;
-    this.#store = store;
-    this.#dirs = dirs;
-    this.#staging = staging;
-  }
-
-  /** Staging.stageOf, for this call: undefined also while that file is being put in place. */
-  stageOf(place: Place | undefined, length: number): string | undefined {
-    const stage = this.#staging.stageOf(place, length);
-    if (stage === undefined) return undefined;
-    let ok = this.#claimed.get(stage);
-    if (ok === undefined) {
-      ok = this.#staging.claim(stage);
-      this.#claimed.set(stage, ok);
-    }
-    return ok ? stage : undefined;
-  }
-
-  async write(batch: StagedWrite[]): Promise<void> {
-    const byStage = new Map<string, StagedWrite[]>();
-    for (const w of batch) {
-      const list = byStage.get(w.stage) ?? [];
-      list.push(w);
-      byStage.set(w.stage, list);
-    }
-    await Promise.all(
-      [...byStage].map(async ([stage, writes]) => {
-        const fds = await this.#open(stage);
-        await Promise.all(writes.map((w) => this.#write(fds, w)));
-        await fdatasync(fds.fd);
-        await this.#store.noteStaged(
-          stage,
-          writes.map((w) => ({ hash: w.hash, size: w.data.length, offset: w.offset })),
-        );
-      }),
-    );
-  }
-
-  async close(): Promise<void> {
-    const fds = [...this.#fds.values()];
-    this.#fds.clear();
-    await Promise.all(fds.map((p) => p.then((f) => Promise.all([closeFd(f.fd), f.direct === undefined ? undefined : closeFd(f.direct)]), () => {})));
-    for (const [stage, ok] of this.#claimed) if (ok) this.#staging.release(stage);
-    this.#claimed.clear();
-  }
-
-  /** Writes one chunk: directly where it can (turning direct writes off for good where the file system refuses them). */
-  async #write(fds: StageFds, w: StagedWrite): Promise<void> {
-    const direct = this.#staging.direct;
-    if (fds.direct !== undefined && direct.allowed) {
-      try {
-        return await writeSpanDirect(fds.fd, fds.direct, direct.arena, w.data, w.offset);
-      } catch (err) {
-        if (!directUnsupported(err)) throw err;
-        direct.allowed = false;
-      }
-    }
-    await writeAll(fds.fd, w.data, w.offset);
-  }
-
-  #open(stage: string): Promise<StageFds> {
-    let fds = this.#fds.get(stage);
-    if (!fds) {
-      fds = this.#openNew(stage);
-      this.#fds.set(stage, fds);
-    }
-    return fds;
-  }
-
-  async #openNew(stage: string): Promise<StageFds> {
-    const abs = await safePath(this.#root, stage);
-    const fd = await this.#openPlain(abs);
-    const direct = this.#staging.direct;
-    if (!direct.allowed) return { fd };
-    try {
-      return { fd, direct: await direct.open(abs) };
-    } catch (err) {
-      if (!directUnsupported(err)) {
-        await closeFd(fd);
-        throw err;
-      }
-      direct.allowed = false;
-      return { fd };
-    }
-  }
-
-  async #openPlain(abs: string): Promise<number> {
-    const { O_WRONLY, O_CREAT, O_EXCL } = fsCb.constants;
-    const create = () => openFd(abs, O_WRONLY | O_CREAT | O_EXCL, 0o600);
-    let fd: number;
-    try {
-      fd = await createInDir(abs, create);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      // An earlier upload of this version began it. Unless it is a second name of a root file (put in place before a
-      // crash that came before its unlink): that name is dropped and the staging file begun afresh.
-      const existing = await openFd(abs, O_WRONLY);
-      if (fsCb.fstatSync(existing).nlink === 1) return existing;
-      await closeFd(existing);
-      await fs.rm(abs, { force: true });
-      fd = await create();
-    }
-    await this.#dirs.sync(path.dirname(abs));
-    return fd;
-  }
-}
-
-interface StageFds {
-  fd: number;
-  direct?: number;
 }
 
 const openFd = promisify(fsCb.open);

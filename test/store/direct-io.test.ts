@@ -130,6 +130,28 @@ test('writeSpanDirect: pieces at any offset, in any order, concurrently, through
   });
 });
 
+test('writeSpanDirect: a run of pieces that follow on from each other (cut at unaligned places, some within one block) is one span, byte for byte; a run larger than the arena goes plainly', async () => {
+  await withTempDir(async (dir) => {
+    const arena = new AlignedArena(1024 * 1024);
+    const data = prngBytes(3 * 1024 * 1024 + 777, 78);
+    const piecesOf = (from: number, cuts: number[]) => [from, ...cuts].map((c, i, all) => data.subarray(c, all[i + 1] ?? cuts.at(-1)!)).slice(0, -1);
+    const file = path.join(dir, 'f');
+    const fd = await openFd(file, O_WRONLY | O_CREAT | O_EXCL);
+    const direct = await openFd(file, O_WRONLY | O_DIRECT!);
+    try {
+      // [10, 700_010): three pieces, the first two ends inside one block; then [700_010, end): larger than the arena
+      await writeSpanDirect(fd, direct, arena, piecesOf(10, [100, 3000, 700_010]), 10);
+      await writeSpanDirect(fd, direct, arena, piecesOf(700_010, [1_500_000, 2_900_000, data.length]), 700_010);
+      await writeAll(fd, data.subarray(0, 10), 0);
+    } finally {
+      fsSync.closeSync(fd);
+      fsSync.closeSync(direct);
+    }
+    assert.deepEqual(await fs.readFile(file), Buffer.from(data));
+    assert.equal(arena.unitsInUse, 0, 'every slot came back');
+  });
+});
+
 test('writeSpanDirect: a direct write that fails throws before anything of the span is written plainly (the caller falls back to a plain write of it all)', async () => {
   await withTempDir(async (dir) => {
     const arena = new AlignedArena(1024 * 1024);
