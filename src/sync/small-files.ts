@@ -54,9 +54,12 @@ export class SmallFiles {
     }
   }
 
-  /** Writes `parts` (the bytes of a file of at most SMALL_FILE_BYTES) atomically at `abs` with `meta`. */
+  /**
+   * Writes `parts` (the bytes of a file of at most SMALL_FILE_BYTES) atomically at `abs` with `meta`; the caller leaves
+   * them unchanged until this settles.
+   */
   async writeBytes(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number; size: number }): Promise<DiskStat> {
-    return (await this.#inWorker(abs, parts, meta)) ?? writeAtomic(abs, parts, meta, { dirs: this.#o.dirs, direct: this.#o.direct });
+    return (await this.#inWorker(abs, parts, meta, { stable: true })) ?? writeAtomic(abs, parts, meta, { dirs: this.#o.dirs, direct: this.#o.direct });
   }
 
   /** Undefined when there is no worker (it could not start, or died meanwhile). */
@@ -67,11 +70,11 @@ export class SmallFiles {
     return written;
   }
 
-  /** The worker's write of `parts`; undefined when there is no worker. The bytes are copied before this returns. */
-  #inWorker(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number }): Promise<DiskStat | undefined> {
+  /** The worker's write of `parts`; undefined when there is no worker. See RootFileWriter.write for `stable`. */
+  #inWorker(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number }, opts: { stable?: boolean } = {}): Promise<DiskStat | undefined> {
     const { writer } = this.#o;
     if (!writer.available) return Promise.resolve(undefined);
-    return writer.write(abs, parts, meta).catch((err: unknown) => {
+    return writer.write(abs, parts, meta, opts).catch((err: unknown) => {
       if (writer.available) throw err; // this file's own failure
       return undefined;
     });

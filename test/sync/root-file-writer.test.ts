@@ -48,6 +48,19 @@ test('a burst of small files (more than one batch, new directories, files in sev
   });
 });
 
+test('the parts are copied before write() returns (the caller may reuse them at once), except a stable single part, which is still written whole', async () => {
+  await withRoot(async (root, w) => {
+    // Many files at once, so that most wait in the queue while the worker writes the first batch.
+    const files = Array.from({ length: 400 }, (_, i) => ({ abs: path.join(root, `f${i}.bin`), bytes: randomBytes(2000 + i), stable: i % 2 === 0 }));
+    const want = files.map((f) => Buffer.from(f.bytes));
+    const writes = files.map((f) => w.write(f.abs, [f.bytes], { mtimeMs: 1_600_000_000_000, mode: 0o644 }, { stable: f.stable }));
+    // A buffer reused by a caller that did not promise to leave it alone:
+    for (const f of files) if (!f.stable) f.bytes.fill(0x55);
+    await Promise.all(writes);
+    for (const [i, f] of files.entries()) assert.ok((await fs.readFile(f.abs)).equals(want[i]!), `${path.basename(f.abs)} (${f.stable ? 'stable' : 'reused after the call'})`);
+  });
+});
+
 test('a file that cannot be written fails alone with its error code; the others of its batch land, no temp file is left', async () => {
   await withRoot(async (root, w) => {
     await fs.writeFile(path.join(root, 'blocker'), 'a file where a directory is needed');
