@@ -7,12 +7,12 @@ import { isStoreError } from '../../store/index.ts';
 import type { SyncClient } from './client.ts';
 import type { SyncModel } from './model.ts';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { CommitStatus, type CommitResponse } from '../gen/balupi/sync/v1/sync_pb.js';
+import { CommitStatus, type CommitBatchResponse, type CommitResponse } from '../gen/balupi/sync/v1/sync_pb.js';
 import { fromFileInfo, metaOf, sameContent, toFileInfo, type RemoteFile } from './wire.ts';
 import { uploadMissing } from './transfer.ts';
 import { LARGE_FILE_BYTES } from './push-lanes.ts';
 import { chooseInline, readInline } from './inline-data.ts';
-import { layoutCommitBatch, requestOf } from './commit-batch-call.ts';
+import { layoutCommitBatch, requestOf, type CommitBatchFrame } from './commit-batch-call.ts';
 
 export type PushResult = 'synced' | 'conflict' | 'nothing';
 
@@ -49,6 +49,15 @@ async function cleanInStep(m: SyncModel, hashes: string[]): Promise<void> {
 
 const uploadOpts = (m: SyncModel, signal?: AbortSignal) => (m.rate ? { rate: m.rate, ...(signal ? { signal } : {}) } : signal ? { signal } : {});
 const commitEntry = (p: Pending) => ({ file: toFileInfo(p.local), baseVersion: BigInt(p.base?.version ?? 0) });
+
+/** A laid-out CommitBatch through a client that only takes messages: it encodes a copy, so the frame goes back after. */
+async function sendDecoded(client: SyncClient, req: CommitBatchFrame, signal?: AbortSignal): Promise<CommitBatchResponse> {
+  try {
+    return await client.commitBatch(requestOf(req), { signal });
+  } finally {
+    req.done();
+  }
+}
 
 export async function pushPath(m: SyncModel, client: SyncClient, path: string, signal?: AbortSignal, queuedSeq?: number): Promise<PushResult> {
   return m.locks.run(path, async () => {
@@ -98,7 +107,7 @@ export async function pushBatch(
     if (refs.length > 0) await uploadMissing(client, m.store, refs, uploadOpts(m, signal));
     const req = layoutCommitBatch(m.state.peerId, todo.map(commitEntry), todo.map((p) => (inline.has(p.local) ? p.local.size : 0)));
     await readInline(m.store, todo.flatMap((p, i) => (inline.has(p.local) ? [{ file: p.local, at: req.dataAt[i]! }] : [])), req.frame);
-    const res = client.commitBatchFrame ? await client.commitBatchFrame(req, signal) : await client.commitBatch(requestOf(req), { signal });
+    const res = client.commitBatchFrame ? await client.commitBatchFrame(req, signal) : await sendDecoded(client, req, signal);
     if (res.results.length !== todo.length) throw new ConnectError(`the hub answered ${res.results.length} of ${todo.length} commits`, Code.Internal);
     const committed = todo.filter((_, i) => res.results[i]!.outcome.case === 'committed');
     const clean = committed.flatMap((p) => (p.local.deleted ? [] : p.local.chunks.map((c) => c.hash)));

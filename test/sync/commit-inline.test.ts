@@ -6,7 +6,8 @@
 // base is stale, takes the usual way (stored as uploaded, committed, a conflict keeps both versions). The pi's own
 // framing of the request is checked byte for byte against the generic encoder, and a wrong secret is refused; the
 // hub's own gRPC handler answers a request of two messages, of none, of bytes that are no request and one above the
-// limit with a status, and commits nothing of them, while the Connect protocol still reaches the generic one. After
+// limit with a status, and commits nothing of them, while the Connect protocol still reaches the generic one; the
+// pi's request buffers are taken again only once a call no longer needs them. After
 // such a commit the root writer catches up without writing, and an edit made in the root right after is not lost. A
 // file written but never recorded (a crash in between) is read as the hub's own, and the retried commit matches it.
 
@@ -231,6 +232,26 @@ test('the laid-out request (the pi\'s own CommitBatch framing) is the generic en
   const wrong = createSyncClient({ baseUrl: `http://127.0.0.1:${hub.ports.grpc}`, peerSecret: 'not the secret' });
   await assert.rejects(wrong.commitBatchFrame!(layoutCommitBatch('TESTPER', [{ file: { ...a.file, path: 'inline/framed/c.bin' }, baseVersion: 0n }], [0])), (err: ConnectError) => err.code === Code.Unauthenticated);
   assert.equal(await storeRecord('inline/framed/c.bin'), undefined);
+});
+
+test('the pi\'s request buffers are taken again once a call has written them (or failed before writing), never while one is in use', async () => {
+  const big = await fileOf('inline/pool/big.bin', randomBytes(200_000));
+  const layout = () => layoutCommitBatch('TESTPER', [{ file: big.file, baseVersion: 0n }], [big.data.length]);
+  const a = layout();
+  const b = layout();
+  assert.notEqual(a.frame.buffer, b.frame.buffer, 'two frames in use at once never share memory');
+  big.data.copy(a.frame, a.dataAt[0]);
+  const res = await client().commitBatchFrame!(a);
+  assert.equal(res.results[0]?.outcome.case, 'committed');
+  const c = layout();
+  assert.equal(c.frame.buffer, a.frame.buffer, 'the written frame is taken again');
+  // A call that fails before it writes anything (cancelled up front) gives its frame back too.
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(client().commitBatchFrame!(c, ac.signal), (err: ConnectError) => err.code === Code.Canceled);
+  assert.equal(layout().frame.buffer, a.frame.buffer);
+  b.done();
+  c.done(); // again: ignored
 });
 
 test('after files went straight into place the root writer catches up, and an edit in the root right after is read as a new version', async () => {
