@@ -13,22 +13,17 @@ import { constants as h2 } from 'node:http2';
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import type { Http2SessionManager } from '@connectrpc/connect-node';
 import { CommitBatchEntrySchema, CommitBatchRequestSchema, CommitBatchResponseSchema, SyncService, type CommitBatchResponse } from '../gen/balupi/sync/v1/sync_pb.js';
-import { callFailure, closedWithoutStatus, decodeRequest, grpcRoute, messageBuffers, onlyMessage, openGrpcCall, serveOneAnswer, unaryAnswer, varint, type ServiceCallDeps } from './grpc-frames.ts';
+import { callFailure, closedWithoutStatus, decodeRequest, grpcRoute, onlyMessage, openGrpcCall, serveOneAnswer, unaryAnswer, varint, type ServiceCallDeps } from './grpc-frames.ts';
 
 export const COMMIT_BATCH_PATH = '/balupi.sync.v1.SyncService/CommitBatch';
 
 /** An HTTP/2 request handler that serves gRPC CommitBatch and returns true, or returns false for anything else. */
 export function commitBatchHandler(deps: ServiceCallDeps): (req: Http2ServerRequest, res: Http2ServerResponse) => boolean {
-  const call = { method: SyncService.method.commitBatch, peerSecret: deps.peerSecret, maxMessageBytes: deps.maxMessageBytes, reuse: true, ...(deps.shutdown ? { shutdown: deps.shutdown } : {}) };
+  const call = { method: SyncService.method.commitBatch, peerSecret: deps.peerSecret, maxMessageBytes: deps.maxMessageBytes, ...(deps.shutdown ? { shutdown: deps.shutdown } : {}) };
   return grpcRoute(COMMIT_BATCH_PATH, (req, res) =>
     serveOneAnswer(call, req, res, async (messages, ctx) => {
-      const message = await onlyMessage(messages);
-      const answer = await deps.service.commitBatch!(decodeRequest(CommitBatchRequestSchema, message), ctx);
-      // Answered: every use of the entries' bytes (checks, writes, stores) has been awaited, so the buffer can take
-      // the next request (a fresh 8 MiB one had its pages faulted in by the copy). After a failure it is left to the
-      // collector: a write queued before the failure may still read it.
-      messageBuffers.give(message);
-      return toBinary(CommitBatchResponseSchema, create(CommitBatchResponseSchema, answer));
+      const request = decodeRequest(CommitBatchRequestSchema, await onlyMessage(messages));
+      return toBinary(CommitBatchResponseSchema, create(CommitBatchResponseSchema, await deps.service.commitBatch!(request, ctx)));
     }),
   );
 }
