@@ -9,7 +9,7 @@ import { watch, type ChokidarOptions, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.ts';
 import type { HubRoot } from './hub-root.ts';
 import { matches, type DiskIndex } from './disk-index.ts';
-import { diskStatOf, isOwnTemp, relativeName, statFile, walk, type DiskStat } from './root-files.ts';
+import { diskStatOf, isOwnTemp, relativeName, statFile, TEMP_PREFIX, walk, type DiskStat } from './root-files.ts';
 
 /**
  * chokidar as the hub uses it. chokidar itself is patched (patches/chokidar+5.0.0.patch):
@@ -20,14 +20,17 @@ import { diskStatOf, isOwnTemp, relativeName, statFile, walk, type DiskStat } fr
  * - on Linux a file gets no inotify watch of its own: its directory's watch reports its changes. Unpatched, every file
  *   held a watch, and a root of a few hundred thousand files exceeds fs.inotify.max_user_watches, after which further
  *   watches (directories' too) fail and their changes go unseen;
+ * - an event's entry name is first checked with `ignoredName` (an option the patch adds): the events of the hub's own
+ *   temp files then cost no path building and matching;
  * - a file's change is a new ctime, mtime or inode. Unpatched, chokidar took any event with atime <= mtime for a
  *   change, so every file renamed into place with an older mtime (the hub's own writes, any sync's) came as an 'add'
  *   and then a 'change' for the same rename.
  */
-export const ROOT_WATCH_OPTIONS: ChokidarOptions = {
+export const ROOT_WATCH_OPTIONS: ChokidarOptions & { ignoredName: (name: string) => boolean } = {
   ignoreInitial: true,
   followSymlinks: false,
   ignored: (p: string) => isOwnTemp(p),
+  ignoredName: (name: string) => name.startsWith(TEMP_PREFIX),
   alwaysStat: false,
 };
 

@@ -2,7 +2,7 @@
 // names instead of listing its directory, and where it still lists (a symlink), it lists at most once per cool-down
 // while events keep coming. Unpatched, chokidar re-listed the directory back to back (a few ms apart) for as long as
 // files arrived, lstat()ing every entry each time. A file that arrives is looked at once (its lstat), not stat()ed again
-// by the listener that look registered.
+// by the listener that look registered, and the events of temp files are dropped by their name alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
 import { watch } from 'chokidar';
 import { ROOT_WATCH_OPTIONS } from '../../src/sync/hub-watcher.ts';
+import { isOwnTemp } from '../../src/sync/root-files.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 
 /**
@@ -120,4 +121,35 @@ test('events that still list the directory (symlinks arriving one by one) list i
     // Timers fire no earlier than asked; 1 ms of slack for the clock reads around them.
     assert.ok(Math.min(...gaps) >= 99, `listings of one directory at least 100 ms apart, got gaps of ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`);
   });
+});
+
+test('the events of temp files are dropped by their name: no path is built and matched for them', async () => {
+  const tmp = await tempDir('balupi-watch-names-');
+  const dir = tmp.path;
+  let tempChecks = 0;
+  const watcher = watch(dir, {
+    ...ROOT_WATCH_OPTIONS,
+    ignored: (p: string) => {
+      if (isOwnTemp(p)) tempChecks += 1;
+      return isOwnTemp(p);
+    },
+  });
+  try {
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    const n = 100;
+    const added = reported(watcher, 'add', n);
+    for (let i = 0; i < n; i++) {
+      // as the hub's root writer lands a file: temp file, bytes, mode, mtime (each an event), then the rename
+      const t = path.join(dir, `.balupi-tmp-${i}`);
+      await fs.writeFile(t, `file ${i}`);
+      await fs.chmod(t, 0o640);
+      await fs.utimes(t, new Date(1_600_000_000_000), new Date(1_600_000_000_000));
+      await fs.rename(t, path.join(dir, `f${i}.bin`));
+    }
+    assert.equal((await added).size, n);
+    assert.ok(tempChecks < n, `temp-file events matched by path: ${tempChecks} for ${n} files of ~4 events each`);
+  } finally {
+    await watcher.close();
+    await tmp.remove();
+  }
 });
