@@ -101,7 +101,7 @@ export class HubWatcher {
 
   /** Whether the file with stat `st` at `rel` is one the hub last read or wrote there, or is writing there now. */
   private hubsOwn(rel: string, st: DiskStat | null): boolean {
-    return st !== null && (matches(st, this.o.disk.getNow(rel)) || this.o.disk.isPlacing(rel, st));
+    return st !== null && (this.o.disk.isPlacing(rel, st) || matches(st, this.o.disk.getNow(rel)));
   }
 
   private schedule(rel: string, kind: 'file' | 'dir'): void {
