@@ -13,7 +13,7 @@ import { constants as h2 } from 'node:http2';
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import type { Http2SessionManager } from '@connectrpc/connect-node';
 import { CommitBatchEntrySchema, CommitBatchRequestSchema, CommitBatchResponseSchema, SyncService, type CommitBatchResponse } from '../gen/balupi/sync/v1/sync_pb.js';
-import { callFailure, closedWithoutStatus, decodeRequest, grpcRoute, onlyMessage, openGrpcCall, serveOneAnswer, unaryAnswer, varint, type ServiceCallDeps } from './grpc-frames.ts';
+import { callFailure, closedWithoutStatus, decodeRequest, grpcRoute, messageBuffers, onlyMessage, openGrpcCall, serveOneAnswer, unaryAnswer, varint, type ServiceCallDeps } from './grpc-frames.ts';
 
 export const COMMIT_BATCH_PATH = '/balupi.sync.v1.SyncService/CommitBatch';
 
@@ -36,40 +36,6 @@ export interface CommitBatchFrame {
   done(): void;
 }
 
-/**
- * Request buffers of earlier calls, taken again by the next: a fresh 8 MiB buffer per CommitBatch had every page of it
- * faulted in as the inline bytes were read into it (~2,000 page faults per batch: ~0.25 s of the Pi's main thread in a
- * push of 3,000 small files on the dev VM). At most KEPT are kept, and none once calls have stopped for IDLE_MS.
- */
-class FramePool {
-  static readonly MIN = 64 * 1024;
-  static readonly KEPT = 4;
-  static readonly IDLE_MS = 5000;
-  readonly #free: ArrayBuffer[] = [];
-  #idle: NodeJS.Timeout | undefined;
-
-  take(length: number): { buf: Buffer; done: () => void } {
-    if (length < FramePool.MIN) return { buf: Buffer.allocUnsafe(length), done: () => {} };
-    clearTimeout(this.#idle);
-    this.#idle = undefined;
-    const i = this.#free.findIndex((ab) => ab.byteLength >= length);
-    const ab = i >= 0 ? this.#free.splice(i, 1)[0]! : new ArrayBuffer(Math.ceil(length / FramePool.MIN) * FramePool.MIN);
-    let given = false;
-    return {
-      buf: Buffer.from(ab, 0, length),
-      done: () => {
-        if (given) return;
-        given = true;
-        if (this.#free.length < FramePool.KEPT) this.#free.push(ab);
-        clearTimeout(this.#idle);
-        this.#idle = setTimeout(() => (this.#free.length = 0), FramePool.IDLE_MS).unref();
-      },
-    };
-  }
-}
-
-const frames = new FramePool();
-
 const FIELD_PEER_ID = 0x0a; // CommitBatchRequest.peer_id: field 1, length-delimited
 const FIELD_ENTRIES = 0x12; // CommitBatchRequest.entries: field 2, length-delimited
 const FIELD_DATA = 0x1a; // CommitBatchEntry.data: field 3, length-delimited
@@ -80,7 +46,15 @@ export function layoutCommitBatch(peerId: string, entries: MessageInitShape<type
   const metas = entries.map((e) => toBinary(CommitBatchEntrySchema, create(CommitBatchEntrySchema, { ...e, data: new Uint8Array() })));
   const lengths = metas.map((m, i) => m.length + (dataLengths[i]! > 0 ? 1 + varint(dataLengths[i]!).length + dataLengths[i]! : 0));
   const size = (id.length > 0 ? 1 + varint(id.length).length + id.length : 0) + lengths.reduce((s, n) => s + 1 + varint(n).length + n, 0);
-  const { buf: frame, done } = frames.take(5 + size);
+  // From the message buffers (grpc-frames.ts), given back once written: a fresh 8 MiB buffer per call had every page
+  // faulted in as the inline bytes were read into it (~2,000 page faults per batch on the dev VM).
+  const frame = messageBuffers.take(5 + size);
+  let given = false;
+  const done = (): void => {
+    if (given) return; // once: the buffer may be another call's by a second time
+    given = true;
+    messageBuffers.give(frame);
+  };
   frame[0] = 0;
   frame.writeUInt32BE(size, 1);
   let at = 5;

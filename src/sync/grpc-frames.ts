@@ -220,7 +220,8 @@ export function chunkMessageHeader(hash: Uint8Array, dataLength: number, place?:
  * Buffers for received messages of chunk size, reused once the receiver has stored the chunk (transfer.ts gives them
  * back after each stored batch). Receiving 1 GB otherwise allocates 1 GB of fresh buffers, which V8 collects with
  * full mark-sweeps (external memory): on the Pi's side of a pull that was ~10 % of the main thread and more than a
- * core-second of GC threads. Smaller messages take ordinary buffers; a buffer not given back is simply collected.
+ * core-second of GC threads. The Pi's CommitBatch requests come from here too (commit-batch-call.ts). Smaller messages
+ * take ordinary buffers; a buffer not given back is simply collected.
  */
 class MessageBuffers {
   static readonly MIN = 64 * 1024;
