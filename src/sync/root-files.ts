@@ -179,12 +179,13 @@ export class DirectWrites {
 }
 
 // Plain fds and callbacks, not FileHandle: a few thousand small files are written in a burst, and the promise
-// wrappers cost more main-thread time per file than the system calls.
-const fchmod = promisify(fsCb.fchmod);
-const futimes = promisify(fsCb.futimes);
-const fdatasync = promisify(fsCb.fdatasync);
-const closeFd = promisify(fsCb.close);
-const openFd = promisify(fsCb.open);
+// wrappers cost more main-thread time per file than the system calls. The staging files use the same calls.
+export const fchmod = promisify(fsCb.fchmod);
+export const futimes = promisify(fsCb.futimes);
+export const fdatasync = promisify(fsCb.fdatasync);
+export const ftruncate = promisify(fsCb.ftruncate);
+export const closeFd = promisify(fsCb.close);
+export const openFd = promisify(fsCb.open);
 const openNew = (file: string): Promise<number> => openFd(file, 'wx', 0o600);
 
 /**

@@ -5,9 +5,8 @@
 import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { directUnsupported, writeAll, writeSpanDirect, type Store } from '../../store/index.ts';
-import { createInDir, safePath, type DirSyncs } from './root-files.ts';
+import { closeFd, createInDir, fdatasync, openFd, safePath, type DirSyncs } from './root-files.ts';
 import type { Place } from './wire.ts';
 import type { StagedWrite, Staging } from './staging.ts';
 
@@ -181,7 +180,3 @@ export function runsOf(writes: StagedWrite[]): Run[] {
   }
   return runs;
 }
-
-const openFd = promisify(fsCb.open);
-const closeFd = promisify(fsCb.close);
-const fdatasync = promisify(fsCb.fdatasync);

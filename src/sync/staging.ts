@@ -13,9 +13,8 @@
 import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { AlignedArena, O_DIRECT, validateName, writeAll, type FileRecord, type Store } from '../../store/index.ts';
-import { diskStatOf, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
+import { closeFd, diskStatOf, fchmod, fdatasync, ftruncate, futimes, openFd, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
 import { bytesToHash, type Place, type RemoteFile } from './wire.ts';
 import { localRun, WholeHashes, workerRun } from './whole-hashes.ts';
 import { DIRECT_ARENA_BYTES, StageWriter } from './stage-writer.ts';
@@ -252,10 +251,3 @@ export class Staging {
     return this.#claims.has(stage) || this.#placing.has(stage);
   }
 }
-
-const openFd = promisify(fsCb.open);
-const closeFd = promisify(fsCb.close);
-const fdatasync = promisify(fsCb.fdatasync);
-const ftruncate = promisify(fsCb.ftruncate);
-const fchmod = promisify(fsCb.fchmod);
-const futimes = promisify(fsCb.futimes);
