@@ -8,6 +8,8 @@ import { isStoreError, StoreError, type ChunkRef, type FileRecord } from '../../
 import type { SyncModel } from './model.ts';
 import { metaOf, sameContent, type RemoteFile } from './wire.ts';
 import { downloadInto, type ChunkClient } from './transfer.ts';
+import type { Lane } from './push-lanes.ts';
+import type { Wanted } from './state.ts';
 
 export type PullResult = 'applied' | 'same' | 'deferred';
 
@@ -17,7 +19,7 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
     const local = await store.record(r.path);
     if (sameContent(local, r)) {
       await state.setBase(r.path, r);
-      if (local && !local.deleted) await wantIfPinned(m, r.path, local.pinned, local.state === 'remote', 0);
+      if (local && !local.deleted) await wantIfPinned(m, local, 0);
       return 'same';
     }
     const base = await state.getBase(r.path);
@@ -34,7 +36,7 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
         // A file under a pinned directory is pinned in the same transaction as its new version.
         const pin = !(local && !local.deleted && local.pinned) && (await state.underPinnedDir(r.path));
         const rec = await store.commitFile(r.path, metaOf(r), { allowRemote: true, baseVersion: local?.version ?? 0, sync: false, pin });
-        if (fetches(m, rec.state === 'remote', rec.pinned, heat)) await state.wantBytes(r.path);
+        if (fetches(m, rec.state === 'remote', rec.pinned, heat)) await state.wantBytes(r.path, rec.size);
       }
     } catch (err) {
       // A local write landed between reading the record and committing: it is a local change now and gets pushed.
@@ -66,26 +68,26 @@ export async function applyNewRemotes(m: SyncModel, remotes: RemoteFile[]): Prom
   for (const r of fresh) items.push({ path: r.path, meta: metaOf(r), baseVersion: 0, pin: await state.underPinnedDir(r.path) });
   const results = await store.commitFiles(items, { allowRemote: true, sync: false });
   const bases: RemoteFile[] = [];
-  const wants: string[] = [];
+  const wants: Wanted[] = [];
   results.forEach((rec, i) => {
     if (rec instanceof StoreError) {
       rest.push(fresh[i]!);
       return;
     }
     bases.push(fresh[i]!);
-    if (fetches(m, rec.state === 'remote', rec.pinned, 0)) wants.push(rec.path); // a new file has no heat yet
+    if (fetches(m, rec.state === 'remote', rec.pinned, 0)) wants.push({ path: rec.path, size: rec.size }); // a new file has no heat yet
   });
   await state.setBasesAndWants(bases, wants);
   return { applied: bases.length, rest };
 }
 
-async function wantIfPinned(m: SyncModel, path: string, pinned: boolean, remote: boolean, heat: number): Promise<void> {
-  let pin = pinned;
-  if (!pin && (await m.state.underPinnedDir(path))) {
-    await m.store.pin(path, true, { sync: false });
+async function wantIfPinned(m: SyncModel, rec: FileRecord, heat: number): Promise<void> {
+  let pin = rec.pinned;
+  if (!pin && (await m.state.underPinnedDir(rec.path))) {
+    await m.store.pin(rec.path, true, { sync: false });
     pin = true;
   }
-  if (fetches(m, remote, pin, heat)) await m.state.wantBytes(path);
+  if (fetches(m, rec.state === 'remote', pin, heat)) await m.state.wantBytes(rec.path, rec.size);
 }
 
 /** Whether the Pi fetches the bytes of a 'remote' file at once: pinned, or at least as hot as the threshold. */
@@ -93,54 +95,99 @@ function fetches(m: SyncModel, remote: boolean, pinned: boolean, heat: number): 
   return remote && (pinned || heat >= m.hotThreshold);
 }
 
+/** A round of one lane fetches the files it takes until their missing chunks reach this many bytes. */
+const ROUND_BYTES = 256 * 1024 * 1024;
+/** ...or this many files. */
+const ROUND_FILES = 1024;
+
 /**
- * Fetches the bytes of every wanted file from the hub; returns how many files became local. The missing chunks of
- * many files go in one download (bounded in bytes per call), so thousands of small files do not cost a round trip
- * each.
+ * Fetches the bytes of every wanted file from the hub; returns how many files became local. Two lanes, as for pushes
+ * (push-lanes.ts): large files beside rounds of small ones, so that a pinned video does not wait behind thousands of
+ * photos, and the kernel's copying for the one overlaps the index work per file for the other. Within a round the
+ * missing chunks of many files go in one download (bounded in bytes per call), so thousands of small files do not
+ * cost a round trip each. A lane that finds nothing looks again whenever the other finishes a round (the feed may
+ * have added wants meanwhile); the first failure stops both lanes from starting rounds and is thrown once both stop.
  */
 export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
-  let files = 0;
-  let bytes = 0;
-  for (;;) {
-    const wanted = await m.state.wantedBytes(1024);
-    if (wanted.length === 0) return { files, bytes };
-    const todo: string[] = [];
-    const refs = new Map<string, ChunkRef>();
-    let pending = 0;
-    for (const path of wanted) {
-      const rec = await m.store.record(path);
-      if (!rec || rec.deleted || rec.state !== 'remote') {
-        await m.state.gotBytes([path]);
-        continue;
-      }
-      todo.push(path);
-      for (const c of await m.store.missingChunks(path)) {
-        if (!refs.has(c.hash)) pending += c.size;
-        refs.set(c.hash, c);
-      }
-      if (pending >= 256 * 1024 * 1024) break; // fetch this much, mark the files done, then look again
-    }
-    signal?.throwIfAborted();
-    let failure: { err: unknown } | undefined;
+  const total = { files: 0, bytes: 0 };
+  // A lane is 'idle' while it waits for the other one to end a round, 'done' once it has returned.
+  const state: Record<Lane, 'fetching' | 'idle' | 'done'> = { large: 'fetching', small: 'fetching' };
+  let failure: { err: unknown } | undefined;
+  let progress = Promise.withResolvers<void>();
+  const roundEnded = () => {
+    progress.resolve();
+    progress = Promise.withResolvers<void>();
+  };
+  const lane = async (which: Lane, other: Lane): Promise<void> => {
     try {
-      bytes += (await downloadInto(client, m.store, [...refs.values()], signal ? { signal } : {})).bytes;
+      while (failure === undefined) {
+        const wanted = await m.state.wantedBytes(which, ROUND_FILES);
+        if (wanted.length === 0) {
+          if (state[other] !== 'fetching') return; // neither lane has anything left
+          state[which] = 'idle';
+          await progress.promise;
+          state[which] = 'fetching';
+          continue;
+        }
+        const got = await fetchRound(m, client, wanted, signal);
+        total.files += got.files;
+        total.bytes += got.bytes;
+        roundEnded();
+      }
     } catch (err) {
-      failure = { err };
+      failure ??= { err };
+    } finally {
+      state[which] = 'done';
+      roundEnded(); // the other lane, waiting for a round of this one, looks again (and stops if nothing is left)
     }
-    // One transaction and one flush for the batch; the flush must come before the wants are dropped, or a crash could
-    // forget a want whose file is still 'remote'. A download that stopped partway (a full budget, a lost hub) still
-    // makes local the files whose chunks all arrived: a full budget otherwise left every file of the round remote, and
-    // each retry failed the same way.
-    let promoted: (FileRecord | undefined)[];
-    try {
-      promoted = await m.store.promoteAllComplete(todo, { sync: false });
-      await m.store.flush();
-    } catch (err) {
-      throw failure ? failure.err : err;
+  };
+  await Promise.all([lane('large', 'small'), lane('small', 'large')]);
+  if (failure) throw failure.err;
+  return total;
+}
+
+/**
+ * One round: the missing chunks of `wanted` (in order, until ROUND_BYTES) in one download, then the files whose chunks
+ * all arrived become local and leave the wanted list.
+ */
+async function fetchRound(m: SyncModel, client: ChunkClient, wanted: string[], signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
+  const todo: string[] = [];
+  const refs = new Map<string, ChunkRef>();
+  let pending = 0;
+  for (const path of wanted) {
+    const rec = await m.store.record(path);
+    if (!rec || rec.deleted || rec.state !== 'remote') {
+      await m.state.gotBytes([path]);
+      continue;
     }
-    const done = todo.filter((_, i) => promoted[i]?.state === 'local');
-    files += done.length;
-    await m.state.gotBytes(failure ? done : todo);
-    if (failure) throw failure.err;
+    todo.push(path);
+    for (const c of await m.store.missingChunks(path)) {
+      if (!refs.has(c.hash)) pending += c.size;
+      refs.set(c.hash, c);
+    }
+    if (pending >= ROUND_BYTES) break; // fetch this much, mark the files done, then look again
   }
+  signal?.throwIfAborted();
+  let bytes = 0;
+  let failure: { err: unknown } | undefined;
+  try {
+    bytes = (await downloadInto(client, m.store, [...refs.values()], signal ? { signal } : {})).bytes;
+  } catch (err) {
+    failure = { err };
+  }
+  // One transaction and one flush for the round; the flush must come before the wants are dropped, or a crash could
+  // forget a want whose file is still 'remote'. A download that stopped partway (a full budget, a lost hub) still
+  // makes local the files whose chunks all arrived: a full budget otherwise left every file of the round remote, and
+  // each retry failed the same way.
+  let promoted: (FileRecord | undefined)[];
+  try {
+    promoted = await m.store.promoteAllComplete(todo, { sync: false });
+    await m.store.flush();
+  } catch (err) {
+    throw failure ? failure.err : err;
+  }
+  const done = todo.filter((_, i) => promoted[i]?.state === 'local');
+  await m.state.gotBytes(failure ? done : todo);
+  if (failure) throw failure.err;
+  return { files: done.length, bytes };
 }

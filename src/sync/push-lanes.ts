@@ -2,7 +2,8 @@
 // batches (one upload and one CommitBatch for many, when the hub lists "commit.batch"). Each lane refills from the
 // upload queue on its own as its uploads finish, so a large file starts at once instead of after every small file
 // named before it, and no batch waits for the slowest upload of a round: a push of a thousand photos and two videos
-// streams the videos while the photos go in batches beside them.
+// streams the videos while the photos go in batches beside them. Fetching wanted bytes uses the same split
+// (laneOf; pull.ts fetchWanted).
 
 export interface PushItem {
   path: string;

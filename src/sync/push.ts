@@ -165,7 +165,7 @@ async function adopt(m: SyncModel, r: RemoteFile, pushed: FileRecord): Promise<v
         // The copy of our own losing version has our bytes; the hub's winning version may need fetching.
         await store.commitFile(r.path, metaOf(r), { allowRemote: true, baseVersion: cur?.version ?? 0 });
         const rec = await store.record(r.path);
-        if (rec && !rec.deleted && rec.state === 'remote' && (pushed.pinned || rec.pinned)) await state.wantBytes(r.path);
+        if (rec && !rec.deleted && rec.state === 'remote' && (pushed.pinned || rec.pinned)) await state.wantBytes(r.path, rec.size);
       }
     } catch (err) {
       if (!isStoreError(err, 'conflict')) throw err;

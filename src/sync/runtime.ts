@@ -173,7 +173,7 @@ export class SyncRuntime {
       queue: await this.queue.counts(),
       dirtyBytes: stats.dirtyBytes,
       conflicts: await this.state.countConflicts(),
-      wantedFiles: (await this.state.wantedBytes()).length,
+      wantedFiles: await this.state.countWanted(),
       running: this.running,
     };
   }
@@ -205,18 +205,18 @@ export class SyncRuntime {
     const rec = name === '' ? undefined : await this.store.record(name);
     let files = 0;
     let wanted = 0;
-    const one = async (p: string, remote: boolean) => {
-      await this.store.pin(p, pinned);
+    const one = async (r: FileRecord) => {
+      await this.store.pin(r.path, pinned);
       files += 1;
-      if (pinned && remote) {
-        await this.state.wantBytes(p);
+      if (pinned && r.state === 'remote') {
+        await this.state.wantBytes(r.path, r.size);
         wanted += 1;
       }
     };
     if (rec && !rec.deleted) {
-      await one(name, rec.state === 'remote');
+      await one(rec);
     } else {
-      for await (const r of this.store.filesUnder(name)) await one(r.path, r.state === 'remote');
+      for await (const r of this.store.filesUnder(name)) await one(r);
       if (files === 0 && name !== '') throw new StoreError('not_found', `no such file or directory: ${name}`, { details: { path: name } });
       await this.state.pinDir(name, pinned);
     }

@@ -5,12 +5,14 @@
 //   sync-base       path -> the hub's version and content this peer last agreed on (the base of the next commit)
 //   sync-conflicts  time|n -> a resolved conflict, for `balupi conflicts`
 //   sync-fetch      path -> '' (files whose bytes are wanted: pinned or hot, fetched when the hub is reachable)
+//   sync-fetch-large  the same for files of LARGE_FILE_BYTES and more, which are fetched in a lane of their own
 //   sync-pins       dir  -> '' (pinned directories: files under them are pinned as they appear)
 //   sync-origin     path -> id of the peer whose commit made the current version (names conflict copies)
 
 import { randomBytes } from 'node:crypto';
 import type { ClassicLevel } from 'classic-level';
 import type { AbstractSublevel } from 'abstract-level';
+import { laneOf, type Lane } from './push-lanes.ts';
 
 type Db = ClassicLevel<string, string>;
 type Sub<V> = AbstractSublevel<Db, string | Buffer | Uint8Array, string, V>;
@@ -51,12 +53,19 @@ function baseEntry(e: { version: number; hash: string; deleted: boolean }): Base
   return { v: e.version, h: e.deleted ? '' : e.hash, d: e.deleted };
 }
 
+/** A file whose bytes are wanted, and its size (which decides its fetch lane). */
+export interface Wanted {
+  path: string;
+  size: number;
+}
+
 export class SyncState {
   readonly peerId: string;
   private readonly meta: Sub<unknown>;
   private readonly base: Sub<BaseEntry>;
   private readonly conflicts: Sub<ConflictRecord>;
-  private readonly fetch: Sub<string>;
+  /** Wanted files by lane: the small ones (and any wanted before lanes existed) and the large ones. */
+  private readonly fetch: Record<Lane, Sub<string>>;
   private readonly pins: Sub<string>;
   private readonly origin: Sub<string>;
   private conflictSerial = 0;
@@ -66,7 +75,10 @@ export class SyncState {
     this.meta = db.sublevel<string, unknown>('sync-meta', { valueEncoding: 'json' });
     this.base = db.sublevel<string, BaseEntry>('sync-base', { valueEncoding: 'json' });
     this.conflicts = db.sublevel<string, ConflictRecord>('sync-conflicts', { valueEncoding: 'json' });
-    this.fetch = db.sublevel<string, string>('sync-fetch', { valueEncoding: 'utf8' });
+    this.fetch = {
+      small: db.sublevel<string, string>('sync-fetch', { valueEncoding: 'utf8' }),
+      large: db.sublevel<string, string>('sync-fetch-large', { valueEncoding: 'utf8' }),
+    };
     this.pins = db.sublevel<string, string>('sync-pins', { valueEncoding: 'utf8' });
     this.origin = db.sublevel<string, string>('sync-origin', { valueEncoding: 'utf8' });
   }
@@ -80,7 +92,7 @@ export class SyncState {
     }
     const state = new SyncState(db, peerId as string);
     // Sublevels open in the background; the synchronous reads below (getSync) refuse one that has not finished yet.
-    await Promise.all([state.meta, state.base, state.conflicts, state.fetch, state.pins, state.origin].map((sub) => sub.open()));
+    await Promise.all([state.meta, state.base, state.conflicts, state.fetch.small, state.fetch.large, state.pins, state.origin].map((sub) => sub.open()));
     return state;
   }
 
@@ -126,11 +138,11 @@ export class SyncState {
    * setBase for many paths, plus wantBytes for some of them, in one write (a page of new files from the hub, a batch
    * of pushed files). A base without `deleted` is a live file.
    */
-  async setBasesAndWants(bases: { path: string; version: number; hash: string; deleted?: boolean }[], wants: string[]): Promise<void> {
+  async setBasesAndWants(bases: { path: string; version: number; hash: string; deleted?: boolean }[], wants: Wanted[]): Promise<void> {
     if (bases.length === 0 && wants.length === 0) return;
     await this.base.db.batch([
       ...bases.map((b) => ({ type: 'put' as const, sublevel: this.base, key: b.path, value: baseEntry({ deleted: false, ...b }) })),
-      ...wants.map((p) => ({ type: 'put' as const, sublevel: this.fetch, key: p, value: '' })),
+      ...wants.map((w) => ({ type: 'put' as const, sublevel: this.fetch[laneOf(w.size)], key: w.path, value: '' })),
     ] as never);
   }
 
@@ -162,16 +174,26 @@ export class SyncState {
     return n;
   }
 
-  async wantBytes(path: string): Promise<void> {
-    await this.fetch.put(path, '');
+  /** The bytes of the file at `path` (of `size` bytes: it decides the fetch lane) are wanted here. */
+  async wantBytes(path: string, size: number): Promise<void> {
+    await this.fetch[laneOf(size)].put(path, '');
   }
 
   async gotBytes(paths: string[]): Promise<void> {
-    await this.fetch.batch(paths.map((key) => ({ type: 'del' as const, key })));
+    if (paths.length === 0) return;
+    await this.base.db.batch(
+      (['small', 'large'] as const).flatMap((lane) => paths.map((key) => ({ type: 'del' as const, sublevel: this.fetch[lane], key }))) as never,
+    );
   }
 
-  async wantedBytes(limit = 10_000): Promise<string[]> {
-    return this.fetch.keys({ limit }).all();
+  /** Wanted files of one lane, in path order, at most `limit`. */
+  async wantedBytes(lane: Lane, limit = 10_000): Promise<string[]> {
+    return this.fetch[lane].keys({ limit }).all();
+  }
+
+  /** How many files' bytes are wanted (counted up to `limit` per lane). */
+  async countWanted(limit = 10_000): Promise<number> {
+    return (await this.wantedBytes('small', limit)).length + (await this.wantedBytes('large', limit)).length;
   }
 
   async pinDir(dir: string, pinned: boolean): Promise<void> {

@@ -10,7 +10,9 @@ import { PathLocks } from '../../src/sync/locks.ts';
 import type { SyncModel } from '../../src/sync/model.ts';
 import type { RemoteFile } from '../../src/sync/wire.ts';
 import type { FileRecord } from '../../store/index.ts';
+import { randomBytes } from 'node:crypto';
 import { bytes, node, silent, type Node } from './in-process.ts';
+import { LARGE_FILE_BYTES } from '../../src/sync/push-lanes.ts';
 
 const remote = (r: FileRecord): RemoteFile => ({
   path: r.path, size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, sha256: r.sha256, chunks: r.chunks, version: r.version, seq: r.seq, deleted: r.deleted,
@@ -52,7 +54,7 @@ test('new paths of a feed page are applied together: remote records, pinned unde
       const r = (await pi.store.record(p))!;
       assert.deepEqual([r.state, r.pinned], ['remote', true], `${p} is pinned with its first version`);
     }
-    assert.deepEqual((await pi.state.wantedBytes()).sort(), ['keep/b.bin', 'keep/c/d.bin'], 'only pinned new files are fetched');
+    assert.deepEqual((await pi.state.wantedBytes('small')).sort(), ['keep/b.bin', 'keep/c/d.bin'], 'only pinned new files are fetched');
     assert.deepEqual(await pi.state.getBase('a.txt'), { version: page[0]!.version, hash: page[0]!.hash, deleted: false });
     assert.equal(await pi.state.getBase('mine.txt'), undefined, 'nothing written for records left to applyRemote');
     assert.equal((await pi.store.record('mine.txt'))!.hash !== page[3]!.hash, true, 'the pi version is untouched');
@@ -85,9 +87,89 @@ test('fetching wanted bytes in rounds of 1,024 files: every file becomes local, 
 
     assert.equal(got.files, page.length + 1);
     assert.ok(calls >= 3, `at least three rounds (${calls} downloads)`);
-    assert.deepEqual(await pi.state.wantedBytes(), []);
+    assert.equal(await pi.state.countWanted(), 0);
     assert.equal(pi.store.stats().localFiles, page.length + 1);
     assert.equal((await pi.store.record('a/late.txt'))!.state, 'local');
+    assert.deepEqual((await pi.store.fsck()).problems, []);
+  });
+});
+
+/**
+ * A ChunkClient over `hub` that records each download as 'large' (it asks for a chunk of `large`) or 'small', and holds
+ * the download numbered `hold` (1-based) until one of the other kind has begun. If the lanes did not run side by side,
+ * that would never happen: the test then fails with the timer's message instead of waiting forever.
+ */
+function gatedClient(hub: Node, large: () => Set<string>, hold: number): { client: ChunkClient; calls: ('large' | 'small')[] } {
+  const calls: ('large' | 'small')[] = [];
+  const began = { large: Promise.withResolvers<void>(), small: Promise.withResolvers<void>() };
+  const client = {
+    ...hub.client,
+    async *downloadChunks(req, opts) {
+      const kind = req.hashes.some((h) => large().has(Buffer.from(h).toString('hex'))) ? 'large' : 'small';
+      calls.push(kind);
+      began[kind].resolve();
+      if (calls.length === hold) {
+        const other = kind === 'large' ? 'small' : 'large';
+        const t = setTimeout(() => began[other].reject(new Error(`a ${kind} download was held and no ${other} one began meanwhile: the lanes did not overlap`)), 20_000);
+        await began[other].promise.finally(() => clearTimeout(t));
+      }
+      yield* hub.client.downloadChunks(req, opts);
+    },
+  } as ChunkClient;
+  return { client, calls };
+}
+
+test('fetch lanes: a large wanted file is downloaded while the rounds of small files run, not after them', async () => {
+  await withPeers(async (m, pi, hub) => {
+    await pi.state.pinDir('', true);
+    // Paths of the small files sort before the large one: a single lane in path order would fetch it last.
+    const page: RemoteFile[] = [];
+    for (let i = 0; i < 1_500; i++) page.push(remote((await hub.store.ingest(`a/${String(i).padStart(4, '0')}.txt`, bytes(`file ${i}`))).file));
+    const big = remote((await hub.store.ingest('z/video.mp4', bytes(randomBytes(LARGE_FILE_BYTES + 1024)))).file);
+    page.push(big);
+    assert.equal((await applyNewRemotes(m, page)).applied, page.length);
+    assert.deepEqual(await pi.state.wantedBytes('large'), ['z/video.mp4'], 'the large file is wanted in its own lane');
+    // Whichever lane asks first is held until the other one has asked too.
+    const { client, calls } = gatedClient(hub, () => new Set(big.chunks.map((c) => c.hash)), 1);
+
+    const got = await fetchWanted(m, client);
+
+    assert.equal(got.files, page.length);
+    assert.deepEqual(new Set(calls.slice(0, 2)), new Set(['large', 'small']), `both lanes began before either went on (${calls.join(', ')})`);
+    assert.equal(await pi.state.countWanted(), 0);
+    assert.equal((await pi.store.record('z/video.mp4'))!.state, 'local');
+    assert.deepEqual((await pi.store.fsck()).problems, []);
+  });
+});
+
+test('fetch lanes: a large file wanted while only small ones are being fetched starts after the running round, not after all of them', async () => {
+  await withPeers(async (m, pi, hub) => {
+    await pi.state.pinDir('', true);
+    const page: RemoteFile[] = [];
+    for (let i = 0; i < 2_100; i++) page.push(remote((await hub.store.ingest(`a/${String(i).padStart(4, '0')}.txt`, bytes(`file ${i}`))).file));
+    assert.equal((await applyNewRemotes(m, page)).applied, page.length);
+    const big = remote((await hub.store.ingest('z/video.mp4', bytes(randomBytes(LARGE_FILE_BYTES + 1024)))).file);
+    // The large file's record arrives (a later feed page) while the first round of small files downloads (the large
+    // lane found nothing and waits); the second round is held until the large file's download has begun.
+    const gated = gatedClient(hub, () => new Set(big.chunks.map((c) => c.hash)), 2);
+    let added = false;
+    const client = {
+      ...gated.client,
+      async *downloadChunks(req, opts) {
+        if (!added) {
+          added = true;
+          assert.equal((await applyNewRemotes(m, [big])).applied, 1);
+        }
+        yield* gated.client.downloadChunks(req, opts);
+      },
+    } as ChunkClient;
+
+    const got = await fetchWanted(m, client);
+
+    assert.equal(got.files, page.length + 1);
+    assert.deepEqual(gated.calls.slice(0, 2), ['small', 'large'], 'the large file went right after the round during which it was wanted');
+    assert.equal(await pi.state.countWanted(), 0);
+    assert.equal(pi.store.stats().localFiles, page.length + 1);
     assert.deepEqual((await pi.store.fsck()).problems, []);
   });
 });
