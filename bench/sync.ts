@@ -34,7 +34,7 @@ const { values: opt } = parseArgs({
     large: { type: 'string', default: '4' },
     'large-mib': { type: 'string', default: '224' },
     'insert-mib': { type: 'string', default: '256' },
-    repeat: { type: 'string', default: '3' },
+    repeat: { type: 'string', default: '5' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -442,6 +442,9 @@ const lines = [
   '',
   `- Initial syncs: ${REPEAT} rounds, each contender once per round in turn, every run into fresh directories; the table gives medians (range in brackets) and the ratio of the medians. ` +
     `Per round, hub → pi / pi → hub ratios: ${rounds.map((r) => `${(r.pull / r.rsPull).toFixed(1)}× / ${(r.push / r.rsPush).toFixed(1)}×`).join(', ')}.`,
+  `- rsync writes into the page cache and syncs nothing, so its time follows this VM's memory: pages the guest freed go back to the host (free page reporting), and filling such pages costs several times more than filling recycled ones. ` +
+    `Against rsync's fastest round, balupi's median is ${(pullMs / Math.min(...rounds.map((r) => r.rsPull))).toFixed(2)}× (hub → pi, rsync ${secs(Math.min(...rounds.map((r) => r.rsPull)))} s) and ` +
+    `${(pushMs / Math.min(...rounds.map((r) => r.rsPush))).toFixed(2)}× (pi → hub, rsync ${secs(Math.min(...rounds.map((r) => r.rsPush)))} s).`,
   `- balupi times run from starting the pi process (median ${secs(med('pullStart'))} s of it is process start) until every byte is where it belongs; ` +
     `balupi fsyncs every chunk and every file it writes (rsync fsyncs nothing). Not counted: the hub's first ingest of the tree (${secs(hubScanMs)} s) ` +
     `and the pi's local ingest of the tree (${secs(piIngestMs)} s) — in use those happen as files arrive.`,
