@@ -12,19 +12,19 @@
 // day's stored hour rollups, the month the combination of its day rollups, rebuilt from those keys at every seal.
 // recompute() runs the same functions over a range, so it reproduces the incremental records byte for byte.
 // The open hour is never stored; queries add it on the fly and flag the bucket `partial`.
+// The hour blocks themselves (sealing, rebuild from the write-ahead entries) live in series-blocks.ts; this module
+// validates, orders and group-commits appends and answers queries.
 
 import type { AbstractLevel } from 'abstract-level';
 import type { PlugReading } from './types.ts';
 import { Calendar, HOUR_MS, DAY_MS } from './calendar.ts';
-import { type RawSample, quantize, toReading, encodeBlock, encodeSample } from './sample-codec.ts';
-import {
-  type Resolution, type RollupAcc, type Rollup, type IntegrationOptions,
-  aggregateBucket, toRollup,
-} from './rollup.ts';
-import { KIND, MAX_DEVICE_ID, seriesKey, walKey } from './series-keys.ts';
-import { SeriesStore, type SeriesBatch } from './series-store.ts';
+import { type RawSample, quantize, toReading } from './sample-codec.ts';
+import { type Resolution, type Rollup, toRollup } from './rollup.ts';
+import { KIND, MAX_DEVICE_ID } from './series-keys.ts';
+import { SeriesStore } from './series-store.ts';
 import { compareCounter, type CompareOptions, type CounterComparison } from './plug-counter.ts';
-import { RollupBuilder, replaceAt, type RecomputeResult } from './series-rollups.ts';
+import { replaceAt, type RecomputeResult } from './series-rollups.ts';
+import { HourBlocks, type BlockSample } from './series-blocks.ts';
 import { CodedError } from '../errors.ts';
 
 export type { RecomputeResult };
@@ -56,22 +56,7 @@ export interface EnergySeriesOptions {
   logger?: EnergyLogger;
 }
 
-
-interface DeviceState {
-  id: number;
-  open: RawSample[];
-  openStart: number;
-  openEnd: number;
-  /** Last sample in a sealed block. */
-  stored: RawSample | null;
-  /** Last accepted sample, including ones still waiting for their commit (the ordering reference). */
-  last: RawSample | null;
-  latest: PlugReading | null;
-}
-
-interface Pending {
-  deviceId: number;
-  sample: RawSample;
+interface Pending extends BlockSample {
   reading: PlugReading;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -85,15 +70,12 @@ export class EnergySeries {
   readonly intervalMs: number;
   readonly maxGapMs: number;
   readonly #store: SeriesStore;
-  readonly #rollups: RollupBuilder;
-  readonly #sync: boolean;
+  readonly #blocks: HourBlocks;
   readonly #now: () => number;
   readonly #retentionMs: number;
   readonly #maintainEveryMs: number;
   readonly #maxPending: number;
   readonly #log: EnergyLogger | undefined;
-  readonly #integ: IntegrationOptions;
-  readonly #devices = new Map<number, DeviceState>();
   #inbox: Pending[] = [];
   #drainScheduled = false;
   #chain: Promise<unknown> = Promise.resolve();
@@ -112,24 +94,19 @@ export class EnergySeries {
     const days = opts.rawRetentionDays ?? 365;
     if (!(days >= 0)) throw new EnergySeriesError('ENERGY_BAD_OPTION', 'rawRetentionDays must be ≥ 0');
     this.#retentionMs = days * DAY_MS;
-    this.#sync = opts.sync ?? true;
     this.#now = opts.now ?? Date.now;
     this.#maintainEveryMs = opts.maintainEveryMs ?? 60_000;
     this.#maxPending = opts.maxPending ?? 65_536;
     this.#log = opts.logger;
-    this.#integ = { maxGapMs: this.maxGapMs, clock: this.calendar };
     this.#store = new SeriesStore(db);
-    this.#rollups = new RollupBuilder(this.#store, this.calendar, this.#integ, (id) => {
-      const st = this.#devices.get(id);
-      return st && st.open.length > 0 ? { samples: st.open, start: st.openStart } : null;
-    });
+    this.#blocks = new HourBlocks(this.#store, this.calendar, this.maxGapMs, opts.sync ?? true);
   }
 
   // ---- lifecycle ------------------------------------------------------------------------------------------
 
   async open(): Promise<void> {
     if (this.#state !== 'new') throw new EnergySeriesError('ENERGY_STATE', `series is ${this.#state}`);
-    await this.#exclusive(() => this.#load());
+    await this.#exclusive(() => this.#blocks.load());
     this.#state = 'open';
     await this.maintain();
     if (this.#maintainEveryMs > 0) {
@@ -170,7 +147,7 @@ export class EnergySeries {
     if (this.#inbox.length >= this.#maxPending) {
       return Promise.reject(new EnergySeriesError('ENERGY_BUSY', `${this.#inbox.length} appends already waiting for the disk`));
     }
-    const st = this.#device(reading.deviceId);
+    const st = this.#blocks.device(reading.deviceId);
     if (st.last && sample.at <= st.last.at) {
       return Promise.reject(new EnergySeriesError('ENERGY_OUT_OF_ORDER',
         `device ${reading.deviceId}: sample at ${sample.at} is not after ${st.last.at}`));
@@ -189,17 +166,10 @@ export class EnergySeries {
   async maintain(now: number = this.#now()): Promise<void> {
     if (this.#state !== 'open') return;
     await this.#exclusive(async () => {
-      for (const st of this.#devices.values()) {
-        const tail = st.open[st.open.length - 1];
-        // Only seal once the hour is over and no further sample can bridge into it; a pending append
-        // (st.last newer than the tail) will seal it itself.
-        if (tail && st.last === tail && now >= st.openEnd && now - tail.at > 2 * this.maxGapMs) {
-          await this.#seal(st, null);
-        }
-      }
+      await this.#blocks.sealIdle(now);
       if (this.#retentionMs > 0 && now - this.#lastRetention >= RETENTION_EVERY_MS) {
         this.#lastRetention = now;
-        await this.#applyRetention(now - this.#retentionMs);
+        await this.#blocks.applyRetention(now - this.#retentionMs);
       }
     });
   }
@@ -207,7 +177,7 @@ export class EnergySeries {
   /** Rebuild the stored rollups of [from, to) from raw samples (clamped to retained raw data and sealed hours). */
   async recompute(deviceId: number, range: { from: number; to: number }): Promise<RecomputeResult> {
     checkDeviceId(deviceId);
-    return this.#exclusive(() => this.#rollups.recompute(deviceId, range.from, range.to));
+    return this.#exclusive(() => this.#blocks.rollups.recompute(deviceId, range.from, range.to));
   }
 
   /** Compact the series' key ranges on disk (tests and benchmarks measure bytes after this). */
@@ -219,17 +189,17 @@ export class EnergySeries {
 
   /** The latest durable reading of a device (from memory; null if none since the data began). */
   latest(deviceId: number): PlugReading | null {
-    return this.#devices.get(deviceId)?.latest ?? null;
+    return this.#blocks.get(deviceId)?.latest ?? null;
   }
 
   deviceIds(): number[] {
-    return [...this.#devices.keys()].sort((a, b) => a - b);
+    return [...this.#blocks.ids()].sort((a, b) => a - b);
   }
 
   /** Raw samples with from ≤ at < to, oldest first, streamed block by block. */
   async *iterateRaw(deviceId: number, from: number, to: number): AsyncGenerator<PlugReading> {
     checkDeviceId(deviceId);
-    const st = this.#devices.get(deviceId);
+    const st = this.#blocks.get(deviceId);
     // Copy the open block and open the iterator in the same tick: the iterator's snapshot and the copy then agree.
     const open = st ? st.open.slice() : [];
     let lastStored = -1;
@@ -256,14 +226,14 @@ export class EnergySeries {
       const cal = this.calendar;
       const lo = cal.bucketStart(resolution, from);
       const stored = await this.#store.rollups(deviceId, KIND[resolution], lo, to);
-      const st = this.#devices.get(deviceId);
+      const st = this.#blocks.get(deviceId);
       let partialStart = -1;
       if (st && st.open.length > 0) {
         const b = cal.bucketStart(resolution, st.openStart);
         if (b >= lo && b < to) {
-          const hour = await this.#hourAcc(st, null);
+          const hour = await this.#blocks.hourAcc(st, null);
           const acc = resolution === 'hour' ? hour
-            : (await this.#rollups.cascade(deviceId, st.openStart, hour))[resolution];
+            : (await this.#blocks.rollups.cascade(deviceId, st.openStart, hour))[resolution];
           replaceAt(stored, b, acc);
           partialStart = b;
         }
@@ -298,135 +268,19 @@ export class EnergySeries {
     }
     if (items.length === 0) return;
     try {
-      await this.#apply(items);
+      await this.#blocks.apply(items);
     } catch (err) {
       this.#log?.warn({ err }, 'energy series commit failed; reloading state');
       for (const it of items) it.reject(err);
       // Memory may be ahead of the disk: rebuild it from what is durable.
-      try { await this.#load(); } catch (e) { this.#log?.warn({ err: e }, 'energy series reload failed'); }
-      for (const it of this.#inbox) this.#device(it.deviceId).last = it.sample; // still-queued appends stay ordered
+      try { await this.#blocks.load(); } catch (e) { this.#log?.warn({ err: e }, 'energy series reload failed'); }
+      for (const it of this.#inbox) this.#blocks.device(it.deviceId).last = it.sample; // still-queued appends stay ordered
       return;
     }
     for (const it of items) {
-      const st = this.#devices.get(it.deviceId);
+      const st = this.#blocks.get(it.deviceId);
       if (st) st.latest = it.reading;
       it.resolve();
-    }
-  }
-
-  async #apply(items: Pending[]): Promise<void> {
-    let ops = this.#store.newBatch();
-    const rerolls: Array<[number, number]> = [];
-    for (const { deviceId, sample: s } of items) {
-      const st = this.#device(deviceId);
-      const wal = encodeSample(s);
-      if (st.open.length > 0 && s.at >= st.openEnd) {
-        // The sample that closes the hour is committed in the seal's own batch: the sealed rollup includes the
-        // interval up to it, so the two must survive a crash together.
-        ops.putWal(walKey(deviceId, s.at), wal);
-        await this.#seal(st, s, ops);
-        ops = this.#store.newBatch();
-        this.#startBlock(st, s, false, rerolls);
-        continue;
-      }
-      this.#startBlock(st, s, true, rerolls);
-      ops.putWal(walKey(deviceId, s.at), wal);
-    }
-    if (ops.length > 0) await this.#store.write(ops, this.#sync);
-    for (const [id, hour] of rerolls) await this.#rollups.recompute(id, hour, hour + 1);
-  }
-
-  /**
-   * Add s to the device's open block (opening one if needed). When a new block starts right after an hour that was
-   * sealed without a successor (idle seal) and s is close enough to bridge into it, that hour must be redone.
-   */
-  #startBlock(st: DeviceState, s: RawSample, mayBridge: boolean, rerolls: Array<[number, number]>): void {
-    if (st.open.length === 0) {
-      const prev = st.stored;
-      if (mayBridge && prev && s.at - prev.at <= this.maxGapMs && s.at >= this.calendar.hourEnd(prev.at)) {
-        rerolls.push([st.id, this.calendar.hourStart(prev.at)]);
-      }
-      st.openStart = this.calendar.hourStart(s.at);
-      st.openEnd = this.calendar.hourEnd(s.at);
-    }
-    st.open.push(s);
-  }
-
-  /**
-   * Seal the open block of `st` with `next` as the first sample after it (null: none within reach), in one batch
-   * together with `pending` (write-ahead entries not yet written).
-   */
-  async #seal(st: DeviceState, next: RawSample | null, pending?: SeriesBatch): Promise<void> {
-    const samples = st.open;
-    const first = samples[0];
-    if (!first) return;
-    const hour = await this.#hourAcc(st, next);
-    const cascade = await this.#rollups.cascade(st.id, st.openStart, hour);
-    const b = pending ?? this.#store.newBatch();
-    b.putSeries(seriesKey(st.id, KIND.raw, first.at), encodeBlock(samples));
-    for (const s of samples) b.delWal(walKey(st.id, s.at));
-    cascade.apply(b);
-    // A seal alone need not be synced: losing it in a power cut leaves the (synced) write-ahead entries, rebuilt on
-    // open. With pending entries it carries acknowledgements and is synced like any commit.
-    await this.#store.write(b, pending ? this.#sync : false);
-    st.stored = samples[samples.length - 1]!;
-    st.open = [];
-  }
-
-  /** Aggregate of the open hour (with `next` after it, or none). */
-  async #hourAcc(st: DeviceState, next: RawSample | null): Promise<RollupAcc> {
-    if (!st.stored || st.stored.at < st.openStart) {
-      // Common case: nothing of this hour is stored yet and the last stored sample is the predecessor.
-      return aggregateBucket(st.open, st.stored, next, st.openStart, st.openEnd, this.#integ);
-    }
-    // A block of this same hour was sealed earlier (idle seal, then a late sample): aggregate everything.
-    const accs = await this.#rollups.aggregateHours(st.id, st.openStart, st.openEnd, next);
-    return accs.get(st.openStart) ?? aggregateBucket([], null, null, st.openStart, st.openEnd, this.#integ);
-  }
-
-  async #applyRetention(cutoff: number): Promise<void> {
-    for (const id of this.#devices.keys()) {
-      // Whole blocks only: a block starting two hours before the cutoff ended before it.
-      const removed = await this.#store.clearBlocksBefore(id, cutoff - 2 * HOUR_MS);
-      if (removed) await this.#store.setRetentionHorizon(id, cutoff - 2 * HOUR_MS);
-    }
-  }
-
-  // ---- internals: state -----------------------------------------------------------------------------------
-
-  #device(id: number): DeviceState {
-    let st = this.#devices.get(id);
-    if (!st) {
-      st = { id, open: [], openStart: 0, openEnd: 0, stored: null, last: null, latest: null };
-      this.#devices.set(id, st);
-    }
-    return st;
-  }
-
-  /** (Re)build the in-memory state from disk, sealing complete hours left in the write-ahead entries. */
-  async #load(): Promise<void> {
-    this.#devices.clear();
-    for (const id of await this.#store.deviceIds()) {
-      const st = this.#device(id);
-      st.stored = await this.#store.lastSample(id);
-      st.last = st.stored;
-    }
-    const stale = this.#store.newBatch();
-    const rerolls: Array<[number, number]> = [];
-    for await (const [id, s] of this.#store.walEntries()) {
-      const st = this.#device(id);
-      if (st.stored && s.at <= st.stored.at) { stale.delWal(walKey(id, s.at)); continue; }
-      const sealing = st.open.length > 0 && s.at >= st.openEnd;
-      if (sealing) await this.#seal(st, s);
-      // A crash may have come between a sample's commit and the redo of the idle-sealed hour it bridges into.
-      this.#startBlock(st, s, !sealing, rerolls);
-      st.last = s;
-    }
-    if (stale.length > 0) await this.#store.write(stale, false);
-    for (const [id, hour] of rerolls) await this.#rollups.recompute(id, hour, hour + 1);
-    for (const st of this.#devices.values()) {
-      st.last = st.open[st.open.length - 1] ?? st.stored;
-      st.latest = st.last ? toReading(st.id, st.last) : null;
     }
   }
 }
