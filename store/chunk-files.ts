@@ -13,7 +13,8 @@ import type { Blake3 } from './hasher.ts';
 import { isHexHash, toHex } from './hasher.ts';
 import { mapIoError } from './errors.ts';
 import type { ChunkWorkers } from './chunk-workers.ts';
-import type { ReadOutcome, WriteOutcome } from './chunk-workers.ts';
+import type { ReadOutcome } from './chunk-workers.ts';
+import { WorkerWrites } from './worker-writes.ts';
 import { GROUP_SYNC_BYTES, SyncFsUnavailable, syncFileSystem } from './syncfs.ts';
 import { mapLimit } from './map-limit.ts';
 import { uniqueSuffix } from './temp-names.ts';
@@ -47,10 +48,6 @@ const defaultIo: ChunkIo = {
 const DIRECT_MIN_BYTES = 256 * 1024;
 const DIRECT_ARENA_BYTES = 16 * 1024 * 1024;
 
-/** writeMany's buffers: sizes rounded up to this, and at most this many kept for reuse (concurrent batches). */
-const ARENA_STEP = 1024 * 1024;
-const SPARE_ARENAS = 2;
-
 /** Hash in slices of this size, yielding to the event loop between them, so reading a large chunk stays fair. */
 const HASH_SLICE = 1024 * 1024;
 
@@ -79,9 +76,9 @@ export class ChunkFiles {
   /** Whether syncFs works here (false once it could not be run at all: no `sync` program). */
   private groupSync: boolean;
   private readonly workers: ChunkWorkers | undefined;
+  /** writeMany's batches, by a chunk worker (none without workers). */
+  private readonly workerWrites: WorkerWrites | undefined;
   private readonly madeDirs = new Set<string>();
-  /** Buffers the chunk worker gave back after writing a batch (writeMany). */
-  private readonly spareArenas: ArrayBuffer[] = [];
   /** Temp files being written right now (gc must not touch them). */
   private readonly activeTemps = new Set<string>();
 
@@ -102,6 +99,7 @@ export class ChunkFiles {
     this.arena = this.direct ? new AlignedArena(DIRECT_ARENA_BYTES) : undefined;
     this.groupSync = true;
     this.workers = workers;
+    this.workerWrites = workers && new WorkerWrites(workers, { tempOf: (h) => this.tempOf(h), pathOf: (h) => this.pathOf(h), activeTemps: this.activeTemps });
   }
 
   /** A fresh temp file name for chunk `hash`. */
@@ -204,37 +202,7 @@ export class ChunkFiles {
    * a failure, the chunks before the failing one are in place (unreferenced, like any chunk of a failed batch).
    */
   async writeMany(items: { hash: string; data: Uint8Array }[]): Promise<boolean> {
-    if (!this.workers?.enabled || !this.dsync || items.length === 0) return false;
-    // One copy of the bytes into a buffer that is handed over whole: posting the chunks' own views would copy each
-    // one's entire underlying buffer (a pooled message buffer or a shared slab), not just the chunk. The worker hands
-    // it back for the next batch, so a pull does not leave megabytes of garbage per batch on either thread.
-    const total = items.reduce((n, it) => n + it.data.length, 0);
-    const spare = this.spareArenas.findIndex((b) => b.byteLength >= total);
-    const arena = new Uint8Array(spare >= 0 ? this.spareArenas.splice(spare, 1)[0]! : new ArrayBuffer(Math.ceil(total / ARENA_STEP) * ARENA_STEP), 0, total);
-    let offset = 0;
-    const files = items.map(({ hash, data }) => {
-      arena.set(data, offset);
-      offset += data.length;
-      return { tmp: this.tempOf(hash), final: this.pathOf(hash), offset: offset - data.length, length: data.length };
-    });
-    const pending = this.workers.write(files, arena.buffer);
-    if (!pending) return false;
-    for (const f of files) this.activeTemps.add(f.tmp);
-    let out: WriteOutcome;
-    try {
-      out = await pending;
-    } catch {
-      // the worker died: whatever it wrote is either renamed into place or a temp file that gc removes
-      return false;
-    } finally {
-      for (const f of files) this.activeTemps.delete(f.tmp);
-    }
-    if (out.arena && this.spareArenas.length < SPARE_ARENAS) this.spareArenas.push(out.arena);
-    if (!out.ok) {
-      const err = Object.assign(new Error(out.message), { code: out.code });
-      throw mapIoError(err, `writing chunk ${items[out.index]!.hash}`);
-    }
-    return true;
+    return this.dsync && this.workerWrites ? this.workerWrites.write(items) : false;
   }
 
   /** Whether write() of a chunk of `size` bytes in a batch should leave its flush to makeDurable(). */

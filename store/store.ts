@@ -3,7 +3,7 @@
 
 import type { Readable } from 'node:stream';
 export type { DirEntry } from './listing.ts';
-import type { ChunkRef, ChunkRow, FileRecord } from './records.ts';
+import type { ChunkRef, FileRecord } from './records.ts';
 import type { StoreOptions } from './engine.ts';
 import type { HashSession } from './chunk-workers.ts';
 import type { IngestMeta, IngestName, IngestOptions, IngestResult } from './ingest.ts';
@@ -14,7 +14,8 @@ import { Engine } from './engine.ts';
 import { ingest } from './ingest.ts';
 import { openRead } from './reader.ts';
 import { fsck, gc, recover } from './maintenance.ts';
-import { checkBase, currentRecord, setPinned, writeVersion } from './commit.ts';
+import { currentRecord } from './commit.ts';
+import { deleteFile, pinFile, renameFile } from './file-edits.ts';
 import { commitFile, commitFiles, putChunk, MAX_CHUNK_BYTES } from './assemble.ts';
 import type { CommitItem, CommitMeta, CommitOptions } from './assemble.ts';
 import { evictLocked } from './cache-policy.ts';
@@ -25,7 +26,7 @@ import { StoreError } from './errors.ts';
 import { hasBytes } from './records.ts';
 import { readManyNow } from './indexes.ts';
 import { changesSince, followChanges, listDir, type DirEntry } from './listing.ts';
-import { checkChunk, filesUnder, heatOf, holdChunkFile, loadIndexId, markClean, promoteIfComplete, putChunks, type PutOutcome } from './sync-support.ts';
+import { checkChunk, filesUnder, heatOf, holdChunkFile, loadIndexId, markClean, promoteIfComplete, putChunks, readPresentChunk, type PutOutcome } from './sync-support.ts';
 
 export interface StoreStats {
   files: number;
@@ -123,17 +124,8 @@ export class Store {
   }
 
   /** Deletes a file: its record becomes a tombstone in the change feed; unreferenced chunks are removed. */
-  async delete(path: string, opts: { baseVersion?: number; sync?: boolean } = {}): Promise<FileRecord> {
-    validateName(path);
-    const e = this.#e;
-    return e.track(() =>
-      e.transact(async (tx) => {
-        const prev = await e.idx.getFile(path);
-        if (!prev) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
-        checkBase(path, prev, opts.baseVersion);
-        return writeVersion(e, tx, path, prev, { size: 0, mtimeMs: e.now(), mode: prev.mode, hash: '', sha256: null, chunks: [], deleted: true, state: 'local' });
-      }, { sync: opts.sync ?? true }),
-    );
+  delete(path: string, opts: { baseVersion?: number; sync?: boolean } = {}): Promise<FileRecord> {
+    return deleteFile(this.#e, path, opts);
   }
 
   /**
@@ -141,24 +133,8 @@ export class Store {
    * state as `from`, and a tombstone at `from`; the change feed (and so sync) sees an add and a delete. An existing
    * `to` is overwritten (its next version). Returns the record at `to`.
    */
-  async rename(from: string, to: string, opts: { sync?: boolean } = {}): Promise<FileRecord> {
-    validateName(from);
-    validateName(to);
-    const e = this.#e;
-    return e.track(() =>
-      e.transact(async (tx) => {
-        const src = await e.idx.getFile(from);
-        if (!src) throw new StoreError('not_found', `no such file: ${from}`, { details: { path: from } });
-        if (from === to) return src;
-        const dst = await currentRecord(e, to);
-        const moved = await writeVersion(e, tx, to, dst, {
-          size: src.size, mtimeMs: src.mtimeMs, mode: src.mode, hash: src.hash, sha256: src.sha256, chunks: src.chunks, deleted: false, state: src.state,
-          pinned: src.pinned || (dst !== undefined && !dst.deleted && dst.pinned),
-        });
-        await writeVersion(e, tx, from, src, { size: 0, mtimeMs: e.now(), mode: src.mode, hash: '', sha256: null, chunks: [], deleted: true, state: 'local' });
-        return moved;
-      }, { sync: opts.sync ?? true }),
-    );
+  rename(from: string, to: string, opts: { sync?: boolean } = {}): Promise<FileRecord> {
+    return renameFile(this.#e, from, to, opts);
   }
 
   /**
@@ -223,7 +199,7 @@ export class Store {
 
   /** A chunk's bytes, verified against its hash ('not_found' if absent here, 'corrupt_chunk' if damaged). */
   getChunk(hash: string): Promise<Buffer> {
-    return this.#readChunk(hash, (row) => this.#e.readChunk(hash, row.size, {}, row));
+    return readPresentChunk(this.#e, hash, (row) => this.#e.readChunk(hash, row.size, {}, row));
   }
 
   /**
@@ -232,7 +208,7 @@ export class Store {
    * `data` must not be used afterwards. `verify: false`: see ReadOpts.verify (bytes for a peer that checks them).
    */
   leaseChunk(hash: string, opts: { verify?: boolean } = {}): Promise<{ data: Buffer; release: () => void }> {
-    return this.#readChunk(hash, (row) => this.#e.readLeased(hash, row.size, row, opts));
+    return readPresentChunk(this.#e, hash, (row) => this.#e.readLeased(hash, row.size, row, opts));
   }
 
   /**
@@ -243,21 +219,6 @@ export class Store {
    */
   holdChunkFile(hash: string): Promise<{ file: string; size: number; release: () => void } | undefined> {
     return holdChunkFile(this.#e, hash);
-  }
-
-  /** Checks the hash, holds the chunk while `read` runs, and refuses a chunk that is not here. */
-  async #readChunk<T>(hash: string, read: (row: ChunkRow) => Promise<T>): Promise<T> {
-    checkHexHash(hash);
-    const e = this.#e;
-    e.assertOpen();
-    e.holds.acquire(hash);
-    try {
-      const row = await e.idx.getChunk(hash);
-      if (!row || !hasBytes(row)) throw new StoreError('not_found', `chunk ${hash} is not in the store`, { details: { hash } });
-      return await read(row); // the row goes along: the engine needs it too (where the bytes are)
-    } finally {
-      e.holds.release(hash);
-    }
   }
 
   /** The subset of `hashes` whose bytes are here (input order, duplicates kept). */
@@ -312,16 +273,8 @@ export class Store {
   }
 
   /** Pinned files are never evicted. */
-  async pin(path: string, pinned = true, opts: { sync?: boolean } = {}): Promise<FileRecord> {
-    validateName(path);
-    const e = this.#e;
-    return e.track(() =>
-      e.transact(async (tx) => {
-        const rec = await e.idx.getFile(path);
-        if (!rec) throw new StoreError('not_found', `no such file: ${path}`, { details: { path } });
-        return setPinned(e, tx, rec, pinned);
-      }, { sync: opts.sync ?? true }),
-    );
+  pin(path: string, pinned = true, opts: { sync?: boolean } = {}): Promise<FileRecord> {
+    return pinFile(this.#e, path, pinned, opts);
   }
 
   /** Makes every index write so far durable (LevelDB: one synced write flushes the log with everything before it). */

@@ -1,17 +1,18 @@
 // What the sync layer needs from the store beyond reading and writing files: a stable id for this index (sequence
 // numbers are only comparable within one index), a file's hotness, turning a 'remote' file 'local' once its chunks
-// were fetched, walking the records under a directory, holding a chunk file for another thread, and marking chunks
-// the hub acknowledged.
+// were fetched, walking the records under a directory, reading or leasing a chunk's bytes, holding a chunk file for
+// another thread, and marking chunks the hub acknowledged.
 
 import { randomBytes } from 'node:crypto';
 import type { Engine } from './engine.ts';
 import { readNow } from './indexes.ts';
-import type { FileRecord } from './records.ts';
+import type { ChunkRow, FileRecord } from './records.ts';
 import { decodeFile, hasBytes } from './records.ts';
 import { decayedCount } from './cache-policy.ts';
 import { promote } from './commit.ts';
 import { validateDir, validateName } from './names.ts';
 import { checkHexHash } from './hasher.ts';
+import { StoreError } from './errors.ts';
 
 /** The index id: 8 random bytes as hex, created with the first open that needs it and kept for the store's life. */
 export async function loadIndexId(engine: Engine): Promise<string> {
@@ -140,6 +141,20 @@ export async function putChunks(engine: Engine, chunks: { hash: string; data: Ui
       for (const h of held) engine.holds.release(h);
     }
   });
+}
+
+/** Store.getChunk, leaseChunk: checks the hash, holds the chunk while `read` runs, refuses a chunk that is not here. */
+export async function readPresentChunk<T>(e: Engine, hash: string, read: (row: ChunkRow) => Promise<T>): Promise<T> {
+  checkHexHash(hash);
+  e.assertOpen();
+  e.holds.acquire(hash);
+  try {
+    const row = await e.idx.getChunk(hash);
+    if (!row || !hasBytes(row)) throw new StoreError('not_found', `chunk ${hash} is not in the store`, { details: { hash } });
+    return await read(row); // the row goes along: the engine needs it too (where the bytes are)
+  } finally {
+    e.holds.release(hash);
+  }
 }
 
 /** Store.holdChunkFile. */
