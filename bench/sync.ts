@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { openStore } from '../store/index.ts';
 import { createSyncClient, H2_CONNECTION_WINDOW, H2_SETTINGS } from '../src/sync/client.ts';
-import { messageBuffers } from '../src/sync/grpc-frames.ts';
+import { messageBuffers } from '../src/sync/message-buffers.ts';
 import { hashToBytes } from '../src/sync/wire.ts';
 import { startDaemonProcess, type DaemonProcess } from '../test/helpers/daemon-process.ts';
 import { local, SECRET } from '../test/sync/peers.ts';

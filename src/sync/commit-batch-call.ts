@@ -13,7 +13,8 @@ import { constants as h2 } from 'node:http2';
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import type { Http2SessionManager } from '@connectrpc/connect-node';
 import { CommitBatchEntrySchema, CommitBatchRequestSchema, CommitBatchResponseSchema, SyncService, type CommitBatchResponse } from '../gen/balupi/sync/v1/sync_pb.js';
-import { callFailure, closedWithoutStatus, decodeRequest, grpcRoute, messageBuffers, onlyMessage, openGrpcCall, serveOneAnswer, unaryAnswer, varint, type ServiceCallDeps } from './grpc-frames.ts';
+import { callFailure, closedWithoutStatus, decodeRequest, grpcRoute, onlyMessage, openGrpcCall, serveOneAnswer, unaryAnswer, varint, type ServiceCallDeps } from './grpc-frames.ts';
+import { messageBuffers } from './message-buffers.ts';
 
 export const COMMIT_BATCH_PATH = '/balupi.sync.v1.SyncService/CommitBatch';
 
@@ -46,7 +47,7 @@ export function layoutCommitBatch(peerId: string, entries: MessageInitShape<type
   const metas = entries.map((e) => toBinary(CommitBatchEntrySchema, create(CommitBatchEntrySchema, { ...e, data: new Uint8Array() })));
   const lengths = metas.map((m, i) => m.length + (dataLengths[i]! > 0 ? 1 + varint(dataLengths[i]!).length + dataLengths[i]! : 0));
   const size = (id.length > 0 ? 1 + varint(id.length).length + id.length : 0) + lengths.reduce((s, n) => s + 1 + varint(n).length + n, 0);
-  // From the message buffers (grpc-frames.ts), given back once written: a fresh 8 MiB buffer per call had every page
+  // From the message buffers (message-buffers.ts), given back once written: a fresh 8 MiB buffer per call had every page
   // faulted in as the inline bytes were read into it (~2,000 page faults per batch on the dev VM).
   const frame = messageBuffers.take(5 + size);
   let given = false;

@@ -24,6 +24,7 @@ import { Staging } from './staging.ts';
 import { RootFileWriter } from './root-file-writer.ts';
 import { SMALL_FILE_BYTES, SmallFiles } from './small-files.ts';
 import { adoptChunkFiles } from './adopt-chunk-files.ts';
+import { followStore } from './follow-store.ts';
 
 export interface HubRootOptions {
   store: Store;
@@ -49,9 +50,6 @@ const readFile = (abs: string, size: number) => fileSource(abs, Math.min(1024 * 
 
 /** Sequences of commitNew's versions remembered for the root writer (more: it checks them as any other). */
 const MAX_PLACED = 16_384;
-
-/** The root writer's small files in flight hold up to this many bytes (their copies wait for the worker's batch). */
-const SMALL_FILES_IN_FLIGHT = 16 * 1024 * 1024;
 
 export class HubRoot {
   private readonly o: HubRootOptions;
@@ -347,70 +345,9 @@ export class HubRoot {
     return adoptChunkFiles({ store: this.o.store, disk: this.o.disk, state: this.o.state, root: this.o.root }, signal);
   }
 
-  /**
-   * Writes every store change into the folder, from the saved cursor on, until `signal` aborts. Several files are
-   * written at once; the saved cursor only passes a change once every earlier one is written. Up to 256 at once, and
-   * small files' bytes up to SMALL_FILES_IN_FLIGHT: the worker writes what waits as one batch with two flushes, and
-   * with 64 at once its batches were small (a push's 3,000 small files trailed the commits by ~1 s). Large files take
-   * one slot each, and their direct writes wait for one of DirectWrites' two buffers.
-   */
-  async followStore(signal: AbortSignal, concurrency = 256): Promise<void> {
-    const { store, state, log } = this.o;
-    const cursor = await state.getNumber('rootCursor');
-    const order: number[] = [];
-    const done = new Set<number>();
-    let running = 0;
-    let smallBytes = 0;
-    // Woken whenever a file is done: Promise.race over up to 256 files in flight attached a reaction to each of them
-    // per file started (~12 MB of garbage per 3,000 files).
-    let wake: (() => void) | undefined;
-    const slot = () => new Promise<void>((resolve) => (wake = resolve));
-    // The cursor passes a file once the store knows it is written (else a crash could leave its chunk files). One save
-    // at a time, of the latest position: a save per file queued thousands of store transactions behind a push's
-    // chunk writes, and the cursor (what status reports as written) trailed the folder by seconds.
-    let target: number | undefined;
-    let saving: Promise<void> | null = null;
-    const save = async (): Promise<void> => {
-      while (target !== undefined) {
-        const at = target;
-        target = undefined;
-        await this.notesWritten();
-        await state.setNumber('rootCursor', at).catch(() => {});
-      }
-      saving = null;
-    };
-    const advance = (): void => {
-      while (order.length > 0 && done.has(order[0]!)) {
-        target = order.shift()!;
-        done.delete(target);
-      }
-      if (target !== undefined) saving ??= save();
-    };
-    try {
-      for await (const r of store.followChanges(cursor, { signal })) {
-        order.push(r.seq);
-        if (this.placed.delete(r.seq)) {
-          done.add(r.seq);
-          advance();
-          continue;
-        }
-        const bytes = r.size <= SMALL_FILE_BYTES ? r.size : 0;
-        smallBytes += bytes;
-        running += 1;
-        void this.o.locks.run(r.path, () => this.materializeLocked(r.path))
-          .catch((err: unknown) => log.error({ path: r.path, err }, 'hub root: could not write a file'))
-          .then(() => {
-            running -= 1;
-            smallBytes -= bytes;
-            done.add(r.seq);
-            advance();
-            wake?.();
-          });
-        while (running >= concurrency || smallBytes > SMALL_FILES_IN_FLIGHT) await slot();
-      }
-    } finally {
-      while (running > 0) await slot();
-      await saving;
-    }
+  /** Writes every store change into the folder until `signal` aborts (follow-store.ts). */
+  followStore(signal: AbortSignal, concurrency?: number): Promise<void> {
+    const { store, state, log, locks } = this.o;
+    return followStore({ store, state, log, locks, placed: this.placed, materializeLocked: (path) => this.materializeLocked(path), notesWritten: () => this.notesWritten() }, signal, concurrency);
   }
 }

@@ -9,7 +9,7 @@ import type { DownloadChunksResponse, UploadChunksRequest, UploadChunksResponse 
 import { SyncError } from './errors.ts';
 import { bytesToHash, hashToBytes, MAX_HASHES_PER_CALL, type Place } from './wire.ts';
 import type { SendRate } from './rate.ts';
-import { messageBuffers } from './grpc-frames.ts';
+import { messageBuffers } from './message-buffers.ts';
 import type { Staging, StagedWrite } from './staging.ts';
 
 export interface ReceiveReport {
@@ -36,7 +36,7 @@ interface BatchedChunk {
 /**
  * Stores received chunks in batches (at most STORE_BATCH_BYTES and `maxChunks` each) through `put`, one batch written
  * while the next one fills (throwing in `put` fails `writing`). Each batch's message buffers go back for reuse once
- * it is stored (grpc-frames.ts).
+ * it is stored (message-buffers.ts).
  */
 class ChunkBatcher<T extends BatchedChunk = BatchedChunk> {
   readonly #store: Store;

@@ -10,7 +10,7 @@
 // cost ~0.7 s per pushed gigabyte.
 
 import { blake3, toHex, type HashSession, type IncrementalHash } from '../../store/index.ts';
-import { messageBuffers } from './grpc-frames.ts';
+import { messageBuffers } from './message-buffers.ts';
 
 /** Staging files hashed at the same time; the oldest is dropped beyond this (an abandoned upload). */
 const MAX_STREAMS = 16;

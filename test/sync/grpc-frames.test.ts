@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
-import { frame, grpcMessagesOf, messageBuffers } from '../../src/sync/grpc-frames.ts';
+import { frame, grpcMessagesOf } from '../../src/sync/grpc-frames.ts';
+import { messageBuffers } from '../../src/sync/message-buffers.ts';
 
 /** `buf` as a stream of pieces of these sizes (in turn). */
 function pieces(buf: Buffer, sizes: number[]): Readable {
