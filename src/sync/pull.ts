@@ -111,7 +111,7 @@ const ROUND_FILES = 1024;
 export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
   const total = { files: 0, bytes: 0 };
   // A lane is 'idle' while it waits for the other one to end a round, 'done' once it has returned.
-  const state: Record<Lane, 'fetching' | 'idle' | 'done'> = { large: 'fetching', small: 'fetching' };
+  const lanes: Record<Lane, 'fetching' | 'idle' | 'done'> = { large: 'fetching', small: 'fetching' };
   let failure: { err: unknown } | undefined;
   let progress = Promise.withResolvers<void>();
   const roundEnded = () => {
@@ -123,10 +123,10 @@ export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: Ab
       while (failure === undefined) {
         const wanted = await m.state.wantedBytes(which, ROUND_FILES);
         if (wanted.length === 0) {
-          if (state[other] !== 'fetching') return; // neither lane has anything left
-          state[which] = 'idle';
+          if (lanes[other] !== 'fetching') return; // neither lane has anything left
+          lanes[which] = 'idle';
           await progress.promise;
-          state[which] = 'fetching';
+          lanes[which] = 'fetching';
           continue;
         }
         const got = await fetchRound(m, client, wanted, signal);
@@ -137,7 +137,7 @@ export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: Ab
     } catch (err) {
       failure ??= { err };
     } finally {
-      state[which] = 'done';
+      lanes[which] = 'done';
       roundEnded(); // the other lane, waiting for a round of this one, looks again (and stops if nothing is left)
     }
   };
