@@ -5,17 +5,19 @@
 // store. Memory: one download call asks for at most CALL_BYTES; HTTP/2 flow control bounds what is in flight.
 
 import { Readable } from 'node:stream';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { ConnectError } from '@connectrpc/connect';
 import type { ChunkRef, FileRecord, Store } from '../../store/index.ts';
 import type { ChunkClient } from './transfer.ts';
 import { batches } from './transfer.ts';
 import { bytesToHash, hashToBytes } from './wire.ts';
-import { SyncError } from './errors.ts';
+import { isConnectionError, SyncError } from './errors.ts';
 
-/** Errors that mean "the hub cannot be reached now" (asleep, not started, refusing us), not "this read is wrong". */
+/**
+ * Errors that mean "the hub cannot be reached now" (asleep, not started, refusing us), not "this read is wrong": the
+ * statuses the push takes for a lost hub (isConnectionError), and the probe's own deadline.
+ */
 export function isHubUnreachable(err: unknown): boolean {
-  if (!(err instanceof ConnectError)) return (err as Error | null)?.name === 'TimeoutError';
-  return [Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Unknown, Code.Internal, Code.Unauthenticated, Code.Aborted].includes(err.code);
+  return isConnectionError(err) || (!(err instanceof ConnectError) && (err as Error | null)?.name === 'TimeoutError');
 }
 
 /** Bytes asked for per DownloadChunks call. */
