@@ -19,7 +19,7 @@ import { conflictName, decide } from './conflict.ts';
 import { metaOf } from './wire.ts';
 import { commitNewFiles, type NewFile } from './new-files.ts';
 import { GroupFlush } from './group-flush.ts';
-import { DirectWrites, DirSyncs, removeFile, safePath, statFile, TEMP_PREFIX, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
+import { DirectWrites, DirSyncs, removeFile, RootChanged, safePath, statFile, TEMP_PREFIX, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 import { Staging } from './staging.ts';
 import { RootFileWriter } from './root-file-writer.ts';
 import { SMALL_FILE_BYTES, SmallFiles } from './small-files.ts';
@@ -41,6 +41,8 @@ export interface HubRootOptions {
 
 /** Files the start-up scan reads at the same time. */
 const SCAN_CONCURRENCY = 4;
+/** Writes of one file whose path changes on disk under each of them before the root writer gives up for now. */
+const MATERIALIZE_TRIES = 3;
 
 /**
  * A root file as ingest's source, read in pieces sized to the file (up to 1 MiB): a 1 MiB read buffer per small file
@@ -278,10 +280,30 @@ export class HubRoot {
       this.placed.add(r.seq);
     };
     const { store, disk, locks, root } = this.o;
-    return commitNewFiles({ store, disk, locks, root, write: (abs, data, meta) => this.smallFiles.writeBytes(abs, [data], meta), placed }, items);
+    return commitNewFiles({ store, disk, locks, root, write: (abs, data, meta) => this.smallFiles.writeBytes(abs, [data], meta, null), placed }, items);
   }
 
+  /**
+   * Writes the store's version of `path` into the folder. Every write replaces only what was on disk when this looked
+   * (put-in-place.js): a person or program that writes the path meanwhile makes it throw RootChanged, and the next try
+   * reads their change first, so that both versions survive.
+   */
   private async materializeLocked(path: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.materializeOnce(path);
+      } catch (err) {
+        if (!(err instanceof RootChanged)) throw err;
+        if (attempt === MATERIALIZE_TRIES) {
+          // Still being written to: the watcher's event for the next change brings the path back here.
+          this.o.log.warn({ path }, 'hub root: the file kept changing on disk while the hub wrote it; left as it is');
+          return;
+        }
+      }
+    }
+  }
+
+  private async materializeOnce(path: string): Promise<void> {
     const { store, disk } = this.o;
     const abs = await safePath(this.o.root, path);
     let st = await statFile(abs);
@@ -296,7 +318,7 @@ export class HubRoot {
       if (st && !matches(st, known)) return; // still changing; its next event brings us back
     }
     if (!rec || rec.deleted) {
-      if (st) await removeFile(this.o.root, abs);
+      if (st) await removeFile(this.o.root, abs, st);
       await disk.del(path);
       return;
     }
@@ -309,7 +331,7 @@ export class HubRoot {
       this.o.log.warn({ path }, 'hub root: cannot write a file whose bytes are not in the store');
       return;
     }
-    const staged = await this.staging?.place(rec, abs, `${TEMP_PREFIX}${uniqueSuffix()}`);
+    const staged = await this.staging?.place(rec, abs, `${TEMP_PREFIX}${uniqueSuffix()}`, st);
     if (staged !== undefined) {
       await disk.set(path, staged.written, rec.version);
       this.noteWritten(path, rec.version, false, staged.stage);
@@ -318,12 +340,12 @@ export class HubRoot {
     let written: DiskStat | undefined;
     let version = rec.version;
     if (rec.size <= SMALL_FILE_BYTES) {
-      written = await this.smallFiles.write(abs, rec);
+      written = await this.smallFiles.write(abs, rec, st);
     } else {
       const opened = await store.openRead(path, undefined, { reuseBuffers: true, touch: false });
       const r = opened.record;
       version = r.version;
-      written = await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(r.mtimeMs), mode: r.mode, size: r.size }, { dirs: this.dirs, direct: this.direct });
+      written = await writeAtomic(abs, opened.stream, { mtimeMs: Math.floor(r.mtimeMs), mode: r.mode, size: r.size }, { dirs: this.dirs, direct: this.direct, expect: st });
     }
     await disk.set(path, written, version);
     this.noteWritten(path, version);

@@ -2,12 +2,13 @@
 // is written straight into the root (durable), then all are recorded in one store transaction with their chunks
 // located there, so that they never pass through chunk files, links and unlinks (HubRoot's usual way for pushed
 // files). Write first, then record: a crash in between leaves a file the next start's scan reads as the hub's own, and
-// the peer's retried commit then finds identical content.
+// the peer's retried commit then finds identical content. A file is only put where still nothing is (put-in-place.js):
+// one that someone else puts there first stays, and that item goes the usual way, which reads their file first.
 
 import type { FileRecord, Store } from '../../store/index.ts';
 import type { PathLocks } from './locks.ts';
 import type { DiskIndex } from './disk-index.ts';
-import { removeFile, safePath, statFile, type DiskStat } from './root-files.ts';
+import { removeFile, RootChanged, safePath, statFile, type DiskStat } from './root-files.ts';
 import { metaOf, type RemoteFile } from './wire.ts';
 
 export interface NewFile {
@@ -61,7 +62,13 @@ export function commitNewFiles(ctx: NewFilesContext, items: NewFile[]): Promise<
           taken.map(async (i, k) => {
             const r = recs[k]!;
             const { abs, st } = written[i]!;
-            if (r instanceof Error) return removeFile(ctx.root, abs); // e.g. a peer's commit of the path came first
+            // E.g. a peer's commit of the path came first: what this wrote goes, unless someone has written there since.
+            if (r instanceof Error) {
+              await removeFile(ctx.root, abs, st).catch((err: unknown) => {
+                if (!(err instanceof RootChanged)) throw err;
+              });
+              return;
+            }
             out[i] = r;
             await disk.set(r.path, st, r.version);
             ctx.placed(r);

@@ -1,6 +1,7 @@
 // The worker thread of root-file-writer.ts: writes a batch of small root files with plain synchronous calls, as
 // writeAtomic does one by one (temp file, write, permissions, mtime, stat by descriptor, flush, rename, flush of the
-// names). Plain JavaScript, like store/chunk-worker.js: a worker needs no types.
+// names), each file placed only if its path still holds what the root writer saw there (put-in-place.js). Plain
+// JavaScript, like store/chunk-worker.js: a worker needs no types.
 //
 // A file can also come as a chunk file of the hub's store to link into place (its only chunk, already durable there,
 // checked against its hash here first): its bytes are then neither read into the main thread nor written again, and
@@ -16,6 +17,7 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { SyncFsUnavailable, syncFileSystem } from '../../store/syncfs-helper.js';
 import { workerHasher } from '../../store/worker-hasher.js';
+import { putInPlaceSync } from './put-in-place.js';
 
 const hasher = workerHasher(workerData?.blake3);
 
@@ -135,7 +137,7 @@ async function writeBatch(req) {
     for (const f of files) {
       if (results[f.i].ok) {
         try {
-          fs.renameSync(f.item.tmp, f.item.final);
+          putInPlaceSync(f.item.tmp, f.item.final, f.item.expect);
           renamed.push(f);
           continue;
         } catch (err) {

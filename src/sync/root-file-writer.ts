@@ -9,7 +9,7 @@
 import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import { uniqueSuffix } from '../../store/index.ts';
-import { TEMP_PREFIX, type DiskStat } from './root-files.ts';
+import { RootChanged, TEMP_PREFIX, type DiskStat, type Expected } from './root-files.ts';
 
 /**
  * A batch holds up to this many files and bytes (more wait for the next one). The queue itself is bounded by the root
@@ -34,6 +34,8 @@ interface Item {
   link?: LinkSource;
   mode: number;
   mtimeMs: number;
+  /** What the path must still hold for the file to be put there (put-in-place.js); absent: anything. */
+  expect?: Expected;
 }
 
 interface Queued {
@@ -42,6 +44,7 @@ interface Queued {
   bytes: Uint8Array;
   link?: LinkSource;
   meta: { mtimeMs: number; mode: number };
+  expect: Expected | undefined;
   resolve: (st: DiskStat) => void;
   reject: (err: Error) => void;
 }
@@ -84,9 +87,10 @@ export class RootFileWriter {
    * and returns the written file's stat, as writeAtomic does. The parts are copied before this returns, so the caller
    * may reuse their buffers at once; with `stable` (the caller leaves them unchanged until this settles) a single part
    * is only copied once, into the batch for the worker (3,000 small files pushed at once made 3,000 buffers of garbage
+   * otherwise). With `expect`, the file is put in place only if `abs` still holds that (RootChanged, code ECHANGED,
    * otherwise). Rejects with the file system's error (its `code` set) for this file alone.
    */
-  write(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number }, opts: { stable?: boolean } = {}): Promise<DiskStat> {
+  write(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number }, opts: { stable?: boolean; expect?: Expected } = {}): Promise<DiskStat> {
     let bytes: Uint8Array;
     if (opts.stable && parts.length === 1) {
       bytes = parts[0]!;
@@ -101,7 +105,7 @@ export class RootFileWriter {
       }
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ abs, bytes, meta, resolve, reject });
+      this.#queue.push({ abs, bytes, meta, expect: opts.expect, resolve, reject });
       this.#send();
     });
   }
@@ -111,9 +115,9 @@ export class RootFileWriter {
    * permissions and mtime, as write() would the bytes: nothing is read into this thread or written again. Rejects
    * (the caller then writes the bytes) if the chunk file does not hold its chunk, or cannot be linked there.
    */
-  link(abs: string, src: LinkSource, meta: { mtimeMs: number; mode: number }): Promise<DiskStat> {
+  link(abs: string, src: LinkSource, meta: { mtimeMs: number; mode: number }, expect?: Expected): Promise<DiskStat> {
     return new Promise<DiskStat>((resolve, reject) => {
-      this.#queue.push({ abs, bytes: NO_BYTES, link: src, meta, resolve, reject });
+      this.#queue.push({ abs, bytes: NO_BYTES, link: src, meta, expect, resolve, reject });
       this.#send();
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code && NO_LINKS.has(err.code)) this.#linkable = false;
@@ -144,7 +148,7 @@ export class RootFileWriter {
       view.set(q.bytes, offset);
       offset += q.bytes.length;
       const dir = path.dirname(q.abs);
-      return { tmp: path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`), final: q.abs, offset: offset - q.bytes.length, length: q.bytes.length, ...(q.link ? { link: q.link } : {}), mode: q.meta.mode, mtimeMs: q.meta.mtimeMs };
+      return { tmp: path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`), final: q.abs, offset: offset - q.bytes.length, length: q.bytes.length, ...(q.link ? { link: q.link } : {}), ...(q.expect !== undefined ? { expect: q.expect } : {}), mode: q.meta.mode, mtimeMs: q.meta.mtimeMs };
     });
     this.#inFlight = batch;
     worker.ref();
@@ -168,6 +172,7 @@ export class RootFileWriter {
       batch.forEach((q, i) => {
         const r = out.results[i]!;
         if (r.ok) q.resolve(r.stat);
+        else if (r.code === 'ECHANGED') q.reject(new RootChanged(q.abs));
         else q.reject(Object.assign(new Error(r.message), { code: r.code }));
       });
       if (this.#queue.length === 0) worker.unref();

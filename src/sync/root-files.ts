@@ -13,6 +13,9 @@ import path from 'node:path';
 import { AlignedArena, DirectWriter, directUnsupported, O_DIRECT, uniqueSuffix, validateName, writeAll, type AlignedSlot } from '../../store/index.ts';
 import { SyncError } from './errors.ts';
 import { GroupFlush } from './group-flush.ts';
+import { holds, putInPlaceSync, RootChanged, type Expected } from './put-in-place.js';
+
+export { RootChanged, type Expected };
 
 export const TEMP_PREFIX = '.balupi-tmp-';
 
@@ -88,12 +91,14 @@ function lstatOrNull(p: string): fsCb.Stats | null {
  * `direct`, a file of `meta.size` >= DIRECT_MIN_BYTES is written around the page cache when the file system allows.
  * Returns the written file's size, mtime and mode, taken from its descriptor before the rename: what the hub wrote,
  * even if someone edits the file the moment it appears (a later look would take that edit for the hub's own).
+ * `expect` is what the caller saw at `abs` before it began (put-in-place.js): if someone wrote there meanwhile, this
+ * throws RootChanged and replaces nothing.
  */
 export async function writeAtomic(
   abs: string,
   source: Readable | readonly Uint8Array[],
   meta: { mtimeMs: number; mode: number; size?: number },
-  opts: { dirs?: DirSyncs; direct?: DirectWrites } = {},
+  opts: { dirs?: DirSyncs; direct?: DirectWrites; expect?: Expected } = {},
 ): Promise<DiskStat> {
   const dir = path.dirname(abs);
   const tmp = path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`);
@@ -117,7 +122,7 @@ export async function writeAtomic(
         direct.slot.release();
       }
     }
-    await fs.rename(tmp, abs);
+    putInPlaceSync(tmp, abs, opts.expect);
   } catch (err) {
     if (source instanceof Readable) source.destroy();
     await fs.rm(tmp, { force: true });
@@ -266,7 +271,12 @@ export class DirSyncs {
 }
 
 /** Removes a file and then its parent directories up to the root while they are empty. */
-export async function removeFile(root: string, abs: string): Promise<void> {
+/**
+ * Removes the file `abs` and the directories it leaves empty up to `root`. With `expect`, only if it is still the file
+ * the caller saw (RootChanged otherwise: someone wrote it since, and their file stays).
+ */
+export async function removeFile(root: string, abs: string, expect?: Expected): Promise<void> {
+  if (expect !== undefined && !holds(abs, expect)) throw new RootChanged(abs);
   await fs.rm(abs, { force: true });
   let dir = path.dirname(abs);
   while (dir.length > root.length && dir.startsWith(root + path.sep)) {

@@ -9,7 +9,7 @@
 //   here    without a worker (it could not start, or died): writeAtomic on this thread.
 
 import type { FileRecord, Lease, Store } from '../../store/index.ts';
-import { writeAtomic, type DirectWrites, type DirSyncs, type DiskStat } from './root-files.ts';
+import { RootChanged, writeAtomic, type DirectWrites, type DirSyncs, type DiskStat, type Expected } from './root-files.ts';
 import type { RootFileWriter } from './root-file-writer.ts';
 
 /** Files up to this size are written from their chunks read whole, without a stream. */
@@ -31,23 +31,27 @@ export class SmallFiles {
     this.#o = opts;
   }
 
-  /** Writes `rec` (at most SMALL_FILE_BYTES) atomically at `abs` with its mtime and mode; the written file's stat. */
-  async write(abs: string, rec: FileRecord): Promise<DiskStat> {
+  /**
+   * Writes `rec` (at most SMALL_FILE_BYTES) atomically at `abs` with its mtime and mode, if `abs` still holds `expect`
+   * then (RootChanged otherwise); the written file's stat.
+   */
+  async write(abs: string, rec: FileRecord, expect: Expected): Promise<DiskStat> {
     const meta = { mtimeMs: Math.floor(rec.mtimeMs), mode: rec.mode, size: rec.size };
-    const written = (await this.#link(abs, rec, meta)) ?? (await this.#batched(abs, rec, meta));
-    return written ?? this.#withChunks(rec, (parts) => writeAtomic(abs, parts, meta, { dirs: this.#o.dirs, direct: this.#o.direct }));
+    const written = (await this.#link(abs, rec, meta, expect)) ?? (await this.#batched(abs, rec, meta, expect));
+    return written ?? this.#withChunks(rec, (parts) => writeAtomic(abs, parts, meta, { dirs: this.#o.dirs, direct: this.#o.direct, expect }));
   }
 
   /** Undefined when linking does not apply or failed (a chunk file that does not hold its chunk, another file system). */
-  async #link(abs: string, rec: FileRecord, meta: { mtimeMs: number; mode: number }): Promise<DiskStat | undefined> {
+  async #link(abs: string, rec: FileRecord, meta: { mtimeMs: number; mode: number }, expect: Expected): Promise<DiskStat | undefined> {
     const { store, writer } = this.#o;
     if (!this.#o.located || rec.chunks.length !== 1 || !writer.linkable) return undefined;
     const chunk = rec.chunks[0]!;
     const held = await store.holdChunkFile(chunk.hash);
     if (!held) return undefined;
     try {
-      return await writer.link(abs, { file: held.file, hash: chunk.hash, size: held.size }, meta);
-    } catch {
+      return await writer.link(abs, { file: held.file, hash: chunk.hash, size: held.size }, meta, expect);
+    } catch (err) {
+      if (err instanceof RootChanged) throw err; // the bytes would not be put there either
       return undefined;
     } finally {
       held.release();
@@ -56,22 +60,22 @@ export class SmallFiles {
 
   /**
    * Writes `parts` (the bytes of a file of at most SMALL_FILE_BYTES) atomically at `abs` with `meta`; the caller leaves
-   * them unchanged until this settles.
+   * them unchanged until this settles. `expect` as for write().
    */
-  async writeBytes(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number; size: number }): Promise<DiskStat> {
-    return (await this.#inWorker(abs, parts, meta, { stable: true })) ?? writeAtomic(abs, parts, meta, { dirs: this.#o.dirs, direct: this.#o.direct });
+  async writeBytes(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number; size: number }, expect: Expected): Promise<DiskStat> {
+    return (await this.#inWorker(abs, parts, meta, { stable: true, expect })) ?? writeAtomic(abs, parts, meta, { dirs: this.#o.dirs, direct: this.#o.direct, expect });
   }
 
   /** Undefined when there is no worker (it could not start, or died meanwhile). */
-  async #batched(abs: string, rec: FileRecord, meta: { mtimeMs: number; mode: number }): Promise<DiskStat | undefined> {
+  async #batched(abs: string, rec: FileRecord, meta: { mtimeMs: number; mode: number }, expect: Expected): Promise<DiskStat | undefined> {
     if (!this.#o.writer.available) return undefined;
     // The writer copies the bytes before write() returns: the chunks go back then, not once the file is written.
-    const { written } = await this.#withChunks(rec, async (parts) => ({ written: this.#inWorker(abs, parts, meta) }));
+    const { written } = await this.#withChunks(rec, async (parts) => ({ written: this.#inWorker(abs, parts, meta, { expect }) }));
     return written;
   }
 
   /** The worker's write of `parts`; undefined when there is no worker. See RootFileWriter.write for `stable`. */
-  #inWorker(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number }, opts: { stable?: boolean } = {}): Promise<DiskStat | undefined> {
+  #inWorker(abs: string, parts: readonly Uint8Array[], meta: { mtimeMs: number; mode: number }, opts: { stable?: boolean; expect?: Expected }): Promise<DiskStat | undefined> {
     const { writer } = this.#o;
     if (!writer.available) return Promise.resolve(undefined);
     return writer.write(abs, parts, meta, opts).catch((err: unknown) => {

@@ -15,6 +15,7 @@ import fsCb from 'node:fs';
 import path from 'node:path';
 import { AlignedArena, O_DIRECT, validateName, writeAll, type FileRecord, type Store } from '../../store/index.ts';
 import { closeFd, diskStatOf, fchmod, fdatasync, ftruncate, futimes, openFd, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
+import { putInPlaceSync, type Expected } from './put-in-place.js';
 import { bytesToHash, type Place, type RemoteFile } from './wire.ts';
 import { localRun, WholeHashes, workerRun } from './whole-hashes.ts';
 import { DIRECT_ARENA_BYTES, StageWriter } from './stage-writer.ts';
@@ -143,9 +144,10 @@ export class Staging {
    * temp name renamed over the path, so the staging name still holds the bytes until the store has moved their
    * locations (noteWritten's `from`; then unlink() it). Returns the staging path and the stat of what was put in
    * place (writeAtomic says why from the descriptor), or undefined when there is no staging file (the caller writes
-   * the file as usual).
+   * the file as usual). The path must still hold `expect` (what the caller saw there) when the file is put in
+   * place: RootChanged otherwise, and the staging file stays as it was.
    */
-  async place(rec: FileRecord, abs: string, tmpName: string): Promise<{ stage: string; written: DiskStat } | undefined> {
+  async place(rec: FileRecord, abs: string, tmpName: string, expect: Expected): Promise<{ stage: string; written: DiskStat } | undefined> {
     const stage = stageOfVersion(rec);
     // Checked and taken before the first await: an upload into it, or another path of the same content and directory
     // being put in place, makes this file copy instead (two root files must never share an inode).
@@ -153,14 +155,14 @@ export class Staging {
     this.#placing.add(stage);
     let written: DiskStat | undefined;
     try {
-      written = await this.#place(rec, abs, tmpName, stage);
+      written = await this.#place(rec, abs, tmpName, stage, expect);
       return written && { stage, written };
     } finally {
       if (!written) this.#placing.delete(stage);
     }
   }
 
-  async #place(rec: FileRecord, abs: string, tmpName: string, stage: string): Promise<DiskStat | undefined> {
+  async #place(rec: FileRecord, abs: string, tmpName: string, stage: string, expect: Expected): Promise<DiskStat | undefined> {
     const stageAbs = path.join(path.dirname(abs), path.posix.basename(stage));
     let fd: number;
     try {
@@ -192,7 +194,7 @@ export class Staging {
     const tmp = path.join(path.dirname(abs), tmpName);
     await fs.link(stageAbs, tmp);
     try {
-      await fs.rename(tmp, abs);
+      putInPlaceSync(tmp, abs, expect);
     } catch (err) {
       await fs.rm(tmp, { force: true });
       throw err;

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
+import fsSync from 'node:fs';
 import path from 'node:path';
 import { HubRoot } from '../../src/sync/hub-root.ts';
 import { DiskIndex } from '../../src/sync/disk-index.ts';
@@ -445,5 +446,69 @@ test('a file still being written while the hub reads it is read again as a new v
     assert.deepEqual((await fs.readdir(root)).filter((x) => x.includes('sync-conflict')), [], 'no conflict copy in the root');
     assert.deepEqual((await n.store.list('')).map((e) => e.name), ['growing.bin'], 'no conflict copy in the store');
     assert.ok((await readAll((await n.store.openRead('growing.bin')).stream)).equals(await fs.readFile(f)), 'the store holds what is on disk');
+  });
+});
+
+test("a file someone writes while the hub writes a peer's version there is never replaced: both survive, no temp file stays", async () => {
+  await setup(async (n, hub, root) => {
+    // A large file (written from the store's stream): the hub saw the old file, then someone on the NAS saves an edit
+    // of it while the peer's version streams into the temp file.
+    const f = path.join(root, 'report.bin');
+    await fs.writeFile(f, 'the old report');
+    await hub.refresh('report.bin');
+    const base = await n.store.stat('report.bin');
+    const peer = randomBytes(400_000);
+    const staged = await n.store.ingest('.stage', Readable.from([peer]), { mtimeMs: base.mtimeMs + 1000 });
+    await n.store.commitFile('report.bin', { size: peer.length, mtimeMs: base.mtimeMs + 1000, mode: 0o644, chunks: staged.file.chunks, hash: staged.file.hash }, { baseVersion: base.version });
+    const openRead = n.store.openRead.bind(n.store);
+    let edited = false;
+    n.store.openRead = async (...args: Parameters<typeof openRead>) => {
+      const opened = await openRead(...args);
+      if (!edited && args[0] === 'report.bin') {
+        edited = true;
+        // The edit lands once the first bytes are in the temp file; it is newer than the peer's version.
+        opened.stream.once('data', () => {
+          fsSync.writeFileSync(f, 'saved on the NAS during the write');
+          const t = (base.mtimeMs + 60_000) / 1000;
+          fsSync.utimesSync(f, t, t);
+        });
+      }
+      return opened;
+    };
+    await hub.materialize('report.bin');
+    assert.ok(edited, 'the edit happened during the write');
+    assert.equal(await fs.readFile(f, 'utf8'), 'saved on the NAS during the write', 'the newer edit keeps the path');
+    const copies = (await fs.readdir(root)).filter((x) => x.includes('sync-conflict'));
+    assert.equal(copies.length, 1, 'the peer version is kept as a conflict copy');
+    assert.ok((await fs.readFile(path.join(root, copies[0]!))).equals(peer));
+    assert.equal((await n.state.listConflicts()).length, 1);
+    assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
+
+    // A new small file a peer pushed with its bytes: someone creates the same path just before the hub puts it there.
+    const data = Buffer.from('pushed by a peer');
+    const hash = await blake(data);
+    const userFile = path.join(root, 'new.txt');
+    const smallFiles = (hub as unknown as { smallFiles: { writeBytes: (...a: unknown[]) => Promise<unknown> } }).smallFiles;
+    const writeBytes = smallFiles.writeBytes.bind(smallFiles);
+    smallFiles.writeBytes = (...a: unknown[]) => {
+      fsSync.writeFileSync(userFile, 'created on the NAS first');
+      return writeBytes(...a);
+    };
+    const file = { path: 'new.txt', size: data.length, mtimeMs: 1_600_000_000_000, mode: 0o644, hash, sha256: null, chunks: [{ hash, size: data.length }], version: 0, seq: 0, deleted: false };
+    const [rec] = await hub.commitNew([{ file, base: 0, data }]);
+    assert.equal(rec, undefined, 'not taken: the commit goes the usual way, which reads the new file first');
+    assert.equal(await fs.readFile(userFile, 'utf8'), 'created on the NAS first');
+    assert.equal(await n.store.record('new.txt'), undefined, 'nothing recorded for the path');
+    assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
+  });
+});
+
+test('a directory where a peer puts a file is left alone (logged), not replaced and not an endless retry', async () => {
+  await setup(async (n, hub, root) => {
+    await fs.mkdir(path.join(root, 'photos'));
+    await n.store.ingest('photos', bytes('a file named like the directory'), { mtimeMs: 1_600_000_000_000 });
+    await hub.materialize('photos');
+    assert.ok((await fs.stat(path.join(root, 'photos'))).isDirectory());
+    assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
   });
 });

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { RootFileWriter } from '../../src/sync/root-file-writer.ts';
 import { blake3 } from '../../store/index.ts';
-import { TEMP_PREFIX, walk, walkTemps } from '../../src/sync/root-files.ts';
+import { removeFile, RootChanged, TEMP_PREFIX, walk, walkTemps, writeAtomic } from '../../src/sync/root-files.ts';
+import { Readable } from 'node:stream';
 import { tempDir } from '../helpers/daemon-process.ts';
 
 async function withRoot(fn: (root: string, w: RootFileWriter) => Promise<void>): Promise<void> {
@@ -222,5 +223,83 @@ test('link: a chunk file on another file system (EXDEV) is refused, and the writ
     } finally {
       await fs.rm(store, { recursive: true, force: true });
     }
+  });
+});
+
+test("a file is put in place only if its path still holds what the writer was told (nothing, or the file it saw): anyone else's file stays, the rest of the batch lands", async () => {
+  await withRoot(async (root, w) => {
+    const meta = { mtimeMs: 1_600_000_000_000, mode: 0o644 };
+    // Someone created this path after the caller saw nothing there.
+    const created = path.join(root, 'created.txt');
+    await fs.writeFile(created, 'theirs');
+    // Someone edited this one after the caller saw its old version.
+    const edited = path.join(root, 'edited.txt');
+    await fs.writeFile(edited, 'old');
+    const seen = { size: 3, mtimeMs: Math.floor((await fs.stat(edited)).mtimeMs) };
+    await fs.writeFile(edited, 'their edit');
+    // And the unchanged ones: nothing there, and exactly the file the caller saw.
+    const fresh = path.join(root, 'fresh.txt');
+    const same = path.join(root, 'same.txt');
+    await fs.writeFile(same, 'old');
+    const sameSeen = { size: 3, mtimeMs: Math.floor((await fs.stat(same)).mtimeMs) };
+    const results = await Promise.allSettled([
+      w.write(created, [Buffer.from('peer')], meta, { expect: null }),
+      w.write(edited, [Buffer.from('peer')], meta, { expect: seen }),
+      w.write(fresh, [Buffer.from('peer')], meta, { expect: null }),
+      w.write(same, [Buffer.from('peer')], meta, { expect: sameSeen }),
+    ]);
+    assert.deepEqual(results.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'ok')), ['ECHANGED', 'ECHANGED', 'ok', 'ok']);
+    assert.ok(results[0]!.status === 'rejected' && results[0].reason instanceof RootChanged);
+    assert.equal(await fs.readFile(created, 'utf8'), 'theirs');
+    assert.equal(await fs.readFile(edited, 'utf8'), 'their edit');
+    assert.equal(await fs.readFile(fresh, 'utf8'), 'peer');
+    assert.equal(await fs.readFile(same, 'utf8'), 'peer');
+    const temps = [];
+    for await (const t of walkTemps(root)) temps.push(t.rel);
+    assert.deepEqual(temps, [], 'no temp file left');
+  });
+});
+
+test('a chunk file linked into place with nothing expected there does not replace a file that appeared; the chunk file keeps one name', async () => {
+  await withRoot(async (root, w) => {
+    const data = randomBytes(5000);
+    const chunkFile = path.join(root, '..', `chunk-${path.basename(root)}`);
+    await fs.writeFile(chunkFile, data);
+    try {
+      const target = path.join(root, 'linked.bin');
+      await fs.writeFile(target, 'theirs');
+      await assert.rejects(w.link(target, { file: chunkFile, hash: blake3().hash(data).toString('hex'), size: data.length }, { mtimeMs: 1_600_000_000_000, mode: 0o644 }, null), RootChanged);
+      assert.equal(await fs.readFile(target, 'utf8'), 'theirs');
+      assert.equal((await fs.stat(chunkFile)).nlink, 1, 'no second name left behind');
+    } finally {
+      await fs.rm(chunkFile, { force: true });
+    }
+  });
+});
+
+test('writeAtomic: someone creating or editing the path while the bytes stream in makes it fail with RootChanged and replace nothing', async () => {
+  await withRoot(async (root) => {
+    const meta = { mtimeMs: 1_600_000_000_000, mode: 0o644 };
+    // The source writes "their" file at the target after its first piece, as a user on the NAS would mid-write.
+    const source = (target: string, theirs: string) =>
+      Readable.from((async function* () {
+        yield randomBytes(300_000);
+        fsSync.writeFileSync(target, theirs);
+        yield randomBytes(300_000);
+      })());
+    const created = path.join(root, 'created.bin');
+    await assert.rejects(writeAtomic(created, source(created, 'created meanwhile'), { ...meta, size: 600_000 }, { expect: null }), RootChanged);
+    assert.equal(await fs.readFile(created, 'utf8'), 'created meanwhile');
+    const edited = path.join(root, 'edited.bin');
+    await fs.writeFile(edited, 'old');
+    const seen = { size: 3, mtimeMs: Math.floor((await fs.stat(edited)).mtimeMs) };
+    await assert.rejects(writeAtomic(edited, source(edited, 'edited meanwhile'), { ...meta, size: 600_000 }, { expect: seen }), RootChanged);
+    assert.equal(await fs.readFile(edited, 'utf8'), 'edited meanwhile');
+    // removeFile likewise leaves a file that changed since the caller looked.
+    await assert.rejects(removeFile(root, edited, seen), RootChanged);
+    assert.equal(await fs.readFile(edited, 'utf8'), 'edited meanwhile');
+    const temps = [];
+    for await (const t of walkTemps(root)) temps.push(t.rel);
+    assert.deepEqual(temps, [], 'no temp file left');
   });
 });
