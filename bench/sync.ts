@@ -7,7 +7,7 @@
 // raw HTTP/2. Writes the figures to bench/SYNC-RESULTS.md.
 //
 // Run: npx node bench/sync.ts [--small N] [--large N] [--large-mib N] [--insert-mib N] [--repeat N] [--keep] [--free-gib N]
-// --free-gib N holds all but N GiB of the available memory during the initial syncs (bench/hold-memory.ts says why).
+// --free-gib N holds all but N GiB of the available memory during the initial syncs (bench/_hold-memory.ts says why).
 // (The issue's 200 MB kill -9 upload runs in the test suite itself: test/sync/resume.test.ts, ~10 s.)
 // Needs rsync (apt-get install -y rsync).
 
@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { openStore } from '../store/index.ts';
-import { holdAllBut } from './hold-memory.ts';
+import { holdAllBut } from './_hold-memory.ts';
 import { createSyncClient, H2_CONNECTION_WINDOW, H2_SETTINGS } from '../src/sync/client.ts';
 import { messageBuffers } from '../src/sync/message-buffers.ts';
 import { hashToBytes } from '../src/sync/wire.ts';
@@ -457,7 +457,9 @@ const lines = [
   `- Initial syncs: ${REPEAT} rounds, each contender once per round in turn, every run into fresh directories; the table gives medians (range in brackets) and the ratio of the medians. ` +
     `Per round, hub → pi / pi → hub ratios: ${rounds.map((r) => `${(r.pull / r.rsPull).toFixed(1)}× / ${(r.push / r.rsPush).toFixed(1)}×`).join(', ')}.` +
     (held ? ` A helper held ${held.heldGiB} GiB of memory during them (\`--free-gib ${opt['free-gib']}\`), after a warm-up round that was not counted, so every contender wrote into recycled page-cache pages.` : ''),
-  `- rsync writes into the page cache and syncs nothing, so its time follows this VM's memory: pages the guest freed go back to the host (free page reporting), and filling such pages costs several times more than filling recycled ones. ` +
+  (held
+    ? `- rsync writes into the page cache and syncs nothing, so its time is mostly that copy; with the memory held, every round's pages were recycled ones (on this VM, pages the guest freed go back to the host, and filling those costs several times more). `
+    : `- rsync writes into the page cache and syncs nothing, so its time follows this VM's memory: pages the guest freed go back to the host (free page reporting), and filling such pages costs several times more than filling recycled ones (\`--free-gib\` holds memory to avoid that). `) +
     `Against rsync's fastest round, balupi's median is ${(pullMs / Math.min(...rounds.map((r) => r.rsPull))).toFixed(2)}× (hub → pi, rsync ${secs(Math.min(...rounds.map((r) => r.rsPull)))} s) and ` +
     `${(pushMs / Math.min(...rounds.map((r) => r.rsPush))).toFixed(2)}× (pi → hub, rsync ${secs(Math.min(...rounds.map((r) => r.rsPush)))} s).`,
   `- balupi times run from starting the pi process (median ${secs(med('pullStart'))} s of it is process start) until every byte is where it belongs; ` +

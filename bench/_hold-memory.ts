@@ -6,7 +6,7 @@
 // nothing, then takes 0.75 s or 3 s for the same transfer depending on which pages it got. With most memory held, every
 // contender writes into recycled pages, as on a machine whose memory is in steady use.
 //
-// Run directly: npx node bench/hold-memory.ts GIB  (prints "held GIB" once every page is touched; holds until killed).
+// Run directly: npx node bench/_hold-memory.ts GIB  (prints "held GIB" once every page is touched; holds until killed).
 
 import fs from 'node:fs/promises';
 import { spawn } from 'node:child_process';
@@ -41,7 +41,7 @@ export async function holdAllBut(freeGiB: number): Promise<{ heldGiB: number; re
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const gib = Number(process.argv[2]);
-  if (!(gib >= 1)) throw new Error('usage: hold-memory.ts GIB');
+  if (!(gib >= 1)) throw new Error('usage: _hold-memory.ts GIB');
   const held: Buffer[] = [];
   // fill() touches every page; allocUnsafeSlow keeps the pieces out of Node's pool and off the JS heap.
   for (let i = 0; i < gib; i++) held.push(Buffer.allocUnsafeSlow(GiB).fill(1));
