@@ -19,7 +19,7 @@ import { conflictName, decide } from './conflict.ts';
 import { metaOf } from './wire.ts';
 import { commitNewFiles, type NewFile } from './new-files.ts';
 import { GroupFlush } from './group-flush.ts';
-import { DirectWrites, DirSyncs, removeFile, RootChanged, safePath, statFile, TEMP_PREFIX, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
+import { DirectWrites, DirSyncs, holds, removeFile, RootChanged, safePath, statFile, TEMP_PREFIX, walk, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 import { Staging } from './staging.ts';
 import { RootFileWriter } from './root-file-writer.ts';
 import { SMALL_FILE_BYTES, SmallFiles } from './small-files.ts';
@@ -325,6 +325,12 @@ export class HubRoot {
     if (st && matches(st, rec)) {
       if (known?.v !== rec.version) await disk.set(path, st, rec.version);
       this.noteWritten(path, rec.version, true, this.staging?.existing(rec, abs)); // e.g. written before a crash that came before the note
+      return;
+    }
+    if (!st && !holds(abs, null)) {
+      // statFile sees only regular files: a directory or a symlink of someone's stands there. Not replaced, and not
+      // written in vain (the write would end in RootChanged).
+      this.o.log.warn({ path }, 'hub root: a directory or link stands where this file goes; left as it is');
       return;
     }
     if (rec.state !== 'local') {

@@ -15,7 +15,7 @@ import { SyncError } from './errors.ts';
 import { GroupFlush } from './group-flush.ts';
 import { holds, putInPlaceSync, RootChanged, type Expected } from './put-in-place.js';
 
-export { RootChanged, type Expected };
+export { holds, RootChanged, type Expected };
 
 export const TEMP_PREFIX = '.balupi-tmp-';
 

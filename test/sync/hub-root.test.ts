@@ -22,6 +22,7 @@ import { blake, waitFor } from './peers.ts';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { hashToBytes } from '../../src/sync/wire.ts';
 import { RootFileWriter } from '../../src/sync/root-file-writer.ts';
+import pino from 'pino';
 
 async function setup(fn: (n: Node, hub: HubRoot, root: string) => Promise<void>) {
   const top = await tempDir('balupi-root-');
@@ -503,12 +504,16 @@ test("a file someone writes while the hub writes a peer's version there is never
   });
 });
 
-test('a directory where a peer puts a file is left alone (logged), not replaced and not an endless retry', async () => {
-  await setup(async (n, hub, root) => {
+test('a directory where a peer puts a file is left alone (logged once), not replaced, not written in vain', async () => {
+  await setup(async (n, _hub, root) => {
+    const warnings: { path?: string; msg?: string }[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
+    const hub = new HubRoot({ store: n.store, state: n.state, disk: new DiskIndex(n.db), locks: new PathLocks(), root, log });
     await fs.mkdir(path.join(root, 'photos'));
     await n.store.ingest('photos', bytes('a file named like the directory'), { mtimeMs: 1_600_000_000_000 });
     await hub.materialize('photos');
     assert.ok((await fs.stat(path.join(root, 'photos'))).isDirectory());
+    assert.deepEqual(warnings.map((w) => [w.path, w.msg]), [['photos', 'hub root: a directory or link stands where this file goes; left as it is']]);
     assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
   });
 });
