@@ -257,6 +257,9 @@ async function balupiPush(
 }
 
 const held = opt['free-gib'] === undefined ? undefined : await holdAllBut(Number(opt['free-gib']));
+if (!held && Number(await fs.readFile('/sys/module/page_reporting/parameters/reported_kib', 'utf8').catch(() => '0')) > 0) {
+  console.log('note: this machine hands freed memory back to its host (free page reporting), which makes rsync\'s time bimodal; --free-gib 4 avoids that');
+}
 if (held) console.log(`holding ${held.heldGiB} GiB of memory during the initial syncs`);
 const REPEAT = Math.max(1, Number(opt.repeat));
 const rounds: {
