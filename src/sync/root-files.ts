@@ -270,7 +270,6 @@ export class DirSyncs {
   }
 }
 
-/** Removes a file and then its parent directories up to the root while they are empty. */
 /**
  * Removes the file `abs` and the directories it leaves empty up to `root`. With `expect`, only if it is still the file
  * the caller saw (RootChanged otherwise: someone wrote it since, and their file stays).

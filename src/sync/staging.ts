@@ -145,7 +145,7 @@ export class Staging {
    * locations (noteWritten's `from`; then unlink() it). Returns the staging path and the stat of what was put in
    * place (writeAtomic says why from the descriptor), or undefined when there is no staging file (the caller writes
    * the file as usual). The path must still hold `expect` (what the caller saw there) when the file is put in
-   * place: RootChanged otherwise, and the staging file stays as it was.
+   * place: RootChanged otherwise, and the staging file stays for the next try.
    */
   async place(rec: FileRecord, abs: string, tmpName: string, expect: Expected): Promise<{ stage: string; written: DiskStat } | undefined> {
     const stage = stageOfVersion(rec);
