@@ -517,3 +517,47 @@ test('a directory where a peer puts a file is left alone (logged once), not repl
     assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
   });
 });
+
+test("a pushed large file's staging file is not put over a file someone created at its path meanwhile: both survive, the staging file is used after all", async () => {
+  await withRootAndDb('balupi-hub-stage-race-', async ({ dir, root, hubOf }) => {
+    const store = await openStore({ dir: path.join(dir, 'store'), backingDir: root });
+    try {
+      const hub = await hubOf(store);
+      // A 9 MiB file uploaded into its staging file and committed, as a pi's push leaves it.
+      const data = randomBytes(9 * 1024 * 1024);
+      const fileHash = await blake(data);
+      const place = (offset: number) => ({ path: 'docs/big.bin', fileSize: BigInt(data.length), fileHash: hashToBytes(fileHash), offset: BigInt(offset) });
+      const w = hub.staging!.writer();
+      const writes = [];
+      for (let off = 0; off < data.length; off += 1024 * 1024) {
+        const piece = data.subarray(off, off + 1024 * 1024);
+        writes.push({ stage: w.stageOf(place(off), piece.length)!, hash: await blake(piece), data: piece, offset: off, fileSize: data.length });
+      }
+      await w.write(writes);
+      await w.close();
+      const mtimeMs = Date.now() - 60_000;
+      await store.commitFile('docs/big.bin', { size: data.length, mtimeMs, mode: 0o644, chunks: writes.map((x) => ({ hash: x.hash, size: x.data.length })), hash: fileHash }, { baseVersion: 0 });
+      // Someone on the NAS saves a file at that path while the hub prepares the staging file (newer than the push).
+      const target = path.join(root, 'docs', 'big.bin');
+      const locatedAt = store.locatedAt.bind(store);
+      let created = false;
+      store.locatedAt = async (...a: Parameters<typeof locatedAt>) => {
+        if (!created) {
+          created = true;
+          fsSync.writeFileSync(target, 'saved on the NAS');
+        }
+        return locatedAt(...a);
+      };
+      await hub.materialize('docs/big.bin');
+      assert.ok(created, 'the file appeared while the staging file was being put in place');
+      assert.equal(await fs.readFile(target, 'utf8'), 'saved on the NAS', 'the newer file keeps the path');
+      const copies = (await fs.readdir(path.join(root, 'docs'))).filter((x) => x.includes('sync-conflict'));
+      assert.equal(copies.length, 1);
+      assert.ok((await fs.readFile(path.join(root, 'docs', copies[0]!))).equals(data), 'the pushed file survives as the conflict copy');
+      assert.deepEqual((await fs.readdir(path.join(root, 'docs'))).filter((x) => x.startsWith(TEMP_PREFIX) && !x.includes('stage')), [], 'no temp file left');
+      assert.deepEqual((await store.fsck()).problems, []);
+    } finally {
+      await store.close();
+    }
+  });
+});
