@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import fsSync from 'node:fs';
 import path from 'node:path';
 import { HubRoot } from '../../src/sync/hub-root.ts';
 import { DiskIndex } from '../../src/sync/disk-index.ts';
@@ -12,30 +11,15 @@ import { PathLocks } from '../../src/sync/locks.ts';
 import { safePath, TEMP_PREFIX, walk, writeAtomic } from '../../src/sync/root-files.ts';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { ClassicLevel } from 'classic-level';
-import { openStore, type Store } from '../../store/index.ts';
+import { openStore } from '../../store/index.ts';
 import { readAll } from '../store/temp-store.ts';
-import { SyncState } from '../../src/sync/state.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 import { bytes, node, silent, SMALL_CHUNKS, type Node } from './in-process.ts';
+import { setup, withRootAndDb } from './hub-root-fixtures.ts';
 import { blake, waitFor } from './peers.ts';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { hashToBytes } from '../../src/sync/wire.ts';
 import { RootFileWriter } from '../../src/sync/root-file-writer.ts';
-import pino from 'pino';
-
-async function setup(fn: (n: Node, hub: HubRoot, root: string) => Promise<void>) {
-  const top = await tempDir('balupi-root-');
-  const root = path.join(top.path, 'root');
-  await fs.mkdir(root);
-  const n = await node('hub', { root });
-  try {
-    await fn(n, new HubRoot({ store: n.store, state: n.state, disk: new DiskIndex(n.db), locks: new PathLocks(), root, log: silent }), root);
-  } finally {
-    await n.close();
-    await top.remove();
-  }
-}
 
 test('a version committed by a peer is written atomically with its mtime and mode, and removed when deleted', async () => {
   await setup(async (n, hub, root) => {
@@ -266,28 +250,6 @@ test('a file whose bytes fail while being written (a chunk rotted in the store, 
   });
 });
 
-/**
- * A root folder and a sync database in a fresh temp dir, for tests that open their own store (options node() does not
- * take, or one store after another); `hubOf` makes a HubRoot over a store of theirs. Stores are the test's to close.
- */
-async function withRootAndDb(
-  prefix: string,
-  fn: (t: { dir: string; root: string; hubOf: (store: Store, log?: typeof silent) => Promise<HubRoot> }) => Promise<void>,
-): Promise<void> {
-  const dir = await tempDir(prefix);
-  const root = path.join(dir.path, 'root');
-  await fs.mkdir(root);
-  const db = new ClassicLevel<string, string>(path.join(dir.path, 'db'), { valueEncoding: 'utf8' });
-  await db.open();
-  try {
-    const hubOf = async (store: Store, log = silent) => new HubRoot({ store, state: await SyncState.open(db), disk: new DiskIndex(db), locks: new PathLocks(), root, log });
-    await fn({ dir: dir.path, root, hubOf });
-  } finally {
-    await db.close();
-    await dir.remove();
-  }
-}
-
 test('a file a store without backing folder cannot take (its budget is full) is skipped by the scan; the rest of the folder still syncs, both ways', async () => {
   await withRootAndDb('balupi-hub-budget-', async ({ dir, root, hubOf }) => {
     // 1.5 MB of budget and three files of 0.8 MB, read in name order: a.bin fits, b.bin and c.bin do not.
@@ -447,117 +409,5 @@ test('a file still being written while the hub reads it is read again as a new v
     assert.deepEqual((await fs.readdir(root)).filter((x) => x.includes('sync-conflict')), [], 'no conflict copy in the root');
     assert.deepEqual((await n.store.list('')).map((e) => e.name), ['growing.bin'], 'no conflict copy in the store');
     assert.ok((await readAll((await n.store.openRead('growing.bin')).stream)).equals(await fs.readFile(f)), 'the store holds what is on disk');
-  });
-});
-
-test("a file someone writes while the hub writes a peer's version there is never replaced: both survive, no temp file stays", async () => {
-  await setup(async (n, hub, root) => {
-    // A large file (written from the store's stream): the hub saw the old file, then someone on the NAS saves an edit
-    // of it while the peer's version streams into the temp file.
-    const f = path.join(root, 'report.bin');
-    await fs.writeFile(f, 'the old report');
-    await hub.refresh('report.bin');
-    const base = await n.store.stat('report.bin');
-    const peer = randomBytes(400_000);
-    const staged = await n.store.ingest('.stage', Readable.from([peer]), { mtimeMs: base.mtimeMs + 1000 });
-    await n.store.commitFile('report.bin', { size: peer.length, mtimeMs: base.mtimeMs + 1000, mode: 0o644, chunks: staged.file.chunks, hash: staged.file.hash }, { baseVersion: base.version });
-    const openRead = n.store.openRead.bind(n.store);
-    let edited = false;
-    n.store.openRead = async (...args: Parameters<typeof openRead>) => {
-      const opened = await openRead(...args);
-      if (!edited && args[0] === 'report.bin') {
-        edited = true;
-        // The edit lands once the first bytes are in the temp file; it is newer than the peer's version.
-        opened.stream.once('data', () => {
-          fsSync.writeFileSync(f, 'saved on the NAS during the write');
-          const t = (base.mtimeMs + 60_000) / 1000;
-          fsSync.utimesSync(f, t, t);
-        });
-      }
-      return opened;
-    };
-    await hub.materialize('report.bin');
-    assert.ok(edited, 'the edit happened during the write');
-    assert.equal(await fs.readFile(f, 'utf8'), 'saved on the NAS during the write', 'the newer edit keeps the path');
-    const copies = (await fs.readdir(root)).filter((x) => x.includes('sync-conflict'));
-    assert.equal(copies.length, 1, 'the peer version is kept as a conflict copy');
-    assert.ok((await fs.readFile(path.join(root, copies[0]!))).equals(peer));
-    assert.equal((await n.state.listConflicts()).length, 1);
-    assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
-
-    // A new small file a peer pushed with its bytes: someone creates the same path just before the hub puts it there.
-    const data = Buffer.from('pushed by a peer');
-    const hash = await blake(data);
-    const userFile = path.join(root, 'new.txt');
-    const smallFiles = (hub as unknown as { smallFiles: { writeBytes: (...a: unknown[]) => Promise<unknown> } }).smallFiles;
-    const writeBytes = smallFiles.writeBytes.bind(smallFiles);
-    smallFiles.writeBytes = (...a: unknown[]) => {
-      fsSync.writeFileSync(userFile, 'created on the NAS first');
-      return writeBytes(...a);
-    };
-    const file = { path: 'new.txt', size: data.length, mtimeMs: 1_600_000_000_000, mode: 0o644, hash, sha256: null, chunks: [{ hash, size: data.length }], version: 0, seq: 0, deleted: false };
-    const [rec] = await hub.commitNew([{ file, base: 0, data }]);
-    assert.equal(rec, undefined, 'not taken: the commit goes the usual way, which reads the new file first');
-    assert.equal(await fs.readFile(userFile, 'utf8'), 'created on the NAS first');
-    assert.equal(await n.store.record('new.txt'), undefined, 'nothing recorded for the path');
-    assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
-  });
-});
-
-test('a directory where a peer puts a file is left alone (logged once), not replaced, not written in vain', async () => {
-  await setup(async (n, _hub, root) => {
-    const warnings: { path?: string; msg?: string }[] = [];
-    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
-    const hub = new HubRoot({ store: n.store, state: n.state, disk: new DiskIndex(n.db), locks: new PathLocks(), root, log });
-    await fs.mkdir(path.join(root, 'photos'));
-    await n.store.ingest('photos', bytes('a file named like the directory'), { mtimeMs: 1_600_000_000_000 });
-    await hub.materialize('photos');
-    assert.ok((await fs.stat(path.join(root, 'photos'))).isDirectory());
-    assert.deepEqual(warnings.map((w) => [w.path, w.msg]), [['photos', 'hub root: a directory or link stands where this file goes; left as it is']]);
-    assert.deepEqual((await fs.readdir(root)).filter((x) => x.startsWith(TEMP_PREFIX)), [], 'no temp file left');
-  });
-});
-
-test("a pushed large file's staging file is not put over a file someone created at its path meanwhile: both survive, the staging file is used after all", async () => {
-  await withRootAndDb('balupi-hub-stage-race-', async ({ dir, root, hubOf }) => {
-    const store = await openStore({ dir: path.join(dir, 'store'), backingDir: root });
-    try {
-      const hub = await hubOf(store);
-      // A 9 MiB file uploaded into its staging file and committed, as a pi's push leaves it.
-      const data = randomBytes(9 * 1024 * 1024);
-      const fileHash = await blake(data);
-      const place = (offset: number) => ({ path: 'docs/big.bin', fileSize: BigInt(data.length), fileHash: hashToBytes(fileHash), offset: BigInt(offset) });
-      const w = hub.staging!.writer();
-      const writes = [];
-      for (let off = 0; off < data.length; off += 1024 * 1024) {
-        const piece = data.subarray(off, off + 1024 * 1024);
-        writes.push({ stage: w.stageOf(place(off), piece.length)!, hash: await blake(piece), data: piece, offset: off, fileSize: data.length });
-      }
-      await w.write(writes);
-      await w.close();
-      const mtimeMs = Date.now() - 60_000;
-      await store.commitFile('docs/big.bin', { size: data.length, mtimeMs, mode: 0o644, chunks: writes.map((x) => ({ hash: x.hash, size: x.data.length })), hash: fileHash }, { baseVersion: 0 });
-      // Someone on the NAS saves a file at that path while the hub prepares the staging file (newer than the push).
-      const target = path.join(root, 'docs', 'big.bin');
-      const locatedAt = store.locatedAt.bind(store);
-      let created = false;
-      store.locatedAt = async (...a: Parameters<typeof locatedAt>) => {
-        if (!created) {
-          created = true;
-          fsSync.writeFileSync(target, 'saved on the NAS');
-        }
-        return locatedAt(...a);
-      };
-      await hub.materialize('docs/big.bin');
-      assert.ok(created, 'the file appeared while the staging file was being put in place');
-      assert.equal(await fs.readFile(target, 'utf8'), 'saved on the NAS', 'the newer file keeps the path');
-      const copies = (await fs.readdir(path.join(root, 'docs'))).filter((x) => x.includes('sync-conflict'));
-      assert.equal(copies.length, 1);
-      assert.ok((await fs.readFile(path.join(root, 'docs', copies[0]!))).equals(data), 'the pushed file survives as the conflict copy');
-      assert.deepEqual((await fs.readdir(path.join(root, 'docs'))).filter((x) => x.startsWith(TEMP_PREFIX) && !x.includes('stage')), [], 'no temp file left');
-      assert.deepEqual((await store.fsck()).problems, []);
-    } finally {
-      await store.close();
-    }
   });
 });
