@@ -37,13 +37,20 @@ test("a file someone writes while the hub writes a peer's version there is never
     n.store.openRead = async (...args: Parameters<typeof openRead>) => {
       const opened = await openRead(...args);
       if (!edited && args[0] === 'report.bin') {
-        edited = true;
-        // The edit lands once the first bytes are in the temp file; it is newer than the peer's version.
-        opened.stream.once('data', () => {
-          fsSync.writeFileSync(f, 'saved on the NAS during the write');
-          const t = (base.mtimeMs + 60_000) / 1000;
-          fsSync.utimesSync(f, t, t);
-        });
+        // The edit lands when the hub's write first reads the stream (its temp file is open by then), and is newer
+        // than the peer's version. The stream's read is wrapped rather than listened to: a 'data' listener would set
+        // it flowing before the hub's write reads it.
+        const stream = opened.stream;
+        const read = stream.read.bind(stream);
+        stream.read = (size?: number) => {
+          if (!edited) {
+            edited = true;
+            fsSync.writeFileSync(f, 'saved on the NAS during the write');
+            const t = (base.mtimeMs + 60_000) / 1000;
+            fsSync.utimesSync(f, t, t);
+          }
+          return read(size);
+        };
       }
       return opened;
     };
