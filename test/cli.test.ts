@@ -53,4 +53,9 @@ test('wrong invocations get one line and exit 2', () => {
   const help = run(['--help']);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /serve .*\n.*token/s);
+  for (const flag of ['version', '--version', '-V']) {
+    const v = run([flag]);
+    assert.equal(v.status, 0, `${flag}: ${v.stderr}`);
+    assert.match(v.stdout, /^balupi \d+\.\d+\.\d+\n$/, flag);
+  }
 });

@@ -42,7 +42,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (args, ctx) => (await import('./sync.ts')).syncCommand(args, ctx),
   },
   version: {
-    summary: 'print the version',
+    summary: 'print the version (also --version, -V)',
     run: async (_args, ctx) => {
       ctx.stdout.write(`balupi ${VERSION}\n`);
       return 0;
@@ -130,7 +130,9 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
     io.stderr.write(`balupi: ${(err as Error).message}\n`);
     return 2;
   }
-  const [name, ...args] = parsed.rest;
+  const [first, ...args] = parsed.rest;
+  // `--version` and `-V` as most command lines take them, in the command's place
+  const name = first === '--version' || first === '-V' ? 'version' : first;
   if (!name || parsed.help || name === 'help') {
     (name && name !== 'help' ? io.stderr : io.stdout).write(help() + '\n');
     return name || parsed.help ? 0 : 2;
