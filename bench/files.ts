@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { CLI } from '../test/helpers/daemon-process.ts';
+import { writeRandomFile } from '../test/helpers/random-file.ts';
 
 const { values: opt } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, mib: { type: 'string', default: '256' }, rounds: { type: 'string', default: '3' } } });
 const SECONDS = Number(opt.seconds);
@@ -135,9 +136,7 @@ try {
   }
   console.log('100 files uploaded');
   const big = path.join(tmp, 'big.bin');
-  const fh = await fs.open(big, 'w');
-  for (let off = 0; off < FILE_BYTES; off += 16 * MiB) await fh.write(randomBytes(Math.min(16 * MiB, FILE_BYTES - off)));
-  await fh.close();
+  await writeRandomFile(big, FILE_BYTES);
 
   const listUrl = '/api/files/list?path=Shared%2Fbench';
   const listing = await request(port, 'GET', listUrl, auth);

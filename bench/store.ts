@@ -21,6 +21,7 @@ import { PerformanceObserver, constants, monitorEventLoopDelay } from 'node:perf
 import { fileURLToPath } from 'node:url';
 import { Chunker, DEFAULT_CHUNK_PARAMS, blake3, fileSource, openStore } from '../store/index.ts';
 import type { Blake3, ChunkParams, StoreOptions } from '../store/index.ts';
+import { writeRandomFile } from '../test/helpers/random-file.ts';
 
 const MiB = 1024 * 1024;
 const args = process.argv.slice(2);
@@ -41,15 +42,6 @@ async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {
   const t = performance.now();
   await fn();
   return performance.now() - t;
-}
-
-async function writeRandomFile(file: string, bytes: number): Promise<void> {
-  const fh = await fsp.open(file, 'w');
-  try {
-    for (let off = 0; off < bytes; off += 4 * MiB) await fh.write(randomBytes(Math.min(4 * MiB, bytes - off)));
-  } finally {
-    await fh.close();
-  }
 }
 
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {

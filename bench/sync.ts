@@ -17,9 +17,7 @@ import path from 'node:path';
 import os from 'node:os';
 import http from 'node:http';
 import http2 from 'node:http2';
-import net from 'node:net';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { openStore } from '../store/index.ts';
@@ -29,6 +27,8 @@ import { messageBuffers } from '../src/sync/message-buffers.ts';
 import { hashToBytes } from '../src/sync/wire.ts';
 import { startDaemonProcess, type DaemonProcess } from '../test/helpers/daemon-process.ts';
 import { local, SECRET } from '../test/sync/peers.ts';
+import { writeRandomFile } from '../test/helpers/random-file.ts';
+import { run, startRsyncd, until } from './_rsyncd.ts';
 
 const { values: opt } = parseArgs({
   options: {
@@ -67,32 +67,6 @@ const env: Record<string, string> = { ...(process.env.BENCH_PROF ? { NODE_OPTION
 const secs = (ms: number) => (ms / 1000).toFixed(2);
 const mb = (b: number) => (b / 1e6).toFixed(1);
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function until(cond: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('benchmark step timed out');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function writeRandom(file: string, bytes: number): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const fh = await fs.open(file, 'w');
-  try {
-    for (let off = 0; off < bytes; off += 4 * MiB) await fh.write(randomBytes(Math.min(4 * MiB, bytes - off)));
-  } finally {
-    await fh.close();
-  }
-}
-
 async function listFiles(root: string, dir = root): Promise<{ rel: string; size: number }[]> {
   const out: { rel: string; size: number }[] = [];
   for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
@@ -104,16 +78,6 @@ async function listFiles(root: string, dir = root): Promise<{ rel: string; size:
     }
   }
   return out;
-}
-
-function run(cmd: string, args: string[]): Promise<{ ms: number; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.on('exit', (code) => (code === 0 ? resolve({ ms: performance.now() - t0, stdout }) : reject(new Error(`${cmd} exited ${code}`))));
-  });
 }
 
 /** A process's peak resident memory so far (VmHWM), in MB; the Pi has 1 GB and the systemd unit caps at 450 MB. */
@@ -131,42 +95,19 @@ async function dropCaches(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 console.log(`tree: ${SMALL} small files (1-64 KiB) + ${LARGE} x ${LARGE_BYTES / MiB} MiB, in ${tmp}`);
 const tree = path.join(tmp, 'tree');
-for (let i = 0; i < SMALL; i++) await writeRandom(path.join(tree, `docs/d${i % 30}/f${i}.bin`), 1024 + Math.floor(Math.random() * 63 * 1024));
-for (let i = 0; i < LARGE; i++) await writeRandom(path.join(tree, `video/v${i}.mp4`), LARGE_BYTES);
+for (let i = 0; i < SMALL; i++) await writeRandomFile(path.join(tree, `docs/d${i % 30}/f${i}.bin`), 1024 + Math.floor(Math.random() * 63 * 1024));
+for (let i = 0; i < LARGE; i++) await writeRandomFile(path.join(tree, `video/v${i}.mp4`), LARGE_BYTES);
 const treeFiles = await listFiles(tree);
 const treeBytes = treeFiles.reduce((s, f) => s + f.size, 0);
 console.log(`tree: ${treeFiles.length} files, ${mb(treeBytes)} MB`);
 
 // rsync daemon --------------------------------------------------------------------------------------------------
-const rsyncPort = await freePort();
 const rsyncUp = path.join(tmp, 'rsync-up');
 const rsyncInsert = path.join(tmp, 'rsync-insert');
 await fs.mkdir(rsyncUp);
 await fs.mkdir(rsyncInsert);
-const conf = path.join(tmp, 'rsyncd.conf');
-await fs.writeFile(
-  conf,
-  [
-    `port = ${rsyncPort}`,
-    'address = 127.0.0.1',
-    'use chroot = no',
-    `pid file = ${path.join(tmp, 'rsyncd.pid')}`,
-    `log file = ${path.join(tmp, 'rsyncd.log')}`,
-    `[tree]\n  path = ${tree}\n  read only = true\n  uid = ${os.userInfo().uid}\n  gid = ${os.userInfo().gid}`,
-    `[up]\n  path = ${rsyncUp}\n  read only = false\n  uid = ${os.userInfo().uid}\n  gid = ${os.userInfo().gid}`,
-    `[insert]\n  path = ${rsyncInsert}\n  read only = false\n  uid = ${os.userInfo().uid}\n  gid = ${os.userInfo().gid}`,
-    '',
-  ].join('\n'),
-);
-const rsyncd = spawn('rsync', ['--daemon', '--no-detach', `--config=${conf}`], { stdio: 'inherit' });
-procs.add(rsyncd);
-await until(
-  () =>
-    new Promise<boolean>((r) => {
-      const sock = net.connect(rsyncPort, '127.0.0.1');
-      sock.on('connect', () => (sock.destroy(), r(true))).on('error', () => r(false));
-    }),
-);
+const rsyncd = await startRsyncd(tmp, { tree: { path: tree, readOnly: true }, up: { path: rsyncUp, readOnly: false }, insert: { path: rsyncInsert, readOnly: false } });
+procs.add(rsyncd.proc);
 
 // Initial syncs, REPEAT rounds, each contender once per round in turn (rsync pull, rsync --fsync pull, balupi pull,
 // rsync push, balupi push), every run into fresh directories; the report compares medians. This machine's speed
@@ -291,14 +232,14 @@ for (const round of order) {
     procs.delete(last.hub);
   }
   await dropCaches();
-  const rsPull = await run('rsync', ['-a', `rsync://127.0.0.1:${rsyncPort}/tree/`, path.join(tmp, `rsync-pull-${round}`) + '/']);
+  const rsPull = await run('rsync', ['-a', `${rsyncd.url('tree')}/`, path.join(tmp, `rsync-pull-${round}`) + '/']);
   await dropCaches();
-  const rsPullFsync = await run('rsync', ['-a', '--fsync', `rsync://127.0.0.1:${rsyncPort}/tree/`, path.join(tmp, `rsync-pull-fsync-${round}`) + '/']);
+  const rsPullFsync = await run('rsync', ['-a', '--fsync', `${rsyncd.url('tree')}/`, path.join(tmp, `rsync-pull-fsync-${round}`) + '/']);
   const pull = await balupiPull(round);
   await dropCaches();
-  const rsPush = await run('rsync', ['-a', tree + '/', `rsync://127.0.0.1:${rsyncPort}/up/${round}/`]);
+  const rsPush = await run('rsync', ['-a', tree + '/', `${rsyncd.url('up')}/${round}/`]);
   await dropCaches();
-  const rsPushFsync = await run('rsync', ['-a', '--fsync', tree + '/', `rsync://127.0.0.1:${rsyncPort}/up/${round}-fsync/`]);
+  const rsPushFsync = await run('rsync', ['-a', '--fsync', tree + '/', `${rsyncd.url('up')}/${round}-fsync/`]);
   last = await balupiPush(round);
   if (round === REPEAT) {
     console.log(`warm-up round (not counted): hub -> pi balupi ${secs(pull.ms)} s, rsync ${secs(rsPull.ms)} s; pi -> hub balupi ${secs(last.ms)} s, rsync ${secs(rsPush.ms)} s`);
@@ -338,7 +279,7 @@ const upRoot = last!.root;
 
 // 1-byte insert in the middle of a large file -------------------------------------------------------------------
 const big = path.join(tmp, 'insert', 'big.bin');
-await writeRandom(big, INSERT_BYTES);
+await writeRandomFile(big, INSERT_BYTES);
 const edited = path.join(tmp, 'insert-edited', 'big.bin');
 await fs.mkdir(path.dirname(edited), { recursive: true });
 {
@@ -371,8 +312,8 @@ const insertBytes = after.reduce((s, l) => s + l.bytes, 0);
 const v1Set = new Set((v1.file.chunks as { hash: string }[]).map((c) => c.hash));
 const newChunks = (v2.file.chunks as { hash: string }[]).filter((c) => !v1Set.has(c.hash)).length;
 console.log(`balupi 1-byte insert: ${insertChunks} chunk(s), ${insertBytes} bytes sent (${newChunks} new chunk(s) in the file of ${v2.file.chunks.length})`);
-await run('rsync', ['-a', big, `rsync://127.0.0.1:${rsyncPort}/insert/big.bin`]);
-const rsInsert = await run('rsync', ['-a', '--no-whole-file', '--stats', edited, `rsync://127.0.0.1:${rsyncPort}/insert/big.bin`]);
+await run('rsync', ['-a', big, `${rsyncd.url('insert')}/big.bin`]);
+const rsInsert = await run('rsync', ['-a', '--no-whole-file', '--stats', edited, `${rsyncd.url('insert')}/big.bin`]);
 const stat = (name: string) => Number((new RegExp(`${name}: ([\\d,]+)`).exec(rsInsert.stdout)?.[1] ?? 'NaN').replace(/,/g, ''));
 const rsLiteral = stat('Literal data');
 const rsSent = stat('Total bytes sent');

@@ -7,9 +7,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { CLI, startDaemonProcess, tempDir, type DaemonProcess } from '../helpers/daemon-process.ts';
+export { writeRandomFile } from '../helpers/random-file.ts';
 
 export const SECRET = 'pairing-secret-for-tests';
 
@@ -85,16 +86,6 @@ export async function fileSha(file: string): Promise<string> {
   const h = createHash('sha256');
   for await (const p of createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(p as Buffer);
   return h.digest('hex');
-}
-
-/** Writes `bytes` of pseudo-random data to `file` without holding it in memory. */
-export async function writeRandomFile(file: string, bytes: number): Promise<void> {
-  const fh = await fs.open(file, 'w');
-  try {
-    for (let off = 0; off < bytes; off += 4 * 1024 * 1024) await fh.write(randomBytes(Math.min(4 * 1024 * 1024, bytes - off)));
-  } finally {
-    await fh.close();
-  }
 }
 
 export async function piStat(dataDir: string, name: string): Promise<any | null> {
