@@ -71,6 +71,7 @@ export class SyncPeer {
   private readonly opts: PeerOptions;
   private readonly client: SyncClient;
   private readonly pushWake = new Wakeup();
+  /** Wanted bytes may have been added (a feed page applied, a pin): the fetch loop and fetchWanted's idle lanes wake. */
   private readonly fetchWake = new Wakeup();
   /** Cuts a reconnect backoff short (the NAS came online). */
   private readonly retryWake = new Wakeup();
@@ -309,7 +310,7 @@ export class SyncPeer {
     while (!signal.aborted) {
       let wait: number | null = null;
       try {
-        const got = await fetchWanted(this.m, this.client, signal);
+        const got = await fetchWanted(this.m, this.client, signal, this.fetchWake);
         if (got.files > 0) this.m.log.info(got, 'sync fetched pinned/hot files');
         failures = 0;
         if (this.st.fetchError !== null) this.setStatus({ ...this.st, fetchError: null, fetchRetryAt: null });

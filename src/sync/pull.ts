@@ -10,6 +10,7 @@ import { metaOf, sameContent, type RemoteFile } from './wire.ts';
 import { downloadInto, type ChunkClient } from './transfer.ts';
 import type { Lane } from './push-lanes.ts';
 import type { Wanted } from './state.ts';
+import type { Wakeup } from './wakeup.ts';
 
 export type PullResult = 'applied' | 'same' | 'deferred';
 
@@ -105,10 +106,12 @@ const ROUND_FILES = 1024;
  * (push-lanes.ts): large files beside rounds of small ones, so that a pinned video does not wait behind thousands of
  * photos, and the kernel's copying for the one overlaps the index work per file for the other. Within a round the
  * missing chunks of many files go in one download (bounded in bytes per call), so thousands of small files do not
- * cost a round trip each. A lane that finds nothing looks again whenever the other finishes a round (the feed may
- * have added wants meanwhile); the first failure stops both lanes from starting rounds and is thrown once both stop.
+ * cost a round trip each. A lane that finds nothing looks again when `wantsAdded` is notified (the feed applied a page,
+ * a file was pinned) or the other lane finishes a round: waiting for that round alone held a pinned video back until
+ * a round of small files was done (on a Pi, seconds), although the lanes exist so that it need not wait. The first
+ * failure stops both lanes from starting rounds and is thrown once both stop.
  */
-export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
+export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: AbortSignal, wantsAdded?: Wakeup): Promise<{ files: number; bytes: number }> {
   const total = { files: 0, bytes: 0 };
   // A lane is 'idle' while it waits for the other one to end a round, 'done' once it has returned.
   const lanes: Record<Lane, 'fetching' | 'idle' | 'done'> = { large: 'fetching', small: 'fetching' };
@@ -125,7 +128,9 @@ export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: Ab
         if (wanted.length === 0) {
           if (lanes[other] !== 'fetching') return; // neither lane has anything left
           lanes[which] = 'idle';
-          await progress.promise;
+          const woken = new AbortController();
+          await Promise.race(wantsAdded ? [progress.promise, wantsAdded.wait(woken.signal)] : [progress.promise]);
+          woken.abort(); // the other lane's round came first: stop waiting on wantsAdded
           lanes[which] = 'fetching';
           continue;
         }

@@ -13,6 +13,7 @@ import type { FileRecord } from '../../store/index.ts';
 import { randomBytes } from 'node:crypto';
 import { bytes, node, silent, type Node } from './in-process.ts';
 import { LARGE_FILE_BYTES } from '../../src/sync/push-lanes.ts';
+import { Wakeup } from '../../src/sync/wakeup.ts';
 
 const remote = (r: FileRecord): RemoteFile => ({
   path: r.path, size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, hash: r.hash, sha256: r.sha256, chunks: r.chunks, version: r.version, seq: r.seq, deleted: r.deleted,
@@ -168,6 +169,41 @@ test('fetch lanes: a large file wanted while only small ones are being fetched s
 
     assert.equal(got.files, page.length + 1);
     assert.deepEqual(gated.calls.slice(0, 2), ['small', 'large'], 'the large file went right after the round during which it was wanted');
+    assert.equal(await pi.state.countWanted(), 0);
+    assert.equal(pi.store.stats().localFiles, page.length + 1);
+    assert.deepEqual((await pi.store.fsck()).problems, []);
+  });
+});
+
+test('fetch lanes: a large file wanted during a round of small files starts at once when the wants are announced, not after that round', async () => {
+  await withPeers(async (m, pi, hub) => {
+    await pi.state.pinDir('', true);
+    const page: RemoteFile[] = [];
+    for (let i = 0; i < 300; i++) page.push(remote((await hub.store.ingest(`a/${String(i).padStart(4, '0')}.txt`, bytes(`file ${i}`))).file));
+    assert.equal((await applyNewRemotes(m, page)).applied, page.length);
+    const big = remote((await hub.store.ingest('z/video.mp4', bytes(randomBytes(LARGE_FILE_BYTES + 1024)))).file);
+    // The first (small) download is held until a large one has begun. Inside it, the large file's record is applied
+    // and the wake-up notified, as the peer does for each feed page: the idle large lane must start now. Waiting for
+    // the small round instead never releases the hold, and the gate fails the test after 20 s.
+    const wantsAdded = new Wakeup();
+    const gated = gatedClient(hub, () => new Set(big.chunks.map((c) => c.hash)), 1);
+    let added = false;
+    const client = {
+      ...gated.client,
+      async *downloadChunks(req, opts) {
+        if (!added) {
+          added = true;
+          assert.equal((await applyNewRemotes(m, [big])).applied, 1);
+          wantsAdded.notify();
+        }
+        yield* gated.client.downloadChunks(req, opts);
+      },
+    } as ChunkClient;
+
+    const got = await fetchWanted(m, client, undefined, wantsAdded);
+
+    assert.equal(got.files, page.length + 1);
+    assert.deepEqual(gated.calls.slice(0, 2), ['small', 'large'], 'the large download began while the first small round was held');
     assert.equal(await pi.state.countWanted(), 0);
     assert.equal(pi.store.stats().localFiles, page.length + 1);
     assert.deepEqual((await pi.store.fsck()).problems, []);
