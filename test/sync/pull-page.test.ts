@@ -143,34 +143,45 @@ test('fetch lanes: a large wanted file is downloaded while the rounds of small f
   });
 });
 
+/**
+ * `smalls` small files wanted on the pi, then a large one whose record is applied during the first download (a later
+ * feed page arriving while the first round runs), and `wantsAdded` notified then, if given, as the peer does for each
+ * page. Download number `hold` is held until one of the other kind has begun (gatedClient).
+ */
+async function largeWantedDuringFirstRound(m: SyncModel, hub: Node, smalls: number, hold: number, wantsAdded?: Wakeup) {
+  const page: RemoteFile[] = [];
+  for (let i = 0; i < smalls; i++) page.push(remote((await hub.store.ingest(`a/${String(i).padStart(4, '0')}.txt`, bytes(`file ${i}`))).file));
+  assert.equal((await applyNewRemotes(m, page)).applied, page.length);
+  const big = remote((await hub.store.ingest('z/video.mp4', bytes(randomBytes(LARGE_FILE_BYTES + 1024)))).file);
+  const gated = gatedClient(hub, () => new Set(big.chunks.map((c) => c.hash)), hold);
+  let added = false;
+  const client = {
+    ...gated.client,
+    async *downloadChunks(req, opts) {
+      if (!added) {
+        added = true;
+        assert.equal((await applyNewRemotes(m, [big])).applied, 1);
+        wantsAdded?.notify();
+      }
+      yield* gated.client.downloadChunks(req, opts);
+    },
+  } as ChunkClient;
+  return { files: page.length + 1, calls: gated.calls, client };
+}
+
 test('fetch lanes: a large file wanted while only small ones are being fetched starts after the running round, not after all of them', async () => {
   await withPeers(async (m, pi, hub) => {
     await pi.state.pinDir('', true);
-    const page: RemoteFile[] = [];
-    for (let i = 0; i < 2_100; i++) page.push(remote((await hub.store.ingest(`a/${String(i).padStart(4, '0')}.txt`, bytes(`file ${i}`))).file));
-    assert.equal((await applyNewRemotes(m, page)).applied, page.length);
-    const big = remote((await hub.store.ingest('z/video.mp4', bytes(randomBytes(LARGE_FILE_BYTES + 1024)))).file);
-    // The large file's record arrives (a later feed page) while the first round of small files downloads (the large
-    // lane found nothing and waits); the second round is held until the large file's download has begun.
-    const gated = gatedClient(hub, () => new Set(big.chunks.map((c) => c.hash)), 2);
-    let added = false;
-    const client = {
-      ...gated.client,
-      async *downloadChunks(req, opts) {
-        if (!added) {
-          added = true;
-          assert.equal((await applyNewRemotes(m, [big])).applied, 1);
-        }
-        yield* gated.client.downloadChunks(req, opts);
-      },
-    } as ChunkClient;
+    // Without a wake-up the large lane (it found nothing and waits) looks again when the first round of small files
+    // ends; the second round is held until the large file's download has begun.
+    const { files, calls, client } = await largeWantedDuringFirstRound(m, hub, 2_100, 2);
 
     const got = await fetchWanted(m, client);
 
-    assert.equal(got.files, page.length + 1);
-    assert.deepEqual(gated.calls.slice(0, 2), ['small', 'large'], 'the large file went right after the round during which it was wanted');
+    assert.equal(got.files, files);
+    assert.deepEqual(calls.slice(0, 2), ['small', 'large'], 'the large file went right after the round during which it was wanted');
     assert.equal(await pi.state.countWanted(), 0);
-    assert.equal(pi.store.stats().localFiles, page.length + 1);
+    assert.equal(pi.store.stats().localFiles, files);
     assert.deepEqual((await pi.store.fsck()).problems, []);
   });
 });
@@ -178,34 +189,18 @@ test('fetch lanes: a large file wanted while only small ones are being fetched s
 test('fetch lanes: a large file wanted during a round of small files starts at once when the wants are announced, not after that round', async () => {
   await withPeers(async (m, pi, hub) => {
     await pi.state.pinDir('', true);
-    const page: RemoteFile[] = [];
-    for (let i = 0; i < 300; i++) page.push(remote((await hub.store.ingest(`a/${String(i).padStart(4, '0')}.txt`, bytes(`file ${i}`))).file));
-    assert.equal((await applyNewRemotes(m, page)).applied, page.length);
-    const big = remote((await hub.store.ingest('z/video.mp4', bytes(randomBytes(LARGE_FILE_BYTES + 1024)))).file);
-    // The first (small) download is held until a large one has begun. Inside it, the large file's record is applied
-    // and the wake-up notified, as the peer does for each feed page: the idle large lane must start now. Waiting for
-    // the small round instead never releases the hold, and the gate fails the test after 20 s.
+    // The first (small) download is held until a large one has begun; inside it the large file's record is applied
+    // and announced: the idle large lane must start now. Waiting for the small round instead never releases the
+    // hold, and the gate fails the test after 20 s.
     const wantsAdded = new Wakeup();
-    const gated = gatedClient(hub, () => new Set(big.chunks.map((c) => c.hash)), 1);
-    let added = false;
-    const client = {
-      ...gated.client,
-      async *downloadChunks(req, opts) {
-        if (!added) {
-          added = true;
-          assert.equal((await applyNewRemotes(m, [big])).applied, 1);
-          wantsAdded.notify();
-        }
-        yield* gated.client.downloadChunks(req, opts);
-      },
-    } as ChunkClient;
+    const { files, calls, client } = await largeWantedDuringFirstRound(m, hub, 300, 1, wantsAdded);
 
     const got = await fetchWanted(m, client, undefined, wantsAdded);
 
-    assert.equal(got.files, page.length + 1);
-    assert.deepEqual(gated.calls.slice(0, 2), ['small', 'large'], 'the large download began while the first small round was held');
+    assert.equal(got.files, files);
+    assert.deepEqual(calls.slice(0, 2), ['small', 'large'], 'the large download began while the first small round was held');
     assert.equal(await pi.state.countWanted(), 0);
-    assert.equal(pi.store.stats().localFiles, page.length + 1);
+    assert.equal(pi.store.stats().localFiles, files);
     assert.deepEqual((await pi.store.fsck()).problems, []);
   });
 });
