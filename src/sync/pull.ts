@@ -113,7 +113,7 @@ const ROUND_FILES = 1024;
  */
 export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: AbortSignal, wantsAdded?: Wakeup): Promise<{ files: number; bytes: number }> {
   const total = { files: 0, bytes: 0 };
-  // A lane is 'idle' while it waits for the other one to end a round, 'done' once it has returned.
+  // A lane is 'idle' while it waits for new wants or for the other one to end a round, 'done' once it has returned.
   const lanes: Record<Lane, 'fetching' | 'idle' | 'done'> = { large: 'fetching', small: 'fetching' };
   let failure: { err: unknown } | undefined;
   let progress = Promise.withResolvers<void>();
