@@ -3,6 +3,7 @@
 
 import type { Engine } from './engine.ts';
 import type { ChunkRef, FileRecord } from './records.ts';
+import type { Tx } from './indexes.ts';
 import { hasBytes } from './records.ts';
 import { validateName } from './names.ts';
 import { checkHexHash, isHexHash, toHex } from './hasher.ts';
@@ -88,8 +89,7 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
           throw new StoreError('invalid_argument', `chunk ${hashes[i]} is ${row.size} bytes, listed as ${sizes.get(hashes[i]!)}`);
         }
       });
-      const onDisk = new Set(hashes.filter((_, i) => hasBytes(rows[i])));
-      const missing = hashes.filter((h) => !onDisk.has(h));
+      const missing = hashes.filter((_, i) => !hasBytes(rows[i]));
       if (missing.length > 0 && !opts.allowRemote) {
         throw new StoreError('missing_chunks', `${path}: ${missing.length} of ${hashes.length} chunks are not in the store`, {
           details: { path, missing: missing.slice(0, 1000) },
@@ -100,9 +100,11 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
       const record = await e.transact(async (tx) => {
         const prev = await currentRecord(e, path);
         checkBase(path, prev, opts.baseVersion);
-        const state = missing.length === 0 ? 'local' : 'remote';
+        const lost = missing.length === 0 ? await lostSinceCheck(tx, hashes, inChunkFile) : [];
+        if (lost.length > 0 && !opts.allowRemote) throw lostChunks(path, lost, hashes.length);
+        const state = missing.length === 0 && lost.length === 0 ? 'local' : 'remote';
         const v = { size: meta.size, mtimeMs: meta.mtimeMs, mode: meta.mode, chunks: meta.chunks, hash: meta.hash, sha256: meta.sha256 ?? null };
-        return writeVersion(e, tx, path, prev, { ...v, deleted: false, state, ...(opts.pin ? { pinned: true } : {}) }, { onDisk, dirtyNew: false, touch: false });
+        return writeVersion(e, tx, path, prev, { ...v, deleted: false, state, ...(opts.pin ? { pinned: true } : {}) }, { onDisk: inChunkFile, dirtyNew: false, touch: false });
       }, { sync: opts.sync ?? true });
       await e.maybeEvict();
       return record;
@@ -111,6 +113,21 @@ export async function commitFile(e: Engine, path: string, meta: CommitMeta, opts
     }
   });
 }
+
+/**
+ * Chunks a commit found here before its transaction that have no bytes now, leaving out those it found in chunk files:
+ * holds keep chunk files, but not the backing folder's files, which hold the hub's chunks. A commit deleting the last
+ * file that held some (the old name of a renamed file, say) may have run in between; a version counted as 'local'
+ * then was acknowledged to its peer without its bytes.
+ */
+async function lostSinceCheck(tx: Tx, hashes: string[], inChunkFile: ReadonlySet<string>): Promise<string[]> {
+  const rest = hashes.filter((h) => !inChunkFile.has(h));
+  await tx.load(rest);
+  return rest.filter((h) => !hasBytes(tx.chunk(h)));
+}
+
+const lostChunks = (path: string, lost: string[], of: number): StoreError =>
+  new StoreError('missing_chunks', `${path}: ${lost.length} of ${of} chunks are not in the store (gone while it was committed)`, { details: { path, missing: lost.slice(0, 1000) } });
 
 /** Checks the whole-file hash of a version whose chunks are all here (see wholeHash). */
 async function verifyWhole(e: Engine, path: string, meta: CommitMeta, inChunkFile: (hash: string) => boolean): Promise<void> {
@@ -245,9 +262,16 @@ export async function commitFiles(e: Engine, items: CommitItem[], opts: { sync?:
           try {
             const prev = prevs[i];
             checkBase(path, prev, baseVersion);
-            const onDisk = new Set([...sizes[i]!.keys()].filter((h) => hasBytes(rows.get(h))));
-            const v = { ...meta, sha256: meta.sha256 ?? null, deleted: false, state: complete[i] ? ('local' as const) : ('remote' as const), ...(pin ? { pinned: true } : {}) };
-            out[i] = await writeVersion(e, tx, path, prev, v, { onDisk, dirtyNew: false, touch: false, below, ...(located ? { located } : {}) });
+            const hashes = [...sizes[i]!.keys()];
+            const inChunkFile = new Set(hashes.filter((h) => rows.get(h)?.present === true));
+            const lost = complete[i] && !located ? await lostSinceCheck(tx, hashes, inChunkFile) : [];
+            if (lost.length > 0 && !opts.allowRemote) {
+              out[i] = lostChunks(path, lost, hashes.length);
+              continue;
+            }
+            const local = complete[i] && lost.length === 0;
+            const v = { ...meta, sha256: meta.sha256 ?? null, deleted: false, state: local ? ('local' as const) : ('remote' as const), ...(pin ? { pinned: true } : {}) };
+            out[i] = await writeVersion(e, tx, path, prev, v, { onDisk: inChunkFile, dirtyNew: false, touch: false, below, ...(located ? { located } : {}) });
           } catch (err) {
             // checkBase and writeVersion's tree check throw before anything is added to the transaction.
             if (!(err instanceof StoreError) || (err.code !== 'conflict' && err.code !== 'path_conflict')) throw err;

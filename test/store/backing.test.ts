@@ -241,6 +241,40 @@ test("a peer's commit relying on a chunk only a root file holds is refused once 
   });
 });
 
+test("a peer's commit relying on chunks only a root file holds, racing that file's deletion (a rename's old name), is refused, never acknowledged without the bytes", async () => {
+  await withHub(async (h) => {
+    const data = prngBytes(200_000, 12);
+    const commits = {
+      'new.bin': (meta: ReturnType<typeof metaOf>) => h.store.commitFile('new.bin', meta, { baseVersion: 0 }),
+      'batch.bin': async (meta: ReturnType<typeof metaOf>) => {
+        const [r] = await h.store.commitFiles([{ path: 'batch.bin', meta, baseVersion: 0 }]);
+        if (r instanceof Error) throw r;
+        return r!;
+      },
+    };
+    let old: FileRecord | undefined;
+    for (const [name, commit] of Object.entries(commits)) {
+      old = await h.ingestOwn('old.bin', data, 0);
+      assert.ok(old.chunks.length > 1);
+      // The commit finds the chunks in old.bin; the deletion of old.bin (called in the same tick, so it takes the
+      // index first) drops them, as nothing else refers to them. Before, the commit wrote its version as 'local'
+      // anyway: the hub acknowledged a file it could not read.
+      const committing = commit(metaOf(old));
+      const deleting = h.store.delete('old.bin');
+      await assert.rejects(committing, (err) => isStoreError(err, 'missing_chunks'), `${name}: the commit fails`);
+      await deleting;
+      await assert.rejects(h.store.stat(name), (err) => isStoreError(err, 'not_found'), `${name}: nothing was committed`);
+      assert.deepEqual(await h.store.hasChunks(old.chunks.map((c) => c.hash)), [], 'the chunks count as missing, so the peer sends them');
+    }
+    // The peer sends them, and the same commit goes through.
+    const at = offsets(old!);
+    for (const c of old!.chunks) await h.store.putChunk(c.hash, data.subarray(at.get(c.hash)!, at.get(c.hash)! + c.size));
+    await h.store.commitFile('new.bin', metaOf(old!), { baseVersion: 0 });
+    assert.deepEqual(await readAll(await h.store.read('new.bin')), data);
+    assert.deepEqual((await h.store.fsck()).problems, []);
+  });
+});
+
 test('a store remembers its backing folder: opened again without it, reads and fsck find the bytes', async () => {
   await withHub(async (h) => {
     const data = prngBytes(60_000, 10);
