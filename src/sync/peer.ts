@@ -146,7 +146,7 @@ export class SyncPeer {
     try {
       for await (const r of changes) {
         const base = await state.getBase(r.path);
-        if (!sameContent(r, base) && !(r.deleted && base === undefined)) await queue.enqueue(r.path, r.size, r.seq);
+        if (!sameContent(r, base) && !(r.deleted && base === undefined)) await queue.enqueue(r.path, r.size, r.seq, r.deleted);
         last = r.seq;
         if (++seen % CURSOR_EVERY === 0) await state.setNumber('localCursor', last);
       }
@@ -200,7 +200,7 @@ export class SyncPeer {
     const { store, state, queue } = this.m;
     await state.resetHub(indexId);
     await queue.enqueueAll((async function* () {
-      for await (const r of store.filesUnder('')) yield { path: r.path, bytes: r.size, seq: r.seq };
+      for await (const r of store.filesUnder('')) yield { path: r.path, bytes: r.size, seq: r.seq, deleted: r.deleted };
     })());
     this.m.log.info({ hubIndex: indexId }, 'sync: new hub index, reading it from the start');
   }

@@ -26,7 +26,7 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
     const base = await state.getBase(r.path);
     const unpushed = local !== undefined && !sameContent(local, base) && !(local.deleted && base === undefined);
     if (unpushed) {
-      await m.queue.enqueue(r.path, local.size, local.seq); // normally queued already; make sure the push happens
+      await m.queue.enqueue(r.path, local.size, local.seq, local.deleted); // normally queued already; make sure the push happens
       return 'deferred';
     }
     try {

@@ -8,6 +8,8 @@
 export interface PushItem {
   path: string;
   bytes: number;
+  /** A deletion: pushed once the run's other pushes are done (pushInLanes). */
+  deleted?: boolean;
 }
 
 export type Lane = 'large' | 'small';
@@ -60,8 +62,10 @@ export type LaneSource = (lane: Lane, limit: number, skip: ReadonlySet<string>) 
 
 /**
  * Pushes what `source` has due, both lanes at once, until neither has anything left; `push(paths)` pushes one group.
- * The first group that throws (the connection is gone) stops new starts; the groups running finish, then it is
- * rethrown.
+ * Deletions come last, once every other group has finished: a rename is a new name plus a deletion, and a deletion
+ * that reached the hub first would have it drop the bytes the new name's commit still counts on (the hub said it had
+ * them), so that commit failed and its upload started over, a whole video for a renamed one. The first group that
+ * throws (the connection is gone) stops new starts; the groups running finish, then it is rethrown.
  */
 export async function pushInLanes(source: LaneSource, push: (paths: string[]) => Promise<void>, opts: { batch: boolean; batchBytes?: number; limits?: Record<Lane, number> }): Promise<void> {
   const limits = opts.limits ?? LANE_LIMITS;
@@ -69,8 +73,9 @@ export async function pushInLanes(source: LaneSource, push: (paths: string[]) =>
     large: { waiting: [] as string[][], running: new Set<Promise<void>>(), drained: false },
     small: { waiting: [] as string[][], running: new Set<Promise<void>>(), drained: false },
   };
-  // Paths waiting or being pushed: a refill must not hand them out again.
+  // Paths waiting, held back or being pushed: a refill must not hand them out again.
   const claimed = new Set<string>();
+  const deletions: PushItem[] = [];
   let failure: unknown;
   const start = (lane: Lane, group: string[]): void => {
     const running = lanes[lane].running;
@@ -90,7 +95,8 @@ export async function pushInLanes(source: LaneSource, push: (paths: string[]) =>
           const items = await source(lane, REFILL_ROWS, claimed);
           if (items.length === 0) l.drained = true;
           for (const it of items) claimed.add(it.path);
-          l.waiting.push(...groupsOf(items, opts.batch, opts.batchBytes));
+          deletions.push(...items.filter((it) => it.deleted));
+          l.waiting.push(...groupsOf(items.filter((it) => !it.deleted), opts.batch, opts.batchBytes));
         }
         const group = l.waiting.shift();
         if (!group) break;
@@ -98,7 +104,11 @@ export async function pushInLanes(source: LaneSource, push: (paths: string[]) =>
       }
     }
     const running = [...lanes.large.running, ...lanes.small.running];
-    if (running.length === 0) break;
+    if (running.length === 0) {
+      if (failure !== undefined || deletions.length === 0) break;
+      lanes.small.waiting.push(...groupsOf(deletions.splice(0), opts.batch, opts.batchBytes));
+      continue;
+    }
     await Promise.race(running);
   }
   if (failure !== undefined) throw failure;

@@ -33,6 +33,16 @@ export interface QueueItem {
   updatedAt: number;
   /** The store record's sequence number the row was queued for, where the caller said. */
   seq?: number;
+  /** The change is a deletion (push lanes hold deletions until a run's other pushes are done). */
+  deleted?: true;
+}
+
+/** A change to queue: the path, its size, and where known the store record's sequence number and whether it deletes. */
+export interface Enqueued {
+  path: string;
+  bytes: number;
+  seq?: number;
+  deleted?: boolean;
 }
 
 export interface QueueCounts {
@@ -125,13 +135,13 @@ export class UploadQueue {
    * would date the row after the push run that began meanwhile, which then leaves it for the next run (push lanes
    * take only rows queued before a run began).
    */
-  async enqueue(path: string, bytes: number, seq?: number): Promise<void> {
-    await this.enqueueMany([{ path, bytes, ...(seq === undefined ? {} : { seq }) }]);
+  async enqueue(path: string, bytes: number, seq?: number, deleted = false): Promise<void> {
+    await this.enqueueMany([{ path, bytes, ...(seq === undefined ? {} : { seq }), deleted }]);
   }
 
   /** enqueueMany() of everything `items` yields, in writes of 1,024 rows (a new hub index queues every local file). */
-  async enqueueAll(items: AsyncIterable<{ path: string; bytes: number; seq?: number }>): Promise<void> {
-    let batch: { path: string; bytes: number; seq?: number }[] = [];
+  async enqueueAll(items: AsyncIterable<Enqueued>): Promise<void> {
+    let batch: Enqueued[] = [];
     for await (const it of items) {
       batch.push(it);
       if (batch.length >= 1024) {
@@ -143,14 +153,17 @@ export class UploadQueue {
   }
 
   /** enqueue() for many paths in one write. */
-  async enqueueMany(items: { path: string; bytes: number; seq?: number }[]): Promise<void> {
+  async enqueueMany(items: Enqueued[]): Promise<void> {
     const rows = await this.change(() => {
       const now = this.now();
       const rows = [];
-      for (const { path, bytes, seq } of items) {
+      for (const { path, bytes, seq, deleted } of items) {
         const prev = this.rows.getSync(path);
         if (prev?.state === 'pending' && seq !== undefined && prev.seq === seq) continue;
-        const next: QueueItem = { path, state: 'pending', attempts: 0, lastError: null, nextAttemptAt: now, bytes, gen: (prev?.gen ?? 0) + 1, updatedAt: now, ...(seq === undefined ? {} : { seq }) };
+        const next: QueueItem = {
+          path, state: 'pending', attempts: 0, lastError: null, nextAttemptAt: now, bytes, gen: (prev?.gen ?? 0) + 1, updatedAt: now,
+          ...(seq === undefined ? {} : { seq }), ...(deleted ? { deleted: true as const } : {}),
+        };
         rows.push({ path, prev, next });
       }
       return { rows, result: rows };

@@ -106,3 +106,40 @@ test('a lost connection stops new starts; the running uploads finish first, then
   }
   await assert.rejects(run, /hub gone/);
 });
+
+test('deletions wait until every other push of the run has finished: a rename\'s new name commits before the old name goes', async () => {
+  // Two renames queued before the run (e.g. while the hub slept): each is a new name plus a deletion of the old one.
+  const items: PushItem[] = [
+    { path: 'docs/a', bytes: 1000 },
+    { path: 'docs/new-name', bytes: 1000 },
+    { path: 'docs/old-name', bytes: 0, deleted: true },
+    { path: 'video/new.mp4', bytes: 200 * MiB },
+    { path: 'video/old.mp4', bytes: 0, deleted: true },
+  ];
+  const q = queueOf(items);
+  const c = controlledPush(q.remove);
+  const run = pushInLanes(q.source, c.push, { batch: true });
+  await c.startedCount(2);
+  assert.deepEqual(c.started, [['video/new.mp4'], ['docs/a', 'docs/new-name']], 'the new names go first; neither deletion is in a batch');
+  const release = (key: string) => {
+    c.waiting.get(key)!.resolve();
+    c.waiting.delete(key);
+  };
+  release('docs/a');
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  assert.equal(c.started.length, 2, 'the deletions also wait for the other lane (the video is still uploading)');
+  release('video/new.mp4');
+  await c.startedCount(3);
+  assert.deepEqual(c.started[2], ['docs/old-name', 'video/old.mp4'], 'then both deletions, in one batch');
+  release('docs/old-name');
+  await run;
+
+  // A run that fails pushes no deletion: it stays queued for the next run, behind its new name again.
+  const q2 = queueOf([{ path: 'a/new', bytes: 1000 }, { path: 'a/old', bytes: 0, deleted: true }]);
+  const c2 = controlledPush(q2.remove);
+  const run2 = pushInLanes(q2.source, c2.push, { batch: true });
+  await c2.startedCount(1);
+  c2.waiting.get('a/new')!.reject(new Error('hub gone'));
+  await assert.rejects(run2, /hub gone/);
+  assert.deepEqual(c2.started, [['a/new']]);
+});

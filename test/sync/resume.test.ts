@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createSyncClient } from '../../src/sync/client.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
-import { SECRET, fileSha, local, piIngestFile, piStat, startHub, startPi, tempDir, waitFor, writeRandomFile, type DaemonProcess } from './peers.ts';
+import { SECRET, fileSha, hubFiles, local, piIngest, piIngestFile, piStat, startHub, startPi, tempDir, waitFor, writeRandomFile, type DaemonProcess } from './peers.ts';
 
 const MiB = 1024 * 1024;
 let dir: Awaited<ReturnType<typeof tempDir>> | undefined;
@@ -140,4 +140,39 @@ test('the hub restarting mid-transfer: uploads and downloads resume and complete
   await waitFor('the pinned file complete on the pi', async () => (await piStat(piData, 'down.bin'))?.state === 'local', 60_000);
   const cat = await local(piData, 'GET', '/local/store/cat?name=down.bin');
   assert.ok(cat.body.equals(await fs.readFile(down)), 'the downloaded bytes are the hub\'s');
+}));
+
+test('renames made while the hub was away send no bytes when it returns: each new name commits before its old name goes', withLogsOnFailure(async () => {
+  dir ??= await tempDir('balupi-resume-');
+  const root = path.join(dir.path, 'root3');
+  await fs.mkdir(root);
+  const hubData = path.join(dir.path, 'hub3');
+  let hub = await start(startHub({ root, dataDir: hubData }));
+  const port = hub.ports.grpc;
+  const piData = path.join(dir.path, 'pi3');
+  const pi = await start(startPi({ hubGrpcPort: port, dataDir: piData, env: { BALUPI_SYNC_RETRY_MAX_S: '0.5' } }));
+  const video = path.join(dir.path, 'video.bin');
+  await writeRandomFile(video, 24 * MiB); // the large lane
+  const note = Buffer.from('a small file, pushed in a batch');
+  await piIngestFile(piData, 'v/a.mp4', video);
+  await piIngest(piData, 'd/a.txt', note);
+  await waitFor('both files in the hub root', async () => (await fs.stat(path.join(root, 'v', 'a.mp4')).catch(() => null))?.size === 24 * MiB && (await hubFiles(root)).includes('d/a.txt'));
+  await waitFor('the pi pushed both', async () => { const q = (await local(piData, 'GET', '/local/sync/status')).json().queue; return q.pending + q.uploading + q.failed === 0 && q.synced >= 2; });
+
+  // The NAS sleeps; meanwhile both files are renamed on the pi (a new name with the same bytes, and a deletion).
+  await hub.stop();
+  running.delete(hub);
+  await piIngestFile(piData, 'v/b.mp4', video);
+  assert.equal((await local(piData, 'POST', '/local/store/rm?name=v/a.mp4')).status, 200);
+  await piIngest(piData, 'd/b.txt', note);
+  assert.equal((await local(piData, 'POST', '/local/store/rm?name=d/a.txt')).status, 200);
+
+  hub = await start(startHub({ root, dataDir: hubData, grpcPort: port }));
+  await waitFor('the renames in the hub root', async () => {
+    const files = await hubFiles(root);
+    return files.includes('v/b.mp4') && files.includes('d/b.txt') && !files.includes('v/a.mp4') && !files.includes('d/a.txt');
+  }, 60_000);
+  assert.equal(await fileSha(path.join(root, 'v', 'b.mp4')), await fileSha(video));
+  assert.deepEqual(received(hub), [], 'the hub had every byte already: nothing was uploaded again');
+  assert.deepEqual(pi.logs.filter((l) => l.msg === 'sync upload failed'), [], 'no commit failed for bytes the hub had dropped');
 }));

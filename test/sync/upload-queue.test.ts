@@ -178,6 +178,25 @@ test('enqueueMany queues many paths in one write: each pending with its size, a 
   });
 });
 
+test('a deletion is marked on its row (through take, failure and a reopen); a newer change that is not one clears the mark', async () => {
+  await withDb(async (open) => {
+    let db = await open();
+    let q = await UploadQueue.open(db, { minMs: 1000, maxMs: 8000 });
+    await q.enqueue('old.txt', 0, 5, true);
+    await q.enqueueMany([{ path: 'new.txt', bytes: 10, seq: 4 }, { path: 'gone.txt', bytes: 0, seq: 6, deleted: true }]);
+    const gen = (await q.take('gone.txt'))!;
+    await q.failed('gone.txt', gen, 'hub gone');
+    await db.close();
+    db = await open();
+    q = await UploadQueue.open(db, { minMs: 1000, maxMs: 8000 });
+    const rows = await q.due(10, { all: true });
+    assert.deepEqual(rows.map((r) => [r.path, r.deleted ?? false]), [['gone.txt', true], ['new.txt', false], ['old.txt', true]]);
+    await q.enqueue('old.txt', 12, 9); // the path was written again
+    assert.equal((await q.get('old.txt'))!.deleted, undefined);
+    await db.close();
+  });
+});
+
 test('a row still pending for the same record is not written again; a newer record, or one being uploaded, is', async () => {
   await withDb(async (open) => {
     const db = await open();
