@@ -275,6 +275,30 @@ test("a peer's commit relying on chunks only a root file holds, racing that file
   });
 });
 
+test("a batch that swaps two root files' contents: the second item, whose chunks went with the first item's old version, is refused, not acknowledged", async () => {
+  await withHub(async (h) => {
+    const A = prngBytes(150_000, 21);
+    const B = prngBytes(150_000, 22);
+    const a = await h.ingestOwn('a.bin', A);
+    const b = await h.ingestOwn('b.bin', B);
+    // A peer swapped the two files: a.bin now holds B and b.bin A, committed in one batch.
+    const [ra, rb] = await h.store.commitFiles([
+      { path: 'a.bin', meta: metaOf(b), baseVersion: a.version },
+      { path: 'b.bin', meta: metaOf(a), baseVersion: b.version },
+    ]);
+    assert.ok(!(ra instanceof Error) && ra!.state === 'local' && ra!.hash === b.hash, 'a.bin: its new bytes are still in b.bin');
+    assert.ok(isStoreError(rb, 'missing_chunks'), `b.bin: A's chunks went with a.bin's old version (${rb})`);
+    assert.equal((await h.store.stat('b.bin')).hash, b.hash, 'b.bin keeps the version the hub holds');
+    assert.deepEqual(await h.store.hasChunks(a.chunks.map((c) => c.hash)), [], 'so the peer sends them');
+    const at = offsets(a);
+    for (const c of a.chunks) await h.store.putChunk(c.hash, A.subarray(at.get(c.hash)!, at.get(c.hash)! + c.size));
+    await h.store.commitFile('b.bin', metaOf(a), { baseVersion: b.version });
+    assert.deepEqual(await readAll(await h.store.read('b.bin')), A);
+    assert.deepEqual(await readAll(await h.store.read('a.bin')), B);
+    assert.deepEqual((await h.store.fsck()).problems, []);
+  });
+});
+
 test('a store remembers its backing folder: opened again without it, reads and fsck find the bytes', async () => {
   await withHub(async (h) => {
     const data = prngBytes(60_000, 10);
