@@ -17,13 +17,18 @@ export type PullResult = 'applied' | 'same' | 'deferred';
 export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResult> {
   return m.locks.run(r.path, async () => {
     const { store, state } = m;
+    const base = await state.getBase(r.path);
+    // Older than the hub version this Pi knows already: read from the feed before a push of this path was answered,
+    // applied after it. Applied, it brought back the version the push had just replaced (this Pi's own bytes were
+    // dropped, and fetched again when the feed's newer record came), or made it the base of the next push, which then
+    // met the hub's newer version as a conflict. The feed brings the newer record next.
+    if (base && r.version < base.version) return 'same';
     const local = await store.record(r.path);
     if (sameContent(local, r)) {
       await state.setBase(r.path, r);
       if (local && !local.deleted) await wantIfPinned(m, local, 0);
       return 'same';
     }
-    const base = await state.getBase(r.path);
     const unpushed = local !== undefined && !sameContent(local, base) && !(local.deleted && base === undefined);
     if (unpushed) {
       await m.queue.enqueue(r.path, local.size, local.seq, local.deleted); // normally queued already; make sure the push happens

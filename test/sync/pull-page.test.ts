@@ -3,7 +3,8 @@
 // per-record applyRemote, which resolves conflicts. Real store and LevelDB in this process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyNewRemotes, fetchWanted } from '../../src/sync/pull.ts';
+import { applyNewRemotes, applyRemote, fetchWanted } from '../../src/sync/pull.ts';
+import { pushPath } from '../../src/sync/push.ts';
 import type { ChunkClient } from '../../src/sync/transfer.ts';
 import { UploadQueue } from '../../src/sync/upload-queue.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
@@ -65,6 +66,24 @@ test('new paths of a feed page are applied together: remote records, pinned unde
     const again = await applyNewRemotes(m, page);
     assert.equal(again.applied, 0);
     assert.equal(again.rest.length, page.length);
+  });
+});
+
+test('a feed record older than the hub version the pi knows (read before its push was answered, applied after) changes nothing', async () => {
+  await withPeers(async (m, pi, hub) => {
+    await pi.store.ingest('c.txt', bytes('the pi edit, newer'), { mtimeMs: 5000 });
+    // Another peer's version reached the hub first; the feed carries it to the pi while the pi's push is on its way.
+    const stale = remote((await hub.store.ingest('c.txt', bytes('the other edit, older'), { mtimeMs: 1000 })).file);
+    assert.equal(await pushPath(m, hub.client, 'c.txt'), 'conflict', 'the hub keeps both; the pi\'s newer edit wins');
+    const base = await pi.state.getBase('c.txt');
+    assert.ok(base && base.version > stale.version);
+    const before = (await pi.store.record('c.txt'))!;
+
+    assert.equal(await applyRemote(m, stale), 'same');
+    const after = (await pi.store.record('c.txt'))!;
+    assert.deepEqual([after.version, after.state, after.hash], [before.version, 'local', before.hash], 'the pi\'s file is neither replaced nor dropped');
+    assert.deepEqual(await pi.state.getBase('c.txt'), base, 'the base stays the hub\'s newer version (a next push meets no false conflict)');
+    assert.equal((await pi.state.wantedBytes('small')).length, 0, 'nothing to fetch');
   });
 });
 
