@@ -22,6 +22,12 @@ export interface CommitContext {
   localPeer: string;
   /** Who last changed a path here, if known (names the copy when the current version loses). */
   originOf?: (path: string) => Promise<string | undefined>;
+  /**
+   * Told, the moment a version is committed here, which peer it came from (the copy of a conflict's loser: the peer
+   * whose version that was). Synchronous: a commit of the same path that races this one asks originOf right after,
+   * before anything could be written down.
+   */
+  noteOrigin?: (path: string, peer: string) => void;
   recordConflict: (c: ConflictRecord) => Promise<void>;
   /** Whether an incoming version's chunks are known to hash to its whole-file hash already (staging.ts). */
   vouched?: (f: RemoteFile) => boolean;
@@ -29,12 +35,14 @@ export interface CommitContext {
 }
 
 /** Stores a copy under a fresh conflict name (never overwriting anything: base version 0). */
-async function keepCopy(store: Store, path: string, f: CommitMeta, peer: string, at: Date): Promise<FileRecord> {
+async function keepCopy(ctx: CommitContext, path: string, f: CommitMeta, peer: string, at: Date): Promise<FileRecord> {
   const name = conflictName(path, at, peer);
   for (let n = 1; ; n++) {
     const candidate = n === 1 ? name : name.replace(`-${peer}`, `-${peer}-${n}`);
     try {
-      return await store.commitFile(candidate, f, { baseVersion: 0, allowRemote: true, verify: false });
+      const copy = await ctx.store.commitFile(candidate, f, { baseVersion: 0, allowRemote: true, verify: false });
+      ctx.noteOrigin?.(candidate, peer);
+      return copy;
     } catch (err) {
       if (!isStoreError(err, 'conflict') || n >= 100) throw err;
     }
@@ -52,9 +60,13 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
       if (incoming.deleted) {
         const cur = await store.record(path);
         if (!cur || cur.deleted) return { status: 'ok', file: cur };
-        return { status: 'ok', file: await store.delete(path, { baseVersion, sync }) };
+        const file = await store.delete(path, { baseVersion, sync });
+        ctx.noteOrigin?.(path, remotePeer);
+        return { status: 'ok', file };
       }
-      return { status: 'ok', file: await store.commitFile(path, metaOf(incoming), { baseVersion, sync, ...check }) };
+      const file = await store.commitFile(path, metaOf(incoming), { baseVersion, sync, ...check });
+      ctx.noteOrigin?.(path, remotePeer);
+      return { status: 'ok', file };
     } catch (err) {
       if (!isStoreError(err, 'conflict') || attempt >= 3) throw err;
     }
@@ -69,10 +81,11 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
     try {
       if (verdict === 'incoming') {
         // Keep the current version first: a crash between the two commits leaves both versions, never one.
-        if (!cur.deleted) copy = await keepCopy(store, path, metaOf(cur), curPeer, at);
+        if (!cur.deleted) copy = await keepCopy(ctx, path, metaOf(cur), curPeer, at);
         file = await store.commitFile(path, metaOf(incoming), { baseVersion: cur.version, ...check });
+        ctx.noteOrigin?.(path, remotePeer);
       } else {
-        if (!incoming.deleted) copy = await keepCopy(store, path, metaOf(incoming), remotePeer, at);
+        if (!incoming.deleted) copy = await keepCopy(ctx, path, metaOf(incoming), remotePeer, at);
         file = cur;
       }
     } catch (err) {

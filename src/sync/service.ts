@@ -76,6 +76,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
     store,
     localPeer: state.peerId,
     originOf: (p) => state.getOrigin(p),
+    noteOrigin: (p, peer) => state.noteOrigin(p, peer),
     recordConflict: async (c) => {
       log.warn(c, 'sync conflict resolved');
       await state.recordConflict(c);
@@ -86,12 +87,8 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
     await deps.beforeCommit?.(incoming.path);
     return applyCommit(commitCtx, incoming, baseVersion, peerId || 'UNKNOWN', false);
   };
-  /** Whose versions these are (names a conflict copy later), in one write: the peer's accepted commits. */
-  const noteOrigins = async (done: { path: string; outcome: CommitOutcome }[], peerId: string): Promise<void> => {
-    if (peerId) await state.setOrigins(done.filter(({ outcome }) => outcome.status === 'ok' && outcome.file).map(({ path }) => path), peerId);
-  };
   /**
-   * After the flush and noteOrigins: log, and build Commit's answer. An entry of a batch is logged at debug level (the
+   * After the flush and writeOrigins: log, and build Commit's answer. An entry of a batch is logged at debug level (the
    * batch gets one line at info: a push of thousands of small files otherwise logged as many lines).
    */
   const finishCommit = (path: string, outcome: CommitOutcome, peerId: string, inBatch = false): CommitResponse => {
@@ -163,11 +160,12 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       const incoming = fromFileInfo(req.file);
       const outcome = await commitOne(incoming, Number(req.baseVersion), req.peerId);
       await group.flush(); // the answer tells the peer its version is safe here
-      await noteOrigins([{ path: incoming.path, outcome }], req.peerId);
+      await state.writeOrigins();
       return finishCommit(incoming.path, outcome, req.peerId);
     },
 
     async commitBatch(req) {
+      const peer = req.peerId || 'UNKNOWN';
       // Validate everything first: a malformed entry fails the whole call before anything is committed.
       if (req.entries.length === 0 || req.entries.length > MAX_BATCH_COMMITS) {
         throw new SyncError('invalid_argument', `a commit batch has 1 to ${MAX_BATCH_COMMITS} entries, got ${req.entries.length}`);
@@ -190,7 +188,11 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       withData.forEach((i, k) => good[k] || fail(i, new SyncError('data_loss', `${entries[i]!.incoming.path}: the data sent does not match its hashes`)));
       const ready = withData.filter((i) => !outcomes[i]);
       const placed = (await deps.commitNew?.(ready.map((i) => ({ file: entries[i]!.incoming, base: entries[i]!.base, data: entries[i]!.data! })))) ?? [];
-      ready.forEach((i, k) => placed[k] && (outcomes[i] = { ok: { status: 'ok', file: placed[k] } }));
+      ready.forEach((i, k) => {
+        if (!placed[k]) return;
+        outcomes[i] = { ok: { status: 'ok', file: placed[k] } };
+        state.noteOrigin(entries[i]!.incoming.path, peer);
+      });
       const rest = ready.filter((i) => !outcomes[i]);
       if (rest.length > 0) await store.putChunks(rest.flatMap((i) => entries[i]!.chunks!), { clean: true, sync: false });
       // The hub reads each path from its root folder first (a disk edit not read yet then meets the commit as a conflict).
@@ -200,19 +202,21 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       const recs = await store.commitFiles(live.map((i) => ({ path: entries[i]!.incoming.path, meta: metaOf(entries[i]!.incoming), baseVersion: entries[i]!.base })), { sync: false });
       live.forEach((i, k) => {
         const r = recs[k]!;
-        if (!(r instanceof Error)) outcomes[i] = { ok: { status: 'ok', file: r } };
-        else if (!isStoreError(r, 'conflict')) fail(i, r);
+        if (!(r instanceof Error)) {
+          outcomes[i] = { ok: { status: 'ok', file: r } };
+          state.noteOrigin(entries[i]!.incoming.path, peer);
+        } else if (!isStoreError(r, 'conflict')) fail(i, r);
       });
       await mapLimit(entries, BATCH_COMMIT_CONCURRENCY, async ({ incoming, base }, i) => {
         if (outcomes[i]) return;
         try {
-          outcomes[i] = { ok: await applyCommit(commitCtx, incoming, base, req.peerId || 'UNKNOWN', false) };
+          outcomes[i] = { ok: await applyCommit(commitCtx, incoming, base, peer, false) };
         } catch (err) {
           fail(i, err);
         }
       });
       await group.flush(); // one flush makes every entry's index writes durable before the answer acknowledges them
-      await noteOrigins(entries.flatMap(({ incoming }, i) => (outcomes[i]!.ok ? [{ path: incoming.path, outcome: outcomes[i]!.ok! }] : [])), req.peerId);
+      await state.writeOrigins();
       const results = [];
       const count = { ok: 0, conflict: 0, refused: 0 };
       for (let i = 0; i < entries.length; i++) {

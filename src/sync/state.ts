@@ -68,6 +68,9 @@ export class SyncState {
   private readonly fetch: Record<Lane, Sub<string>>;
   private readonly pins: Sub<string>;
   private readonly origin: Sub<string>;
+  /** Origins noted but not written yet (noteOrigin). */
+  private readonly unwrittenOrigins = new Map<string, string>();
+  private originWrites = Promise.resolve();
   private conflictSerial = 0;
 
   private constructor(db: Db, peerId: string) {
@@ -147,16 +150,33 @@ export class SyncState {
   }
 
   async getOrigin(path: string): Promise<string | undefined> {
-    return this.origin.getSync(path);
+    return this.unwrittenOrigins.get(path) ?? this.origin.getSync(path);
+  }
+
+  /**
+   * Who made the version of `path` just committed: getOrigin says so at once, writeOrigins writes it down (the hub
+   * notes a peer's commit at once and writes after its flush: a commit of the same path in between must name the
+   * right peer in its conflict copy).
+   */
+  noteOrigin(path: string, peer: string): void {
+    this.unwrittenOrigins.set(path, peer);
+  }
+
+  /** Writes every origin noted so far in one write; one write at a time, so that an older one never lands last. */
+  writeOrigins(): Promise<void> {
+    const write = this.originWrites.then(async () => {
+      const noted = [...this.unwrittenOrigins];
+      if (noted.length === 0) return;
+      await this.origin.batch(noted.map(([key, value]) => ({ type: 'put' as const, key, value })));
+      for (const [path, peer] of noted) if (this.unwrittenOrigins.get(path) === peer) this.unwrittenOrigins.delete(path);
+    });
+    this.originWrites = write.catch(() => {}); // a failed write leaves its origins noted for the next one
+    return write;
   }
 
   async setOrigin(path: string, peer: string): Promise<void> {
-    await this.origin.put(path, peer);
-  }
-
-  /** setOrigin for many paths made by the same peer, in one write. */
-  async setOrigins(paths: string[], peer: string): Promise<void> {
-    if (paths.length > 0) await this.origin.batch(paths.map((key) => ({ type: 'put' as const, key, value: peer })));
+    this.noteOrigin(path, peer);
+    await this.writeOrigins();
   }
 
   async recordConflict(c: ConflictRecord): Promise<void> {

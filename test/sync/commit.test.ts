@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { applyCommit, type CommitContext } from '../../src/sync/commit.ts';
-import type { ConflictRecord } from '../../src/sync/state.ts';
+import { SyncState, type ConflictRecord } from '../../src/sync/state.ts';
 import { bytes, node, type Node } from './in-process.ts';
 
 const at = new Date(2024, 0, 2, 3, 4, 5);
@@ -85,5 +85,34 @@ test('modify beats delete, both ways, without a copy', async () => {
     assert.equal(r2.status, 'conflict');
     assert.equal(r2.file?.hash, edit.hash, 'the modification is resurrected');
     assert.deepEqual(conflicts.map((c) => c.reason), ['modified_vs_deleted', 'modified_vs_deleted']);
+  });
+});
+
+test('each version a commit makes is noted with its peer at once, so a commit racing it names the right peer; written down later', async () => {
+  await setup(async (n, base) => {
+    // The hub writes origins after its flush; here nothing is written until the end, as if every commit raced.
+    const ctx: CommitContext = { ...base, originOf: (p) => n.state.getOrigin(p), noteOrigin: (p, peer) => n.state.noteOrigin(p, peer) };
+    const first = await version(n, 'first pi', 1000);
+    assert.equal((await applyCommit(ctx, { ...first, path: 'doc.txt' }, 0, 'PIFIRST')).status, 'ok');
+    assert.equal(await n.state.getOrigin('doc.txt'), 'PIFIRST');
+    // A second pi's newer edit, based on no version: it wins, and the first pi's version is kept under ITS name.
+    const second = await version(n, 'second pi, newer', 3000);
+    const r = await applyCommit(ctx, { ...second, path: 'doc.txt' }, 0, 'PISECOND');
+    assert.equal(r.copy?.path, 'doc.sync-conflict-20240102-030405-PIFIRST.txt', 'not after the hub, which has written nothing down yet');
+    assert.equal(await n.state.getOrigin('doc.txt'), 'PISECOND', 'the winner made the current version');
+    assert.equal(await n.state.getOrigin(r.copy!.path), 'PIFIRST');
+    // An older edit from a third pi loses: its copy is its own; the path stays the second pi's.
+    const third = await version(n, 'third pi, older', 2000);
+    const lost = await applyCommit(ctx, { ...third, path: 'doc.txt' }, 1, 'PITHIRD');
+    assert.equal(await n.state.getOrigin(lost.copy!.path), 'PITHIRD');
+    assert.equal(await n.state.getOrigin('doc.txt'), 'PISECOND');
+
+    await n.state.writeOrigins();
+    const reopened = await SyncState.open(n.db);
+    assert.deepEqual(
+      await Promise.all(['doc.txt', r.copy!.path, lost.copy!.path].map((p) => reopened.getOrigin(p))),
+      ['PISECOND', 'PIFIRST', 'PITHIRD'],
+      'written down, as noted',
+    );
   });
 });
