@@ -309,6 +309,10 @@ export class HubRoot {
     let st = await statFile(abs);
     let known = await disk.get(path);
     let rec = await store.record(path);
+    // Removed since it was last read or written here, by someone else: their removal is read by the watcher (after the
+    // other changes around it: a move's new paths first). Written back, a file renamed on the NAS while this writer
+    // caught up with the store (after a start, say) reappeared under its old name beside the new one.
+    if (!st && known) return;
     if (st && !matches(st, known) && !(rec && !rec.deleted && matches(st, rec))) {
       // Someone changed the file and we have not read it yet: read it first, so that nothing is lost.
       await this.refreshLocked(path);

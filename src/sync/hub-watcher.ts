@@ -34,6 +34,9 @@ export const ROOT_WATCH_OPTIONS: ChokidarOptions & { ignoredName: (name: string)
   alwaysStat: false,
 };
 
+/** The longest a file found gone waits for other changes to be read before it is deleted (holdGone). */
+const GONE_MAX_WAIT_MS = 2000;
+
 export interface HubWatcherOptions {
   hubRoot: HubRoot;
   disk: DiskIndex;
@@ -53,6 +56,9 @@ export class HubWatcher {
   private follower: Promise<void> | null = null;
   private adopting: Promise<unknown> | null = null;
   private idleWaiters: (() => void)[] = [];
+  /** Paths found gone, read again (and deleted) once the changes around them are read: see holdGone. */
+  private readonly gone = new Set<string>();
+  private goneTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: HubWatcherOptions) {
     this.o = opts;
@@ -112,9 +118,34 @@ export class HubWatcher {
       key,
       setTimeout(() => {
         this.timers.delete(key);
-        this.enqueue(() => (kind === 'file' ? this.o.hubRoot.refreshSafely(rel) : this.refreshDir(rel)));
+        this.enqueue(() => (kind === 'file' ? this.refreshFile(rel) : this.refreshDir(rel)));
       }, this.o.debounceMs),
     );
+  }
+
+  private async refreshFile(rel: string): Promise<void> {
+    if ((await statFile(path.join(this.o.hubRoot.root, ...rel.split('/')))) === null) return this.holdGone(rel);
+    await this.o.hubRoot.refreshSafely(rel);
+  }
+
+  /**
+   * A file that is gone is deleted from the store only once the other changes around it have been read: when nothing
+   * else is waiting, or GONE_MAX_WAIT_MS after the first such file at the latest. A move on the NAS (a folder renamed)
+   * is files gone at one path and appearing at another; deleted first, the pis dropped their copies of those bytes
+   * with the old paths and then downloaded them again for the new ones. Read first, the new paths come first in the
+   * feed, and a pi keeps the bytes.
+   */
+  private holdGone(rel: string): void {
+    this.gone.add(rel);
+    this.goneTimer ??= setTimeout(() => this.releaseGone(), Math.max(GONE_MAX_WAIT_MS, 4 * this.o.debounceMs));
+  }
+
+  private releaseGone(): void {
+    clearTimeout(this.goneTimer);
+    this.goneTimer = undefined;
+    const paths = [...this.gone];
+    this.gone.clear();
+    for (const p of paths) this.enqueue(() => this.o.hubRoot.refreshSafely(p));
   }
 
   /** A directory appeared or vanished (a move, usually): read what is in it now and what we knew to be in it. */
@@ -125,8 +156,9 @@ export class HubWatcher {
     for (const p of paths) {
       // As for file events: the hub's own files need no reading (the root writer's first file in a new directory
       // brings this listing, and the rest of a push's files are in it).
-      if (this.hubsOwn(p, await statFile(path.join(this.o.hubRoot.root, ...p.split('/'))))) continue;
-      await this.o.hubRoot.refreshSafely(p);
+      const st = await statFile(path.join(this.o.hubRoot.root, ...p.split('/')));
+      if (st === null) this.holdGone(p);
+      else if (!this.hubsOwn(p, st)) await this.o.hubRoot.refreshSafely(p);
     }
   }
 
@@ -146,7 +178,8 @@ export class HubWatcher {
           this.running -= 1;
           this.pump();
           if (this.running === 0 && this.waiting.length === 0 && this.timers.size === 0) {
-            for (const w of this.idleWaiters.splice(0)) w();
+            if (this.gone.size > 0 && !this.stop.signal.aborted) this.releaseGone();
+            else for (const w of this.idleWaiters.splice(0)) w();
           }
         });
     }
@@ -157,6 +190,8 @@ export class HubWatcher {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.waiting.length = 0;
+    clearTimeout(this.goneTimer);
+    this.gone.clear();
     await this.watcher?.close();
     await this.follower;
     await this.adopting;

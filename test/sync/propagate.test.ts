@@ -74,6 +74,29 @@ test('create, modify, rename and delete in the hub root reach the pi (pinned fil
   await waitFor('the deletion on the pi', async () => !(await piFiles(pi.dataDir)).includes('h/renamed.txt'));
 });
 
+test('a folder renamed in the hub root: the pi keeps the bytes it had and downloads nothing again', async () => {
+  const album = path.join(root, 'album');
+  await fs.mkdir(album);
+  const photos = Array.from({ length: 12 }, (_, i) => randomBytes(i === 0 ? 3 * 1024 * 1024 : 200_000));
+  for (const [i, data] of photos.entries()) await fs.writeFile(path.join(album, `p${i}.jpg`), data);
+  await waitFor('the album on the pi', async () => (await piFiles(pi.dataDir)).filter((f) => f.startsWith('album/')).length === photos.length);
+  const pinned = await cli(pi.dataDir, ['pin', 'album']);
+  assert.equal(pinned.code, 0, pinned.stderr);
+  const allLocal = async (dir: string) => {
+    const out: string[] = [];
+    for (const i of photos.keys()) if ((await piStat(pi.dataDir, `${dir}/p${i}.jpg`))?.state === 'local') out.push(`${dir}/p${i}.jpg`);
+    return out.length === photos.length;
+  };
+  await waitFor('the album\'s bytes on the pi', () => allLocal('album'));
+  const fetched = () => pi.logs.filter((l) => l.msg === 'sync fetched pinned/hot files').reduce((n, l) => n + (l.bytes as number), 0);
+  const before = fetched();
+
+  await fs.rename(album, path.join(root, 'album 2'));
+  await waitFor('the renamed album on the pi, with its bytes', async () => !(await piFiles(pi.dataDir)).some((f) => f.startsWith('album/')) && (await allLocal('album 2')));
+  assert.equal(fetched(), before, 'no byte was downloaded again');
+  assert.ok((await local(pi.dataDir, 'GET', `/local/store/cat?name=${encodeURIComponent('album 2/p0.jpg')}`)).body.equals(photos[0]!));
+});
+
 test('create, modify, rename and delete on the pi reach the hub root with their mtime', async () => {
   const mtime = Date.parse('2024-05-06T07:08:09.000Z');
   const doc = path.join(root, 'p', 'doc.txt');
