@@ -15,7 +15,7 @@ import { fromFileInfo, PROTOCOL_VERSION, sameContent, type RemoteFile } from './
 import { CAPABILITIES, roleToWire } from './service.ts';
 import { Wakeup } from './wakeup.ts';
 import { QueuePusher } from './queue-pusher.ts';
-import { errorMessage } from './errors.ts';
+import { errorMessage, isConnectionError } from './errors.ts';
 import { isStoreError } from '../../store/index.ts';
 import { LARGE_FILE_BYTES, laneOf } from './push-lanes.ts';
 
@@ -168,7 +168,10 @@ export class SyncPeer {
         const wait = backoffDelay(failures, { minMs: this.opts.retryMinMs, maxMs: this.opts.retryMaxMs });
         this.setStatus({ ...this.st, connection: refused ? 'refused' : 'disconnected', lastError: errorMessage(err), disconnectedAt: Date.now(), nextAttemptAt: Date.now() + wait, caughtUp: false });
         if (refused) this.m.log.error({ hub: this.opts.hubUrl, err: errorMessage(err), retryInMs: wait }, 'sync pairing refused by the hub: check BALUPI_PEER_SECRET');
-        else this.m.log.warn({ hub: this.opts.hubUrl, err: errorMessage(err), retryInMs: wait }, 'sync hub unreachable; will retry');
+        else if (isConnectionError(err)) this.m.log.warn({ hub: this.opts.hubUrl, err: errorMessage(err), retryInMs: wait }, 'sync hub unreachable; will retry');
+        // e.g. a chunk the hub no longer has (its file was edited there since its record came): starting over reads
+        // the feed from the cursor again, which brings the newer record
+        else this.m.log.warn({ hub: this.opts.hubUrl, err: errorMessage(err), retryInMs: wait }, 'sync session ended by an error; will start over');
         await this.retryWake.wait(signal, wait);
       }
     }

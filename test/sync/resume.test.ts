@@ -9,7 +9,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createSyncClient } from '../../src/sync/client.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
-import { SECRET, fileSha, hubFiles, local, piIngest, piIngestFile, piStat, startHub, startPi, tempDir, waitFor, writeRandomFile, type DaemonProcess } from './peers.ts';
+import { SECRET, blake, fileSha, hubFiles, local, piIngest, piIngestFile, piStat, startHub, startPi, tempDir, waitFor, writeRandomFile, type DaemonProcess } from './peers.ts';
+import { randomBytes } from 'node:crypto';
 
 const MiB = 1024 * 1024;
 let dir: Awaited<ReturnType<typeof tempDir>> | undefined;
@@ -175,4 +176,28 @@ test('renames made while the hub was away send no bytes when it returns: each ne
   assert.equal(await fileSha(path.join(root, 'v', 'b.mp4')), await fileSha(video));
   assert.deepEqual(received(hub), [], 'the hub had every byte already: nothing was uploaded again');
   assert.deepEqual(pi.logs.filter((l) => l.msg === 'sync upload failed'), [], 'no commit failed for bytes the hub had dropped');
+}));
+
+test('a pinned file edited in place on the NAS while the pi downloads it: the pi ends with the new content, told why it started over', withLogsOnFailure(async () => {
+  dir ??= await tempDir('balupi-resume-');
+  const root = path.join(dir.path, 'root4');
+  await fs.mkdir(root);
+  const big = path.join(root, 'big.bin');
+  await writeRandomFile(big, 40 * MiB);
+  const hub = await start(startHub({ root, dataDir: path.join(dir.path, 'hub4'), env: { BALUPI_SYNC_MAX_SEND_RATE: '20MiB' } }));
+  const piData = path.join(dir.path, 'pi4');
+  const pi = await start(startPi({ hubGrpcPort: hub.ports.grpc, dataDir: piData, env: { BALUPI_SYNC_RETRY_MAX_S: '0.5' } }));
+  assert.equal((await local(piData, 'POST', '/local/sync/pin?name=big.bin&pinned=true')).status, 200);
+  await waitFor('part of it downloaded', async () => (await local(piData, 'GET', '/local/store/stats')).json().storedBytes >= 10 * MiB);
+  // Someone overwrites 5 MiB near the end in place: chunks the pi still has to fetch are no longer in the file.
+  const fh = await fs.open(big, 'r+');
+  await fh.write(randomBytes(5 * MiB), 0, 5 * MiB, 30 * MiB);
+  await fh.close();
+  const edited = await fs.readFile(big);
+  await waitFor('the edited version complete on the pi', async () => {
+    const s = await piStat(piData, 'big.bin');
+    return s?.state === 'local' && s.hash === (await blake(edited)) && (await local(piData, 'GET', '/local/store/cat?name=big.bin')).body.equals(edited);
+  }, 60_000);
+  const warned = pi.logs.filter((l) => (l.level as number) >= 40).map((l) => l.msg);
+  assert.ok(!warned.includes('sync hub unreachable; will retry'), `the hub never went away: ${warned.join('; ')}`);
 }));
