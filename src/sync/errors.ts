@@ -8,7 +8,8 @@ export type SyncErrorCode =
   | 'protocol_mismatch' // the peer speaks a protocol version we do not
   | 'data_loss' // chunks whose bytes did not hash to their names were rejected
   | 'unsafe_path' // a root-relative path that would leave the hub's root (symlinked parent, ...)
-  | 'unavailable'; // the hub cannot be reached (not configured, asleep)
+  | 'unavailable' // the hub cannot be reached (not configured, asleep)
+  | 'chunk_gone'; // the peer no longer has a chunk it was asked for: its file changed since it was listed
 
 export class SyncError extends Error {
   readonly code: SyncErrorCode;
@@ -21,6 +22,8 @@ export class SyncError extends Error {
     this.details = options?.details;
   }
 }
+
+export const isSyncError = (err: unknown, code: SyncErrorCode): err is SyncError => err instanceof SyncError && err.code === code;
 
 /** Errors that mean "the hub is not there right now" rather than "this request is wrong". */
 export function isConnectionError(err: unknown): boolean {

@@ -15,7 +15,7 @@ import { fromFileInfo, PROTOCOL_VERSION, sameContent, type RemoteFile } from './
 import { CAPABILITIES, roleToWire } from './service.ts';
 import { Wakeup } from './wakeup.ts';
 import { QueuePusher } from './queue-pusher.ts';
-import { errorMessage, isConnectionError } from './errors.ts';
+import { errorMessage, isConnectionError, isSyncError } from './errors.ts';
 import { isStoreError } from '../../store/index.ts';
 import { LARGE_FILE_BYTES, laneOf } from './push-lanes.ts';
 
@@ -306,7 +306,8 @@ export class SyncPeer {
    * Fetches wanted bytes whenever something is wanted. A store that cannot take them (its budget full of pinned files,
    * a full disk) is this Pi's condition, not the hub's: the session stays up, the error shows in the status, and the
    * fetch is tried again after a backoff or as soon as another file is wanted. Ending the session for it made the Pi
-   * reconnect in a loop, and the hub answered the downloads it kept cancelling with ENHANCE_YOUR_CALM.
+   * reconnect in a loop, and the hub answered the downloads it kept cancelling with ENHANCE_YOUR_CALM. Nor does a file
+   * that changed on the hub while it was fetched (the rest of its round is fetched; it is when its new record comes).
    */
   private async fetchLoop(signal: AbortSignal): Promise<void> {
     let failures = 0;
@@ -318,11 +319,14 @@ export class SyncPeer {
         failures = 0;
         if (this.st.fetchError !== null) this.setStatus({ ...this.st, fetchError: null, fetchRetryAt: null });
       } catch (err) {
-        if (signal.aborted || !(isStoreError(err, 'cache_full') || isStoreError(err, 'no_space'))) throw err;
-        failures += 1;
-        wait = backoffDelay(failures, { minMs: this.opts.retryMinMs, maxMs: this.opts.retryMaxMs });
+        const changed = isSyncError(err, 'chunk_gone');
+        if (signal.aborted || !(changed || isStoreError(err, 'cache_full') || isStoreError(err, 'no_space'))) throw err;
+        // A file that changed on the hub is fetched when its new record comes (which wakes this loop), or after the
+        // shortest wait: a wait growing with each change would leave a file written to all the time stale for minutes.
+        if (!changed) failures += 1;
+        wait = changed ? this.opts.retryMinMs : backoffDelay(failures, { minMs: this.opts.retryMinMs, maxMs: this.opts.retryMaxMs });
         this.setStatus({ ...this.st, fetchError: errorMessage(err), fetchRetryAt: Date.now() + wait });
-        this.m.log.warn({ err: errorMessage(err), retryInMs: wait }, 'sync cannot store the wanted files here; will retry');
+        this.m.log.warn({ err: errorMessage(err), retryInMs: wait }, changed ? 'sync: wanted files changed on the hub while being fetched; will fetch the new version' : 'sync cannot store the wanted files here; will retry');
       }
       await this.fetchWake.wait(signal, wait);
     }

@@ -11,6 +11,7 @@ import { downloadInto, type ChunkClient } from './transfer.ts';
 import type { Lane } from './push-lanes.ts';
 import type { Wanted } from './state.ts';
 import type { Wakeup } from './wakeup.ts';
+import { isSyncError, SyncError } from './errors.ts';
 
 export type PullResult = 'applied' | 'same' | 'deferred';
 
@@ -180,10 +181,23 @@ async function fetchRound(m: SyncModel, client: ChunkClient, wanted: string[], s
   signal?.throwIfAborted();
   let bytes = 0;
   let failure: { err: unknown } | undefined;
-  try {
-    bytes = (await downloadInto(client, m.store, [...refs.values()], signal ? { signal } : {})).bytes;
-  } catch (err) {
-    failure = { err };
+  // Files that need a chunk the hub no longer has (their file changed there since their record came) wait for their
+  // next record, and the rest of the round is fetched without them: one file being written on the NAS all the time
+  // otherwise failed every round it was in, and ended the session each time.
+  const skipped = new Set<string>();
+  let left = [...refs.values()];
+  for (let attempt = 1; left.length > 0; attempt++) {
+    try {
+      bytes += (await downloadInto(client, m.store, left, signal ? { signal } : {})).bytes;
+      break;
+    } catch (err) {
+      const gone = isSyncError(err, 'chunk_gone') ? err.details?.hash : undefined;
+      if (typeof gone !== 'string' || attempt >= GONE_ATTEMPTS) {
+        failure = { err };
+        break;
+      }
+      left = await chunksStillMissing(m, todo, skipped, gone);
+    }
   }
   // One transaction and one flush for the round; the flush must come before the wants are dropped, or a crash could
   // forget a want whose file is still 'remote'. A download that stopped partway (a full budget, a lost hub) still
@@ -197,7 +211,36 @@ async function fetchRound(m: SyncModel, client: ChunkClient, wanted: string[], s
     throw failure ? failure.err : err;
   }
   const done = todo.filter((_, i) => promoted[i]?.state === 'local');
-  await m.state.gotBytes(failure ? done : todo);
+  await m.state.gotBytes(failure ? done : todo.filter((p) => !skipped.has(p)));
   if (failure) throw failure.err;
+  if (skipped.size > 0) {
+    const paths = [...skipped];
+    throw new SyncError('chunk_gone', `${paths.length} file(s) changed on the hub while they were fetched (${paths[0]}${paths.length > 1 ? ', …' : ''}); fetched again once the hub lists the new version`, { details: { paths } });
+  }
   return { files: done.length, bytes };
+}
+
+/**
+ * Downloads per round that may end in a chunk the hub no longer has: files keep changing there while a round runs
+ * (their new records come in meanwhile), so a round gives up after this many and is tried again (fetchLoop).
+ */
+const GONE_ATTEMPTS = 8;
+
+/**
+ * Leaves out (into `skipped`) the files of `todo` that need chunk `gone`; returns the chunks the others still lack. A
+ * file whose new record came in meanwhile may no longer need it: then it is fetched as that record says.
+ */
+async function chunksStillMissing(m: SyncModel, todo: string[], skipped: Set<string>, gone: string): Promise<ChunkRef[]> {
+  const refs = new Map<string, ChunkRef>();
+  for (const path of todo) {
+    if (skipped.has(path)) continue;
+    const rec = await m.store.record(path);
+    if (!rec || rec.deleted || rec.state !== 'remote') continue;
+    if (rec.chunks.some((c) => c.hash === gone)) {
+      skipped.add(path);
+      continue;
+    }
+    for (const c of await m.store.missingChunks(path)) refs.set(c.hash, c);
+  }
+  return [...refs.values()];
 }

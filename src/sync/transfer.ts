@@ -6,6 +6,7 @@
 
 import { firstOffsets, readAhead, type ChunkRef, type Lease, type PutOutcome, type Store } from '../../store/index.ts';
 import type { DownloadChunksResponse, UploadChunksRequest, UploadChunksResponse } from '../gen/balupi/sync/v1/sync_pb.js';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { SyncError } from './errors.ts';
 import { bytesToHash, hashToBytes, MAX_HASHES_PER_CALL, type Place } from './wire.ts';
 import type { SendRate } from './rate.ts';
@@ -331,11 +332,19 @@ export async function downloadInto(
   try {
     for (const group of batches(refs, opts.maxInFlightBytes ?? 32 * 1024 * 1024)) {
       let i = 0;
-      for await (const m of client.downloadChunks({ hashes: group.map((c) => hashToBytes(c.hash)) }, { signal: opts.signal })) {
-        const expected = group[i++];
-        const hash = bytesToHash(m.hash);
-        if (!expected || hash !== expected.hash) throw new SyncError('data_loss', `peer sent chunk ${hash}, expected ${expected?.hash ?? 'nothing'}`);
-        await batcher.add({ hash, data: m.data });
+      try {
+        for await (const m of client.downloadChunks({ hashes: group.map((c) => hashToBytes(c.hash)) }, { signal: opts.signal })) {
+          const expected = group[i++];
+          const hash = bytesToHash(m.hash);
+          if (!expected || hash !== expected.hash) throw new SyncError('data_loss', `peer sent chunk ${hash}, expected ${expected?.hash ?? 'nothing'}`);
+          await batcher.add({ hash, data: m.data });
+        }
+      } catch (err) {
+        // The peer could not send the next chunk: it no longer has it, or the file it read it from changed (a hub's
+        // root). Said with its hash, so that the caller can leave out the files that need it and fetch the rest.
+        const gone = group[i];
+        if (!(err instanceof ConnectError && (err.code === Code.NotFound || err.code === Code.DataLoss) && gone)) throw err;
+        throw new SyncError('chunk_gone', `the peer could not send chunk ${gone.hash} (${Code[err.code]})`, { cause: err, details: { hash: gone.hash } });
       }
       if (i !== group.length) throw new SyncError('data_loss', `peer sent ${i} of ${group.length} chunks`);
     }

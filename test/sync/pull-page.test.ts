@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { applyNewRemotes, applyRemote, fetchWanted } from '../../src/sync/pull.ts';
 import { pushPath } from '../../src/sync/push.ts';
+import { isSyncError } from '../../src/sync/errors.ts';
+import { readAll } from '../store/temp-store.ts';
 import type { ChunkClient } from '../../src/sync/transfer.ts';
 import { UploadQueue } from '../../src/sync/upload-queue.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
@@ -84,6 +86,27 @@ test('a feed record older than the hub version the pi knows (read before its pus
     assert.deepEqual([after.version, after.state, after.hash], [before.version, 'local', before.hash], 'the pi\'s file is neither replaced nor dropped');
     assert.deepEqual(await pi.state.getBase('c.txt'), base, 'the base stays the hub\'s newer version (a next push meets no false conflict)');
     assert.equal((await pi.state.wantedBytes('small')).length, 0, 'nothing to fetch');
+  });
+});
+
+test('a wanted file that changed on the hub since its record came: the rest of its round is fetched, it stays wanted, and its new record gets it', async () => {
+  await withPeers(async (m, pi, hub) => {
+    await pi.state.pinDir('', true);
+    const page: RemoteFile[] = [];
+    for (const name of ['a.bin', 'b.bin', 'c.bin']) page.push(remote((await hub.store.ingest(name, bytes(`${name} `.repeat(50_000)))).file));
+    assert.equal((await applyNewRemotes(m, page)).applied, 3);
+    // b.bin changes on the hub before the pi fetches it: the hub no longer has the chunks its record lists.
+    const newer = remote((await hub.store.ingest('b.bin', bytes('b.bin, edited on the NAS'))).file);
+
+    await assert.rejects(fetchWanted(m, hub.client), (err) => isSyncError(err, 'chunk_gone') && (err.details?.paths as string[]).join() === 'b.bin');
+    assert.deepEqual([(await pi.store.record('a.bin'))!.state, (await pi.store.record('c.bin'))!.state], ['local', 'local'], 'the files around it were fetched');
+    assert.equal((await pi.store.record('b.bin'))!.state, 'remote');
+    assert.deepEqual(await pi.state.wantedBytes('small'), ['b.bin'], 'still wanted');
+
+    assert.equal(await applyRemote(m, newer), 'applied');
+    assert.deepEqual(await fetchWanted(m, hub.client), { files: 1, bytes: newer.size });
+    assert.equal((await pi.store.read('b.bin').then(readAll)).toString(), 'b.bin, edited on the NAS');
+    assert.equal(await pi.state.countWanted(), 0);
   });
 });
 
