@@ -65,6 +65,8 @@ export interface OnceReport {
 const APPLY_CONCURRENCY = 32;
 /** Local changes between saves of the local follower's cursor. */
 const CURSOR_EVERY = 256;
+/** The longest wait before fetching again files that changed on the hub while they were fetched (fetchLoop). */
+const CHANGED_RETRY_MAX_MS = 30_000;
 
 export class SyncPeer {
   private readonly m: SyncModel;
@@ -321,10 +323,12 @@ export class SyncPeer {
       } catch (err) {
         const changed = isSyncError(err, 'chunk_gone');
         if (signal.aborted || !(changed || isStoreError(err, 'cache_full') || isStoreError(err, 'no_space'))) throw err;
-        // A file that changed on the hub is fetched when its new record comes (which wakes this loop), or after the
-        // shortest wait: a wait growing with each change would leave a file written to all the time stale for minutes.
-        if (!changed) failures += 1;
-        wait = changed ? this.opts.retryMinMs : backoffDelay(failures, { minMs: this.opts.retryMinMs, maxMs: this.opts.retryMaxMs });
+        // A file that changed on the hub is fetched when its new record comes (which wakes this loop), else after a
+        // wait of at most 30 s: a hub whose copy is damaged answers the same each time, but a file written to all the
+        // time must not stay stale for minutes should its last record come while a round runs.
+        failures += 1;
+        const maxMs = changed ? Math.min(this.opts.retryMaxMs, CHANGED_RETRY_MAX_MS) : this.opts.retryMaxMs;
+        wait = backoffDelay(failures, { minMs: this.opts.retryMinMs, maxMs });
         this.setStatus({ ...this.st, fetchError: errorMessage(err), fetchRetryAt: Date.now() + wait });
         this.m.log.warn({ err: errorMessage(err), retryInMs: wait }, changed ? 'sync: wanted files changed on the hub while being fetched; will fetch the new version' : 'sync cannot store the wanted files here; will retry');
       }
