@@ -25,6 +25,7 @@ import { RootFileWriter } from './root-file-writer.ts';
 import { SMALL_FILE_BYTES, SmallFiles } from './small-files.ts';
 import { adoptChunkFiles } from './adopt-chunk-files.ts';
 import { followStore } from './follow-store.ts';
+import { isSyncError } from './errors.ts';
 
 export interface HubRootOptions {
   store: Store;
@@ -194,12 +195,17 @@ export class HubRoot {
 
   private async refreshLocked(path: string): Promise<void> {
     const { store, disk, state } = this.o;
-    const abs = await safePath(this.o.root, path);
+    const abs = await safePath(this.o.root, path).catch(async (err: unknown) => {
+      // A file the hub knew, below a file now (its folder was replaced by one): gone. Anything else below a file or a
+      // symlink is refused, as a peer's write there is.
+      if (isSyncError(err, 'unsafe_path') && err.details?.belowFile === true && (await disk.get(path)) !== undefined) return null;
+      throw err;
+    });
     for (let attempt = 0; attempt < 5; attempt++) {
-      const st = await statFile(abs);
+      const st = abs === null ? null : await statFile(abs);
       const known = await disk.get(path);
       const rec = await store.record(path);
-      if (!st) {
+      if (!st || abs === null) {
         if (!known) return; // never on disk as far as we know (a peer's file may be on its way)
         await disk.del(path);
         if (!rec || rec.deleted) return;
@@ -241,10 +247,27 @@ export class HubRoot {
         return;
       } catch (err) {
         if (isStoreError(err, 'conflict')) continue;
+        if (isStoreError(err, 'path_conflict') && (await this.readReplaced(path, err.details?.file))) continue;
         throw err;
       }
     }
     this.o.log.warn({ path }, 'hub root: file keeps changing, will read it at its next change');
+  }
+
+  /**
+   * What keeps `path` out of the store (its file `blocker` where the directory of `path` now is, or its files below
+   * `path` where `path` is now a file), if the disk no longer has it: read first, which deletes it. A folder that took
+   * the place of a file of the same name (or the other way round) otherwise stayed out of the store, even after a
+   * restart. True if anything was read.
+   */
+  private async readReplaced(path: string, blocker: unknown): Promise<boolean> {
+    if (typeof blocker !== 'string') return false;
+    const gone: string[] = [];
+    for await (const p of blocker.startsWith(`${path}/`) ? this.o.disk.paths(path) : [blocker]) {
+      if ((await statFile(resolve(this.o.root, ...p.split('/')))) === null) gone.push(p);
+    }
+    for (const p of gone) await this.refresh(p);
+    return gone.length > 0;
   }
 
   /** Disk edit vs a peer's newer version in the store: both survive. Returns false to re-run the refresh. */

@@ -3,6 +3,7 @@
 // time, and the hub's own temp files are ignored. Start: watch, read the whole folder (the first start ingests it),
 // then write every store change committed by peers into the folder.
 
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Stats } from 'node:fs';
 import { watch, type ChokidarOptions, type FSWatcher } from 'chokidar';
@@ -124,8 +125,15 @@ export class HubWatcher {
   }
 
   private async refreshFile(rel: string): Promise<void> {
-    if ((await statFile(path.join(this.o.hubRoot.root, ...rel.split('/')))) === null) return this.holdGone(rel);
-    await this.o.hubRoot.refreshSafely(rel);
+    const abs = path.join(this.o.hubRoot.root, ...rel.split('/'));
+    if ((await statFile(abs)) !== null) return this.o.hubRoot.refreshSafely(rel);
+    this.holdGone(rel);
+    // A directory where the file was: chokidar may take it for a change of that file (a new inode), and then neither
+    // lists nor watches it. Have it watched, and read what is in it now.
+    if ((await fs.lstat(abs).catch(() => null))?.isDirectory()) {
+      this.watcher?.add(abs);
+      await this.refreshDir(rel);
+    }
   }
 
   /**

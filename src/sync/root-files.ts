@@ -50,7 +50,7 @@ export async function safePath(root: string, rel: string): Promise<string> {
     const dir = prefix + rel.slice(0, end);
     const st = lstatOrNull(dir);
     if (st === null) break; // does not exist yet: created as a real directory when written
-    if (!st.isDirectory()) throw new SyncError('unsafe_path', `${rel}: ${rel.slice(0, end)} is not a directory (symlink or file)`, { details: { path: rel } });
+    if (!st.isDirectory()) throw new SyncError('unsafe_path', `${rel}: ${rel.slice(0, end)} is not a directory (symlink or file)`, { details: { path: rel, belowFile: st.isFile() } });
   }
   return prefix + rel;
 }

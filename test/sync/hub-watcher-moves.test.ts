@@ -17,6 +17,7 @@ import type { FileRecord } from '../../store/index.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 import { node, silent } from './in-process.ts';
 import { waitFor } from './peers.ts';
+import { readAll } from '../store/temp-store.ts';
 
 test('a folder and a file renamed on the NAS right after the hub starts: nothing comes back under the old names, and the new paths come before the deletions', async () => {
   const top = await tempDir('balupi-moves-');
@@ -53,6 +54,43 @@ test('a folder and a file renamed on the NAS right after the hub starts: nothing
     assert.ok(lastNew < firstGone, `every new path comes before every deletion in the feed (last new ${lastNew}, first deletion ${firstGone})`);
     for (const [from, to] of moved) assert.equal((await n.store.record(to))!.hash, hashes.get(from), `${to} holds what ${from} held`);
     assert.deepEqual((await fs.readdir(root)).sort(), ['album 2024', 'notes-old.txt'], 'nothing came back under its old name');
+    assert.deepEqual(await n.state.listConflicts(), []);
+  } finally {
+    await watcher.close();
+    await n.close();
+    await top.remove();
+  }
+});
+
+test('a file replaced by a folder of the same name, and a folder by a file: the new ones are read in (files added to the folder later too), the old ones deleted', async () => {
+  const top = await tempDir('balupi-replaced-');
+  const root = path.join(top.path, 'root');
+  await fs.mkdir(path.join(root, 'was-a-folder'), { recursive: true });
+  await fs.writeFile(path.join(root, 'was-a-file'), 'a file that becomes a folder');
+  for (const name of ['a.txt', 'b.txt']) await fs.writeFile(path.join(root, 'was-a-folder', name), `${name} in a folder that becomes a file`);
+  const n = await node('hub', { root });
+  const disk = new DiskIndex(n.db);
+  const hubRoot = new HubRoot({ store: n.store, state: n.state, disk, locks: new PathLocks(), root, log: silent });
+  const watcher = new HubWatcher({ hubRoot, disk, log: silent, debounceMs: 20 });
+  const state = async (p: string) => {
+    const r = await n.store.record(p);
+    return r === undefined ? 'none' : r.deleted ? 'deleted' : r.state;
+  };
+  try {
+    await watcher.start();
+    // chokidar reports the first as a new directory and its file, or (when the new inode comes first) as a change of
+    // the file only: either way the folder's file must be read in, or it stays out of the store even after a restart.
+    await fs.rm(path.join(root, 'was-a-file'));
+    await fs.mkdir(path.join(root, 'was-a-file'));
+    await fs.writeFile(path.join(root, 'was-a-file', 'inside.txt'), 'now a folder');
+    await fs.rm(path.join(root, 'was-a-folder'), { recursive: true });
+    await fs.writeFile(path.join(root, 'was-a-folder'), 'now a file');
+    await waitFor('the new shapes in the store', async () =>
+      (await state('was-a-file')) === 'deleted' && (await state('was-a-file/inside.txt')) === 'local' &&
+      (await state('was-a-folder')) === 'local' && (await state('was-a-folder/a.txt')) === 'deleted' && (await state('was-a-folder/b.txt')) === 'deleted');
+    await fs.writeFile(path.join(root, 'was-a-file', 'later.txt'), 'written into the new folder later');
+    await waitFor('a file written into the new folder later', async () => (await state('was-a-file/later.txt')) === 'local');
+    assert.equal((await n.store.read('was-a-folder').then(readAll)).toString(), 'now a file');
     assert.deepEqual(await n.state.listConflicts(), []);
   } finally {
     await watcher.close();
