@@ -56,7 +56,8 @@ export function releaseLocations(tx: Tx, path: string, prev: FileRecord, next: F
  */
 export async function keepBytes(engine: Engine, tx: Tx, path: string, l: Leaving): Promise<void> {
   const row = tx.chunk(l.hash);
-  if (!row || hasBytes(row)) return;
+  if (!row || row.present) return;
+  if (hasBytes(row) && (await heldElsewhere(engine, tx, path, l.hash, row.size))) return;
   const data = await readBacking(engine, path, l.offset, l.hash, l.size);
   if (!data) return;
   await engine.writes.write(l.hash, data);
@@ -112,6 +113,20 @@ export async function noteWritten(engine: Engine, items: WrittenFile[], opts: { 
       return out;
     }),
   );
+}
+
+/**
+ * Whether another file of the backing folder still holds the chunk (read back). A location counts only while its file
+ * holds the bytes, but the store hears of a change some time after it: a file moved away from a path the hub has not
+ * yet read as gone still has its location there. Trusted, the leaving file's bytes were dropped, and the chunk
+ * with them.
+ */
+async function heldElsewhere(engine: Engine, tx: Tx, path: string, hash: string, size: number): Promise<boolean> {
+  for (const loc of await engine.idx.locationsOf(hash)) {
+    if (loc.path === path || tx.location(hash, loc.path) === undefined) continue;
+    if (await readBacking(engine, loc.path, loc.offset, hash, size)) return true;
+  }
+  return false;
 }
 
 /** The chunk's bytes if the backing file at `path` holds them at `offset` (verified), else null. */

@@ -299,6 +299,22 @@ test("a batch that swaps two root files' contents: the second item, whose chunks
   });
 });
 
+test("a root file's bytes that another version still needs are copied out when it changes, even if a file the store has not yet seen go still counts as holding them", async () => {
+  await withHub(async (h) => {
+    const data = prngBytes(120_000, 31);
+    const a = await h.ingestOwn('a.bin', data);
+    const b = await h.ingestOwn('b.bin', data);
+    // a.bin is moved away on the NAS; the hub has not read that yet, so its locations still count.
+    await fs.rename(path.join(h.root, 'a.bin'), path.join(path.dirname(h.root), 'moved-away.bin'));
+    // A conflict copy of b.bin's version, then a peer's new version of b.bin: b.bin's file stops holding the bytes.
+    await h.store.commitFile('b.sync-conflict.bin', metaOf(b), { baseVersion: 0 });
+    await commitFromPeer(h.store, 'b.bin', prngBytes(5_000, 32), b.version);
+    await h.put('b.bin', prngBytes(5_000, 32)); // the root writer's write, replacing the old file
+    assert.deepEqual(await readAll(await h.store.read('b.sync-conflict.bin')), data, 'the copy still reads: its bytes were copied out of b.bin, not left to a.bin');
+    assert.equal(a.hash, b.hash);
+  });
+});
+
 test('a store remembers its backing folder: opened again without it, reads and fsck find the bytes', async () => {
   await withHub(async (h) => {
     const data = prngBytes(60_000, 10);
