@@ -28,6 +28,11 @@ export interface CommitContext {
    * before anything could be written down.
    */
   noteOrigin?: (path: string, peer: string) => void;
+  /**
+   * Reads `path` again where its current version's bytes live (the hub: its root folder), when they turned out to
+   * have changed there while a conflict copy of them was being made.
+   */
+  reread?: (path: string) => Promise<void>;
   recordConflict: (c: ConflictRecord) => Promise<void>;
   /** Whether an incoming version's chunks are known to hash to its whole-file hash already (staging.ts). */
   vouched?: (f: RemoteFile) => boolean;
@@ -40,7 +45,8 @@ async function keepCopy(ctx: CommitContext, path: string, f: CommitMeta, peer: s
   for (let n = 1; ; n++) {
     const candidate = n === 1 ? name : name.replace(`-${peer}`, `-${peer}-${n}`);
     try {
-      const copy = await ctx.store.commitFile(candidate, f, { baseVersion: 0, allowRemote: true, verify: false });
+      // Verified (read back): a hub's current version may live in a file of its root that someone has just changed.
+      const copy = await ctx.store.commitFile(candidate, f, { baseVersion: 0, allowRemote: true });
       ctx.noteOrigin?.(candidate, peer);
       return copy;
     } catch (err) {
@@ -90,6 +96,12 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
       }
     } catch (err) {
       if (isStoreError(err, 'conflict') && attempt < 3) continue; // the path moved again meanwhile: decide anew
+      // The current version's bytes changed on disk (its root file was edited): read that edit first, then decide
+      // anew. A copy made without them stood for a version nobody had any more.
+      if (isStoreError(err, 'corrupt_chunk') && ctx.reread && attempt < 3) {
+        await ctx.reread(path);
+        continue;
+      }
       throw err;
     }
     await ctx.recordConflict({

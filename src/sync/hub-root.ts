@@ -277,11 +277,14 @@ export class HubRoot {
     const at = new Date();
     const verdict = decide({ deleted: false, mtimeMs: rec.mtimeMs, peer: origin }, { deleted: false, mtimeMs: st.mtimeMs, peer: state.peerId });
     if (verdict === 'incoming') {
-      // The disk is newer: keep the peer's version as a copy, then the disk's content takes the path.
-      const copy = await store.commitFile(conflictName(path, at, origin), metaOf(rec), { baseVersion: 0, allowRemote: true, verify: false });
+      // The disk is newer: keep the peer's version as a copy, then the disk's content takes the path. The copy is read
+      // back: the peer's bytes may have been in this very file, written here and then edited (a later edit, not a
+      // conflict), and a copy without them would stand for a version nobody has.
+      const copy = await store.commitFile(conflictName(path, at, origin), metaOf(rec), { baseVersion: 0, allowRemote: true }).catch((err: unknown) => (isStoreError(err, 'corrupt_chunk') ? null : Promise.reject(err)));
       const result = await store.ingest(path, readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec.version, located: this.located });
       await state.setOrigin(path, state.peerId);
       await disk.set(path, st, result.file.version);
+      if (!copy) return true;
       await this.recordConflict(path, copy.path, origin, state.peerId, 'both_modified');
       await this.materializeLocked(copy.path);
       return true;

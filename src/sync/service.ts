@@ -77,6 +77,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
     localPeer: state.peerId,
     originOf: (p) => state.getOrigin(p),
     noteOrigin: (p, peer) => state.noteOrigin(p, peer),
+    ...(deps.beforeCommit ? { reread: deps.beforeCommit } : {}),
     recordConflict: async (c) => {
       log.warn(c, 'sync conflict resolved');
       await state.recordConflict(c);

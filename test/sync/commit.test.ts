@@ -5,6 +5,11 @@ import assert from 'node:assert/strict';
 import { applyCommit, type CommitContext } from '../../src/sync/commit.ts';
 import { SyncState, type ConflictRecord } from '../../src/sync/state.ts';
 import { bytes, node, type Node } from './in-process.ts';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileSource } from '../../store/index.ts';
+import { tempDir } from './peers.ts';
+import { readAll } from '../store/temp-store.ts';
 
 const at = new Date(2024, 0, 2, 3, 4, 5);
 
@@ -115,4 +120,36 @@ test('each version a commit makes is noted with its peer at once, so a commit ra
       'written down, as noted',
     );
   });
+});
+
+test('a conflict copy of a hub version whose root file was just edited in place is not made from bytes that are gone: the edit is read first, then decided anew', async () => {
+  const top = await tempDir('balupi-commit-root-');
+  const root = path.join(top.path, 'root');
+  await fs.mkdir(root);
+  const n = await node('hub', { root });
+  try {
+    const file = path.join(root, 'doc.txt');
+    const readIn = async (baseVersion: number) => (await n.store.ingest('doc.txt', fileSource(file), { mtimeMs: 1000 }, { located: true, baseVersion })).file;
+    await fs.writeFile(file, 'the hub version, in its root file');
+    const cur = await readIn(0);
+    // Someone edits the file in place; the hub has not read that yet when a pi's newer version arrives.
+    await fs.writeFile(file, 'edited on the NAS just now');
+    const rereads: string[] = [];
+    const ctx: CommitContext = {
+      store: n.store, localPeer: 'HUBPEER', now: () => at, recordConflict: async () => {},
+      reread: async (p) => {
+        rereads.push(p);
+        await readIn(cur.version);
+      },
+    };
+    const mine = await version(n, 'the pi version, newer', 5000);
+    const r = await applyCommit(ctx, { ...mine, path: 'doc.txt' }, 0, 'PIPEERX');
+    assert.deepEqual(rereads, ['doc.txt'], 'the edit was read first');
+    assert.equal(r.status, 'conflict');
+    assert.equal((await n.store.read(r.copy!.path).then(readAll)).toString(), 'edited on the NAS just now', 'the copy holds what the file holds now');
+    assert.equal(r.file?.hash, mine.hash);
+  } finally {
+    await n.close();
+    await top.remove();
+  }
 });

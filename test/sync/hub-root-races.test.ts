@@ -20,6 +20,7 @@ import { openStore } from '../../store/index.ts';
 import { bytes } from './in-process.ts';
 import { blake } from './peers.ts';
 import { setup, withRootAndDb } from './hub-root-fixtures.ts';
+import { readAll } from '../store/temp-store.ts';
 
 test("a file someone writes while the hub writes a peer's version there is never replaced: both survive, no temp file stays", async () => {
   await setup(async (n, hub, root) => {
@@ -137,5 +138,28 @@ test("a pushed large file's staging file is not put over a file someone created 
     } finally {
       await store.close();
     }
+  });
+});
+
+test("a peer's version the hub had just written into its root, edited there before the hub recorded the write: a later edit, not a conflict copy without bytes", async () => {
+  await setup(async (n, hub, root) => {
+    const file = path.join(root, 'doc.txt');
+    await fs.writeFile(file, 'version one, from the NAS');
+    await hub.refresh('doc.txt');
+    // A pi's version: its chunks arrive, it is committed, and the root writer puts it in place and notes it...
+    const v2 = Buffer.from('version two, pushed by a pi');
+    const h2 = await blake(v2);
+    await n.store.putChunk(h2, v2, { clean: true });
+    const rec2 = await n.store.commitFile('doc.txt', { size: v2.length, mtimeMs: 2_000_000, mode: 0o644, chunks: [{ hash: h2, size: v2.length }], hash: h2 }, { baseVersion: 1 });
+    await fs.writeFile(file, v2);
+    await n.store.noteWritten([{ path: 'doc.txt', version: rec2.version }]);
+    // ...but before it records the write in its disk index, someone saves over the file.
+    await fs.writeFile(file, 'version three, saved on the NAS right after');
+    await hub.refresh('doc.txt');
+    const now = await n.store.record('doc.txt');
+    assert.equal((await n.store.read('doc.txt').then(readAll)).toString(), 'version three, saved on the NAS right after');
+    assert.equal(now?.state, 'local');
+    assert.deepEqual((await n.store.list('')).map((e) => e.name).filter((x) => x.includes('conflict')), [], 'no copy of version two, whose bytes the save overwrote');
+    assert.deepEqual((await n.store.fsck()).problems, [], 'and no record of bytes that are gone');
   });
 });
