@@ -88,7 +88,7 @@ export async function applyNewRemotes(m: SyncModel, remotes: RemoteFile[]): Prom
   return { applied: bases.length, rest };
 }
 
-async function wantIfPinned(m: SyncModel, rec: FileRecord, heat: number): Promise<void> {
+export async function wantIfPinned(m: SyncModel, rec: FileRecord, heat: number): Promise<void> {
   let pin = rec.pinned;
   if (!pin && (await m.state.underPinnedDir(rec.path))) {
     await m.store.pin(rec.path, true, { sync: false });

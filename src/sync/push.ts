@@ -12,6 +12,7 @@ import { fromFileInfo, metaOf, sameContent, toFileInfo, type RemoteFile } from '
 import { uploadMissing } from './transfer.ts';
 import { LARGE_FILE_BYTES } from './push-lanes.ts';
 import { chooseInline, readInline } from './inline-data.ts';
+import { wantIfPinned } from './pull.ts';
 import { layoutCommitBatch, requestOf, type CommitBatchFrame } from './commit-batch-call.ts';
 
 export type PushResult = 'synced' | 'conflict' | 'nothing';
@@ -162,10 +163,13 @@ async function adopt(m: SyncModel, r: RemoteFile, pushed: FileRecord): Promise<v
       if (r.deleted) {
         if (cur && !cur.deleted) await store.delete(r.path, { baseVersion: cur.version });
       } else {
-        // The copy of our own losing version has our bytes; the hub's winning version may need fetching.
-        await store.commitFile(r.path, metaOf(r), { allowRemote: true, baseVersion: cur?.version ?? 0 });
+        // The copy of our own losing version has our bytes; the hub's winning version may need fetching, as a file the
+        // feed brings does: pinned (or under a pinned directory), or hot here. Only pinned ones were, so under `pin /`
+        // the winner of a conflict with this Pi stayed remote.
+        const heat = cur && !cur.deleted ? await store.heat(r.path) : 0;
+        await store.commitFile(r.path, metaOf(r), { allowRemote: true, baseVersion: cur?.version ?? 0, ...(pushed.pinned ? { pin: true } : {}) });
         const rec = await store.record(r.path);
-        if (rec && !rec.deleted && rec.state === 'remote' && (pushed.pinned || rec.pinned)) await state.wantBytes(r.path, rec.size);
+        if (rec && !rec.deleted) await wantIfPinned(m, rec, heat);
       }
     } catch (err) {
       if (!isStoreError(err, 'conflict')) throw err;

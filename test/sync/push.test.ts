@@ -80,3 +80,21 @@ test('new small files go inline: bytes in the commit, no have/want and no upload
     await hub.close();
   }
 });
+
+test('a conflict this pi loses under a pinned directory: the winning version is pinned and fetched, as a file the feed brings would be', async () => {
+  const [pi, hub] = [await node('pi'), await node('hub')];
+  try {
+    const queue = await UploadQueue.open(pi.db, { minMs: 100, maxMs: 1000 });
+    const m: SyncModel = { store: pi.store, state: pi.state, queue, locks: new PathLocks(), log: silent, hotThreshold: 1e9 };
+    await pi.state.pinDir('', true); // `balupi pin /`
+    await pi.store.ingest('doc.txt', bytes('the pi edit, older'), { mtimeMs: 1000 });
+    await hub.store.ingest('doc.txt', bytes('the edit on the NAS, newer'), { mtimeMs: 9000 });
+    assert.equal(await pushPath(m, hub.client, 'doc.txt'), 'conflict');
+    const rec = (await pi.store.record('doc.txt'))!;
+    assert.deepEqual([rec.state, rec.pinned], ['remote', true], 'the hub\'s version took the path here, pinned like everything under /');
+    assert.deepEqual(await pi.state.wantedBytes('small'), ['doc.txt'], 'and its bytes are wanted');
+  } finally {
+    await pi.close();
+    await hub.close();
+  }
+});
