@@ -262,10 +262,11 @@ export class HubRoot {
    */
   private async readReplaced(path: string, blocker: unknown): Promise<boolean> {
     if (typeof blocker !== 'string') return false;
+    // The blocker itself too: its deletion may be under way already (its disk entry gone, its record not yet).
+    const candidates = new Set([blocker]);
+    if (blocker.startsWith(`${path}/`)) for await (const p of this.o.disk.paths(path)) candidates.add(p);
     const gone: string[] = [];
-    for await (const p of blocker.startsWith(`${path}/`) ? this.o.disk.paths(path) : [blocker]) {
-      if ((await statFile(resolve(this.o.root, ...p.split('/')))) === null) gone.push(p);
-    }
+    for (const p of candidates) if ((await statFile(resolve(this.o.root, ...p.split('/')))) === null) gone.push(p);
     for (const p of gone) await this.refresh(p);
     return gone.length > 0;
   }

@@ -85,9 +85,13 @@ test('a file replaced by a folder of the same name, and a folder by a file: the 
     await fs.writeFile(path.join(root, 'was-a-file', 'inside.txt'), 'now a folder');
     await fs.rm(path.join(root, 'was-a-folder'), { recursive: true });
     await fs.writeFile(path.join(root, 'was-a-folder'), 'now a file');
+    const shapes = ['was-a-file', 'was-a-file/inside.txt', 'was-a-folder', 'was-a-folder/a.txt', 'was-a-folder/b.txt'];
     await waitFor('the new shapes in the store', async () =>
       (await state('was-a-file')) === 'deleted' && (await state('was-a-file/inside.txt')) === 'local' &&
-      (await state('was-a-folder')) === 'local' && (await state('was-a-folder/a.txt')) === 'deleted' && (await state('was-a-folder/b.txt')) === 'deleted');
+      (await state('was-a-folder')) === 'local' && (await state('was-a-folder/a.txt')) === 'deleted' && (await state('was-a-folder/b.txt')) === 'deleted',
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${(await Promise.all(shapes.map(async (p) => `${p} ${await state(p)}`))).join(', ')}`);
+    });
     await fs.writeFile(path.join(root, 'was-a-file', 'later.txt'), 'written into the new folder later');
     await waitFor('a file written into the new folder later', async () => (await state('was-a-file/later.txt')) === 'local');
     assert.equal((await n.store.read('was-a-folder').then(readAll)).toString(), 'now a file');
