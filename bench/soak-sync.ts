@@ -38,6 +38,7 @@ async function soak(seed: number, steps: number): Promise<boolean> {
   try {
     await cli(pi.dataDir, ['pin', '/']);
     const ops: string[] = [];
+    const earlierHubLogs: Record<string, unknown>[] = [];
     const onHub = (name: string) => path.join(root, ...name.split('/'));
     for (let step = 0; step < steps; step++) {
       const r = rnd();
@@ -64,6 +65,7 @@ async function soak(seed: number, steps: number): Promise<boolean> {
           ops.push(`pi rm ${name}`);
         } else if (r < 0.9) {
           await hub.stop();
+          earlierHubLogs.push(...hub.logs);
           hub = await startHub({ root, dataDir: hubData, grpcPort: port });
           ops.push('hub restart');
         }
@@ -87,7 +89,15 @@ async function soak(seed: number, steps: number): Promise<boolean> {
     const settled = await waitFor('the two sides agreeing', async () => (await differences()).length === 0, SETTLE_MS).then(() => true, () => false);
     console.log(`seed ${seed}: ${settled ? 'settled' : 'DID NOT SETTLE'} (${ops.length} edits, ${(await hubFiles(root)).length} files)`);
     if (!settled) {
-      for (const d of await differences()) console.log(`  ${d}`);
+      const diffs = await differences();
+      for (const d of diffs) console.log(`  ${d}`);
+      // What the hub logged about those paths (conflicts, failed writes), restarts included.
+      const named = diffs.map((d) => d.replace(/^only on the (hub|pi): /, '').split(':')[0]!);
+      const base = (n: string) => n.replace(/\.sync-conflict-[^.]*/, '');
+      for (const l of [...earlierHubLogs, ...hub.logs]) {
+        const line = JSON.stringify(l);
+        if (l.msg !== 'request' && named.some((n) => line.includes(n) || line.includes(`"${base(n)}"`))) console.log(`  hub said: ${line.slice(0, 400)}`);
+      }
       console.log(`  edits: ${ops.join(' | ')}`);
       const warnings = (p: DaemonProcess) => p.logs.filter((l) => (l.level as number) >= 40).slice(-6).map((l) => `${l.msg} ${JSON.stringify(l.err ?? l.path ?? '')}`.slice(0, 300));
       console.log(`  pi: ${warnings(pi).join('\n      ')}`);
