@@ -12,7 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { blake, cli, hubFiles, local, piFiles, piIngest, startHub, startPi, tempDir, waitFor, type DaemonProcess } from '../test/sync/peers.ts';
+import { blake, cli, hubFiles, local, piFiles, piIngest, piStat, startHub, startPi, tempDir, waitFor, type DaemonProcess } from '../test/sync/peers.ts';
 
 const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default: '10' }, first: { type: 'string', default: '1' }, steps: { type: 'string', default: '60' } } });
 const NAMES = ['a.txt', 'b.bin', 'd1/c.txt', 'd1/d.bin', 'd2/e.txt', 'd2/sub/f.bin', 'g.txt'];
@@ -79,8 +79,8 @@ async function soak(seed: number, steps: number): Promise<boolean> {
       const p = (await piFiles(pi.dataDir)).sort();
       const out = [...h.filter((f) => !p.includes(f)).map((f) => `only on the hub: ${f}`), ...p.filter((f) => !h.includes(f)).map((f) => `only on the pi: ${f}`)];
       for (const f of h.filter((x) => p.includes(x))) {
-        const st = (await local(pi.dataDir, 'GET', `/local/store/stat?name=${encodeURIComponent(f)}`)).json();
-        if (st.state !== 'local' || st.hash !== (await blake(await fs.readFile(onHub(f))))) out.push(`${f}: ${st.state} on the pi, other bytes or none`);
+        const st = await piStat(pi.dataDir, f);
+        if (st?.state !== 'local' || st.hash !== (await blake(await fs.readFile(onHub(f))))) out.push(`${f}: ${st?.state ?? 'missing'} on the pi, other bytes or none`);
       }
       const q = (await local(pi.dataDir, 'GET', '/local/sync/status')).json().queue;
       if (q.pending + q.uploading + q.failed > 0) out.push(`upload queue: ${JSON.stringify(q)}`);

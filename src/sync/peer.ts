@@ -171,8 +171,8 @@ export class SyncPeer {
         this.setStatus({ ...this.st, connection: refused ? 'refused' : 'disconnected', lastError: errorMessage(err), disconnectedAt: Date.now(), nextAttemptAt: Date.now() + wait, caughtUp: false });
         if (refused) this.m.log.error({ hub: this.opts.hubUrl, err: errorMessage(err), retryInMs: wait }, 'sync pairing refused by the hub: check BALUPI_PEER_SECRET');
         else if (isConnectionError(err)) this.m.log.warn({ hub: this.opts.hubUrl, err: errorMessage(err), retryInMs: wait }, 'sync hub unreachable; will retry');
-        // e.g. a chunk the hub no longer has (its file was edited there since its record came): starting over reads
-        // the feed from the cursor again, which brings the newer record
+        // e.g. a hub that sent wrong bytes for a chunk, or an error of this Pi's store: starting over reads the feed
+        // from the cursor again (a chunk the hub no longer has does not end a session: see fetchLoop)
         else this.m.log.warn({ hub: this.opts.hubUrl, err: errorMessage(err), retryInMs: wait }, 'sync session ended by an error; will start over');
         await this.retryWake.wait(signal, wait);
       }

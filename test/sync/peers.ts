@@ -93,6 +93,16 @@ export async function piStat(dataDir: string, name: string): Promise<any | null>
   return r.status === 200 ? r.json() : null;
 }
 
+/** A file's bytes as the daemon's store reads them (its error body if it cannot). */
+export async function piCat(dataDir: string, name: string): Promise<Buffer> {
+  return (await local(dataDir, 'GET', `/local/store/cat?${new URLSearchParams({ name })}`)).body;
+}
+
+/** The bytes a pi logged as fetched for pinned or hot files, in all. */
+export function fetchedBytes(pi: DaemonProcess): number {
+  return pi.logs.filter((l) => l.msg === 'sync fetched pinned/hot files').reduce((n, l) => n + (l.bytes as number), 0);
+}
+
 export async function piFiles(dataDir: string, dir = ''): Promise<string[]> {
   const r = await local(dataDir, 'GET', `/local/store/ls?${new URLSearchParams({ dir })}`);
   if (r.status !== 200) return [];

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createSyncClient } from '../../src/sync/client.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
-import { SECRET, blake, fileSha, hubFiles, local, piIngest, piIngestFile, piStat, startHub, startPi, tempDir, waitFor, writeRandomFile, type DaemonProcess } from './peers.ts';
+import { SECRET, blake, fileSha, hubFiles, local, piCat, piIngest, piIngestFile, piStat, startHub, startPi, tempDir, waitFor, writeRandomFile, type DaemonProcess } from './peers.ts';
 import { randomBytes } from 'node:crypto';
 
 const MiB = 1024 * 1024;
@@ -196,7 +196,7 @@ test('a pinned file edited in place on the NAS while the pi downloads it: the pi
   const edited = await fs.readFile(big);
   await waitFor('the edited version complete on the pi', async () => {
     const s = await piStat(piData, 'big.bin');
-    return s?.state === 'local' && s.hash === (await blake(edited)) && (await local(piData, 'GET', '/local/store/cat?name=big.bin')).body.equals(edited);
+    return s?.state === 'local' && s.hash === (await blake(edited)) && (await piCat(piData, 'big.bin')).equals(edited);
   }, 60_000);
   const ended = pi.logs.filter((l) => l.msg === 'sync hub unreachable; will retry' || l.msg === 'sync session ended by an error; will start over');
   assert.deepEqual(ended, [], 'the pi kept its session: the rest of the round was fetched, the file again once its new record came');

@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { cli, hubFiles, local, piFiles, piIngest, piStat, piStatus, startHub, startPi, tempDir, waitFor, writeRandomFile, piIngestFile, type DaemonProcess } from './peers.ts';
+import { cli, fetchedBytes, hubFiles, local, piCat, piFiles, piIngest, piIngestFile, piStat, piStatus, startHub, startPi, tempDir, waitFor, writeRandomFile, type DaemonProcess } from './peers.ts';
 
 const MiB = 1024 * 1024;
 let dir: Awaited<ReturnType<typeof tempDir>> | undefined;
@@ -16,8 +16,6 @@ after(async () => {
   await dir?.remove();
 });
 
-const cat = async (dataDir: string, name: string) => (await local(dataDir, 'GET', `/local/store/cat?name=${encodeURIComponent(name)}`)).body;
-const fetchedBytes = (p: DaemonProcess) => p.logs.filter((l) => l.msg === 'sync fetched pinned/hot files').reduce((s, l) => s + (l.bytes as number), 0);
 
 test('two pis on one hub: a push reaches the other pi, a rename downloads nothing again, a file edited on both makes one conflict copy everywhere', async () => {
   dir = await tempDir('balupi-two-pis-');
@@ -37,7 +35,7 @@ test('two pis on one hub: a push reaches the other pi, a rename downloads nothin
   const bytes = await fs.readFile(video);
   await piIngestFile(p1.dataDir, 'v/a.mp4', video);
   await waitFor('v/a.mp4 with its bytes on the second pi', async () => (await piStat(p2.dataDir, 'v/a.mp4'))?.state === 'local');
-  assert.ok((await cat(p2.dataDir, 'v/a.mp4')).equals(bytes));
+  assert.ok((await piCat(p2.dataDir, 'v/a.mp4')).equals(bytes));
   const fetched = fetchedBytes(p2);
   assert.equal(fetched, 12 * MiB);
 
@@ -48,7 +46,7 @@ test('two pis on one hub: a push reaches the other pi, a rename downloads nothin
     const files = await piFiles(p2.dataDir);
     return files.includes('v/b.mp4') && !files.includes('v/a.mp4') && (await piStat(p2.dataDir, 'v/b.mp4'))?.state === 'local';
   });
-  assert.ok((await cat(p2.dataDir, 'v/b.mp4')).equals(bytes));
+  assert.ok((await piCat(p2.dataDir, 'v/b.mp4')).equals(bytes));
   assert.equal(fetchedBytes(p2), fetched, 'nothing was downloaded again');
 
   // The same file edited on both pis; the second pi's edit is the newer one and wins.
@@ -63,9 +61,9 @@ test('two pis on one hub: a push reaches the other pi, a rename downloads nothin
   const [files] = await names();
   const copy = files!.find((f) => f !== 'd/c.txt')!;
   assert.match(copy, new RegExp(`^d/c\\.sync-conflict-\\d{8}-\\d{6}-${p1Peer}\\.txt$`), 'the copy is named after the pi whose version lost');
-  await waitFor('the winning version everywhere', async () => (await fs.readFile(path.join(root, 'd', 'c.txt'), 'utf8')) === 'from the second pi, later' && (await cat(p1.dataDir, 'd/c.txt').catch(() => Buffer.alloc(0))).toString() === 'from the second pi, later');
+  await waitFor('the winning version everywhere', async () => (await fs.readFile(path.join(root, 'd', 'c.txt'), 'utf8')) === 'from the second pi, later' && (await piCat(p1.dataDir, 'd/c.txt').catch(() => Buffer.alloc(0))).toString() === 'from the second pi, later');
   assert.equal(await fs.readFile(path.join(root, copy), 'utf8'), 'from the first pi');
-  assert.equal((await cat(p2.dataDir, 'd/c.txt')).toString(), 'from the second pi, later');
+  assert.equal((await piCat(p2.dataDir, 'd/c.txt')).toString(), 'from the second pi, later');
   // The hub's feed carried the first pi's version to the second while its own push was on its way; applied after
   // the hub's answer, that older record replaced the second pi's file (its bytes dropped, fetched back later).
   assert.equal((await piStat(p2.dataDir, 'd/c.txt')).version, 1, 'the second pi\'s own file was never replaced');
