@@ -1,6 +1,7 @@
 // Sync soak, all on loopback: a hub and a pi (real processes) while random edits land on both sides at once — files
-// written, removed and moved in the hub's root, written and removed on the pi (which pins everything), the hub
-// restarted now and then — then a wait until the two agree: the same files, with the same bytes, every one of them
+// written, removed and moved (files and folders) in the hub's root, written, removed and moved on the pi (which pins
+// everything), now and then a file of 9-20 MiB (the large-file paths: staging files, the large fetch lane), either
+// side restarted or killed with SIGKILL — then a wait until the two agree: the same files, with the same bytes, every one of them
 // on the pi, nothing left in its upload queue. Conflict copies are files like any other; both sides must have them.
 // Each seed is one such run with its own sequence of edits (timing still varies). Prints one line per seed and, for
 // one that does not settle, what differs and the last warnings of both daemons. Exit code 1 if any seed did not.
@@ -16,6 +17,7 @@ import { blake, cli, hubFiles, local, piFiles, piIngest, piStat, startHub, start
 
 const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default: '10' }, first: { type: 'string', default: '1' }, steps: { type: 'string', default: '60' } } });
 const NAMES = ['a.txt', 'b.bin', 'd1/c.txt', 'd1/d.bin', 'd2/e.txt', 'd2/sub/f.bin', 'g.txt'];
+const DIRS = ['d1', 'd2', 'd2/sub', 'd3'];
 const SETTLE_MS = 40_000;
 
 /** A small deterministic generator, so that a seed repeats its sequence of edits. */
@@ -27,18 +29,43 @@ function generator(seed: number) {
 
 async function soak(seed: number, steps: number): Promise<boolean> {
   const { rnd, pick } = generator(seed);
-  const content = () => (rnd() < 0.3 ? randomBytes(Math.floor(rnd() * 3_000_000) + 1) : Buffer.from(`text ${rnd()}`));
+  const content = () => {
+    const r = rnd();
+    if (r < 0.05) return randomBytes(9 * 2 ** 20 + Math.floor(rnd() * 11 * 2 ** 20));
+    return r < 0.3 ? randomBytes(Math.floor(rnd() * 3_000_000) + 1) : Buffer.from(`text ${rnd()}`);
+  };
   const dir = await tempDir('balupi-soak-');
   const root = path.join(dir.path, 'root');
   await fs.mkdir(root);
   const hubData = path.join(dir.path, 'hub');
   let hub: DaemonProcess = await startHub({ root, dataDir: hubData });
   const port = hub.ports.grpc;
-  const pi = await startPi({ hubGrpcPort: port, dataDir: path.join(dir.path, 'pi'), env: { BALUPI_SYNC_RETRY_MIN_S: '0.1', BALUPI_SYNC_RETRY_MAX_S: '0.3' } });
+  const piEnv = { BALUPI_SYNC_RETRY_MIN_S: '0.1', BALUPI_SYNC_RETRY_MAX_S: '0.3' };
+  const piData = path.join(dir.path, 'pi');
+  let pi = await startPi({ hubGrpcPort: port, dataDir: piData, env: piEnv });
   try {
     await cli(pi.dataDir, ['pin', '/']);
+    const token = (await cli(pi.dataDir, ['token', '--user', 'admin', '--user-role', 'admin'])).stdout.trim();
+    const piMove = async (from: string, to: string) => {
+      const res = await fetch(`http://127.0.0.1:${pi.ports.http}/api/files/move`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ source_path: from, destination_path: to }),
+      });
+      if (!res.ok) throw new Error(`move: ${res.status}`);
+    };
     const ops: string[] = [];
     const earlierHubLogs: Record<string, unknown>[] = [];
+    const earlierPiLogs: Record<string, unknown>[] = [];
+    const restart = async (which: 'hub' | 'pi', signal: NodeJS.Signals) => {
+      const p = which === 'hub' ? hub : pi;
+      p.proc.kill(signal);
+      await p.exited;
+      (which === 'hub' ? earlierHubLogs : earlierPiLogs).push(...p.logs);
+      if (which === 'hub') hub = await startHub({ root, dataDir: hubData, grpcPort: port });
+      else pi = await startPi({ hubGrpcPort: port, dataDir: piData, env: piEnv, waitConnected: false });
+      ops.push(`${which} ${signal === 'SIGKILL' ? 'killed' : 'restarted'}`);
+    };
     const onHub = (name: string) => path.join(root, ...name.split('/'));
     for (let step = 0; step < steps; step++) {
       const r = rnd();
@@ -48,26 +75,37 @@ async function soak(seed: number, steps: number): Promise<boolean> {
           await fs.mkdir(path.dirname(onHub(name)), { recursive: true });
           await fs.writeFile(onHub(name), content());
           ops.push(`hub write ${name}`);
-        } else if (r < 0.35) {
+        } else if (r < 0.33) {
           await fs.rm(onHub(name));
           ops.push(`hub rm ${name}`);
+        } else if (r < 0.36) {
+          const [from, to] = [pick(DIRS), pick(DIRS)];
+          if (to.startsWith(from)) continue;
+          await fs.rm(onHub(to), { recursive: true, force: true });
+          await fs.mkdir(path.dirname(onHub(to)), { recursive: true });
+          await fs.rename(onHub(from), onHub(to));
+          ops.push(`hub mv ${from}/ ${to}/`);
         } else if (r < 0.42) {
           const to = pick(NAMES);
           if (to === name) continue;
           await fs.mkdir(path.dirname(onHub(to)), { recursive: true });
           await fs.rename(onHub(name), onHub(to));
           ops.push(`hub mv ${name} ${to}`);
-        } else if (r < 0.75) {
+        } else if (r < 0.72) {
           await piIngest(pi.dataDir, name, content());
           ops.push(`pi write ${name}`);
-        } else if (r < 0.85) {
+        } else if (r < 0.8) {
           await local(pi.dataDir, 'POST', `/local/store/rm?name=${encodeURIComponent(name)}`);
           ops.push(`pi rm ${name}`);
+        } else if (r < 0.85) {
+          const to = pick(NAMES);
+          if (to === name) continue;
+          await piMove(name, to);
+          ops.push(`pi mv ${name} ${to}`);
+        } else if (r < 0.88) {
+          await restart('hub', rnd() < 0.5 ? 'SIGTERM' : 'SIGKILL');
         } else if (r < 0.9) {
-          await hub.stop();
-          earlierHubLogs.push(...hub.logs);
-          hub = await startHub({ root, dataDir: hubData, grpcPort: port });
-          ops.push('hub restart');
+          await restart('pi', rnd() < 0.5 ? 'SIGTERM' : 'SIGKILL');
         }
       } catch {
         // a file that is not there (rm, mv), or a path that runs through a file: the next edit
@@ -87,7 +125,13 @@ async function soak(seed: number, steps: number): Promise<boolean> {
       return out;
     };
     const settled = await waitFor('the two sides agreeing', async () => (await differences()).length === 0, SETTLE_MS).then(() => true, () => false);
-    console.log(`seed ${seed}: ${settled ? 'settled' : 'DID NOT SETTLE'} (${ops.length} edits, ${(await hubFiles(root)).length} files)`);
+    const kinds = new Map<string, number>();
+    for (const op of ops) {
+      const kind = op.split(' ').slice(0, 2).join(' ');
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    }
+    const mix = [...kinds].map(([k, n]) => `${n} ${k}`).join(', ');
+    console.log(`seed ${seed}: ${settled ? 'settled' : 'DID NOT SETTLE'} (${ops.length} edits: ${mix}; ${(await hubFiles(root)).length} files)`);
     if (!settled) {
       const diffs = await differences();
       for (const d of diffs) console.log(`  ${d}`);
@@ -99,9 +143,9 @@ async function soak(seed: number, steps: number): Promise<boolean> {
         if (l.msg !== 'request' && named.some((n) => line.includes(n) || line.includes(`"${base(n)}"`))) console.log(`  hub said: ${line.slice(0, 400)}`);
       }
       console.log(`  edits: ${ops.join(' | ')}`);
-      const warnings = (p: DaemonProcess) => p.logs.filter((l) => (l.level as number) >= 40).slice(-6).map((l) => `${l.msg} ${JSON.stringify(l.err ?? l.path ?? '')}`.slice(0, 300));
-      console.log(`  pi: ${warnings(pi).join('\n      ')}`);
-      console.log(`  hub: ${warnings(hub).join('\n       ')}`);
+      const warnings = (logs: Record<string, unknown>[]) => logs.filter((l) => (l.level as number) >= 40).slice(-6).map((l) => `${l.msg} ${JSON.stringify(l.err ?? l.path ?? '')}`.slice(0, 300));
+      console.log(`  pi: ${warnings([...earlierPiLogs, ...pi.logs]).join('\n      ')}`);
+      console.log(`  hub: ${warnings([...earlierHubLogs, ...hub.logs]).join('\n       ')}`);
     }
     return settled;
   } finally {

@@ -87,11 +87,11 @@ export class HubRoot {
     });
   }
 
-  /** At start, before the scan: staging files no upload or commit can claim any more go (staging.ts). */
+  /** At start, before the scan: temp files of an earlier run and staging files nothing can claim any more go (staging.ts). */
   async sweepStaging(): Promise<void> {
     if (!this.staging) return;
     const swept = await this.staging.sweep();
-    if (swept.files + swept.locations > 0) this.o.log.info(swept, 'hub root: removed stale staging files');
+    if (swept.files + swept.locations > 0) this.o.log.info(swept, 'hub root: removed stale temp and staging files');
   }
 
   /**

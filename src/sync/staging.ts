@@ -55,6 +55,8 @@ export class Staging {
   readonly #root: string;
   readonly #store: Store;
   readonly #dirs: DirSyncs;
+  /** Temp files created before this (the process's start) are leftovers of an earlier run (sweep). */
+  readonly #startedAt: number;
   /** Upload calls writing into each staging file. */
   readonly #claims = new Map<string, number>();
   /**
@@ -71,8 +73,9 @@ export class Staging {
    */
   readonly direct: { allowed: boolean; readonly arena: AlignedArena; readonly open: (abs: string) => Promise<number> };
 
-  constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number> } = {}) {
+  constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number>; startedAt?: number } = {}) {
     this.#root = root;
+    this.#startedAt = opts.startedAt ?? performance.timeOrigin;
     this.#store = store;
     this.#dirs = dirs;
     this.#whole = new WholeHashes(() => {
@@ -224,7 +227,11 @@ export class Staging {
    * hold nothing the store counts on (gc dropped their unreferenced chunks, or a crash came before their first chunks
    * were recorded) once nobody has written into them for STALE_MS. A staging file an upload writes into is claimed,
    * and one it wrote into lately is too young: neither is touched. Run at the hub's start and, after the store's gc,
-   * periodically (HubRoot.maintain). Returns how many files and locations went.
+   * periodically (HubRoot.maintain). Also removes the root's other temp files (a write into the root in progress,
+   * see root-files.ts) that were created before this process started: a hub killed mid-write left them, and nothing
+   * would ever finish or remove them, so they would stay in the NAS's folder for good. Temp files of this process are
+   * never located, so the creation time tells them apart safely while peers already write. Returns how many files
+   * (staging and others) and locations went.
    */
   async sweep(now = Date.now()): Promise<{ files: number; locations: number }> {
     const out = { files: 0, locations: 0 };
@@ -240,7 +247,15 @@ export class Staging {
       out.locations += hashes.length;
     }
     for await (const t of walkTemps(this.#root)) {
-      if (!isStagingName(path.posix.basename(t.rel)) || located.has(t.rel)) continue;
+      if (!isStagingName(path.posix.basename(t.rel))) {
+        const st = await fs.stat(t.abs).catch(() => null);
+        if (st && st.ctimeMs < this.#startedAt) {
+          await fs.rm(t.abs, { force: true });
+          out.files += 1;
+        }
+        continue;
+      }
+      if (located.has(t.rel)) continue;
       const st = await fs.stat(t.abs).catch(() => null);
       if (!st || now - st.mtimeMs < STALE_MS || this.#busy(t.rel)) continue;
       fsCb.rmSync(t.abs, { force: true }); // synchronous: no upload can claim it between the check and the removal

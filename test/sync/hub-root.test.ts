@@ -8,7 +8,8 @@ import path from 'node:path';
 import { HubRoot } from '../../src/sync/hub-root.ts';
 import { DiskIndex } from '../../src/sync/disk-index.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
-import { safePath, TEMP_PREFIX, walk, writeAtomic } from '../../src/sync/root-files.ts';
+import { DirSyncs, safePath, TEMP_PREFIX, walk, writeAtomic } from '../../src/sync/root-files.ts';
+import { Staging } from '../../src/sync/staging.ts';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { openStore } from '../../store/index.ts';
@@ -409,5 +410,20 @@ test('a file still being written while the hub reads it is read again as a new v
     assert.deepEqual((await fs.readdir(root)).filter((x) => x.includes('sync-conflict')), [], 'no conflict copy in the root');
     assert.deepEqual((await n.store.list('')).map((e) => e.name), ['growing.bin'], 'no conflict copy in the store');
     assert.ok((await readAll((await n.store.openRead('growing.bin')).stream)).equals(await fs.readFile(f)), 'the store holds what is on disk');
+  });
+});
+
+test("the sweep removes temp files an earlier run left in the root, never this process's own (a write in progress)", async () => {
+  await setup(async (n, hub, root) => {
+    assert.ok(hub.staging, 'the store keeps the root in the root');
+    await fs.mkdir(path.join(root, 'docs'));
+    const mine = path.join(root, 'docs', `${TEMP_PREFIX}0123456789ab-a`);
+    await fs.writeFile(mine, 'a write of this process, not finished yet');
+    await hub.sweepStaging();
+    assert.equal(await fs.readFile(mine, 'utf8'), 'a write of this process, not finished yet', 'created after this process started: kept');
+    // The same file seen by a process started after it was created, as a restarted hub sees what a killed one left.
+    const later = new Staging(root, n.store, new DirSyncs(), { startedAt: Date.now() + 1000 });
+    assert.deepEqual(await later.sweep(), { files: 1, locations: 0 });
+    await assert.rejects(fs.stat(mine), { code: 'ENOENT' });
   });
 });
