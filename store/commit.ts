@@ -137,7 +137,7 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
     let row: ChunkRow;
     if (before) {
       row = before;
-      if (onDisk && !hasBytes(row)) row.present = true;
+      if (onDisk) row.present = true;
     } else {
       if (d.refs < 0) throw new Error(`index inconsistency: chunk ${hash} of ${path} has no row`);
       row = { size: d.size, refs: 0, localRefs: 0, present: onDisk };

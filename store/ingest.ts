@@ -11,7 +11,6 @@ import fs from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { Engine } from './engine.ts';
 import type { ChunkRef, FileRecord } from './records.ts';
-import { hasBytes } from './records.ts';
 import { toHex } from './hasher.ts';
 import { Chunker } from './chunker.ts';
 import { validateName } from './names.ts';
@@ -230,7 +229,10 @@ export async function ingest(
           if (located) return;
           if (!engine.writes.isBeingWritten(hash)) {
             const row = await engine.idx.getChunk(hash);
-            if (hasBytes(row)) return;
+            // Only a chunk file counts (holds keep it from here on). Bytes a backing-folder file is recorded as holding
+            // are not safe to rely on: that file may have moved or changed unseen (the hub reads it later), and the
+            // bytes in hand are then the only ones.
+            if (row?.present) return;
             await engine.reserve(len);
             reservedHere += len;
           }

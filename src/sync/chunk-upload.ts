@@ -89,10 +89,20 @@ export async function uploadChunksStream(
     if (h['grpc-status'] !== undefined) ac.abort(new Error('the peer answered')); // a trailers-only answer: the same
   });
   const cut = (why: unknown): ConnectError => callFailure('chunk upload', why, signal);
+  // An error of our own chunk source (a chunk of the file went away here: it was deleted or edited meanwhile) is
+  // about that file, not the connection: it goes up as it is, so the file fails alone and the session stays.
+  const source = chunks[Symbol.asyncIterator]();
+  let sourceFailed = false;
+  const next = (): Promise<IteratorResult<OutgoingChunk>> =>
+    source.next().catch((err: unknown) => {
+      sourceFailed = true;
+      throw err;
+    });
   try {
     // When the stream closes while we write (the server answered early, e.g. a refused secret, or went away), stop
     // writing and read what it said: its status if it sent one, else UNAVAILABLE.
-    for await (const c of chunks) {
+    for (let r = await next(); !r.done; r = await next()) {
+      const c = r.value;
       if (ac.signal.aborted) {
         c.release?.();
         break;
@@ -119,8 +129,9 @@ export async function uploadChunksStream(
     if (!stream.closed) stream.end();
     return fromBinary(UploadChunksResponseSchema, await unaryAnswer(stream, headers, () => trailers, opts.maxMessageBytes));
   } catch (err) {
-    throw cut(err);
+    throw sourceFailed && !signal?.aborted ? err : cut(err);
   } finally {
+    await source.return?.().catch(() => {});
     signal?.removeEventListener('abort', cancel);
     if (!stream.closed) stream.close(h2.NGHTTP2_CANCEL);
   }

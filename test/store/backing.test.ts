@@ -315,6 +315,23 @@ test("a root file's bytes that another version still needs are copied out when i
   });
 });
 
+test("an ingest of bytes a root file is recorded as holding stores them itself: that file may have moved away unseen, and may be deleted there next", async () => {
+  // Found by bench/soak-sync.ts (seed 31): on the NAS, d.bin was moved over c.txt, which a pi had just changed. The
+  // hub kept c.txt's content (d.bin's bytes) as a conflict copy by ingesting it, and the ingest counted the bytes as
+  // held by d.bin, whose move the hub had not read yet. Then c.txt was deleted on the NAS: the copy stood for bytes
+  // nobody had, the hub could not write it, and the pi could not fetch it.
+  await withHub(async (h) => {
+    const data = prngBytes(120_000, 41);
+    await h.ingestOwn('d.bin', data);
+    await fs.rename(path.join(h.root, 'd.bin'), path.join(h.root, 'c.txt')); // not read by the hub yet
+    const copy = (await h.store.ingest('c.sync-conflict.txt', fileSource(path.join(h.root, 'c.txt')), {}, { baseVersion: 0 })).file;
+    await fs.rm(path.join(h.root, 'c.txt'));
+    await h.store.delete('d.bin'); // the hub reads d.bin's move: gone
+    assert.deepEqual(await readAll(await h.store.read(copy.path)), data, 'the copy reads: its bytes are in the store, not left to d.bin');
+    assert.deepEqual((await h.store.fsck()).problems, []);
+  });
+});
+
 test('a store remembers its backing folder: opened again without it, reads and fsck find the bytes', async () => {
   await withHub(async (h) => {
     const data = prngBytes(60_000, 10);

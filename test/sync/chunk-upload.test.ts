@@ -17,6 +17,8 @@ import { sendChunks, uploadMissing } from '../../src/sync/transfer.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
 import { bytes, h2Servers, node, silent, withRottedChunk, type Node } from './in-process.ts';
 import { waitFor } from './peers.ts';
+import { isStoreError } from '../../store/index.ts';
+import { isConnectionError } from '../../src/sync/errors.ts';
 
 const SECRET = 's';
 let pi: Node; // holds the chunks and uploads them
@@ -158,4 +160,27 @@ test('cancelling an upload ends it with CANCELED, the client still works afterwa
   const ok = await uploadMissing(client, pi.store, chunks);
   assert.ok(ok.chunks > 0);
   assert.deepEqual(await hub.store.hasChunks(chunks.map((c) => c.hash)), chunks.map((c) => c.hash));
+});
+
+test("a chunk of the pi's own that goes away mid-upload (its file deleted) fails the upload with the store's error, not as a lost connection", async () => {
+  // Found by bench/soak-sync.ts: wrapped as UNAVAILABLE, a file deleted on the pi while its chunks went up ended the
+  // whole sync session ("hub unreachable"), and every push and download in flight with it.
+  const chunks = await fresh('deleted-meanwhile', 4_000_000);
+  const client = createSyncClient({ baseUrl: fastUrl, peerSecret: SECRET });
+  let sent = 0;
+  const msgs = async function* () {
+    for await (const m of sendChunks(pi.store, chunks, { lease: true })) {
+      yield m;
+      if (++sent === 1) await pi.store.delete('deleted-meanwhile');
+    }
+  };
+  await assert.rejects(client.uploadChunks(msgs()), (err: unknown) => {
+    assert.equal(isStoreError(err, 'not_found'), true, String(err));
+    assert.equal(isConnectionError(err), false);
+    return true;
+  });
+  assert.ok(sent < chunks.length, 'the deletion cut the upload short');
+  await waitFor('every lent buffer back', async () => inUse() === 0);
+  const after = await fresh('after-the-deletion');
+  assert.equal((await uploadMissing(client, pi.store, after)).chunks, after.length, 'the same client goes on');
 });
