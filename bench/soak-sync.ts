@@ -7,17 +7,18 @@
 // sequence of edits (timing still varies). Prints one line per seed and, for one that does not settle, what differs
 // and the last warnings of both daemons. Exit code 1 if any seed did not.
 //
-// Run: npx node bench/soak-sync.ts [--seeds 10] [--first 1] [--steps 60]
+// Run: npx node bench/soak-sync.ts [--seeds 10] [--first 1] [--steps 60] [--keep (a failed seed's directories)]
 // Found this way (twentieth round of bench/SYNC-RESULTS.md): conflict copies standing for bytes that were gone.
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { isStagingName } from '../src/sync/staging.ts';
 import { blake, cli, hubFiles, local, piFiles, piIngest, piStat, startHub, startPi, tempDir, waitFor, type DaemonProcess } from '../test/sync/peers.ts';
 
-const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default: '10' }, first: { type: 'string', default: '1' }, steps: { type: 'string', default: '60' } } });
+const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default: '10' }, first: { type: 'string', default: '1' }, steps: { type: 'string', default: '60' }, keep: { type: 'boolean', default: false } } });
 const NAMES = ['a.txt', 'b.bin', 'd1/c.txt', 'd1/d.bin', 'd2/e.txt', 'd2/sub/f.bin', 'g.txt'];
 const DIRS = ['d1', 'd2', 'd2/sub', 'd3'];
 const SETTLE_MS = 40_000;
@@ -44,6 +45,7 @@ async function soak(seed: number, steps: number): Promise<boolean> {
   const port = hub.ports.grpc;
   const piEnv = { BALUPI_SYNC_RETRY_MIN_S: '0.1', BALUPI_SYNC_RETRY_MAX_S: '0.3' };
   const piData = path.join(dir.path, 'pi');
+  let settled = false;
   let pi = await startPi({ hubGrpcPort: port, dataDir: piData, env: piEnv });
   try {
     await cli(pi.dataDir, ['pin', '/']);
@@ -137,7 +139,7 @@ async function soak(seed: number, steps: number): Promise<boolean> {
       if (q.pending + q.uploading + q.failed > 0) out.push(`upload queue: ${JSON.stringify(q)}`);
       return out;
     };
-    const settled = await waitFor('the two sides agreeing', async () => (await differences()).length === 0, SETTLE_MS).then(() => true, () => false);
+    settled = await waitFor('the two sides agreeing', async () => (await differences()).length === 0, SETTLE_MS).then(() => true, () => false);
     const kinds = new Map<string, number>();
     for (const op of ops) {
       const kind = op.split(' ').slice(0, 2).join(' ');
@@ -159,12 +161,18 @@ async function soak(seed: number, steps: number): Promise<boolean> {
       const warnings = (logs: Record<string, unknown>[]) => logs.filter((l) => (l.level as number) >= 40).slice(-6).map((l) => `${l.msg} ${JSON.stringify(l.err ?? l.path ?? '')}`.slice(0, 300));
       console.log(`  pi: ${warnings([...earlierPiLogs, ...pi.logs]).join('\n      ')}`);
       console.log(`  hub: ${warnings([...earlierHubLogs, ...hub.logs]).join('\n       ')}`);
+      const logFile = (who: string) => path.join(os.tmpdir(), `balupi-soak-${seed}-${who}.jsonl`);
+      const lines = (logs: Record<string, unknown>[]) => logs.map((l) => JSON.stringify(l)).join('\n');
+      await fs.writeFile(logFile('hub'), lines([...earlierHubLogs, ...hub.logs]));
+      await fs.writeFile(logFile('pi'), lines([...earlierPiLogs, ...pi.logs]));
+      console.log(`  all logs: ${logFile('hub')}, ${logFile('pi')}`);
     }
     return settled;
   } finally {
     await pi.stop();
     await hub.stop();
-    await dir.remove();
+    if (settled || !opt.keep) await dir.remove();
+    else console.log(`  kept: ${dir.path} (hub data in hub/, root in root/, pi data in pi/)`);
   }
 }
 

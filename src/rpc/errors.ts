@@ -37,6 +37,9 @@ const CODE_BY_ERROR: Record<string, Code> = {
   data_loss: Code.DataLoss,
   unsafe_path: Code.InvalidArgument,
   path_conflict: Code.FailedPrecondition,
+  // Not ABORTED: peers take that for a broken connection (Node's HTTP/2 client reports resets as ABORTED) and would
+  // end their session, only to push the same file again at once.
+  path_busy: Code.FailedPrecondition,
 };
 
 export function toConnectError(err: unknown): ConnectError {

@@ -7,6 +7,7 @@ import { isStoreError } from '../../store/index.ts';
 import { conflictName, decide } from './conflict.ts';
 import type { ConflictRecord } from './state.ts';
 import { metaOf, sameContent, type RemoteFile } from './wire.ts';
+import { SyncError } from './errors.ts';
 
 export interface CommitOutcome {
   status: 'ok' | 'conflict';
@@ -55,12 +56,16 @@ async function keepCopy(ctx: CommitContext, path: string, f: CommitMeta, peer: s
   }
 }
 
+const keptChanging = (path: string, cause: unknown) => new SyncError('path_busy', `${path} kept changing while the commit was decided; try again later`, { cause, details: { path } });
+
 /** `sync: false`: the index writes do not wait for the disk; the caller flushes before it answers (group commit). */
 export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, baseVersion: number, remotePeer: string, sync = true): Promise<CommitOutcome> {
   const { store } = ctx;
   const path = incoming.path;
   // The store checks a version's whole-file hash by reading its chunks back, unless that check was made as they arrived.
   const check = ctx.vouched?.(incoming) ? { verify: false } : {};
+  /** The version of the path whose bytes were found gone and read again (reread) without any change. */
+  let bytesGone: number | undefined;
   for (let attempt = 0; ; attempt++) {
     try {
       if (incoming.deleted) {
@@ -74,7 +79,8 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
       ctx.noteOrigin?.(path, remotePeer);
       return { status: 'ok', file };
     } catch (err) {
-      if (!isStoreError(err, 'conflict') || attempt >= 3) throw err;
+      if (!isStoreError(err, 'conflict')) throw err;
+      if (attempt >= 3) throw keptChanging(path, err);
     }
     const cur = await store.record(path);
     if (!cur) continue;
@@ -86,8 +92,10 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
     let file: FileRecord;
     try {
       if (verdict === 'incoming') {
-        // Keep the current version first: a crash between the two commits leaves both versions, never one.
-        if (!cur.deleted) copy = await keepCopy(ctx, path, metaOf(cur), curPeer, at);
+        // Keep the current version first: a crash between the two commits leaves both versions, never one. Unless its
+        // bytes are gone everywhere (read again, the path was as before: its root file was deleted unseen), when no
+        // copy can stand for it and it counts as deleted.
+        if (!cur.deleted && bytesGone !== cur.version) copy = await keepCopy(ctx, path, metaOf(cur), curPeer, at);
         file = await store.commitFile(path, metaOf(incoming), { baseVersion: cur.version, ...check });
         ctx.noteOrigin?.(path, remotePeer);
       } else {
@@ -95,22 +103,27 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
         file = cur;
       }
     } catch (err) {
-      if (isStoreError(err, 'conflict') && attempt < 3) continue; // the path moved again meanwhile: decide anew
+      if (isStoreError(err, 'conflict')) {
+        if (attempt < 3) continue; // the path moved again meanwhile: decide anew
+        throw keptChanging(path, err);
+      }
       // The current version's bytes changed on disk (its root file was edited): read that edit first, then decide
       // anew. A copy made without them stood for a version nobody had any more.
       if (isStoreError(err, 'corrupt_chunk') && ctx.reread && attempt < 3) {
         await ctx.reread(path);
+        if ((await store.record(path))?.version === cur.version) bytesGone = cur.version;
         continue;
       }
       throw err;
     }
+    const gone = cur.deleted || bytesGone === cur.version;
     await ctx.recordConflict({
       at: at.getTime(),
       path,
       copy: copy?.path ?? null,
       loserPeer: verdict === 'incoming' ? curPeer : remotePeer,
       winnerPeer: verdict === 'incoming' ? remotePeer : curPeer,
-      reason: cur.deleted || incoming.deleted ? 'modified_vs_deleted' : 'both_modified',
+      reason: gone || incoming.deleted ? 'modified_vs_deleted' : 'both_modified',
     });
     return copy ? { status: 'conflict', file, copy } : { status: 'conflict', file };
   }

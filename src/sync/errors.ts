@@ -9,7 +9,8 @@ export type SyncErrorCode =
   | 'data_loss' // chunks whose bytes did not hash to their names were rejected
   | 'unsafe_path' // a root-relative path that would leave the hub's root (symlinked parent, ...)
   | 'unavailable' // the hub cannot be reached (not configured, asleep)
-  | 'chunk_gone'; // the peer no longer has a chunk it was asked for: its file changed since it was listed
+  | 'chunk_gone' // the peer no longer has a chunk it was asked for: its file changed since it was listed
+  | 'path_busy'; // a path kept changing while a commit against it was decided: the peer tries again later
 
 export class SyncError extends Error {
   readonly code: SyncErrorCode;

@@ -9,7 +9,7 @@
 
 import { resolve } from 'node:path';
 import type { Store, FileRecord, WrittenFile } from '../../store/index.ts';
-import { fileSource, isStoreError, uniqueSuffix } from '../../store/index.ts';
+import { fileSource, firstOffsets, isStoreError, uniqueSuffix } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { SyncState } from './state.ts';
 import type { PathLocks } from './locks.ts';
@@ -206,10 +206,14 @@ export class HubRoot {
       const known = await disk.get(path);
       const rec = await store.record(path);
       if (!st || abs === null) {
-        if (!known) return; // never on disk as far as we know (a peer's file may be on its way)
-        await disk.del(path);
+        // The version the disk held. Without a disk entry, the store's version if its bytes lay in this very file (a
+        // crash came between the store's commit of a read and the disk entry); otherwise never on disk as far as we
+        // know (a peer's file may be on its way).
+        const held = known?.v ?? (rec && (await this.heldInFile(path, rec)) ? rec.version : undefined);
+        if (held === undefined) return;
+        if (known) await disk.del(path);
         if (!rec || rec.deleted) return;
-        if (known.v !== rec.version) {
+        if (held !== rec.version) {
           // Deleted on disk while a peer changed it: the modification wins; write it back.
           await this.recordConflict(path, null, await this.originOf(path), state.peerId, 'modified_vs_deleted');
           return this.materializeLocked(path);
@@ -252,6 +256,14 @@ export class HubRoot {
       }
     }
     this.o.log.warn({ path }, 'hub root: file keeps changing, will read it at its next change');
+  }
+
+  /** Whether the store has every chunk of `rec` (live, not empty) at its place in the root file at `path`. */
+  private async heldInFile(path: string, rec: FileRecord): Promise<boolean> {
+    if (!this.located || rec.deleted || rec.chunks.length === 0) return false;
+    const first = firstOffsets(rec.chunks);
+    const at = await this.o.store.locatedAt(path, [...first.keys()]);
+    return [...first.values()].every((offset, i) => at[i] === offset);
   }
 
   /**

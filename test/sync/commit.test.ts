@@ -10,6 +10,9 @@ import path from 'node:path';
 import { fileSource } from '../../store/index.ts';
 import { tempDir } from './peers.ts';
 import { readAll } from '../store/temp-store.ts';
+import { Code } from '@connectrpc/connect';
+import { isSyncError } from '../../src/sync/errors.ts';
+import { toConnectError } from '../../src/rpc/errors.ts';
 
 const at = new Date(2024, 0, 2, 3, 4, 5);
 
@@ -152,4 +155,58 @@ test('a conflict copy of a hub version whose root file was just edited in place 
     await n.close();
     await top.remove();
   }
+});
+
+test("a hub version whose bytes are gone everywhere (its root file deleted, unseen) cannot be kept as a copy: a newer incoming version takes the path, recorded as modify beating delete", async () => {
+  // Found by bench/soak-sync.ts (seed 39): keeping such a version failed every time, so every push of the path failed
+  // (and, answered ABORTED, ended the pi's session each time: thousands of reconnects).
+  const top = await tempDir('balupi-commit-gone-');
+  const root = path.join(top.path, 'root');
+  await fs.mkdir(root);
+  const n = await node('hub', { root });
+  try {
+    const file = path.join(root, 'b.bin');
+    await fs.writeFile(file, 'the hub version, in its root file');
+    const cur = (await n.store.ingest('b.bin', fileSource(file), { mtimeMs: 1000 }, { located: true })).file;
+    await fs.rm(file);
+    const rereads: string[] = [];
+    const conflicts: ConflictRecord[] = [];
+    const ctx: CommitContext = {
+      store: n.store, localPeer: 'HUBPEER', now: () => at, recordConflict: async (c) => void conflicts.push(c),
+      reread: async (p) => void rereads.push(p), // the hub reads the path and finds nothing it knew there: no change
+    };
+    const mine = await version(n, 'the pi version, newer', 5000);
+    const r = await applyCommit(ctx, { ...mine, path: 'b.bin' }, 0, 'PIPEERX');
+    assert.deepEqual(rereads, ['b.bin'], 'read once');
+    assert.equal(r.file?.hash, mine.hash, 'the incoming version took the path');
+    assert.equal(r.file?.version, cur.version + 1);
+    assert.equal(r.copy, undefined, 'no copy stands for bytes nobody has');
+    assert.deepEqual(conflicts.map((c) => [c.path, c.copy, c.loserPeer, c.winnerPeer, c.reason]), [['b.bin', null, 'HUBPEER', 'PIPEERX', 'modified_vs_deleted']]);
+    assert.deepEqual((await n.store.list('')).map((f) => f.path).sort(), ['.staging', 'b.bin'], 'no copy either');
+  } finally {
+    await n.close();
+    await top.remove();
+  }
+});
+
+test('a path that keeps changing while a commit is decided fails that commit with path_busy (FAILED_PRECONDITION), never ABORTED, which peers take for a lost connection', async () => {
+  await setup(async (n, ctx) => {
+    await n.store.ingest('busy.txt', bytes('first'), { mtimeMs: 1000 });
+    let edits = 0;
+    // Each time the commit looks at who made the current version, someone saves the path again.
+    const restless: CommitContext = {
+      ...ctx,
+      originOf: async (p) => {
+        await n.store.ingest(p, bytes(`edit ${++edits}`), { mtimeMs: 2000 + edits });
+        return 'HUBPEER';
+      },
+    };
+    const mine = await version(n, 'the pi version, newest', 9000);
+    await assert.rejects(applyCommit(restless, { ...mine, path: 'busy.txt' }, 0, 'PIPEERX'), (err: unknown) => {
+      assert.equal(isSyncError(err, 'path_busy'), true, String(err));
+      assert.equal(toConnectError(err).code, Code.FailedPrecondition);
+      return true;
+    });
+    assert.ok(edits >= 3, 'it decided anew a few times first');
+  });
 });

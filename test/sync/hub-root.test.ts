@@ -427,3 +427,25 @@ test("the sweep removes temp files an earlier run left in the root, never this p
     await assert.rejects(fs.stat(mine), { code: 'ENOENT' });
   });
 });
+
+test("a file of the hub's own whose disk entry a crash lost, deleted on disk while the hub was down: the store deletes it too", async () => {
+  // Found by bench/soak-sync.ts (seed 39): the hub was killed between committing its read of b.bin and writing down
+  // that the disk holds it, then b.bin was deleted on the NAS. At the next start the scan took the gone file for one
+  // that was never on disk: the store kept a version whose bytes were nowhere, the root writer failed on it for good,
+  // and the pi's next push of b.bin could never be committed (keeping that version as a conflict copy failed).
+  await setup(async (n, hub, root) => {
+    await fs.writeFile(path.join(root, 'b.bin'), 'the hub read this, then crashed');
+    await hub.refresh('b.bin');
+    const read = await n.store.stat('b.bin');
+    await new DiskIndex(n.db).del('b.bin'); // the write the crash lost
+    await fs.rm(path.join(root, 'b.bin'));
+    await hub.refresh('b.bin');
+    const after = await n.store.record('b.bin');
+    assert.equal(after?.deleted, true, 'deleted in the store as on disk');
+    assert.equal(after?.version, read.version + 1);
+    // A peer's version not yet written into the root is not taken for a deletion.
+    await n.store.ingest('from-a-peer.txt', bytes('on its way to the root'));
+    await hub.refresh('from-a-peer.txt');
+    assert.equal((await n.store.record('from-a-peer.txt'))?.deleted, false);
+  });
+});
