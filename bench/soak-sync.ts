@@ -41,7 +41,10 @@ async function soak(seed: number, steps: number): Promise<boolean> {
   const root = path.join(dir.path, 'root');
   await fs.mkdir(root);
   const hubData = path.join(dir.path, 'hub');
-  let hub: DaemonProcess = await startHub({ root, dataDir: hubData });
+  // The hub reads its whole root again every 5 s (hourly by default): changes its watcher misses (a folder replaced
+  // right after it was made; test/sync/hub-watcher-replaced-dir.test.ts) are then found within the settling wait.
+  const hubEnv = { BALUPI_HUB_RESCAN_S: '5' };
+  let hub: DaemonProcess = await startHub({ root, dataDir: hubData, env: hubEnv });
   const port = hub.ports.grpc;
   const piEnv = { BALUPI_SYNC_RETRY_MIN_S: '0.1', BALUPI_SYNC_RETRY_MAX_S: '0.3' };
   const piData = path.join(dir.path, 'pi');
@@ -71,7 +74,7 @@ async function soak(seed: number, steps: number): Promise<boolean> {
       ops.push(`${which} ${signal === 'SIGKILL' ? 'killed' : 'stopped'}`);
     };
     const startHubAgain = async () => {
-      hub = await startHub({ root, dataDir: hubData, grpcPort: port });
+      hub = await startHub({ root, dataDir: hubData, grpcPort: port, env: hubEnv });
       ops.push('hub started');
     };
     const onHub = (name: string) => path.join(root, ...name.split('/'));

@@ -168,6 +168,10 @@ export const SETTINGS = {
     env: 'BALUPI_HUB_WATCH_DEBOUNCE_MS', yaml: 'hub_watch_debounce_ms', default: 300, parse: positiveInt,
     doc: 'Hub role: a file in the root enters the change feed once it has been quiet this long.',
   }),
+  hubRescanS: setting({
+    env: 'BALUPI_HUB_RESCAN_S', yaml: 'hub_rescan_s', default: 3600, parse: nonNegative,
+    doc: 'Hub role: how often the whole root is read again for changes its watcher missed (0: never). Unchanged files cost one lstat each.',
+  }),
   cacheMaxBytes: setting({
     env: 'BALUPI_CACHE_MAX_BYTES', yaml: 'cache_max_bytes', default: null as number | null, parse: optBytes,
     doc: 'Byte budget of the chunk cache (`200G`, `512MiB`, or bytes). Unset: 80 % of the free space at first start. On a hub it bounds only chunks in transit: its root\'s files hold their own bytes.',

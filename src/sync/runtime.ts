@@ -39,6 +39,7 @@ export interface SyncSettings {
   syncRetryMaxS: number;
   syncMaxSendRate: number | null;
   hubWatchDebounceMs: number;
+  hubRescanS: number;
 }
 
 export interface SyncStatus {
@@ -104,7 +105,7 @@ export class SyncRuntime {
       settings.role === 'hub' && settings.hubRoot
         ? new HubRoot({ store, state, disk: this.disk, locks, root: settings.hubRoot, log: this.log })
         : null;
-    this.watcher = this.hubRoot ? new HubWatcher({ hubRoot: this.hubRoot, disk: this.disk, log: this.log, debounceMs: settings.hubWatchDebounceMs }) : null;
+    this.watcher = this.hubRoot ? new HubWatcher({ hubRoot: this.hubRoot, disk: this.disk, log: this.log, debounceMs: settings.hubWatchDebounceMs, rescanMs: settings.hubRescanS * 1000 }) : null;
     const hubRoot = this.hubRoot;
     this.service = syncService({
       store,

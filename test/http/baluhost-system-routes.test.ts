@@ -74,7 +74,7 @@ before(async () => {
   // A pi whose hub has never answered (nothing listens on the port): the services panel must say so.
   sync = await SyncRuntime.create({
     store, db, log,
-    settings: { role: 'pi', hubUrl: 'http://127.0.0.1:1', hubRoot: null, peerSecret: 's', syncHotThreshold: 0.5, syncRetryMinS: 60, syncRetryMaxS: 60, syncMaxSendRate: null, hubWatchDebounceMs: 50 },
+    settings: { role: 'pi', hubUrl: 'http://127.0.0.1:1', hubRoot: null, peerSecret: 's', syncHotThreshold: 0.5, syncRetryMinS: 60, syncRetryMaxS: 60, syncMaxSendRate: null, hubWatchDebounceMs: 50, hubRescanS: 0 },
   });
   const status = new NodeStatusService(sampler, 'pi');
   const verifier = new TokenVerifier(SECRET);
