@@ -449,3 +449,24 @@ test("a file of the hub's own whose disk entry a crash lost, deleted on disk whi
     assert.equal((await n.store.record('from-a-peer.txt'))?.deleted, false);
   });
 });
+
+test("a conflict copy of the hub's own version whose root file was saved over before the copy was written: its record goes (nobody has those bytes); a peer's version in the same state stays", async () => {
+  // Found by bench/soak-sync.ts (seed 73): the copy could never be written, at every later change the writer failed
+  // on it again, and a pi that pinned it waited for its bytes for good.
+  await setup(async (n, hub, root) => {
+    await fs.writeFile(path.join(root, 'f.bin'), 'the hub version, only in its root file');
+    await hub.refresh('f.bin');
+    const cur = (await n.store.record('f.bin'))!;
+    const meta = { size: cur.size, mtimeMs: cur.mtimeMs, mode: cur.mode, hash: cur.hash, sha256: cur.sha256, chunks: cur.chunks };
+    await n.store.commitFile('f.sync-conflict-20240102-030405-HUBSELF.bin', meta, { baseVersion: 0, allowRemote: true });
+    await n.state.setOrigin('f.sync-conflict-20240102-030405-HUBSELF.bin', n.state.peerId);
+    await n.store.commitFile('f.from-a-peer.bin', meta, { baseVersion: 0, allowRemote: true });
+    await n.state.setOrigin('f.from-a-peer.bin', 'PIPEERX');
+    await fs.writeFile(path.join(root, 'f.bin'), 'saved over on the NAS, same size as before!'.slice(0, cur.size));
+    await hub.materialize('f.sync-conflict-20240102-030405-HUBSELF.bin');
+    assert.equal((await n.store.record('f.sync-conflict-20240102-030405-HUBSELF.bin'))?.deleted, true, 'the lost copy is dropped');
+    await assert.rejects(fs.stat(path.join(root, 'f.sync-conflict-20240102-030405-HUBSELF.bin')), { code: 'ENOENT' });
+    await assert.rejects(hub.materialize('f.from-a-peer.bin'), (err: { code?: string }) => err.code === 'corrupt_chunk', "a peer's version is not dropped");
+    assert.equal((await n.store.record('f.from-a-peer.bin'))?.deleted, false);
+  });
+});
