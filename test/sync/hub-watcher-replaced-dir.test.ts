@@ -15,25 +15,45 @@ import { HubWatcher } from '../../src/sync/hub-watcher.ts';
 import { DiskIndex } from '../../src/sync/disk-index.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
-import { node, silent } from './in-process.ts';
+import { node, silent, type Node } from './in-process.ts';
 import { waitFor } from './peers.ts';
 import { readAll } from '../store/temp-store.ts';
 
-test('a folder replaced by another renamed into its place right after it was made: its files are read, old ones deleted, and later writes into it are read (by the watcher or, at the latest, by the next rescan)', async () => {
+interface Hub {
+  root: string;
+  hubRoot: HubRoot;
+  store: Node['store'];
+  /** The store's bytes of `p` if it holds a live, local version of it. */
+  text(p: string): Promise<string | undefined>;
+}
+
+/** A hub's root folder (with what `prepare` puts there), its store and its watcher, started. */
+async function withWatcher(opts: { rescanMs?: number; prepare?: (root: string) => Promise<void> }, fn: (h: Hub) => Promise<void>): Promise<void> {
   const top = await tempDir('balupi-replaced-dir-');
   const root = path.join(top.path, 'root');
   await fs.mkdir(root);
+  await opts.prepare?.(root);
   const n = await node('hub', { root });
   const disk = new DiskIndex(n.db);
   const hubRoot = new HubRoot({ store: n.store, state: n.state, disk, locks: new PathLocks(), root, log: silent });
-  const watcher = new HubWatcher({ hubRoot, disk, log: silent, debounceMs: 20, rescanMs: 300 });
+  const watcher = new HubWatcher({ hubRoot, disk, log: silent, debounceMs: 20, ...(opts.rescanMs ? { rescanMs: opts.rescanMs } : {}) });
   const text = async (p: string) => {
     const r = await n.store.record(p);
     return r && !r.deleted && r.state === 'local' ? (await readAll(await n.store.read(p))).toString() : undefined;
   };
-  const at = (...p: string[]) => path.join(root, ...p);
   try {
     await watcher.start();
+    await fn({ root, hubRoot, store: n.store, text });
+  } finally {
+    await watcher.close();
+    await n.close();
+    await top.remove();
+  }
+}
+
+test('a folder replaced by another renamed into its place right after it was made: its files are read, old ones deleted, and later writes into it are read (by the watcher or, at the latest, by the next rescan)', async () => {
+  await withWatcher({ rescanMs: 300 }, async ({ root, store, text }) => {
+    const at = (...p: string[]) => path.join(root, ...p);
     // The soak's sequence, in a fresh folder pair each round: `a` moves to `b`, a new `a` is made and a file written
     // into it, and right after that (the gap varies: the fault was in chokidar's handling of the events in flight)
     // `a` is replaced by `b`. Without the rescan, later writes went unseen in 4 of 4 runs.
@@ -52,8 +72,8 @@ test('a folder replaced by another renamed into its place right after it was mad
       await waitFor(`round ${round}: the replacement read`, async () =>
         (await text(`${a}/kept.txt`)) === 'in the folder that ends up in place' &&
         (await text(`${a}/sub/deep.txt`)) === 'one level further down' &&
-        (await n.store.record(`${b}/kept.txt`))?.deleted !== false &&
-        (await n.store.record(`${a}/d.bin`))?.deleted !== false);
+        (await store.record(`${b}/kept.txt`))?.deleted !== false &&
+        (await store.record(`${a}/d.bin`))?.deleted !== false);
       // Written into the folder now in place, and into its subfolder, after the replacement was read.
       await fs.writeFile(at(a, 'new.txt'), 'written later');
       await fs.writeFile(at(a, 'kept.txt'), 'edited later');
@@ -63,40 +83,23 @@ test('a folder replaced by another renamed into its place right after it was mad
         (await text(`${a}/kept.txt`)) === 'edited later' &&
         (await text(`${a}/sub/deeper.txt`)) === 'written later, further down', 10_000);
     }
-  } finally {
-    await watcher.close();
-    await n.close();
-    await top.remove();
-  }
+  });
 });
 
 test('a folder the hub removed once a peer emptied it, made again at once on the NAS: files written into it are seen', async () => {
-  const top = await tempDir('balupi-remade-dir-');
-  const root = path.join(top.path, 'root');
-  await fs.mkdir(path.join(root, 'd1'), { recursive: true });
-  await fs.writeFile(path.join(root, 'd1', 'only.txt'), 'the last file in d1');
-  const n = await node('hub', { root });
-  const disk = new DiskIndex(n.db);
-  const hubRoot = new HubRoot({ store: n.store, state: n.state, disk, locks: new PathLocks(), root, log: silent });
-  const watcher = new HubWatcher({ hubRoot, disk, log: silent, debounceMs: 20 });
-  const text = async (p: string) => {
-    const r = await n.store.record(p);
-    return r && !r.deleted && r.state === 'local' ? (await readAll(await n.store.read(p))).toString() : undefined;
+  const prepare = async (root: string) => {
+    await fs.mkdir(path.join(root, 'd1'), { recursive: true });
+    await fs.writeFile(path.join(root, 'd1', 'only.txt'), 'the last file in d1');
   };
-  try {
-    await watcher.start();
+  await withWatcher({ prepare }, async ({ root, hubRoot, store, text }) => {
     for (let round = 0; round < 5; round++) {
       // A peer deletes the folder's last file: the hub removes it from the root, and the emptied folder with it.
       const last = round === 0 ? 'd1/only.txt' : `d1/c${round - 1}.txt`;
-      await n.store.delete(last);
+      await store.delete(last);
       await hubRoot.materialize(last);
       await fs.mkdir(path.join(root, 'd1'), { recursive: true });
       await fs.writeFile(path.join(root, 'd1', `c${round}.txt`), `written into the folder made again, round ${round}`);
       await waitFor(`round ${round}: the new file read`, async () => (await text(`d1/c${round}.txt`)) === `written into the folder made again, round ${round}`);
     }
-  } finally {
-    await watcher.close();
-    await n.close();
-    await top.remove();
-  }
+  });
 });
