@@ -172,8 +172,8 @@ export class HubRoot {
         if (known) await disk.del(path);
         if (!rec || rec.deleted) return;
         if (held !== rec.version) {
-          // Deleted on disk while a peer changed it: the modification wins; write it back.
-          await this.recordConflict(path, null, await this.originOf(path), state.peerId, 'modified_vs_deleted');
+          // Deleted on disk while a peer changed it: the modification wins (the hub's deletion lost); write it back.
+          await this.recordConflict(path, null, state.peerId, await this.originOf(path), 'modified_vs_deleted');
           return this.materializeLocked(path);
         }
         try {
@@ -198,7 +198,7 @@ export class HubRoot {
           continue;
         }
         const result = await store.ingest(path, readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec?.version ?? 0, located: this.located });
-        if (storeMovedOn) await this.recordConflict(path, null, state.peerId, await this.originOf(path), 'modified_vs_deleted');
+        if (storeMovedOn) await this.recordConflict(path, null, await this.originOf(path), state.peerId, 'modified_vs_deleted'); // a peer's deletion lost
         await state.setOrigin(path, state.peerId);
         const after = await statFile(abs);
         // The disk held this version when it was read (with the stat from before the read): recorded even when the

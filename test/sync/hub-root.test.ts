@@ -470,3 +470,30 @@ test("a conflict copy of the hub's own version whose root file was saved over be
     assert.equal((await n.store.record('f.from-a-peer.bin'))?.deleted, false);
   });
 });
+
+test('modify beats delete in the root, and the conflict names the deleting side as the loser: a peer edit over a removal on the NAS, a NAS edit over a peer deletion', async () => {
+  await setup(async (n, hub, root) => {
+    const me = n.state.peerId;
+    // Removed on the NAS while a peer's edit was committed: the peer's edit is written back.
+    await fs.writeFile(path.join(root, 'edited-by-peer.txt'), 'first');
+    await hub.refresh('edited-by-peer.txt');
+    await n.store.ingest('edited-by-peer.txt', bytes('the peer edit'), {}, { baseVersion: 1 });
+    await n.state.setOrigin('edited-by-peer.txt', 'PIPEERX');
+    await fs.rm(path.join(root, 'edited-by-peer.txt'));
+    await hub.refresh('edited-by-peer.txt');
+    assert.equal(await fs.readFile(path.join(root, 'edited-by-peer.txt'), 'utf8'), 'the peer edit');
+    // Edited on the NAS while a peer's deletion was committed: the NAS edit stays.
+    await fs.writeFile(path.join(root, 'edited-on-nas.txt'), 'first');
+    await hub.refresh('edited-on-nas.txt');
+    await n.store.delete('edited-on-nas.txt', { baseVersion: 1 });
+    await n.state.setOrigin('edited-on-nas.txt', 'PIPEERX');
+    await fs.writeFile(path.join(root, 'edited-on-nas.txt'), 'the NAS edit, longer');
+    await hub.refresh('edited-on-nas.txt');
+    assert.equal((await n.store.record('edited-on-nas.txt'))?.deleted, false);
+    const conflicts = (await n.state.listConflicts()).map((c) => [c.path, c.loserPeer, c.winnerPeer, c.reason]).sort();
+    assert.deepEqual(conflicts, [
+      ['edited-by-peer.txt', me, 'PIPEERX', 'modified_vs_deleted'],
+      ['edited-on-nas.txt', 'PIPEERX', me, 'modified_vs_deleted'],
+    ]);
+  });
+});
