@@ -1,14 +1,15 @@
-// Sync soak, all on loopback: a hub and a pi (real processes) while random edits land on both sides at once — files
-// written, removed and moved (files and folders) in the hub's root, written, removed and moved on the pi (which pins
-// everything), now and then a file of 9-20 MiB (the large-file paths: staging files, the large fetch lane), either
-// side stopped or killed with SIGKILL (the hub then stays down for a few edits, as a sleeping NAS) — then a wait
-// until the two agree: the same files, with the same bytes, every one of them on the pi, nothing left in its upload
-// queue. Conflict copies are files like any other; both sides must have them. Each seed is one such run with its own
-// sequence of edits (timing still varies). Prints one line per seed and, for one that does not settle, what differs
-// and the last warnings of both daemons. Exit code 1 if any seed did not.
+// Sync soak, all on loopback: a hub and one or more pis (real processes) while random edits land on all sides at
+// once — files written, removed and moved (files and folders) in the hub's root, written, removed and moved on a pi
+// (each pins everything), now and then a file of 9-20 MiB (the large-file paths: staging files, the large fetch lane),
+// a daemon stopped or killed with SIGKILL (the hub then stays down for a few edits, as a sleeping NAS) — then a wait
+// until all agree: the same files, with the same bytes, every one of them on every pi, nothing left in an upload
+// queue. Conflict copies are files like any other; every side must have them. Each seed is one such run with its own
+// sequence of edits (timing still varies). Prints one line per seed and, for one that does not settle, what differs,
+// the last warnings of each daemon, and where their whole logs were written. Exit code 1 if any seed did not.
 //
-// Run: npx node bench/soak-sync.ts [--seeds 10] [--first 1] [--steps 60] [--keep (a failed seed's directories)]
-// Found this way (twentieth round of bench/SYNC-RESULTS.md): conflict copies standing for bytes that were gone.
+// Run: npx node bench/soak-sync.ts [--seeds 10] [--first 1] [--steps 60] [--pis 1] [--keep (a failed seed's directories)]
+// Found this way (twentieth and twenty-first rounds of bench/SYNC-RESULTS.md): conflict copies standing for bytes that
+// were gone, temp files a killed hub left, a watcher blind to a replaced folder, commits stuck in a reconnect loop.
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { isStagingName } from '../src/sync/staging.ts';
 import { blake, cli, hubFiles, local, piFiles, piIngest, piStat, startHub, startPi, tempDir, waitFor, type DaemonProcess } from '../test/sync/peers.ts';
 
-const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default: '10' }, first: { type: 'string', default: '1' }, steps: { type: 'string', default: '60' }, keep: { type: 'boolean', default: false } } });
+const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default: '10' }, first: { type: 'string', default: '1' }, steps: { type: 'string', default: '60' }, keep: { type: 'boolean', default: false }, pis: { type: 'string', default: '1' } } });
 const NAMES = ['a.txt', 'b.bin', 'd1/c.txt', 'd1/d.bin', 'd2/e.txt', 'd2/sub/f.bin', 'g.txt'];
 const DIRS = ['d1', 'd2', 'd2/sub', 'd3'];
 const SETTLE_MS = 40_000;
@@ -30,7 +31,16 @@ function generator(seed: number) {
   return { rnd, pick: <T>(a: T[]): T => a[Math.floor(rnd() * a.length)]! };
 }
 
-async function soak(seed: number, steps: number): Promise<boolean> {
+/** One pi of the soak: its daemon (restarted now and then), its data directory, its logs of earlier runs. */
+interface SoakPi {
+  name: string;
+  data: string;
+  proc: DaemonProcess;
+  earlierLogs: Record<string, unknown>[];
+  token: string;
+}
+
+async function soak(seed: number, steps: number, piCount: number): Promise<boolean> {
   const { rnd, pick } = generator(seed);
   const content = () => {
     const r = rnd();
@@ -47,31 +57,36 @@ async function soak(seed: number, steps: number): Promise<boolean> {
   let hub: DaemonProcess = await startHub({ root, dataDir: hubData, env: hubEnv });
   const port = hub.ports.grpc;
   const piEnv = { BALUPI_SYNC_RETRY_MIN_S: '0.1', BALUPI_SYNC_RETRY_MAX_S: '0.3' };
-  const piData = path.join(dir.path, 'pi');
   let settled = false;
-  let pi = await startPi({ hubGrpcPort: port, dataDir: piData, env: piEnv });
+  const pis: SoakPi[] = [];
   try {
-    await cli(pi.dataDir, ['pin', '/']);
-    const token = (await cli(pi.dataDir, ['token', '--user', 'admin', '--user-role', 'admin'])).stdout.trim();
-    const piMove = async (from: string, to: string) => {
-      const res = await fetch(`http://127.0.0.1:${pi.ports.http}/api/files/move`, {
+    for (let i = 0; i < piCount; i++) {
+      const name = piCount === 1 ? 'pi' : `pi${i + 1}`;
+      const data = path.join(dir.path, name);
+      const proc = await startPi({ hubGrpcPort: port, dataDir: data, env: piEnv });
+      await cli(data, ['pin', '/']);
+      const token = (await cli(data, ['token', '--user', 'admin', '--user-role', 'admin'])).stdout.trim();
+      pis.push({ name, data, proc, earlierLogs: [], token });
+    }
+    // With one pi no pick: a seed's sequence of edits stays what it was before there could be more.
+    const anyPi = () => (pis.length === 1 ? pis[0]! : pick(pis));
+    const piMove = async (pi: SoakPi, from: string, to: string) => {
+      const res = await fetch(`http://127.0.0.1:${pi.proc.ports.http}/api/files/move`, {
         method: 'PUT',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${pi.token}`, 'content-type': 'application/json' },
         body: JSON.stringify({ source_path: from, destination_path: to }),
       });
       if (!res.ok) throw new Error(`move: ${res.status}`);
     };
     const ops: string[] = [];
     const earlierHubLogs: Record<string, unknown>[] = [];
-    const earlierPiLogs: Record<string, unknown>[] = [];
     // The hub stays down for a few edits after it is stopped (the NAS asleep: both sides change meanwhile).
     let hubDownFor = 0;
-    const stop = async (which: 'hub' | 'pi', signal: NodeJS.Signals) => {
-      const p = which === 'hub' ? hub : pi;
+    const stop = async (p: DaemonProcess, who: string, earlier: Record<string, unknown>[], signal: NodeJS.Signals) => {
       p.proc.kill(signal);
       await p.exited;
-      (which === 'hub' ? earlierHubLogs : earlierPiLogs).push(...p.logs);
-      ops.push(`${which} ${signal === 'SIGKILL' ? 'killed' : 'stopped'}`);
+      earlier.push(...p.logs);
+      ops.push(`${who} ${signal === 'SIGKILL' ? 'killed' : 'stopped'}`);
     };
     const startHubAgain = async () => {
       hub = await startHub({ root, dataDir: hubData, grpcPort: port, env: hubEnv });
@@ -103,23 +118,27 @@ async function soak(seed: number, steps: number): Promise<boolean> {
           await fs.rename(onHub(name), onHub(to));
           ops.push(`hub mv ${name} ${to}`);
         } else if (r < 0.72) {
-          await piIngest(pi.dataDir, name, content());
-          ops.push(`pi write ${name}`);
+          const pi = anyPi();
+          await piIngest(pi.data, name, content());
+          ops.push(`${pi.name} write ${name}`);
         } else if (r < 0.8) {
-          await local(pi.dataDir, 'POST', `/local/store/rm?name=${encodeURIComponent(name)}`);
-          ops.push(`pi rm ${name}`);
+          const pi = anyPi();
+          await local(pi.data, 'POST', `/local/store/rm?name=${encodeURIComponent(name)}`);
+          ops.push(`${pi.name} rm ${name}`);
         } else if (r < 0.85) {
+          const pi = anyPi();
           const to = pick(NAMES);
           if (to === name) continue;
-          await piMove(name, to);
-          ops.push(`pi mv ${name} ${to}`);
+          await piMove(pi, name, to);
+          ops.push(`${pi.name} mv ${name} ${to}`);
         } else if (r < 0.88) {
           if (hubDownFor > 0) continue;
-          await stop('hub', rnd() < 0.5 ? 'SIGTERM' : 'SIGKILL');
+          await stop(hub, 'hub', earlierHubLogs, rnd() < 0.5 ? 'SIGTERM' : 'SIGKILL');
           hubDownFor = 1 + Math.floor(rnd() * 6);
         } else if (r < 0.9) {
-          await stop('pi', rnd() < 0.5 ? 'SIGTERM' : 'SIGKILL');
-          pi = await startPi({ hubGrpcPort: port, dataDir: piData, env: piEnv, waitConnected: false });
+          const pi = anyPi();
+          await stop(pi.proc, pi.name, pi.earlierLogs, rnd() < 0.5 ? 'SIGTERM' : 'SIGKILL');
+          pi.proc = await startPi({ hubGrpcPort: port, dataDir: pi.data, env: piEnv, waitConnected: false });
         }
       } catch {
         // a file that is not there (rm, mv), or a path that runs through a file: the next edit
@@ -132,17 +151,20 @@ async function soak(seed: number, steps: number): Promise<boolean> {
       // A staging file of an upload abandoned when its file changed again on the pi stays until the hub's upkeep (a
       // day; README, Sync): not a difference. Any other temp file is.
       const h = (await hubFiles(root)).filter((f) => !isStagingName(path.basename(f)));
-      const p = await piFiles(pi.dataDir);
-      const out = [...h.filter((f) => !p.includes(f)).map((f) => `only on the hub: ${f}`), ...p.filter((f) => !h.includes(f)).map((f) => `only on the pi: ${f}`)];
-      for (const f of h.filter((x) => p.includes(x))) {
-        const st = await piStat(pi.dataDir, f);
-        if (st?.state !== 'local' || st.hash !== (await blake(await fs.readFile(onHub(f))))) out.push(`${f}: ${st?.state ?? 'missing'} on the pi, other bytes or none`);
+      const out: string[] = [];
+      for (const pi of pis) {
+        const p = await piFiles(pi.data);
+        out.push(...h.filter((f) => !p.includes(f)).map((f) => `only on the hub, not on ${pi.name}: ${f}`), ...p.filter((f) => !h.includes(f)).map((f) => `only on ${pi.name}: ${f}`));
+        for (const f of h.filter((x) => p.includes(x))) {
+          const st = await piStat(pi.data, f);
+          if (st?.state !== 'local' || st.hash !== (await blake(await fs.readFile(onHub(f))))) out.push(`${f}: ${st?.state ?? 'missing'} on ${pi.name}, other bytes or none`);
+        }
+        const q = (await local(pi.data, 'GET', '/local/sync/status')).json().queue;
+        if (q.pending + q.uploading + q.failed > 0) out.push(`upload queue of ${pi.name}: ${JSON.stringify(q)}`);
       }
-      const q = (await local(pi.dataDir, 'GET', '/local/sync/status')).json().queue;
-      if (q.pending + q.uploading + q.failed > 0) out.push(`upload queue: ${JSON.stringify(q)}`);
       return out;
     };
-    settled = await waitFor('the two sides agreeing', async () => (await differences()).length === 0, SETTLE_MS).then(() => true, () => false);
+    settled = await waitFor('the sides agreeing', async () => (await differences()).length === 0, SETTLE_MS).then(() => true, () => false);
     const kinds = new Map<string, number>();
     for (const op of ops) {
       const kind = op.split(' ').slice(0, 2).join(' ');
@@ -154,7 +176,7 @@ async function soak(seed: number, steps: number): Promise<boolean> {
       const diffs = await differences();
       for (const d of diffs) console.log(`  ${d}`);
       // What the hub logged about those paths (conflicts, failed writes), restarts included.
-      const named = diffs.map((d) => d.replace(/^only on the (hub|pi): /, '').split(':')[0]!);
+      const named = diffs.map((d) => d.replace(/^only on [^:]*: /, '').split(':')[0]!);
       const base = (n: string) => n.replace(/\.sync-conflict-[^.]*/, '');
       for (const l of [...earlierHubLogs, ...hub.logs]) {
         const line = JSON.stringify(l);
@@ -162,25 +184,27 @@ async function soak(seed: number, steps: number): Promise<boolean> {
       }
       console.log(`  edits: ${ops.join(' | ')}`);
       const warnings = (logs: Record<string, unknown>[]) => logs.filter((l) => (l.level as number) >= 40).slice(-6).map((l) => `${l.msg} ${JSON.stringify(l.err ?? l.path ?? '')}`.slice(0, 300));
-      console.log(`  pi: ${warnings([...earlierPiLogs, ...pi.logs]).join('\n      ')}`);
-      console.log(`  hub: ${warnings([...earlierHubLogs, ...hub.logs]).join('\n       ')}`);
-      const logFile = (who: string) => path.join(os.tmpdir(), `balupi-soak-${seed}-${who}.jsonl`);
-      const lines = (logs: Record<string, unknown>[]) => logs.map((l) => JSON.stringify(l)).join('\n');
-      await fs.writeFile(logFile('hub'), lines([...earlierHubLogs, ...hub.logs]));
-      await fs.writeFile(logFile('pi'), lines([...earlierPiLogs, ...pi.logs]));
-      console.log(`  all logs: ${logFile('hub')}, ${logFile('pi')}`);
+      const all: [string, Record<string, unknown>[]][] = [['hub', [...earlierHubLogs, ...hub.logs]], ...pis.map((pi): [string, Record<string, unknown>[]] => [pi.name, [...pi.earlierLogs, ...pi.proc.logs]])];
+      const files: string[] = [];
+      for (const [who, logs] of all) {
+        console.log(`  ${who}: ${warnings(logs).join(`\n  ${' '.repeat(who.length)}  `)}`);
+        const file = path.join(os.tmpdir(), `balupi-soak-${seed}-${who}.jsonl`);
+        await fs.writeFile(file, logs.map((l) => JSON.stringify(l)).join('\n'));
+        files.push(file);
+      }
+      console.log(`  all logs: ${files.join(', ')}`);
     }
     return settled;
   } finally {
-    await pi.stop();
+    for (const pi of pis) await pi.proc.stop();
     await hub.stop();
     if (settled || !opt.keep) await dir.remove();
-    else console.log(`  kept: ${dir.path} (hub data in hub/, root in root/, pi data in pi/)`);
+    else console.log(`  kept: ${dir.path} (hub data in hub/, root in root/, pis' data in ${pis.map((p) => `${p.name}/`).join(', ')})`);
   }
 }
 
 const first = Number(opt.first);
 let failed = 0;
-for (let seed = first; seed < first + Number(opt.seeds); seed++) if (!(await soak(seed, Number(opt.steps)))) failed += 1;
+for (let seed = first; seed < first + Number(opt.seeds); seed++) if (!(await soak(seed, Number(opt.steps), Number(opt.pis)))) failed += 1;
 console.log(`${Number(opt.seeds) - failed} of ${opt.seeds} seeds settled`);
 process.exitCode = failed > 0 ? 1 : 0;
