@@ -291,7 +291,9 @@ export class HubRoot {
         return await this.materializeOnce(path);
       } catch (err) {
         if (isStoreError(err, 'corrupt_chunk') && (await this.dropLost(path))) return;
-        if (!(err instanceof RootChanged)) throw err;
+        // ENOENT: the path's folder was removed during the write (deleted or moved on the NAS), its temp file with it.
+        // A change of the path like any other: looked at again (found soak-testing: the version was never written).
+        if (!(err instanceof RootChanged) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         if (attempt === MATERIALIZE_TRIES) {
           // Still being written to: the watcher's event for the next change brings the path back here.
           this.o.log.warn({ path }, 'hub root: the file kept changing on disk while the hub wrote it; left as it is');

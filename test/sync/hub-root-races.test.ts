@@ -163,3 +163,38 @@ test("a peer's version the hub had just written into its root, edited there befo
     assert.deepEqual((await n.store.fsck()).problems, [], 'and no record of bytes that are gone');
   });
 });
+
+test("the folder of a peer's new file removed on the NAS while the hub writes the file into it: the write is looked at again and made, no temp file stays", async () => {
+  // Found by bench/soak-sync.ts (seed 236): the rename of the temp file failed with ENOENT (the folder went, and the
+  // temp file with it), the root writer logged it and went on, and the version was never written into the root.
+  await setup(async (n, hub, root) => {
+    const dir = path.join(root, 'd');
+    await fs.mkdir(dir);
+    await fs.writeFile(path.join(dir, 'other.txt'), 'another file of the folder');
+    await hub.refresh('d/other.txt');
+    const peer = randomBytes(400_000);
+    const staged = await n.store.ingest('.stage', Readable.from([peer]), { mtimeMs: 1_600_000_000_000 });
+    await n.store.commitFile('d/report.bin', { size: peer.length, mtimeMs: 1_600_000_000_000, mode: 0o644, chunks: staged.file.chunks, hash: staged.file.hash }, { baseVersion: 0 });
+    const openRead = n.store.openRead.bind(n.store);
+    let removed = false;
+    n.store.openRead = async (...args: Parameters<typeof openRead>) => {
+      const opened = await openRead(...args);
+      if (!removed && args[0] === 'd/report.bin') {
+        const stream = opened.stream;
+        const read = stream.read.bind(stream);
+        stream.read = (size?: number) => {
+          if (!removed) {
+            removed = true;
+            fsSync.rmSync(dir, { recursive: true }); // the folder, its other file and the hub's temp file in it
+          }
+          return read(size);
+        };
+      }
+      return opened;
+    };
+    await hub.materialize('d/report.bin');
+    assert.ok(removed, 'the folder went during the write');
+    assert.ok((await fs.readFile(path.join(dir, 'report.bin'))).equals(peer), "the peer's new file is in the root");
+    assert.deepEqual(await fs.readdir(dir), ['report.bin'], 'no temp file left, and the removed file not brought back');
+  });
+});
