@@ -91,6 +91,7 @@ export class SyncPeer {
     this.pusher = new QueuePusher(model, this.client);
     this.st = { hubUrl: opts.hubUrl, connection: 'disconnected', lastError: null, connectedAt: null, disconnectedAt: null, nextAttemptAt: null, hub: null, cursor: 0, caughtUp: false, fetchError: null, fetchRetryAt: null };
     model.queue.events.on('enqueued', () => this.pushWake.notify());
+    model.state.events.on('wanted', () => this.fetchWake.notify());
   }
 
   connected(): boolean {

@@ -10,6 +10,7 @@
 //   sync-origin     path -> id of the peer whose commit made the current version (names conflict copies)
 
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { ClassicLevel } from 'classic-level';
 import type { AbstractSublevel } from 'abstract-level';
 import { laneOf, type Lane } from './push-lanes.ts';
@@ -72,6 +73,12 @@ export class SyncState {
   private readonly unwrittenOrigins = new Map<string, string>();
   private originWrites = Promise.resolve();
   private conflictSerial = 0;
+  /**
+   * 'wanted' once a file's bytes are wanted by wantBytes: the Pi's fetch loop wakes for it. A push that loses a
+   * conflict wants the hub's winning version; woken only by feed pages, the loop left it unfetched when the feed had
+   * brought that version before the push was answered (found by bench/soak-sync.ts).
+   */
+  readonly events = new EventEmitter();
 
   private constructor(db: Db, peerId: string) {
     this.peerId = peerId;
@@ -197,6 +204,7 @@ export class SyncState {
   /** The bytes of the file at `path` (of `size` bytes: it decides the fetch lane) are wanted here. */
   async wantBytes(path: string, size: number): Promise<void> {
     await this.fetch[laneOf(size)].put(path, '');
+    this.events.emit('wanted', path);
   }
 
   async gotBytes(paths: string[]): Promise<void> {

@@ -89,7 +89,12 @@ test('a conflict this pi loses under a pinned directory: the winning version is 
     await pi.state.pinDir('', true); // `balupi pin /`
     await pi.store.ingest('doc.txt', bytes('the pi edit, older'), { mtimeMs: 1000 });
     await hub.store.ingest('doc.txt', bytes('the edit on the NAS, newer'), { mtimeMs: 9000 });
+    const told: string[] = [];
+    pi.state.events.on('wanted', (p: string) => told.push(p));
     assert.equal(await pushPath(m, hub.client, 'doc.txt'), 'conflict');
+    // What wakes the pi's fetch loop (peer.ts): a feed page does too, but the feed may have brought this version
+    // before the push was answered, and then nothing else came to wake it (bench/soak-sync.ts, seed 243).
+    assert.deepEqual(told, ['doc.txt'], 'the want is told');
     const rec = (await pi.store.record('doc.txt'))!;
     assert.deepEqual([rec.state, rec.pinned], ['remote', true], 'the hub\'s version took the path here, pinned like everything under /');
     assert.deepEqual(await pi.state.wantedBytes('small'), ['doc.txt'], 'and its bytes are wanted');
