@@ -10,6 +10,7 @@ import { pushBatch, pushPath, type PushResult } from './push.ts';
 import { INLINE_BATCH_BYTES } from './inline-data.ts';
 import { pushInLanes, type LaneSource } from './push-lanes.ts';
 import { errorMessage, isConnectionError } from './errors.ts';
+import { isStoreError } from '../../store/index.ts';
 
 export type PushOutcome = PushResult | 'failed';
 const isPushResult = (r: unknown): r is PushResult => r === 'synced' || r === 'conflict' || r === 'nothing';
@@ -111,9 +112,14 @@ export class QueuePusher {
       await queue.failed(path, gen, errorMessage(err));
       throw err;
     }
-    const permanent = err instanceof ConnectError && err.code === Code.InvalidArgument;
-    const row = await queue.failed(path, gen, errorMessage(err), permanent);
-    log.warn({ path, err: errorMessage(err), attempts: row?.attempts, retryAt: row?.nextAttemptAt }, 'sync upload failed');
+    // A version this Pi holds without its bytes (it moved a file it had not fetched) that the hub lacks too (saved over
+    // on the NAS meanwhile): nobody has them, and retrying cannot change that (found by bench/soak-sync.ts: it was
+    // retried at every backoff for good). Its row stays failed, with the reason, until the file changes again.
+    const lost = isStoreError(err, 'not_found') && (await this.#m.store.record(path))?.state === 'remote';
+    const permanent = lost || (err instanceof ConnectError && err.code === Code.InvalidArgument);
+    const message = lost ? `neither this Pi nor the hub has the bytes of this version (${errorMessage(err)})` : errorMessage(err);
+    const row = await queue.failed(path, gen, message, permanent);
+    log.warn({ path, err: message, attempts: row?.attempts, retryAt: row?.nextAttemptAt }, lost ? 'sync upload failed for good' : 'sync upload failed');
     return 'failed';
   }
 }
