@@ -110,6 +110,11 @@ function printStatus(ctx: CommandContext, s: SyncStatus, via: string): void {
   for (const p of s.peers) out(`peer ${p.peerId} (${p.role}): last hello ${ago(p.at)}`);
   const q = s.queue;
   out(`upload queue: ${q.pending} pending, ${q.uploading} uploading, ${q.failed} failed, ${q.synced} synced; ${formatBytes(q.bytesPending)} in queued files, ${formatBytes(s.dirtyBytes)} of chunks not yet on the hub`);
+  for (const f of s.failedUploads) {
+    const retry = f.nextAttemptAt === null ? 'not retried until the file changes or `balupi sync --once`' : `next attempt in ${Math.max(0, Math.round((f.nextAttemptAt - Date.now()) / 1000))} s`;
+    out(`  failed: ${f.path}: ${f.lastError ?? 'unknown error'} (${retry})`);
+  }
+  if (s.failedUploads.length < q.failed) out(`  (and ${q.failed - s.failedUploads.length} more failed)`);
   out(`conflicts: ${s.conflicts}; files waiting for their bytes: ${s.wantedFiles}`);
 }
 

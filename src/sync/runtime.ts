@@ -29,6 +29,9 @@ import { uploadChunksHandler } from './chunk-upload.ts';
 import { commitBatchHandler } from './commit-batch-call.ts';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 
+/** Failed uploads listed by status (the count has them all). */
+const FAILED_SHOWN = 10;
+
 export interface SyncSettings {
   role: 'pi' | 'hub';
   hubUrl: string | null;
@@ -51,6 +54,8 @@ export interface SyncStatus {
   root: { path: string; scanned: boolean; writtenSequence: number } | null;
   peers: PeerSeen[];
   queue: QueueCounts;
+  /** The first few failed uploads, with why and when they are tried again (null: not until the file changes). */
+  failedUploads: { path: string; lastError: string | null; nextAttemptAt: number | null }[];
   /** Bytes of local chunks the hub has not acknowledged yet. */
   dirtyBytes: number;
   conflicts: number;
@@ -163,6 +168,7 @@ export class SyncRuntime {
 
   async status(): Promise<SyncStatus> {
     const stats = this.store.stats();
+    const queue = await this.queue.counts();
     return {
       role: this.settings.role,
       peerId: this.state.peerId,
@@ -171,7 +177,8 @@ export class SyncRuntime {
       hub: this.peer?.status() ?? null,
       root: this.hubRoot ? { path: this.hubRoot.root, scanned: this.scanned, writtenSequence: await this.state.getNumber('rootCursor') } : null,
       peers: [...this.peers.values()],
-      queue: await this.queue.counts(),
+      queue,
+      failedUploads: queue.failed === 0 ? [] : (await this.queue.failedItems(FAILED_SHOWN)).map(({ path, lastError, nextAttemptAt }) => ({ path, lastError, nextAttemptAt })),
       dirtyBytes: stats.dirtyBytes,
       conflicts: await this.state.countConflicts(),
       wantedFiles: await this.state.countWanted(),

@@ -302,6 +302,17 @@ export class UploadQueue {
     return this.rows.values({ limit }).all();
   }
 
+  /** Failed rows, up to `limit` (a scan of the rows until as many are found: only asked for when counts say some failed). */
+  async failedItems(limit: number): Promise<QueueItem[]> {
+    const out: QueueItem[] = [];
+    for await (const item of this.rows.values()) {
+      if (item.state !== 'failed') continue;
+      out.push(item);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
   /** Rows by state and their bytes, as the queue's writes left them (no rows are read). */
   async counts(): Promise<QueueCounts> {
     return { ...this.live, synced: this.syncedTotal };

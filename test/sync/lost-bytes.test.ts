@@ -37,6 +37,8 @@ test("a pi's move of a file it never fetched, whose bytes the hub no longer has:
       return y?.state === 'failed' && y.nextAttemptAt === null ? y : undefined;
     });
     assert.match(row.lastError ?? '', /neither this Pi nor the hub has the bytes of this version/);
+    const shown = (await cli(pi.dataDir, ['status'])).stdout;
+    assert.match(shown, /failed: y\.bin: neither this Pi nor the hub has the bytes of this version .*\(not retried until the file changes/, shown);
     // The rest syncs in the same session: x.bin comes back on the pi with the NAS's edit (its deletion lost).
     await waitFor("x.bin on the pi with the NAS's edit", async () => (await piStat(pi.dataDir, 'x.bin'))?.hash === (await blake(edit)));
     await cli(pi.dataDir, ['pin', 'x.bin']);
