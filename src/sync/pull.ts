@@ -163,6 +163,8 @@ export async function fetchWanted(m: SyncModel, client: ChunkClient, signal?: Ab
  */
 async function fetchRound(m: SyncModel, client: ChunkClient, wanted: string[], signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
   const todo: string[] = [];
+  /** The version of each file the round fetches (a newer one the feed brings meanwhile stays wanted). */
+  const versions: number[] = [];
   const refs = new Map<string, ChunkRef>();
   let pending = 0;
   for (const path of wanted) {
@@ -172,6 +174,7 @@ async function fetchRound(m: SyncModel, client: ChunkClient, wanted: string[], s
       continue;
     }
     todo.push(path);
+    versions.push(rec.version);
     for (const c of await m.store.missingChunks(path)) {
       if (!refs.has(c.hash)) pending += c.size;
       refs.set(c.hash, c);
@@ -211,7 +214,9 @@ async function fetchRound(m: SyncModel, client: ChunkClient, wanted: string[], s
     throw failure ? failure.err : err;
   }
   const done = todo.filter((_, i) => promoted[i]?.state === 'local');
-  await m.state.gotBytes(failure ? done : todo.filter((p) => !skipped.has(p)));
+  // A file whose newer version the feed applied during the round is still remote and wanted again: its want stays.
+  const renewed = (i: number) => promoted[i]?.state === 'remote' && promoted[i]!.version !== versions[i];
+  await m.state.gotBytes(failure ? done : todo.filter((p, i) => !skipped.has(p) && !renewed(i)));
   if (failure) throw failure.err;
   if (skipped.size > 0) {
     const paths = [...skipped];

@@ -110,6 +110,37 @@ test('a wanted file that changed on the hub since its record came: the rest of i
   });
 });
 
+test('a newer version of a wanted file that the feed brings while its round downloads the older one: it stays wanted and is fetched', async () => {
+  // Found by bench/soak-sync.ts (two pis, seed 1108): the round dropped the want of every file it had started with,
+  // the newer version's too, so that version stayed remote on the pi for good (no later record came to want it).
+  await withPeers(async (m, pi, hub) => {
+    await pi.state.pinDir('', true);
+    const older = remote((await hub.store.ingest('g.txt', bytes('the older version '.repeat(1000)))).file);
+    assert.equal((await applyNewRemotes(m, [older])).applied, 1);
+    let newer: RemoteFile | undefined;
+    const client = {
+      ...hub.client,
+      async *downloadChunks(req, opts) {
+        // The older version's chunks are already on their way (the hub holds them in a copy made before its edit).
+        if (!newer) {
+          await hub.store.commitFile('g.sync-conflict-copy.txt', { ...older, chunks: older.chunks }, { baseVersion: 0 });
+          newer = remote((await hub.store.ingest('g.txt', bytes('the newer version, which won on the hub'))).file);
+          assert.equal(await applyRemote(m, newer), 'applied');
+        }
+        yield* hub.client.downloadChunks(req, opts);
+      },
+    } as ChunkClient;
+
+    await fetchWanted(m, client);
+
+    const rec = (await pi.store.record('g.txt'))!;
+    assert.equal(rec.hash, newer!.hash);
+    assert.equal(rec.state, 'local', 'the newer version was fetched too');
+    assert.equal((await pi.store.read('g.txt').then(readAll)).toString(), 'the newer version, which won on the hub');
+    assert.equal(await pi.state.countWanted(), 0);
+  });
+});
+
 test('fetching wanted bytes in rounds of 1,024 files: every file becomes local, and a want added during a round is fetched too', async () => {
   await withPeers(async (m, pi, hub) => {
     await pi.state.pinDir('', true);
