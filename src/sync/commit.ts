@@ -90,12 +90,18 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
     const verdict = decide({ deleted: cur.deleted, mtimeMs: cur.mtimeMs, peer: curPeer }, { deleted: incoming.deleted, mtimeMs: incoming.mtimeMs, peer: remotePeer });
     let copy: FileRecord | undefined;
     let file: FileRecord;
+    /** Whether the copy of the current version was being made (its bytes are the ones found gone, if any). */
+    let keepingCurrent = false;
     try {
       if (verdict === 'incoming') {
         // Keep the current version first: a crash between the two commits leaves both versions, never one. Unless its
         // bytes are gone everywhere (read again, the path was as before: its root file was deleted unseen), when no
         // copy can stand for it and it counts as deleted.
-        if (!cur.deleted && bytesGone !== cur.version) copy = await keepCopy(ctx, path, metaOf(cur), curPeer, at);
+        if (!cur.deleted && bytesGone !== cur.version) {
+          keepingCurrent = true;
+          copy = await keepCopy(ctx, path, metaOf(cur), curPeer, at);
+          keepingCurrent = false;
+        }
         file = await store.commitFile(path, metaOf(incoming), { baseVersion: cur.version, ...check });
         ctx.noteOrigin?.(path, remotePeer);
       } else {
@@ -111,7 +117,7 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
       // anew. A copy made without them stood for a version nobody had any more.
       if (isStoreError(err, 'corrupt_chunk') && ctx.reread && attempt < 3) {
         await ctx.reread(path);
-        if ((await store.record(path))?.version === cur.version) bytesGone = cur.version;
+        if (keepingCurrent && (await store.record(path))?.version === cur.version) bytesGone = cur.version;
         continue;
       }
       throw err;
