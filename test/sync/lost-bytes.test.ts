@@ -31,6 +31,7 @@ test("a pi's move of a file it never fetched, whose bytes the hub no longer has:
     });
     assert.equal(moved.status, 200);
     hub = await startHub({ root, dataDir: path.join(dir.path, 'hub'), grpcPort: hub.ports.grpc });
+    const sinceBack = pi.logs.length; // the pi's log lines from when the NAS is back
     const row = await waitFor('y.bin failed for good', async () => {
       const items = (await local(pi.dataDir, 'GET', '/local/sync/queue')).json().items as { path: string; state: string; nextAttemptAt: number | null; lastError: string | null; attempts: number }[];
       const y = items.find((i) => i.path === 'y.bin');
@@ -49,9 +50,9 @@ test("a pi's move of a file it never fetched, whose bytes the hub no longer has:
     const items = (await local(pi.dataDir, 'GET', '/local/sync/queue')).json().items as { path: string; attempts: number }[];
     // (A push that met the hub still scanning, before it had read the edit, may have failed once before that.)
     assert.equal(items.find((i) => i.path === 'y.bin')?.attempts, row.attempts, `not tried again since: ${JSON.stringify(items)}`);
-    const sessions = pi.logs.filter((l) => l.msg === 'sync connected to the hub').length;
-    const ends = pi.logs.filter((l) => /sync (hub unreachable|session ended)/.test(String(l.msg))).map((l) => l.err);
-    assert.equal(sessions, 2, `one session before the NAS slept, one after: none ended by the lost bytes (ends: ${JSON.stringify(ends)})`);
+    // (While the hub stopped, the pi may have connected once more, to the stopping hub: those ends are before.)
+    const ends = pi.logs.slice(sinceBack).filter((l) => /sync (hub unreachable|session ended)/.test(String(l.msg))).map((l) => l.err);
+    assert.deepEqual(ends, [], 'no session ended since the NAS came back: not by the lost bytes either');
   } finally {
     await pi.stop();
     await hub.stop();
