@@ -19,7 +19,7 @@ import { conflictName, decide } from './conflict.ts';
 import { metaOf } from './wire.ts';
 import { commitNewFiles, type NewFile } from './new-files.ts';
 import { GroupFlush } from './group-flush.ts';
-import { DirectWrites, DirSyncs, holds, removeFile, RootChanged, safePath, statFile, TEMP_PREFIX, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
+import { absoluteName, DirectWrites, DirSyncs, holds, removeFile, RootChanged, safePath, statFile, TEMP_PREFIX, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 import { Staging } from './staging.ts';
 import { RootFileWriter } from './root-file-writer.ts';
 import { SMALL_FILE_BYTES, SmallFiles } from './small-files.ts';
@@ -236,7 +236,7 @@ export class HubRoot {
     const candidates = new Set([blocker]);
     if (blocker.startsWith(`${path}/`)) for await (const p of this.o.disk.paths(path)) candidates.add(p);
     const gone: string[] = [];
-    for (const p of candidates) if ((await statFile(resolve(this.o.root, ...p.split('/')))) === null) gone.push(p);
+    for (const p of candidates) if ((await statFile(absoluteName(this.o.root, p))) === null) gone.push(p);
     for (const p of gone) await this.refresh(p);
     return gone.length > 0;
   }
@@ -371,7 +371,7 @@ export class HubRoot {
     const { store, state } = this.o;
     const rec = await store.record(path);
     if (!rec || rec.deleted || (await state.getOrigin(path)) !== state.peerId) return false;
-    if ((await statFile(resolve(this.o.root, ...path.split('/')))) !== null) return false;
+    if ((await statFile(absoluteName(this.o.root, path))) !== null) return false;
     await store.delete(path, { baseVersion: rec.version });
     this.o.log.warn({ path, version: rec.version }, 'hub root: the bytes of this version were saved over on disk before the hub kept them; its record is dropped');
     return true;

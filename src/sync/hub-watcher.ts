@@ -10,7 +10,7 @@ import { watch, type ChokidarOptions, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.ts';
 import type { HubRoot } from './hub-root.ts';
 import { matches, type DiskIndex } from './disk-index.ts';
-import { diskStatOf, isOwnTemp, relativeName, statFile, TEMP_PREFIX, walk, type DiskStat } from './root-files.ts';
+import { absoluteName, diskStatOf, isOwnTemp, relativeName, statFile, TEMP_PREFIX, walk, type DiskStat } from './root-files.ts';
 
 /**
  * chokidar as the hub uses it. chokidar itself is patched (patches/chokidar+5.0.0.patch):
@@ -133,7 +133,7 @@ export class HubWatcher {
   }
 
   private async refreshFile(rel: string): Promise<void> {
-    const abs = path.join(this.o.hubRoot.root, ...rel.split('/'));
+    const abs = absoluteName(this.o.hubRoot.root, rel);
     if ((await statFile(abs)) !== null) return this.o.hubRoot.refreshSafely(rel);
     this.holdGone(rel);
     // A directory where the file was: chokidar may take it for a change of that file (a new inode), and then neither
@@ -183,12 +183,12 @@ export class HubWatcher {
   /** A directory appeared or vanished (a move, usually): read what is in it now and what we knew to be in it. */
   private async refreshDir(rel: string): Promise<void> {
     const paths = new Set<string>();
-    for await (const { rel: p } of walk(this.o.hubRoot.root, path.join(this.o.hubRoot.root, ...rel.split('/')))) paths.add(p);
+    for await (const { rel: p } of walk(this.o.hubRoot.root, absoluteName(this.o.hubRoot.root, rel))) paths.add(p);
     for await (const p of this.o.disk.paths(rel)) paths.add(p);
     for (const p of paths) {
       // As for file events: the hub's own files need no reading (the root writer's first file in a new directory
       // brings this listing, and the rest of a push's files are in it).
-      const st = await statFile(path.join(this.o.hubRoot.root, ...p.split('/')));
+      const st = await statFile(absoluteName(this.o.hubRoot.root, p));
       if (st === null) this.holdGone(p);
       else if (!this.hubsOwn(p, st)) await this.o.hubRoot.refreshSafely(p);
     }

@@ -131,11 +131,6 @@ export class SyncPeer {
     await Promise.allSettled(this.tasks);
   }
 
-  /** Files whose bytes are wanted were added (pin): fetch them if connected. */
-  wantBytes(): void {
-    this.fetchWake.notify();
-  }
-
   /** Queues every local change since the saved cursor, then (follow) every later one, for upload. */
   private async followLocal(signal: AbortSignal, follow = true): Promise<void> {
     const { store, state, queue } = this.m;

@@ -297,6 +297,11 @@ export function relativeName(root: string, abs: string): string {
   return path.relative(root, abs).split(path.sep).join('/');
 }
 
+/** The path under `root` of the root-relative POSIX name `rel` (relativeName's inverse). */
+export function absoluteName(root: string, rel: string): string {
+  return path.join(root, ...rel.split('/'));
+}
+
 /** Lists a directory (injectable, so that tests can make one unreadable even when they run as root). */
 export type ReadDir = (dir: string) => Promise<Dirent[]>;
 const readDirents: ReadDir = (dir) => fs.readdir(dir, { withFileTypes: true });

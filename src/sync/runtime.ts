@@ -228,7 +228,6 @@ export class SyncRuntime {
       if (files === 0 && name !== '') throw new StoreError('not_found', `no such file or directory: ${name}`, { details: { path: name } });
       await this.state.pinDir(name, pinned);
     }
-    if (wanted > 0) this.peer?.wantBytes();
     return { path: name, pinned, files, wanted };
   }
 

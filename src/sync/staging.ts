@@ -14,7 +14,7 @@ import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
 import path from 'node:path';
 import { AlignedArena, O_DIRECT, validateName, writeAll, type FileRecord, type Store } from '../../store/index.ts';
-import { closeFd, diskStatOf, fchmod, fdatasync, ftruncate, futimes, openFd, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
+import { absoluteName, closeFd, diskStatOf, fchmod, fdatasync, ftruncate, futimes, openFd, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
 import { putInPlaceSync, type Expected } from './put-in-place.js';
 import { bytesToHash, type Place, type RemoteFile } from './wire.ts';
 import { localRun, WholeHashes, workerRun } from './whole-hashes.ts';
@@ -218,7 +218,7 @@ export class Staging {
 
   /** Removes a staging file whose locations the store has dropped (after place()). */
   async unlink(stage: string): Promise<void> {
-    await fs.rm(path.join(this.#root, ...stage.split('/')), { force: true });
+    await fs.rm(absoluteName(this.#root, stage), { force: true });
     this.#placing.delete(stage);
   }
 
@@ -238,7 +238,7 @@ export class Staging {
     const located = await this.#store.locatedPaths(isStagingName);
     for (const [stage, hashes] of located) {
       if (this.#busy(stage)) continue;
-      const exists = await fs.stat(path.join(this.#root, ...stage.split('/'))).then(
+      const exists = await fs.stat(absoluteName(this.#root, stage)).then(
         () => true,
         () => false,
       );
