@@ -8,7 +8,7 @@ import { bytes, node, type Node } from './in-process.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileSource } from '../../store/index.ts';
-import { tempDir } from './peers.ts';
+import { setup as withHubRoot } from './hub-root-fixtures.ts';
 import { readAll } from '../store/temp-store.ts';
 import { Code } from '@connectrpc/connect';
 import { isSyncError } from '../../src/sync/errors.ts';
@@ -126,11 +126,7 @@ test('each version a commit makes is noted with its peer at once, so a commit ra
 });
 
 test('a conflict copy of a hub version whose root file was just edited in place is not made from bytes that are gone: the edit is read first, then decided anew', async () => {
-  const top = await tempDir('balupi-commit-root-');
-  const root = path.join(top.path, 'root');
-  await fs.mkdir(root);
-  const n = await node('hub', { root });
-  try {
+  await withHubRoot(async (n, _hub, root) => {
     const file = path.join(root, 'doc.txt');
     const readIn = async (baseVersion: number) => (await n.store.ingest('doc.txt', fileSource(file), { mtimeMs: 1000 }, { located: true, baseVersion })).file;
     await fs.writeFile(file, 'the hub version, in its root file');
@@ -151,20 +147,13 @@ test('a conflict copy of a hub version whose root file was just edited in place 
     assert.equal(r.status, 'conflict');
     assert.equal((await n.store.read(r.copy!.path).then(readAll)).toString(), 'edited on the NAS just now', 'the copy holds what the file holds now');
     assert.equal(r.file?.hash, mine.hash);
-  } finally {
-    await n.close();
-    await top.remove();
-  }
+  });
 });
 
 test("a hub version whose bytes are gone everywhere (its root file deleted, unseen) cannot be kept as a copy: a newer incoming version takes the path, recorded as modify beating delete", async () => {
   // Found by bench/soak-sync.ts (seed 39): keeping such a version failed every time, so every push of the path failed
   // (and, answered ABORTED, ended the pi's session each time: thousands of reconnects).
-  const top = await tempDir('balupi-commit-gone-');
-  const root = path.join(top.path, 'root');
-  await fs.mkdir(root);
-  const n = await node('hub', { root });
-  try {
+  await withHubRoot(async (n, _hub, root) => {
     const file = path.join(root, 'b.bin');
     await fs.writeFile(file, 'the hub version, in its root file');
     const cur = (await n.store.ingest('b.bin', fileSource(file), { mtimeMs: 1000 }, { located: true })).file;
@@ -183,10 +172,7 @@ test("a hub version whose bytes are gone everywhere (its root file deleted, unse
     assert.equal(r.copy, undefined, 'no copy stands for bytes nobody has');
     assert.deepEqual(conflicts.map((c) => [c.path, c.copy, c.loserPeer, c.winnerPeer, c.reason]), [['b.bin', null, 'HUBPEER', 'PIPEERX', 'modified_vs_deleted']]);
     assert.deepEqual((await n.store.list('')).map((f) => f.path).sort(), ['.staging', 'b.bin'], 'no copy either');
-  } finally {
-    await n.close();
-    await top.remove();
-  }
+  });
 });
 
 test('a path that keeps changing while a commit is decided fails that commit with path_busy (FAILED_PRECONDITION), never ABORTED, which peers take for a lost connection', async () => {

@@ -16,11 +16,37 @@ import { DiskIndex } from '../../src/sync/disk-index.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
 import { TEMP_PREFIX } from '../../src/sync/root-files.ts';
 import { hashToBytes } from '../../src/sync/wire.ts';
-import { openStore } from '../../store/index.ts';
+import { openStore, type Store } from '../../store/index.ts';
 import { bytes } from './in-process.ts';
 import { blake } from './peers.ts';
 import { setup, withRootAndDb } from './hub-root-fixtures.ts';
 import { readAll } from '../store/temp-store.ts';
+
+/**
+ * Runs `act` (someone on the NAS) the first time the hub's write reads the store's stream of `path`: its temp file is
+ * open by then. The stream's read is wrapped rather than listened to: a 'data' listener would set it flowing before
+ * the hub's write reads it.
+ */
+function onFirstRead(store: Store, path: string, act: () => void): { happened: () => boolean } {
+  const openRead = store.openRead.bind(store);
+  let done = false;
+  store.openRead = async (...args: Parameters<typeof openRead>) => {
+    const opened = await openRead(...args);
+    if (!done && args[0] === path) {
+      const stream = opened.stream;
+      const read = stream.read.bind(stream);
+      stream.read = (size?: number) => {
+        if (!done) {
+          done = true;
+          act();
+        }
+        return read(size);
+      };
+    }
+    return opened;
+  };
+  return { happened: () => done };
+}
 
 test("a file someone writes while the hub writes a peer's version there is never replaced: both survive, no temp file stays", async () => {
   await setup(async (n, hub, root) => {
@@ -33,30 +59,15 @@ test("a file someone writes while the hub writes a peer's version there is never
     const peer = randomBytes(400_000);
     const staged = await n.store.ingest('.stage', Readable.from([peer]), { mtimeMs: base.mtimeMs + 1000 });
     await n.store.commitFile('report.bin', { size: peer.length, mtimeMs: base.mtimeMs + 1000, mode: 0o644, chunks: staged.file.chunks, hash: staged.file.hash }, { baseVersion: base.version });
-    const openRead = n.store.openRead.bind(n.store);
-    let edited = false;
-    n.store.openRead = async (...args: Parameters<typeof openRead>) => {
-      const opened = await openRead(...args);
-      if (!edited && args[0] === 'report.bin') {
-        // The edit lands when the hub's write first reads the stream (its temp file is open by then), and is newer
-        // than the peer's version. The stream's read is wrapped rather than listened to: a 'data' listener would set
-        // it flowing before the hub's write reads it.
-        const stream = opened.stream;
-        const read = stream.read.bind(stream);
-        stream.read = (size?: number) => {
-          if (!edited) {
-            edited = true;
-            fsSync.writeFileSync(f, 'saved on the NAS during the write');
-            const t = (base.mtimeMs + 60_000) / 1000;
-            fsSync.utimesSync(f, t, t);
-          }
-          return read(size);
-        };
-      }
-      return opened;
-    };
+    // The edit lands when the hub's write first reads the stream (its temp file is open by then), and is newer than
+    // the peer's version.
+    const edit = onFirstRead(n.store, 'report.bin', () => {
+      fsSync.writeFileSync(f, 'saved on the NAS during the write');
+      const t = (base.mtimeMs + 60_000) / 1000;
+      fsSync.utimesSync(f, t, t);
+    });
     await hub.materialize('report.bin');
-    assert.ok(edited, 'the edit happened during the write');
+    assert.ok(edit.happened(), 'the edit happened during the write');
     assert.equal(await fs.readFile(f, 'utf8'), 'saved on the NAS during the write', 'the newer edit keeps the path');
     const copies = (await fs.readdir(root)).filter((x) => x.includes('sync-conflict'));
     assert.equal(copies.length, 1, 'the peer version is kept as a conflict copy');
@@ -175,25 +186,10 @@ test("the folder of a peer's new file removed on the NAS while the hub writes th
     const peer = randomBytes(400_000);
     const staged = await n.store.ingest('.stage', Readable.from([peer]), { mtimeMs: 1_600_000_000_000 });
     await n.store.commitFile('d/report.bin', { size: peer.length, mtimeMs: 1_600_000_000_000, mode: 0o644, chunks: staged.file.chunks, hash: staged.file.hash }, { baseVersion: 0 });
-    const openRead = n.store.openRead.bind(n.store);
-    let removed = false;
-    n.store.openRead = async (...args: Parameters<typeof openRead>) => {
-      const opened = await openRead(...args);
-      if (!removed && args[0] === 'd/report.bin') {
-        const stream = opened.stream;
-        const read = stream.read.bind(stream);
-        stream.read = (size?: number) => {
-          if (!removed) {
-            removed = true;
-            fsSync.rmSync(dir, { recursive: true }); // the folder, its other file and the hub's temp file in it
-          }
-          return read(size);
-        };
-      }
-      return opened;
-    };
+    // the folder, its other file and the hub's temp file in it
+    const removal = onFirstRead(n.store, 'd/report.bin', () => fsSync.rmSync(dir, { recursive: true }));
     await hub.materialize('d/report.bin');
-    assert.ok(removed, 'the folder went during the write');
+    assert.ok(removal.happened(), 'the folder went during the write');
     assert.ok((await fs.readFile(path.join(dir, 'report.bin'))).equals(peer), "the peer's new file is in the root");
     assert.deepEqual(await fs.readdir(dir), ['report.bin'], 'no temp file left, and the removed file not brought back');
   });
