@@ -130,7 +130,7 @@ async function heldElsewhere(engine: Engine, tx: Tx, path: string, hash: string,
 }
 
 /** The chunk's bytes if the backing file at `path` holds them at `offset` (verified), else null. */
-async function readBacking(engine: Engine, path: string, offset: number, hash: string, size: number): Promise<Buffer | null> {
+export async function readBacking(engine: Engine, path: string, offset: number, hash: string, size: number): Promise<Buffer | null> {
   try {
     return await engine.readLocation({ path, offset }, hash, size);
   } catch {

@@ -196,6 +196,21 @@ export async function writeVersion(engine: Engine, tx: Tx, path: string, prev: F
   return next;
 }
 
+/**
+ * The same version of a file under a new sequence number, so that the change feed sends it again: for a local fact
+ * that peers must hear of (a hub's version that lost its bytes, or got them back: lost-bytes.ts).
+ */
+export function renumber(engine: Engine, tx: Tx, prev: FileRecord, next: FileRecord): FileRecord {
+  const seq = tx.counters.seq + 1;
+  tx.counters.seq = seq;
+  const out: FileRecord = { ...next, seq };
+  tx.delChange(prev.seq);
+  tx.putChange(seq, out.path);
+  tx.putFile(out);
+  tx.afterCommit(() => engine.emitChange(out, prev));
+  return out;
+}
+
 /** remote -> local once every chunk is present again (the sync layer fetched them). Caller has loaded the rows. */
 export async function promote(engine: Engine, tx: Tx, rec: FileRecord): Promise<FileRecord> {
   await tx.load(rec.chunks.map((c) => c.hash));

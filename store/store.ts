@@ -26,6 +26,7 @@ import { StoreError } from './errors.ts';
 import { hasBytes } from './records.ts';
 import { readManyNow } from './indexes.ts';
 import { changesSince, followChanges, listDir, type DirEntry } from './listing.ts';
+import { demoteIfLost, forgetStaleLocations } from './lost-bytes.ts';
 import { checkChunk, filesUnder, heatOf, holdChunkFile, loadIndexId, markClean, promoteIfComplete, putChunks, readPresentChunk, type PutOutcome } from './sync-support.ts';
 
 export interface StoreStats {
@@ -263,8 +264,23 @@ export class Store {
   }
 
   /** promoteIfComplete for many files in one index transaction (after a fetch of many files' chunks). */
-  promoteAllComplete(paths: string[], opts: { sync?: boolean } = {}): Promise<(FileRecord | undefined)[]> {
+  promoteAllComplete(paths: string[], opts: { sync?: boolean; announce?: boolean } = {}): Promise<(FileRecord | undefined)[]> {
     return promoteIfComplete(this.#e, paths, opts);
+  }
+
+  /**
+   * A version whose chunks turned out gone from the backing folder becomes 'remote' under a new sequence number
+   * (lost-bytes.ts); locations that no longer hold their bytes are forgotten. Returns the record afterwards: still
+   * 'local' if every chunk has its bytes after all.
+   */
+  demoteIfLost(path: string, version: number): Promise<FileRecord | undefined> {
+    return demoteIfLost(this.#e, path, version);
+  }
+
+  /** Forgets the backing-folder locations of these chunks that no longer hold their bytes; returns those left without. */
+  forgetStaleLocations(hashes: string[]): Promise<string[]> {
+    for (const h of hashes) checkHexHash(h);
+    return forgetStaleLocations(this.#e, hashes);
   }
 
   /** Live records at `dir` or below ('' = all), in path order. */

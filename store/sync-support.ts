@@ -9,7 +9,7 @@ import { readNow } from './indexes.ts';
 import type { ChunkRow, FileRecord } from './records.ts';
 import { decodeFile, hasBytes } from './records.ts';
 import { decayedCount } from './cache-policy.ts';
-import { promote } from './commit.ts';
+import { promote, renumber } from './commit.ts';
 import { validateDir, validateName } from './names.ts';
 import { checkHexHash } from './hasher.ts';
 import { StoreError } from './errors.ts';
@@ -31,10 +31,11 @@ export async function heatOf(engine: Engine, path: string): Promise<number> {
 
 /**
  * remote -> local for each of `paths` whose current version now has every chunk present (after the sync layer fetched
- * them), all in one index transaction. Not a new version: nothing enters the change feed. Returns each path's record
+ * them), all in one index transaction. Not a new version: nothing enters the change feed, unless `announce` (a hub's
+ * version that got its lost bytes back, lost-bytes.ts) gives it a new sequence number. Returns each path's record
  * (unchanged if it was local already or is incomplete; undefined if there is none).
  */
-export async function promoteIfComplete(engine: Engine, paths: string[], opts: { sync?: boolean } = {}): Promise<(FileRecord | undefined)[]> {
+export async function promoteIfComplete(engine: Engine, paths: string[], opts: { sync?: boolean; announce?: boolean } = {}): Promise<(FileRecord | undefined)[]> {
   const distinct = [...new Set(paths.map((p) => validateName(p)))];
   return engine.track(() =>
     engine.transact(async (tx) => {
@@ -42,7 +43,8 @@ export async function promoteIfComplete(engine: Engine, paths: string[], opts: {
       for (const path of distinct) {
         const rec = await engine.idx.getFile(path);
         if (rec && rec.state !== 'local' && (await engine.idx.getChunks(rec.chunks.map((c) => c.hash))).every(hasBytes)) {
-          out.set(path, await promote(engine, tx, rec));
+          const local = await promote(engine, tx, rec);
+          out.set(path, opts.announce ? renumber(engine, tx, rec, local) : local);
         } else {
           out.set(path, rec);
         }

@@ -27,6 +27,7 @@ import { adoptChunkFiles } from './adopt-chunk-files.ts';
 import { followStore } from './follow-store.ts';
 import { scanRoot } from './root-scan.ts';
 import { isSyncError } from './errors.ts';
+import { LostVersions } from './lost-versions.ts';
 
 export interface HubRootOptions {
   store: Store;
@@ -68,6 +69,8 @@ export class HubRoot {
   /** Versions written into the root, told to the store in shared transactions (one durable write for many files). */
   private written: WrittenFile[] = [];
   private readonly noteGroup: GroupFlush;
+  /** Versions that wait for a peer to send bytes lost from the root; the runtime starts it (lost-versions.ts). */
+  readonly lost: LostVersions;
 
   constructor(opts: HubRootOptions) {
     this.o = opts;
@@ -75,6 +78,7 @@ export class HubRoot {
     const writer = opts.smallFiles ?? new RootFileWriter({ blake3: opts.store.stats().hasher });
     this.smallFiles = new SmallFiles({ store: opts.store, writer, located: this.located, dirs: this.dirs, direct: this.direct });
     this.staging = this.located ? new Staging(opts.root, opts.store, this.dirs) : undefined;
+    this.lost = new LostVersions(opts);
     this.noteGroup = new GroupFlush(async () => {
       const items = this.written;
       this.written = [];
@@ -248,10 +252,9 @@ export class HubRoot {
     const at = new Date();
     const verdict = decide({ deleted: false, mtimeMs: rec.mtimeMs, peer: origin }, { deleted: false, mtimeMs: st.mtimeMs, peer: state.peerId });
     if (verdict === 'incoming') {
-      // The disk is newer: keep the peer's version as a copy, then the disk's content takes the path. The copy is read
-      // back: the peer's bytes may have been in this very file, written here and then edited (a later edit, not a
-      // conflict), and a copy without them would stand for a version nobody has.
-      const copy = await store.commitFile(conflictName(path, at, origin), metaOf(rec), { baseVersion: 0, allowRemote: true }).catch((err: unknown) => (isStoreError(err, 'corrupt_chunk') ? null : Promise.reject(err)));
+      // The disk is newer: keep the peer's version as a copy (unless it was written into this very file, and the edit
+      // came after), then the disk's content takes the path.
+      const copy = await this.lost.keepCopy(conflictName(path, at, origin), rec, () => this.heldInFile(path, rec));
       const result = await store.ingest(path, readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec.version, located: this.located });
       await state.setOrigin(path, state.peerId);
       await disk.set(path, st, result.file.version);
@@ -290,7 +293,7 @@ export class HubRoot {
       try {
         return await this.materializeOnce(path);
       } catch (err) {
-        if (isStoreError(err, 'corrupt_chunk') && (await this.dropLost(path))) return;
+        if (isStoreError(err, 'corrupt_chunk') && (await this.lost.settle(path))) return;
         // ENOENT: the path's folder was removed during the write (deleted or moved on the NAS), its temp file with it.
         // A change of the path like any other: looked at again (found soak-testing: the version was never written).
         if (!(err instanceof RootChanged) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -338,7 +341,7 @@ export class HubRoot {
       return;
     }
     if (rec.state !== 'local') {
-      this.o.log.warn({ path }, 'hub root: cannot write a file whose bytes are not in the store');
+      this.o.log.info({ path }, 'hub root: not written yet; waiting for a peer to send its bytes');
       return;
     }
     const staged = await this.staging?.place(rec, abs, `${TEMP_PREFIX}${uniqueSuffix()}`, st);
@@ -359,22 +362,6 @@ export class HubRoot {
     }
     await disk.set(path, written, version);
     this.noteWritten(path, version);
-  }
-
-  /**
-   * A version the hub made itself (e.g. the conflict copy of a file of its root) that cannot be written because its
-   * bytes are gone: the root file holding them was saved over on the NAS before the hub kept them. Nobody has those
-   * bytes; left, the record could never be written here nor fetched by a pi (found by bench/soak-sync.ts). It goes,
-   * if its path holds nothing. A peer's version stays: the peer may still have it.
-   */
-  private async dropLost(path: string): Promise<boolean> {
-    const { store, state } = this.o;
-    const rec = await store.record(path);
-    if (!rec || rec.deleted || (await state.getOrigin(path)) !== state.peerId) return false;
-    if ((await statFile(absoluteName(this.o.root, path))) !== null) return false;
-    await store.delete(path, { baseVersion: rec.version });
-    this.o.log.warn({ path, version: rec.version }, 'hub root: the bytes of this version were saved over on disk before the hub kept them; its record is dropped');
-    return true;
   }
 
   private async originOf(path: string): Promise<string> {

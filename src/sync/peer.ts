@@ -15,6 +15,7 @@ import { fromFileInfo, PROTOCOL_VERSION, sameContent, type RemoteFile } from './
 import { CAPABILITIES, roleToWire } from './service.ts';
 import { Wakeup } from './wakeup.ts';
 import { QueuePusher } from './queue-pusher.ts';
+import { resendLost } from './resend.ts';
 import { errorMessage, isConnectionError, isSyncError } from './errors.ts';
 import { isStoreError } from '../../store/index.ts';
 import { LARGE_FILE_BYTES, laneOf } from './push-lanes.ts';
@@ -249,9 +250,11 @@ export class SyncPeer {
         indexId = msg.indexId;
       }
       const remotes: RemoteFile[] = [];
+      const lost: RemoteFile[] = [];
       for (const f of msg.files) {
         try {
           remotes.push(fromFileInfo(f));
+          if (f.incomplete) lost.push(remotes.at(-1)!);
         } catch (err) {
           log.warn({ path: f.path, err: errorMessage(err) }, 'sync: ignored an invalid record from the hub');
         }
@@ -266,6 +269,8 @@ export class SyncPeer {
         if (running.size >= APPLY_CONCURRENCY) await Promise.race(running);
       }
       await Promise.all(running);
+      // Before the cursor moves past them: a session that ends first reads these records again.
+      if (lost.length > 0) await resendLost(this.m, this.client, lost, signal);
       const last = msg.files.at(-1);
       if (last) {
         await this.m.store.flush();

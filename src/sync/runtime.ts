@@ -51,7 +51,8 @@ export interface SyncStatus {
   indexId: string;
   localSequence: number;
   hub: PeerStatus | null;
-  root: { path: string; scanned: boolean; writtenSequence: number } | null;
+  /** The hub's root folder; `awaitingBytes`: versions it cannot write until a peer sends bytes lost there again. */
+  root: { path: string; scanned: boolean; writtenSequence: number; awaitingBytes: number } | null;
   peers: PeerSeen[];
   queue: QueueCounts;
   /** The first few failed uploads, with why and when they are tried again (null: not until the file changes). */
@@ -122,6 +123,7 @@ export class SyncRuntime {
       closing: this.closing.signal,
       ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p), commitNew: (items) => hubRoot.commitNew(items) } : {}),
       ...(hubRoot?.staging ? { staging: hubRoot.staging } : {}),
+      ...(hubRoot ? { chunksStored: () => hubRoot.lost.complete() } : {}),
     });
     const model: SyncModel = { store, state, queue, locks, log: this.log, hotThreshold: settings.syncHotThreshold, rate };
     this.peer =
@@ -150,6 +152,7 @@ export class SyncRuntime {
       }, HUB_UPKEEP_MS);
       this.maintenance.unref();
       this.starting = mkdir(root, { recursive: true })
+        .then(() => hubRoot.lost.start())
         .then(() => hubRoot.sweepStaging())
         .then(() => this.watcher!.start())
         .then(() => (this.scanned = true))
@@ -164,6 +167,7 @@ export class SyncRuntime {
     await this.peer?.close();
     await this.starting;
     await this.watcher?.close();
+    this.hubRoot?.lost.stop();
   }
 
   async status(): Promise<SyncStatus> {
@@ -175,7 +179,7 @@ export class SyncRuntime {
       indexId: this.store.indexId,
       localSequence: stats.seq,
       hub: this.peer?.status() ?? null,
-      root: this.hubRoot ? { path: this.hubRoot.root, scanned: this.scanned, writtenSequence: await this.state.getNumber('rootCursor') } : null,
+      root: this.hubRoot ? { path: this.hubRoot.root, scanned: this.scanned, writtenSequence: await this.state.getNumber('rootCursor'), awaitingBytes: this.hubRoot.lost.size } : null,
       peers: [...this.peers.values()],
       queue,
       failedUploads: queue.failed === 0 ? [] : (await this.queue.failedItems(FAILED_SHOWN)).map(({ path, lastError, nextAttemptAt }) => ({ path, lastError, nextAttemptAt })),

@@ -63,6 +63,8 @@ export interface SyncServiceDeps {
   peers?: Map<string, PeerSeen>;
   /** Aborted when the daemon shuts down: followed feeds end then instead of holding the shutdown up. */
   closing?: AbortSignal;
+  /** Told after an upload stored chunks: versions waiting for lost bytes may be complete now (lost-versions.ts). */
+  chunksStored?: () => Promise<void>;
 }
 
 export const roleToWire = (r: 'pi' | 'hub'): Role => (r === 'hub' ? Role.HUB : Role.PI);
@@ -70,6 +72,7 @@ export const roleFromWire = (r: Role): PeerSeen['role'] => (r === Role.HUB ? 'hu
 
 export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncService> {
   const { store, state, log } = deps;
+  const hub = deps.role === 'hub';
   // Uploads and commits write without waiting for the disk, then share fsyncs before they answer.
   const group = new GroupFlush(() => store.flush());
   const commitCtx: CommitContext = {
@@ -122,7 +125,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       const signal = deps.closing ? AbortSignal.any([ctx.signal, deps.closing]) : ctx.signal;
       try {
         for await (const b of changeFeed(store, { indexId: req.indexId, since: Number(req.sinceSequence), follow: req.follow, signal })) {
-          yield create(ChangesResponseSchema, { indexId: b.indexId, files: b.files.map(toFileInfo), maxSequence: BigInt(b.maxSequence), caughtUp: b.caughtUp });
+          yield create(ChangesResponseSchema, { indexId: b.indexId, files: b.files.map((f) => toFileInfo(f, hub)), maxSequence: BigInt(b.maxSequence), caughtUp: b.caughtUp });
         }
       } catch (err) {
         throw toConnectError(err);
@@ -143,6 +146,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
         durable: () => group.flush(),
         ...(deps.staging ? { staging: deps.staging } : {}),
       });
+      if (r.stored > 0) void deps.chunksStored?.().catch((err: unknown) => log.warn({ err }, 'hub: completing versions with lost bytes failed; tried again at the next upload'));
       return create(UploadChunksResponseSchema, { received: r.received, stored: r.stored, duplicates: r.duplicates, bytes: BigInt(r.bytes) });
     },
 

@@ -51,7 +51,8 @@ export function hashesFrom(list: Uint8Array[]): string[] {
   return list.map(bytesToHash);
 }
 
-export function toFileInfo(r: FileRecord | RemoteFile): FileInfo {
+/** `hub`: a hub's record, which says whether the hub lacks some of its bytes (FileInfo.incomplete; lost-versions.ts). */
+export function toFileInfo(r: FileRecord | RemoteFile, hub = false): FileInfo {
   return create(FileInfoSchema, {
     path: r.path,
     size: BigInt(r.size),
@@ -63,6 +64,7 @@ export function toFileInfo(r: FileRecord | RemoteFile): FileInfo {
     version: BigInt(r.version),
     sequence: BigInt('seq' in r ? r.seq : 0),
     deleted: r.deleted,
+    incomplete: hub && 'state' in r && r.state === 'remote' && !r.deleted,
   });
 }
 

@@ -288,6 +288,17 @@ export declare type FileInfo = Message<"balupi.sync.v1.FileInfo"> & {
    * @generated from field: bytes sha256 = 10;
    */
   sha256: Uint8Array;
+
+  /**
+   * Set in a hub's change feed when the hub lacks some of this version's chunks although it acknowledged the version:
+   * the file of its root folder that held them was changed or removed on the NAS before the hub wrote the version
+   * out. A peer that holds any of those chunks uploads them (MissingChunks, then UploadChunks without a place); once
+   * the hub has them all it writes the file and sends the record again, same version, new sequence, this flag unset.
+   * Meanwhile DownloadChunks answers NOT_FOUND for the chunks it lacks. Never set in a Commit.
+   *
+   * @generated from field: bool incomplete = 11;
+   */
+  incomplete: boolean;
 };
 
 /**
