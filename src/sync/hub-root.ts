@@ -293,7 +293,8 @@ export class HubRoot {
       try {
         return await this.materializeOnce(path);
       } catch (err) {
-        if (isStoreError(err, 'corrupt_chunk') && (await this.lost.settle(path))) return;
+        // A chunk whose bytes are gone: changed on disk (corrupt_chunk), or no longer held anywhere (not_found).
+        if ((isStoreError(err, 'corrupt_chunk') || isStoreError(err, 'not_found')) && (await this.lost.settle(path))) return;
         // ENOENT: the path's folder was removed during the write (deleted or moved on the NAS), its temp file with it.
         // A change of the path like any other: looked at again (found soak-testing: the version was never written).
         if (!(err instanceof RootChanged) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

@@ -1,0 +1,107 @@
+// The hub's versions waiting for bytes lost from its root (lost-versions.ts), in this process against a real store and
+// root folder: which versions wait, what the feed says of them, and how they are completed. lost-resend.test.ts has
+// the pi's half, with a real pi process.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { HubRoot } from '../../src/sync/hub-root.ts';
+import { DiskIndex } from '../../src/sync/disk-index.ts';
+import { PathLocks } from '../../src/sync/locks.ts';
+import { hashToBytes } from '../../src/sync/wire.ts';
+import { bytes, node, silent, type Node } from './in-process.ts';
+import { setup } from './hub-root-fixtures.ts';
+import { readAll } from '../store/temp-store.ts';
+
+/** What the hub's feed says of `path` now. */
+async function listed(n: Node, path: string) {
+  for await (const msg of n.client.changes({ sinceSequence: 0n })) {
+    const f = msg.files.find((x) => x.path === path);
+    if (f) return f;
+  }
+  return undefined;
+}
+
+/** A pi's version of `data` at `name` committed on the hub: the chunks the hub lacks uploaded first, as a push does. */
+async function pushFromPeer(n: Node, name: string, data: Buffer, baseVersion: number, mtimeMs: number) {
+  const peer = await node('pi');
+  try {
+    const rec = (await peer.store.ingest('x', bytes(data))).file;
+    const missing = await n.client.missingChunks({ hashes: rec.chunks.map((c) => hashToBytes(c.hash)) });
+    const lacking = new Set(missing.missing.map((h) => Buffer.from(h).toString('hex')));
+    for (const c of rec.chunks) if (lacking.has(c.hash)) await n.store.putChunk(c.hash, await peer.store.getChunk(c.hash), { clean: true });
+    const file = await n.store.commitFile(name, { size: rec.size, mtimeMs, mode: 0o644, chunks: rec.chunks, hash: rec.hash }, { baseVersion });
+    return { file, chunks: await Promise.all(rec.chunks.map(async (c) => ({ hash: c.hash, data: await peer.store.getChunk(c.hash) }))) };
+  } finally {
+    await peer.close();
+  }
+}
+
+test("a pi's edit the hub acknowledged, beaten by a newer edit on the NAS before it was written: its conflict copy is kept, waits for the bytes that went with the NAS's edit, and is written once they are sent again", async () => {
+  await setup(async (n, hub, root) => {
+    await hub.lost.start();
+    const file = path.join(root, 'f.bin');
+    const v1 = randomBytes(120_000);
+    await fs.writeFile(file, v1);
+    await hub.refresh('f.bin');
+    // The pi changes the file's end: its other chunks are the hub's, held only by f.bin itself.
+    const mine = Buffer.concat([v1.subarray(0, 110_000), randomBytes(10_000)]);
+    const pushed = await pushFromPeer(n, 'f.bin', mine, 1, Date.now() - 60_000);
+    // Before the root writer writes it, someone saves a newer f.bin on the NAS.
+    const theirs = randomBytes(100_000);
+    await fs.writeFile(file, theirs);
+    await hub.refresh('f.bin');
+    assert.ok((await fs.readFile(file)).equals(theirs), "the NAS's edit keeps the path");
+    assert.deepEqual((await readAll(await n.store.read('f.bin'))).equals(theirs), true);
+    const copyName = (await n.store.list('')).map((e) => e.name).find((x) => x.includes('sync-conflict'));
+    assert.ok(copyName, "the pi's version is kept as a conflict copy, not dropped");
+    const copy = (await n.store.record(copyName))!;
+    assert.equal(copy.hash, pushed.file.hash);
+    assert.equal(copy.state, 'remote', 'without the bytes that went with the edit');
+    assert.equal(hub.lost.size, 1);
+    assert.equal((await listed(n, copyName))?.incomplete, true, 'the feed says the hub lacks its bytes');
+    assert.equal((await listed(n, 'f.bin'))?.incomplete, false);
+    const lacking = (await n.client.missingChunks({ hashes: copy.chunks.map((c) => hashToBytes(c.hash)) })).missing.length;
+    assert.ok(lacking > 0, 'have/want asks for them');
+    // The pi sends them again; the copy becomes local, is listed again, complete, and written out.
+    for (const c of pushed.chunks) await n.store.putChunk(c.hash, c.data, { clean: true });
+    await hub.lost.complete();
+    assert.equal(hub.lost.size, 0);
+    const done = (await n.store.record(copyName))!;
+    assert.equal(done.state, 'local');
+    assert.ok(done.seq > copy.seq);
+    assert.equal((await listed(n, copyName))?.incomplete, false);
+    await hub.materialize(copyName);
+    assert.ok((await fs.readFile(path.join(root, copyName))).equals(mine));
+    assert.deepEqual((await n.store.fsck()).problems, []);
+  });
+});
+
+test('the versions waiting for bytes are found again after a restart, and a change of such a path ends the wait', async () => {
+  await setup(async (n, hub, root) => {
+    await fs.writeFile(path.join(root, 'a.bin'), randomBytes(50_000));
+    await hub.refresh('a.bin');
+    const a = (await n.store.record('a.bin'))!;
+    const meta = { size: a.size, mtimeMs: a.mtimeMs, mode: a.mode, chunks: a.chunks, hash: a.hash };
+    for (const name of ['b.bin', 'c.bin']) await n.store.commitFile(name, meta, { baseVersion: 0 });
+    await fs.writeFile(path.join(root, 'a.bin'), randomBytes(50_000));
+    await hub.refresh('a.bin');
+    await hub.materialize('b.bin');
+    await hub.materialize('c.bin');
+    assert.equal((await n.store.record('b.bin'))?.state, 'remote');
+    // A hub started again (a new HubRoot over the same store) finds both.
+    const again = new HubRoot({ store: n.store, state: n.state, disk: new DiskIndex(n.db), locks: new PathLocks(), root, log: silent });
+    await again.lost.start();
+    try {
+      assert.equal(again.lost.size, 2);
+      // A peer's new version of c.bin (with its bytes) replaces the waiting one: nothing waits for c.bin any more.
+      const data = randomBytes(20_000);
+      const rec = (await n.store.ingest('c.bin', bytes(data), {}, { baseVersion: (await n.store.record('c.bin'))!.version })).file;
+      assert.equal(rec.state, 'local');
+      assert.equal(again.lost.size, 1);
+    } finally {
+      again.lost.stop();
+    }
+  });
+});
