@@ -171,7 +171,12 @@ async function soak(seed: number, steps: number, piCount: number): Promise<boole
       kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
     }
     const mix = [...kinds].map(([k, n]) => `${n} ${k}`).join(', ');
-    console.log(`seed ${seed}: ${settled ? 'settled' : 'DID NOT SETTLE'} (${ops.length} edits: ${mix}; ${(await hubFiles(root)).length} files)`);
+    // Versions whose bytes the hub lost before writing them, and the pis' uploads of them (lost-versions.ts).
+    const count = (logs: Record<string, unknown>[], msg: RegExp) => logs.filter((l) => msg.test(String(l.msg))).length;
+    const lost = count([...earlierHubLogs, ...hub.logs], /waiting for a peer to send them again/);
+    const resent = pis.reduce((n, pi) => n + count([...pi.earlierLogs, ...pi.proc.logs], /sent the hub bytes it had lost again/), 0);
+    const lostNote = lost + resent > 0 ? `; ${lost} version(s) lost bytes on the hub, ${resent} resend(s)` : '';
+    console.log(`seed ${seed}: ${settled ? 'settled' : 'DID NOT SETTLE'} (${ops.length} edits: ${mix}; ${(await hubFiles(root)).length} files${lostNote})`);
     if (!settled) {
       const diffs = await differences();
       for (const d of diffs) console.log(`  ${d}`);

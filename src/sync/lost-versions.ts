@@ -95,7 +95,9 @@ export class LostVersions {
       if (!isStoreError(err, 'corrupt_chunk') || (await writtenHere())) return null;
     }
     await this.#store.forgetStaleLocations(rec.chunks.map((c) => c.hash));
-    return commit().catch((err: unknown) => (isStoreError(err, 'corrupt_chunk') ? null : Promise.reject(err)));
+    const copy = await commit().catch((err: unknown) => (isStoreError(err, 'corrupt_chunk') ? null : Promise.reject(err)));
+    if (copy?.state === 'remote') this.#log.warn({ path: name, version: copy.version }, "hub root: a peer's version beaten by an edit on disk, whose bytes went with that edit, is kept as a conflict copy; waiting for a peer to send them again");
+    return copy;
   }
 
   /** Chunks arrived: every waiting version whose chunks are all here becomes local (resolves once that is done). */
