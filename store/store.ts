@@ -26,7 +26,7 @@ import { StoreError } from './errors.ts';
 import { hasBytes } from './records.ts';
 import { readManyNow } from './indexes.ts';
 import { changesSince, followChanges, listDir, type DirEntry } from './listing.ts';
-import { demoteIfLost, forgetStaleLocations } from './lost-bytes.ts';
+import { demoteIfLost, forgetGoneBytes } from './lost-bytes.ts';
 import { checkChunk, filesUnder, heatOf, holdChunkFile, loadIndexId, markClean, promoteIfComplete, putChunks, readPresentChunk, type PutOutcome } from './sync-support.ts';
 
 export interface StoreStats {
@@ -269,18 +269,21 @@ export class Store {
   }
 
   /**
-   * A version whose chunks turned out gone from the backing folder becomes 'remote' under a new sequence number
-   * (lost-bytes.ts); locations that no longer hold their bytes are forgotten. Returns the record afterwards: still
-   * 'local' if every chunk has its bytes after all.
+   * A version whose chunks turned out gone (from the backing folder, or a rotten chunk file) becomes 'remote' under a
+   * new sequence number (lost-bytes.ts); places that no longer hold their bytes are forgotten. Returns the record
+   * afterwards: still 'local' if every chunk has its bytes after all.
    */
   demoteIfLost(path: string, version: number): Promise<FileRecord | undefined> {
     return demoteIfLost(this.#e, path, version);
   }
 
-  /** Forgets the backing-folder locations of these chunks that no longer hold their bytes; returns those left without. */
-  forgetStaleLocations(hashes: string[]): Promise<string[]> {
+  /**
+   * Forgets the places of these chunks (chunk files, backing-folder locations) that no longer hold their bytes, read
+   * back; returns the chunks left without.
+   */
+  forgetGoneBytes(hashes: string[]): Promise<string[]> {
     for (const h of hashes) checkHexHash(h);
-    return forgetStaleLocations(this.#e, hashes);
+    return forgetGoneBytes(this.#e, hashes);
   }
 
   /** Live records at `dir` or below ('' = all), in path order. */

@@ -94,7 +94,7 @@ export class LostVersions {
     } catch (err) {
       if (!isStoreError(err, 'corrupt_chunk') || (await writtenHere())) return null;
     }
-    await this.#store.forgetStaleLocations(rec.chunks.map((c) => c.hash));
+    await this.#store.forgetGoneBytes(rec.chunks.map((c) => c.hash));
     const copy = await commit().catch((err: unknown) => (isStoreError(err, 'corrupt_chunk') ? null : Promise.reject(err)));
     if (copy?.state === 'remote') this.#log.warn({ path: name, version: copy.version }, "hub root: a peer's version beaten by an edit on disk, whose bytes went with that edit, is kept as a conflict copy; waiting for a peer to send them again");
     return copy;

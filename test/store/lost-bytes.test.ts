@@ -7,7 +7,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FileRecord } from '../../store/index.ts';
 import { prngBytes, readAll } from './temp-store.ts';
-import { withHub } from './backing-fixtures.ts';
+import { commitFromPeer, withHub } from './backing-fixtures.ts';
+import { waitFor } from '../sync/peers.ts';
 
 const metaOf = (r: FileRecord) => ({ size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash });
 
@@ -81,7 +82,7 @@ test('a version whose bytes are all still held (the read that failed was of a st
   });
 });
 
-test('forgetStaleLocations: only locations whose file no longer holds the bytes go; the chunks left without bytes are named', async () => {
+test('forgetGoneBytes: only locations whose file no longer holds the bytes go; the chunks left without bytes are named', async () => {
   await withHub(async (h) => {
     const A = prngBytes(60_000, 45);
     const B = prngBytes(60_000, 46);
@@ -89,9 +90,31 @@ test('forgetStaleLocations: only locations whose file no longer holds the bytes 
     const b = await h.ingestOwn('b.bin', B);
     await fs.writeFile(path.join(h.root, 'a.bin'), prngBytes(A.length, 47));
     const hashes = [...a.chunks, ...b.chunks].map((c) => c.hash);
-    const without = await h.store.forgetStaleLocations(hashes);
+    const without = await h.store.forgetGoneBytes(hashes);
     assert.deepEqual(new Set(without), new Set(a.chunks.map((c) => c.hash)));
     assert.deepEqual(new Set(await h.store.hasChunks(hashes)), new Set(b.chunks.map((c) => c.hash)), "b.bin's chunks keep their place");
     assert.deepEqual(await readAll(await h.store.read('b.bin')), B);
+  });
+});
+
+test("a version whose chunk file rotted (a root file linked to it saved over in place): the chunk file goes, the version waits for the bytes, and completes when they come", async () => {
+  await withHub(async (h) => {
+    const data = prngBytes(40_000, 48);
+    const b = await commitFromPeer(h.store, 'b.bin', data, 0);
+    const chunk = b.chunks[0]!;
+    const file = path.join(h.dir, 'chunks', chunk.hash.slice(0, 2), chunk.hash);
+    const rotted = await fs.readFile(file);
+    rotted[5] = rotted[5]! ^ 0xff;
+    await fs.writeFile(file, rotted);
+    const lost = await h.store.demoteIfLost('b.bin', b.version);
+    assert.equal(lost?.state, 'remote');
+    assert.ok(lost!.seq > b.seq);
+    await waitFor('the rotten chunk file removed', async () => (await fs.stat(file).catch(() => null)) === null);
+    assert.ok(!(await h.store.hasChunks([chunk.hash])).includes(chunk.hash), 'have/want asks for it');
+    assert.deepEqual((await h.store.fsck()).problems, []);
+    await h.store.putChunk(chunk.hash, data.subarray(0, chunk.size), { clean: true });
+    assert.equal((await h.store.promoteAllComplete(['b.bin'], { announce: true }))[0]?.state, 'local');
+    assert.deepEqual(await readAll(await h.store.read('b.bin')), data);
+    assert.deepEqual((await h.store.fsck()).problems, []);
   });
 });
