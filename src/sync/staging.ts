@@ -25,6 +25,12 @@ export const STAGE_PREFIX = `${TEMP_PREFIX}stage-`;
 export const STAGE_MIN_BYTES = 8 * 1024 * 1024;
 /** A staging file nothing counts on is removed once it has not been written to for this long. */
 const STALE_MS = 60 * 60 * 1000;
+/**
+ * A write's temp file that has not changed for this long is abandoned: its folder was moved or removed on the NAS
+ * while the file was written, so the rename failed and the writer's cleanup missed it (soak seed 3014). Its status
+ * change time counts, not its mtime: the writer sets the version's mtime on it before the rename.
+ */
+const STALE_WRITE_MS = 10 * 60 * 1000;
 
 /** The root-relative staging file of one version (whole-file hash) of `filePath`: in the same directory. */
 export function stagingPath(filePath: string, fileHash: string): string {
@@ -249,7 +255,7 @@ export class Staging {
     for await (const t of walkTemps(this.#root)) {
       if (!isStagingName(path.posix.basename(t.rel))) {
         const st = await fs.stat(t.abs).catch(() => null);
-        if (st && st.ctimeMs < this.#startedAt) {
+        if (st && (st.ctimeMs < this.#startedAt || now - st.ctimeMs >= STALE_WRITE_MS)) {
           await fs.rm(t.abs, { force: true });
           out.files += 1;
         }
