@@ -48,6 +48,8 @@ export class LostVersions {
     const s = this.#store.stats();
     if (s.files === s.localFiles) return;
     for await (const rec of this.#store.filesUnder('')) if (rec.state === 'remote') this.#paths.add(rec.path);
+    // Their bytes may have come just before a crash, after the upload's flush and before the completion.
+    await this.complete();
     if (this.#paths.size > 0) this.#log.warn({ files: this.#paths.size, first: [...this.#paths][0] }, 'hub: versions whose bytes were lost on disk are waiting for a peer to send them again');
   }
 

@@ -78,9 +78,10 @@ test("a pi's edit the hub acknowledged, beaten by a newer edit on the NAS before
   });
 });
 
-test('the versions waiting for bytes are found again after a restart, and a change of such a path ends the wait', async () => {
+test('the versions waiting for bytes are found again after a restart, completed at once if their bytes came before it, and a change of such a path ends the wait', async () => {
   await setup(async (n, hub, root) => {
-    await fs.writeFile(path.join(root, 'a.bin'), randomBytes(50_000));
+    const first = randomBytes(50_000);
+    await fs.writeFile(path.join(root, 'a.bin'), first);
     await hub.refresh('a.bin');
     const a = (await n.store.record('a.bin'))!;
     const meta = { size: a.size, mtimeMs: a.mtimeMs, mode: a.mode, chunks: a.chunks, hash: a.hash };
@@ -90,18 +91,35 @@ test('the versions waiting for bytes are found again after a restart, and a chan
     await hub.materialize('b.bin');
     await hub.materialize('c.bin');
     assert.equal((await n.store.record('b.bin'))?.state, 'remote');
+    const restarted = () => new HubRoot({ store: n.store, state: n.state, disk: new DiskIndex(n.db), locks: new PathLocks(), root, log: silent });
     // A hub started again (a new HubRoot over the same store) finds both.
-    const again = new HubRoot({ store: n.store, state: n.state, disk: new DiskIndex(n.db), locks: new PathLocks(), root, log: silent });
+    const again = restarted();
     await again.lost.start();
     try {
       assert.equal(again.lost.size, 2);
       // A peer's new version of c.bin (with its bytes) replaces the waiting one: nothing waits for c.bin any more.
-      const data = randomBytes(20_000);
-      const rec = (await n.store.ingest('c.bin', bytes(data), {}, { baseVersion: (await n.store.record('c.bin'))!.version })).file;
+      const rec = (await n.store.ingest('c.bin', bytes(randomBytes(20_000)), {}, { baseVersion: (await n.store.record('c.bin'))!.version })).file;
       assert.equal(rec.state, 'local');
       assert.equal(again.lost.size, 1);
     } finally {
       again.lost.stop();
+    }
+    // b.bin's bytes arrive, and the hub stops after the upload's flush but before it completed b.bin.
+    let at = 0;
+    for (const c of a.chunks) {
+      await n.store.putChunk(c.hash, first.subarray(at, at + c.size), { clean: true });
+      at += c.size;
+    }
+    assert.equal((await n.store.record('b.bin'))?.state, 'remote');
+    const third = restarted();
+    await third.lost.start();
+    try {
+      assert.equal(third.lost.size, 0, 'completed at start');
+      assert.equal((await n.store.record('b.bin'))?.state, 'local');
+      await third.materialize('b.bin');
+      assert.ok((await fs.readFile(path.join(root, 'b.bin'))).equals(first));
+    } finally {
+      third.lost.stop();
     }
   });
 });
