@@ -175,7 +175,9 @@ async function soak(seed: number, steps: number, piCount: number): Promise<boole
     const count = (logs: Record<string, unknown>[], msg: RegExp) => logs.filter((l) => msg.test(String(l.msg))).length;
     const lost = count([...earlierHubLogs, ...hub.logs], /waiting for a peer to send them again/);
     const resent = pis.reduce((n, pi) => n + count([...pi.earlierLogs, ...pi.proc.logs], /sent the hub bytes it had lost again/), 0);
-    const lostNote = lost + resent > 0 ? `; ${lost} version(s) lost bytes on the hub, ${resent} resend(s)` : '';
+    // ...and names a pi dropped because nobody had their bytes any more (queue-pusher.ts).
+    const dropped = pis.reduce((n, pi) => n + count([...pi.earlierLogs, ...pi.proc.logs], /neither this Pi nor the hub has the bytes/), 0);
+    const lostNote = (lost + resent > 0 ? `; ${lost} version(s) lost bytes on the hub, ${resent} resend(s)` : '') + (dropped > 0 ? `; ${dropped} name(s) without bytes dropped` : '');
     console.log(`seed ${seed}: ${settled ? 'settled' : 'DID NOT SETTLE'} (${ops.length} edits: ${mix}; ${(await hubFiles(root)).length} files${lostNote})`);
     if (!settled) {
       const diffs = await differences();

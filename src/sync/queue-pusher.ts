@@ -112,14 +112,33 @@ export class QueuePusher {
       await queue.failed(path, gen, errorMessage(err));
       throw err;
     }
-    // A version this Pi holds without its bytes (it moved a file it had not fetched) that the hub lacks too (saved over
-    // on the NAS meanwhile): nobody has them, and retrying cannot change that (found by bench/soak-sync.ts: it was
-    // retried at every backoff for good). Its row stays failed, with the reason, until the file changes again.
-    const lost = isStoreError(err, 'not_found') && (await this.#m.store.record(path))?.state === 'remote';
-    const permanent = lost || (err instanceof ConnectError && err.code === Code.InvalidArgument);
-    const message = lost ? `neither this Pi nor the hub has the bytes of this version (${errorMessage(err)})` : errorMessage(err);
-    const row = await queue.failed(path, gen, message, permanent);
-    log.warn({ path, err: message, attempts: row?.attempts, retryAt: row?.nextAttemptAt }, lost ? 'sync upload failed for good' : 'sync upload failed');
+    if (isStoreError(err, 'not_found') && (await this.#dropLost(path, gen, errorMessage(err)))) return 'conflict';
+    const permanent = err instanceof ConnectError && err.code === Code.InvalidArgument;
+    const row = await queue.failed(path, gen, errorMessage(err), permanent);
+    log.warn({ path, err: errorMessage(err), attempts: row?.attempts, retryAt: row?.nextAttemptAt }, 'sync upload failed');
     return 'failed';
+  }
+
+  /**
+   * A version this Pi holds without its bytes (it moved or copied a file it had not fetched) that the hub lacks too:
+   * the file was saved over on the NAS before the move reached the hub. Nobody has those bytes, and retrying cannot
+   * change that (found by bench/soak-sync.ts: retried at every backoff for good; later failed for good, the name
+   * left here for good without bytes, a file no client could read). The name goes here too, recorded as a conflict
+   * that the NAS's edit won, so that every side agrees. False if the path changed meanwhile (pushed as usual).
+   */
+  async #dropLost(path: string, gen: number, why: string): Promise<boolean> {
+    const { store, state, queue, log, locks } = this.#m;
+    const dropped = await locks.run(path, async () => {
+      const rec = await store.record(path);
+      if (!rec || rec.deleted || rec.state !== 'remote') return false;
+      await store.delete(path, { baseVersion: rec.version });
+      return true;
+    });
+    if (!dropped) return false;
+    const hubPeer = this.#m.hubPeer ?? 'hub';
+    await state.recordConflict({ at: Date.now(), path, copy: null, loserPeer: state.peerId, winnerPeer: hubPeer, reason: 'modified_vs_deleted' });
+    await queue.synced(path, gen, false);
+    log.warn({ path, err: why }, 'sync: neither this Pi nor the hub has the bytes of this version (its file was saved over on the NAS before the move or copy reached the hub); the name is removed here and listed in conflicts');
+    return true;
   }
 }
