@@ -11,6 +11,7 @@ import { INLINE_BATCH_BYTES } from './inline-data.ts';
 import { pushInLanes, type LaneSource } from './push-lanes.ts';
 import { errorMessage, isConnectionError } from './errors.ts';
 import { isStoreError } from '../../store/index.ts';
+import { sameContent } from './wire.ts';
 
 export type PushOutcome = PushResult | 'failed';
 const isPushResult = (r: unknown): r is PushResult => r === 'synced' || r === 'conflict' || r === 'nothing';
@@ -124,13 +125,14 @@ export class QueuePusher {
    * the file was saved over on the NAS before the move reached the hub. Nobody has those bytes, and retrying cannot
    * change that (found by bench/soak-sync.ts: retried at every backoff for good; later failed for good, the name
    * left here for good without bytes, a file no client could read). The name goes here too, recorded as a conflict
-   * that the NAS's edit won, so that every side agrees. False if the path changed meanwhile (pushed as usual).
+   * that the NAS's edit won, so that every side agrees. False if the path changed meanwhile (pushed as usual), or
+   * holds the hub's version by now (the feed brought one): never a deletion of what the hub has.
    */
   async #dropLost(path: string, gen: number, why: string): Promise<boolean> {
     const { store, state, queue, log, locks } = this.#m;
     const dropped = await locks.run(path, async () => {
       const rec = await store.record(path);
-      if (!rec || rec.deleted || rec.state !== 'remote') return false;
+      if (!rec || rec.deleted || rec.state !== 'remote' || sameContent(rec, await state.getBase(path))) return false;
       await store.delete(path, { baseVersion: rec.version });
       return true;
     });
