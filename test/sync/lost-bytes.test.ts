@@ -34,8 +34,11 @@ test("a pi's move of a file it never fetched, whose bytes the hub no longer has:
     assert.equal(moved.status, 200);
     hub = await startHub({ root, dataDir: path.join(dir.path, 'hub'), grpcPort: hub.ports.grpc });
     const sinceBack = pi.logs.length; // the pi's log lines from when the NAS is back
-    await waitFor('y.bin gone on the pi', async () => (await piStat(pi.dataDir, 'y.bin')) === null);
-    const dropped = pi.logs.filter((l) => /neither this Pi nor the hub has the bytes of this version/.test(String(l.msg)));
+    // The pi says so once it has removed the name and listed the conflict.
+    const said = (l: Record<string, unknown>) => /neither this Pi nor the hub has the bytes of this version/.test(String(l.msg));
+    await waitFor('the pi saying why y.bin goes', async () => pi.logs.some(said));
+    assert.equal(await piStat(pi.dataDir, 'y.bin'), null, 'y.bin gone on the pi');
+    const dropped = pi.logs.filter(said);
     assert.equal(dropped.length, 1, 'said once, with the reason');
     assert.equal(dropped[0]!.path, 'y.bin');
     const conflicts = JSON.parse((await cli(pi.dataDir, ['conflicts', '--json'])).stdout) as { path: string; copy: string | null; reason: string; loserPeer: string }[];

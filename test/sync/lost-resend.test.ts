@@ -82,7 +82,10 @@ test("a pi's version the hub acknowledged on bytes a root file held, that file s
     assert.equal(now.state, 'local');
     assert.ok(now.seq > acked.seq, 'announced again');
     assert.equal(hub.lost.size, 0, 'nothing waits any more');
-    const resent = pi.logs.filter((l) => l.msg === 'sync sent the hub bytes it had lost again');
+    // (The pi logs it once the upload's answer came, which may be after the hub wrote the file.)
+    const resentLine = (l: Record<string, unknown>) => l.msg === 'sync sent the hub bytes it had lost again';
+    await waitFor('the pi saying it sent them', async () => pi.logs.some(resentLine));
+    const resent = pi.logs.filter(resentLine);
     assert.equal(resent.length, 1, 'the pi sent them once');
     assert.equal(resent[0]!.first, 'b.bin');
     // No conflict anywhere: the same name, the same version on both sides.
