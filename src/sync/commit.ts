@@ -3,7 +3,7 @@
 // path) and the conflict is recorded. Identical content is never a conflict.
 
 import type { CommitMeta, FileRecord, Store } from '../../store/index.ts';
-import { isStoreError } from '../../store/index.ts';
+import { isStoreError, StoreError } from '../../store/index.ts';
 import { conflictName, decide } from './conflict.ts';
 import type { ConflictRecord } from './state.ts';
 import { metaOf, sameContent, type RemoteFile } from './wire.ts';
@@ -56,6 +56,20 @@ async function keepCopy(ctx: CommitContext, path: string, f: CommitMeta, peer: s
   }
 }
 
+/**
+ * An incoming version whose chunks this peer counted as held failed its read-back: a file of the hub's root that held
+ * some was changed or replaced, and the watcher has not read that yet (or missed it). Those places are forgotten at
+ * once, so that the peer's retry, asking have/want first, uploads the chunks: answered as missing chunks
+ * (FAILED_PRECONDITION), not DATA_LOSS. Before, each retry failed the same way until the watcher or the hourly rescan
+ * read the change (found by bench/soak-sync.ts, three pis). Any other error passes unchanged.
+ */
+export async function unheldChunks(store: Store, incoming: RemoteFile, err: unknown): Promise<unknown> {
+  if (!isStoreError(err, 'corrupt_chunk')) return err;
+  const gone = await store.forgetGoneBytes(incoming.chunks.map((c) => c.hash));
+  if (gone.length === 0) return err;
+  return new StoreError('missing_chunks', `${incoming.path}: ${gone.length} of its chunks are no longer held here (a file that held them changed); upload them`, { cause: err, details: { path: incoming.path, missing: gone.slice(0, 1000) } });
+}
+
 const keptChanging = (path: string, cause: unknown) => new SyncError('path_busy', `${path} kept changing while the commit was decided; try again later`, { cause, details: { path } });
 
 /** `sync: false`: the index writes do not wait for the disk; the caller flushes before it answers (group commit). */
@@ -64,6 +78,8 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
   const path = incoming.path;
   // The store checks a version's whole-file hash by reading its chunks back, unless that check was made as they arrived.
   const check = ctx.vouched?.(incoming) ? { verify: false } : {};
+  const commitIncoming = (base: number, opts: { sync?: boolean } = {}) =>
+    store.commitFile(path, metaOf(incoming), { baseVersion: base, ...opts, ...check }).catch(async (err: unknown) => Promise.reject(await unheldChunks(store, incoming, err)));
   /** The version of the path whose bytes were found gone and read again (reread) without any change. */
   let bytesGone: number | undefined;
   for (let attempt = 0; ; attempt++) {
@@ -75,7 +91,7 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
         ctx.noteOrigin?.(path, remotePeer);
         return { status: 'ok', file };
       }
-      const file = await store.commitFile(path, metaOf(incoming), { baseVersion, sync, ...check });
+      const file = await commitIncoming(baseVersion, { sync });
       ctx.noteOrigin?.(path, remotePeer);
       return { status: 'ok', file };
     } catch (err) {
@@ -102,7 +118,7 @@ export async function applyCommit(ctx: CommitContext, incoming: RemoteFile, base
           copy = await keepCopy(ctx, path, metaOf(cur), curPeer, at);
           keepingCurrent = false;
         }
-        file = await store.commitFile(path, metaOf(incoming), { baseVersion: cur.version, ...check });
+        file = await commitIncoming(cur.version);
         ctx.noteOrigin?.(path, remotePeer);
       } else {
         if (!incoming.deleted) copy = await keepCopy(ctx, path, metaOf(incoming), remotePeer, at);

@@ -21,7 +21,7 @@ import {
 } from '../gen/balupi/sync/v1/sync_pb.js';
 import { changeFeed } from './feed.ts';
 import { receiveChunks, sendChunks } from './transfer.ts';
-import { applyCommit, type CommitContext, type CommitOutcome } from './commit.ts';
+import { applyCommit, unheldChunks, type CommitContext, type CommitOutcome } from './commit.ts';
 import type { SyncState } from './state.ts';
 import type { SendRate } from './rate.ts';
 import { SyncError } from './errors.ts';
@@ -205,12 +205,12 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       // New versions in one index transaction; deletions and conflicts go through applyCommit one by one.
       const live = entries.flatMap(({ incoming }, i) => (!outcomes[i] && !incoming.deleted ? [i] : []));
       const recs = await store.commitFiles(live.map((i) => ({ path: entries[i]!.incoming.path, meta: metaOf(entries[i]!.incoming), baseVersion: entries[i]!.base })), { sync: false });
-      live.forEach((i, k) => {
+      await mapLimit(live, BATCH_COMMIT_CONCURRENCY, async (i, k) => {
         const r = recs[k]!;
         if (!(r instanceof Error)) {
           outcomes[i] = { ok: { status: 'ok', file: r } };
           state.noteOrigin(entries[i]!.incoming.path, peer);
-        } else if (!isStoreError(r, 'conflict')) fail(i, r);
+        } else if (!isStoreError(r, 'conflict')) fail(i, await unheldChunks(store, entries[i]!.incoming, r));
       });
       await mapLimit(entries, BATCH_COMMIT_CONCURRENCY, async ({ incoming, base }, i) => {
         if (outcomes[i]) return;

@@ -9,7 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { HubRoot } from '../../src/sync/hub-root.ts';
 import { DiskIndex } from '../../src/sync/disk-index.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
-import { hashToBytes } from '../../src/sync/wire.ts';
+import { hashToBytes, toFileInfo } from '../../src/sync/wire.ts';
+import { Code, type ConnectError } from '@connectrpc/connect';
+import { CommitStatus } from '../../src/gen/balupi/sync/v1/sync_pb.js';
 import { bytes, node, silent, type Node } from './in-process.ts';
 import { setup } from './hub-root-fixtures.ts';
 import { readAll } from '../store/temp-store.ts';
@@ -121,5 +123,42 @@ test('the versions waiting for bytes are found again after a restart, completed 
     } finally {
       third.lost.stop();
     }
+  });
+});
+
+test("a pi's commit relying on chunks a root file held, that file replaced on the NAS unseen: answered as missing chunks (not DATA_LOSS), have/want then asks for them, and the retry with them is committed", async () => {
+  // Found by bench/soak-sync.ts (three pis, seed 2048): each retry failed with DATA_LOSS until the watcher read the
+  // change; had it missed it, until the hourly rescan.
+  await setup(async (n, hub, root) => {
+    const data = randomBytes(60_000);
+    await fs.writeFile(path.join(root, 'a.bin'), data);
+    await hub.refresh('a.bin');
+    const a = (await n.store.record('a.bin'))!;
+    const hashes = a.chunks.map((c) => hashToBytes(c.hash));
+    assert.equal((await n.client.missingChunks({ hashes })).missing.length, 0, 'the hub holds them, in a.bin');
+    await fs.writeFile(path.join(root, 'a.bin'), randomBytes(60_000)); // replaced on the NAS; the hub has not read it
+    const file = toFileInfo({ ...a, path: 'b.bin' });
+    const commit = (baseVersion: bigint) => n.client.commit({ peerId: 'PIPEERX', file, baseVersion });
+    await assert.rejects(commit(0n), (err: ConnectError) => err.code === Code.FailedPrecondition && /no longer held here/.test(err.rawMessage));
+    assert.equal((await n.client.missingChunks({ hashes })).missing.length, a.chunks.length, 'have/want asks for every one');
+    let at = 0;
+    for (const c of a.chunks) {
+      await n.store.putChunk(c.hash, data.subarray(at, at + c.size), { clean: true });
+      at += c.size;
+    }
+    const res = await commit(0n);
+    assert.equal(res.status, CommitStatus.OK);
+    assert.deepEqual(await readAll(await n.store.read('b.bin')), data);
+    // The same in a CommitBatch.
+    await fs.writeFile(path.join(root, 'c.bin'), data);
+    await hub.refresh('c.bin');
+    const c = (await n.store.record('c.bin'))!;
+    await hub.materialize('b.bin'); // b.bin's chunks now live in the root too, at b.bin and c.bin
+    await fs.writeFile(path.join(root, 'b.bin'), randomBytes(60_000));
+    await fs.writeFile(path.join(root, 'c.bin'), randomBytes(60_000));
+    const batch = await n.client.commitBatch({ peerId: 'PIPEERX', entries: [{ file: toFileInfo({ ...c, path: 'd.bin' }), baseVersion: 0n }] });
+    const o = batch.results[0]!.outcome;
+    assert.equal(o.case, 'error');
+    assert.equal(o.case === 'error' ? o.value.code : -1, Code.FailedPrecondition);
   });
 });
