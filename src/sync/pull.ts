@@ -33,6 +33,7 @@ export async function applyRemote(m: SyncModel, r: RemoteFile): Promise<PullResu
     const unpushed = local !== undefined && !sameContent(local, base) && !(local.deleted && base === undefined);
     if (unpushed) {
       await m.queue.enqueue(r.path, local.size, local.seq, local.deleted); // normally queued already; make sure the push happens
+      await state.setDeferred(r);
       return 'deferred';
     }
     try {
@@ -86,6 +87,18 @@ export async function applyNewRemotes(m: SyncModel, remotes: RemoteFile[]): Prom
   });
   await state.setBasesAndWants(bases, wants);
   return { applied: bases.length, rest };
+}
+
+/**
+ * After a push found `path` in step with the hub's base after all (a local change undone before it was pushed): the
+ * hub's record left aside meanwhile (setDeferred), if any, is applied now; no push would have met it.
+ */
+export async function applyDeferred(m: SyncModel, path: string): Promise<PullResult | undefined> {
+  const r = await m.state.getDeferred(path);
+  if (!r) return undefined;
+  const result = await applyRemote(m, r);
+  if (result === 'applied') await m.store.flush(); // applyRemote leaves that to its caller (see the top)
+  return result;
 }
 
 export async function wantIfPinned(m: SyncModel, rec: FileRecord, heat: number): Promise<void> {

@@ -12,6 +12,7 @@ import { pushInLanes, type LaneSource } from './push-lanes.ts';
 import { errorMessage, isConnectionError } from './errors.ts';
 import { isStoreError } from '../../store/index.ts';
 import { sameContent } from './wire.ts';
+import { applyDeferred } from './pull.ts';
 
 export type PushOutcome = PushResult | 'failed';
 const isPushResult = (r: unknown): r is PushResult => r === 'synced' || r === 'conflict' || r === 'nothing';
@@ -89,9 +90,13 @@ export class QueuePusher {
     return out;
   }
 
-  /** Pushes that reached the hub leave the queue (one write for all) and are logged: a batch in one line at info. */
+  /**
+   * Pushes that reached the hub leave the queue (one write for all) and are logged: a batch in one line at info. A
+   * path found with nothing to push may have a hub record left aside for the change that was undone (pull.ts).
+   */
   async #settled(done: { path: string; gen: number; r: PushResult }[]): Promise<void> {
     await this.#m.queue.syncedMany(done.map(({ path, gen, r }) => ({ path, gen, counted: r !== 'nothing' })));
+    for (const { path, r } of done) if (r === 'nothing') await applyDeferred(this.#m, path);
     const pushed = done.filter(({ r }) => r !== 'nothing');
     const each = pushed.length === 1 ? 'info' : 'debug';
     for (const { path, r } of pushed) this.#m.log[each]({ path, result: r }, 'sync pushed');

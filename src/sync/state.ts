@@ -8,12 +8,14 @@
 //   sync-fetch-large  the same for files of LARGE_FILE_BYTES and more, which are fetched in a lane of their own
 //   sync-pins       dir  -> '' (pinned directories: files under them are pinned as they appear)
 //   sync-origin     path -> id of the peer whose commit made the current version (names conflict copies)
+//   sync-deferred   path -> the hub's newest record this Pi left aside for a local change not pushed yet (pull.ts)
 
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ClassicLevel } from 'classic-level';
 import type { AbstractSublevel } from 'abstract-level';
 import { laneOf, type Lane } from './push-lanes.ts';
+import type { RemoteFile } from './wire.ts';
 
 type Db = ClassicLevel<string, string>;
 type Sub<V> = AbstractSublevel<Db, string | Buffer | Uint8Array, string, V>;
@@ -69,6 +71,7 @@ export class SyncState {
   private readonly fetch: Record<Lane, Sub<string>>;
   private readonly pins: Sub<string>;
   private readonly origin: Sub<string>;
+  private readonly deferred: Sub<RemoteFile>;
   /** Origins noted but not written yet (noteOrigin). */
   private readonly unwrittenOrigins = new Map<string, string>();
   private originWrites = Promise.resolve();
@@ -91,6 +94,7 @@ export class SyncState {
     };
     this.pins = db.sublevel<string, string>('sync-pins', { valueEncoding: 'utf8' });
     this.origin = db.sublevel<string, string>('sync-origin', { valueEncoding: 'utf8' });
+    this.deferred = db.sublevel<string, RemoteFile>('sync-deferred', { valueEncoding: 'json' });
   }
 
   static async open(db: Db): Promise<SyncState> {
@@ -102,7 +106,7 @@ export class SyncState {
     }
     const state = new SyncState(db, peerId as string);
     // Sublevels open in the background; the synchronous reads below (getSync) refuse one that has not finished yet.
-    await Promise.all([state.meta, state.base, state.conflicts, state.fetch.small, state.fetch.large, state.pins, state.origin].map((sub) => sub.open()));
+    await Promise.all([state.meta, state.base, state.conflicts, state.fetch.small, state.fetch.large, state.pins, state.origin, state.deferred].map((sub) => sub.open()));
     return state;
   }
 
@@ -125,6 +129,7 @@ export class SyncState {
   /** A new hub index: cursor and every base entry belong to the old one and are dropped. */
   async resetHub(indexId: string): Promise<void> {
     await this.base.clear();
+    await this.deferred.clear();
     await this.meta.batch([
       { type: 'put', key: 'hubIndexId', value: indexId },
       { type: 'put', key: 'hubCursor', value: 0 },
@@ -136,12 +141,36 @@ export class SyncState {
     return b && { version: b.v, hash: b.h, deleted: b.d };
   }
 
-  /** Writes nothing when the base is that already (the hub's feed echoes every file this Pi pushed). */
+  /**
+   * Writes nothing when the base is that already (the hub's feed echoes every file this Pi pushed). A record left
+   * aside (setDeferred) that is not newer than the new base is done with: it goes in the same write.
+   */
   async setBase(path: string, entry: { version: number; hash: string; deleted: boolean }): Promise<void> {
     const next = baseEntry(entry);
     const cur = this.base.getSync(path);
-    if (cur && cur.v === next.v && cur.h === next.h && cur.d === next.d) return;
-    await this.base.put(path, next);
+    const deferred = this.deferred.getSync(path);
+    const settled = deferred !== undefined && deferred.version <= next.v;
+    if (cur && cur.v === next.v && cur.h === next.h && cur.d === next.d && !settled) return;
+    await this.base.db.batch([
+      { type: 'put', sublevel: this.base, key: path, value: next },
+      ...(settled ? [{ type: 'del' as const, sublevel: this.deferred, key: path }] : []),
+    ] as never);
+  }
+
+  /**
+   * The hub's record of `path` that the feed brought while this Pi had a change there not pushed yet: its push meets
+   * the hub's version in a commit. Kept (the newest one) for the case that the change goes back to what the hub last
+   * agreed on before it is pushed (written, then deleted again): nothing is pushed then, and this record must be
+   * applied after all (the soak's seed 838: the pi lost the NAS's new file that way).
+   */
+  async setDeferred(r: RemoteFile): Promise<void> {
+    const cur = this.deferred.getSync(r.path);
+    if (cur && cur.version >= r.version) return;
+    await this.deferred.put(r.path, r);
+  }
+
+  async getDeferred(path: string): Promise<RemoteFile | undefined> {
+    return this.deferred.getSync(path);
   }
 
   /**
@@ -150,8 +179,10 @@ export class SyncState {
    */
   async setBasesAndWants(bases: { path: string; version: number; hash: string; deleted?: boolean }[], wants: Wanted[]): Promise<void> {
     if (bases.length === 0 && wants.length === 0) return;
+    const settled = bases.filter((b) => (this.deferred.getSync(b.path)?.version ?? Infinity) <= b.version);
     await this.base.db.batch([
       ...bases.map((b) => ({ type: 'put' as const, sublevel: this.base, key: b.path, value: baseEntry({ deleted: false, ...b }) })),
+      ...settled.map((b) => ({ type: 'del' as const, sublevel: this.deferred, key: b.path })),
       ...wants.map((w) => ({ type: 'put' as const, sublevel: this.fetch[laneOf(w.size)], key: w.path, value: '' })),
     ] as never);
   }
