@@ -104,13 +104,16 @@ export async function evictLocked(engine: Engine, target: number): Promise<{ fil
   return { files, bytes: before - engine.counters.storedBytes };
 }
 
-/** local -> remote: drop one local reference per chunk entry; bytes no local file needs any more leave the disk. */
-export function demote(engine: Engine, tx: Tx, rec: FileRecord): void {
+/**
+ * local -> remote: drop one local reference per chunk entry; bytes no local file needs any more leave the disk, unless
+ * `keepBytes` (a version waiting for the rest of its bytes: lost-bytes.ts). Returns the new record.
+ */
+export function demote(engine: Engine, tx: Tx, rec: FileRecord, opts: { keepBytes?: boolean } = {}): FileRecord {
   for (const c of rec.chunks) {
     const row = tx.chunk(c.hash);
     if (!row) throw new Error(`index inconsistency: chunk ${c.hash} of ${rec.path} has no row`);
     row.localRefs -= 1;
-    if (row.localRefs <= 0 && row.present && !tx.isDirty(c.hash) && !engine.holds.has(c.hash)) {
+    if (!opts.keepBytes && row.localRefs <= 0 && row.present && !tx.isDirty(c.hash) && !engine.holds.has(c.hash)) {
       row.present = false;
       const h = c.hash;
       tx.afterCommit(() => engine.writes.unlinkUnheld(h));
@@ -121,6 +124,7 @@ export function demote(engine: Engine, tx: Tx, rec: FileRecord): void {
   tx.putFile(next);
   tx.counters.localFiles -= 1;
   tx.counters.localBytes -= rec.size;
+  return next;
 }
 
 export function formatBytes(n: number): string {

@@ -12,7 +12,7 @@ import { readNow, type Tx } from './indexes.ts';
 import type { FileRecord } from './records.ts';
 import { hasBytes } from './records.ts';
 import { readBacking } from './backing.ts';
-import { bumpHeat, isEvictionCandidate, putHeat } from './cache-policy.ts';
+import { bumpHeat, demote, isEvictionCandidate, putHeat } from './cache-policy.ts';
 import { renumber } from './commit.ts';
 import { validateName } from './names.ts';
 import { isStoreError } from './errors.ts';
@@ -91,15 +91,8 @@ export async function demoteIfLost(engine: Engine, path: string, version: number
       forget(engine, tx, gone);
       const now = await engine.idx.getFile(path);
       if (!now || now.version !== version || now.state !== 'local' || now.chunks.every((c) => hasBytes(tx.chunk(c.hash)))) return now;
-      for (const c of now.chunks) {
-        const row = tx.chunk(c.hash)!;
-        row.localRefs -= 1;
-        tx.setChunk(c.hash, row);
-      }
-      tx.counters.localFiles -= 1;
-      tx.counters.localBytes -= now.size;
       const heat = readNow(engine.idx.heat, path);
-      const next = renumber(engine, tx, now, { ...now, state: 'remote' });
+      const next = renumber(engine, tx, now, demote(engine, tx, now, { keepBytes: true }));
       putHeat(tx, path, heat, heat ?? bumpHeat(undefined, engine.now()), isEvictionCandidate(next));
       return next;
     }),

@@ -24,8 +24,6 @@ export interface LostVersionsOptions {
 
 export class LostVersions {
   readonly #o: LostVersionsOptions;
-  readonly #store: Store;
-  readonly #log: Logger;
   readonly #paths = new Set<string>();
   /** A completion under way; another request meanwhile runs one more after it (uploads come in bursts). */
   #running: Promise<void> | null = null;
@@ -33,8 +31,6 @@ export class LostVersions {
 
   constructor(opts: LostVersionsOptions) {
     this.#o = opts;
-    this.#store = opts.store;
-    this.#log = opts.log;
   }
 
   readonly #onChange = (rec: FileRecord): void => {
@@ -44,17 +40,17 @@ export class LostVersions {
 
   /** Follows the store's changes, and finds the versions already waiting (only if the store has any remote record). */
   async start(): Promise<void> {
-    this.#store.on('change', this.#onChange);
-    const s = this.#store.stats();
+    this.#o.store.on('change', this.#onChange);
+    const s = this.#o.store.stats();
     if (s.files === s.localFiles) return;
-    for await (const rec of this.#store.filesUnder('')) if (rec.state === 'remote') this.#paths.add(rec.path);
+    for await (const rec of this.#o.store.filesUnder('')) if (rec.state === 'remote') this.#paths.add(rec.path);
     // Their bytes may have come just before a crash, after the upload's flush and before the completion.
     await this.complete();
-    if (this.#paths.size > 0) this.#log.warn({ files: this.#paths.size, first: [...this.#paths][0] }, 'hub: versions whose bytes were lost on disk are waiting for a peer to send them again');
+    if (this.#paths.size > 0) this.#o.log.warn({ files: this.#paths.size, first: [...this.#paths][0] }, 'hub: versions whose bytes were lost on disk are waiting for a peer to send them again');
   }
 
   stop(): void {
-    this.#store.off('change', this.#onChange);
+    this.#o.store.off('change', this.#onChange);
   }
 
   /** How many versions wait for their bytes. */
@@ -75,11 +71,11 @@ export class LostVersions {
     if (!rec || rec.deleted) return false;
     if ((await state.getOrigin(path)) === state.peerId && (await statFile(absoluteName(this.#o.root, path))) === null) {
       await store.delete(path, { baseVersion: rec.version });
-      this.#log.warn({ path, version: rec.version }, 'hub root: the bytes of this version were saved over on disk before the hub kept them; its record is dropped');
+      this.#o.log.warn({ path, version: rec.version }, 'hub root: the bytes of this version were saved over on disk before the hub kept them; its record is dropped');
       return true;
     }
     if ((await store.demoteIfLost(path, rec.version))?.state !== 'remote') return false;
-    this.#log.warn({ path, version: rec.version }, 'hub root: bytes of this version were changed or removed on disk before it was written out; waiting for a peer to send them again');
+    this.#o.log.warn({ path, version: rec.version }, 'hub root: bytes of this version were changed or removed on disk before it was written out; waiting for a peer to send them again');
     return true;
   }
 
@@ -90,15 +86,15 @@ export class LostVersions {
    * was edited (`writtenHere`): that edit came later, and no copy is due.
    */
   async keepCopy(name: string, rec: FileRecord, writtenHere: () => Promise<boolean>): Promise<FileRecord | null> {
-    const commit = () => this.#store.commitFile(name, metaOf(rec), { baseVersion: 0, allowRemote: true });
+    const commit = () => this.#o.store.commitFile(name, metaOf(rec), { baseVersion: 0, allowRemote: true });
     try {
       return await commit();
     } catch (err) {
       if (!isStoreError(err, 'corrupt_chunk') || (await writtenHere())) return null;
     }
-    await this.#store.forgetGoneBytes(rec.chunks.map((c) => c.hash));
+    await this.#o.store.forgetGoneBytes(rec.chunks.map((c) => c.hash));
     const copy = await commit().catch((err: unknown) => (isStoreError(err, 'corrupt_chunk') ? null : Promise.reject(err)));
-    if (copy?.state === 'remote') this.#log.warn({ path: name, version: copy.version }, "hub root: a peer's version beaten by an edit on disk, whose bytes went with that edit, is kept as a conflict copy; waiting for a peer to send them again");
+    if (copy?.state === 'remote') this.#o.log.warn({ path: name, version: copy.version }, "hub root: a peer's version beaten by an edit on disk, whose bytes went with that edit, is kept as a conflict copy; waiting for a peer to send them again");
     return copy;
   }
 
@@ -113,9 +109,9 @@ export class LostVersions {
       try {
         do {
           this.#again = false;
-          const recs = await this.#store.promoteAllComplete([...this.#paths], { announce: true });
+          const recs = await this.#o.store.promoteAllComplete([...this.#paths], { announce: true });
           const done = recs.filter((r) => r?.state === 'local');
-          if (done.length > 0) this.#log.info({ files: done.length, first: done[0]!.path }, 'hub: lost bytes sent again by a peer; writing the versions out');
+          if (done.length > 0) this.#o.log.info({ files: done.length, first: done[0]!.path }, 'hub: lost bytes sent again by a peer; writing the versions out');
         } while (this.#again && this.#paths.size > 0);
       } finally {
         this.#running = null;

@@ -64,3 +64,12 @@ export async function commitFromPeer(store: Store, name: string, data: Buffer, b
     }
   });
 }
+
+/** Stores the first `count` (default: all) of a file's chunks, cut from its bytes `data`, as a peer's upload does. */
+export async function putChunksOf(store: Store, chunks: { hash: string; size: number }[], data: Buffer, count = chunks.length): Promise<void> {
+  let at = 0;
+  for (const [i, c] of chunks.entries()) {
+    if (i < count) await store.putChunk(c.hash, data.subarray(at, at + c.size), { clean: true });
+    at += c.size;
+  }
+}

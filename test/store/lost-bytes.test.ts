@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FileRecord } from '../../store/index.ts';
 import { prngBytes, readAll } from './temp-store.ts';
-import { commitFromPeer, withHub } from './backing-fixtures.ts';
+import { commitFromPeer, putChunksOf, withHub } from './backing-fixtures.ts';
 import { waitFor } from '../sync/peers.ts';
 
 const metaOf = (r: FileRecord) => ({ size: r.size, mtimeMs: r.mtimeMs, mode: r.mode, chunks: r.chunks, hash: r.hash });
@@ -40,19 +40,10 @@ test("a peer's version whose bytes only a root file held, that file edited befor
     assert.equal((await h.store.demoteIfLost('b.bin', b.version))?.seq, lost!.seq);
 
     // Some of the chunks come back: still remote, not announced.
-    const half = Math.ceil(a.chunks.length / 2);
-    let at = 0;
-    for (const [i, c] of a.chunks.entries()) {
-      if (i < half) await h.store.putChunk(c.hash, A.subarray(at, at + c.size), { clean: true });
-      at += c.size;
-    }
+    await putChunksOf(h.store, a.chunks, A, Math.ceil(a.chunks.length / 2));
     assert.equal((await h.store.promoteAllComplete(['b.bin'], { announce: true }))[0]?.state, 'remote');
     assert.equal(changes.length, 1);
-    at = 0;
-    for (const c of a.chunks) {
-      await h.store.putChunk(c.hash, A.subarray(at, at + c.size), { clean: true });
-      at += c.size;
-    }
+    await putChunksOf(h.store, a.chunks, A);
     const back = (await h.store.promoteAllComplete(['b.bin'], { announce: true }))[0];
     assert.equal(back?.state, 'local');
     assert.equal(back?.version, b.version);

@@ -15,6 +15,7 @@ import { CommitStatus } from '../../src/gen/balupi/sync/v1/sync_pb.js';
 import { bytes, node, silent, type Node } from './in-process.ts';
 import { setup } from './hub-root-fixtures.ts';
 import { readAll } from '../store/temp-store.ts';
+import { putChunksOf } from '../store/backing-fixtures.ts';
 
 /** What the hub's feed says of `path` now. */
 async function listed(n: Node, path: string) {
@@ -107,11 +108,7 @@ test('the versions waiting for bytes are found again after a restart, completed 
       again.lost.stop();
     }
     // b.bin's bytes arrive, and the hub stops after the upload's flush but before it completed b.bin.
-    let at = 0;
-    for (const c of a.chunks) {
-      await n.store.putChunk(c.hash, first.subarray(at, at + c.size), { clean: true });
-      at += c.size;
-    }
+    await putChunksOf(n.store, a.chunks, first);
     assert.equal((await n.store.record('b.bin'))?.state, 'remote');
     const third = restarted();
     await third.lost.start();
@@ -141,11 +138,7 @@ test("a pi's commit relying on chunks a root file held, that file replaced on th
     const commit = (baseVersion: bigint) => n.client.commit({ peerId: 'PIPEERX', file, baseVersion });
     await assert.rejects(commit(0n), (err: ConnectError) => err.code === Code.FailedPrecondition && /no longer held here/.test(err.rawMessage));
     assert.equal((await n.client.missingChunks({ hashes })).missing.length, a.chunks.length, 'have/want asks for every one');
-    let at = 0;
-    for (const c of a.chunks) {
-      await n.store.putChunk(c.hash, data.subarray(at, at + c.size), { clean: true });
-      at += c.size;
-    }
+    await putChunksOf(n.store, a.chunks, data);
     const res = await commit(0n);
     assert.equal(res.status, CommitStatus.OK);
     assert.deepEqual(await readAll(await n.store.read('b.bin')), data);
