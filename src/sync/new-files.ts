@@ -42,12 +42,22 @@ export function commitNewFiles(ctx: NewFilesContext, items: NewFile[]): Promise<
     async () => {
       const releases: (() => void)[] = [];
       try {
-        const written = await Promise.all(
-          items.map(async ({ file, base, data }) => {
+        // Every item checked first, then all writes asked for at once: the writer hands them to its worker as one batch
+        // (a write asked for alone, while the others still waited for their checks, went as a batch of one, two
+        // flushes of its own).
+        const checked = await Promise.all(
+          items.map(async ({ file, base }) => {
             const abs = await safePath(ctx.root, file.path);
             if ((await statFile(abs)) || (await disk.get(file.path))) return undefined;
             const rec = await store.record(file.path);
             if ((rec && !rec.deleted) || (base !== 0 && base !== rec?.version)) return undefined;
+            return abs;
+          }),
+        );
+        const written = await Promise.all(
+          items.map(({ file, data }, i) => {
+            const abs = checked[i];
+            if (abs === undefined) return undefined;
             const meta = { mtimeMs: Math.floor(file.mtimeMs), mode: file.mode, size: file.size };
             releases.push(disk.placing(file.path, meta));
             return ctx.write(abs, data, meta).then((st) => ({ abs, st }), () => undefined);

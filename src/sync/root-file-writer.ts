@@ -67,6 +67,8 @@ export class RootFileWriter {
   #inFlight: Queued[] | undefined;
   /** The buffer of the last batch, back from the worker for the next one. */
   #spare: ArrayBuffer | undefined;
+  #scheduled = false;
+  #batches = 0;
 
   /** `blake3`: the implementation the store uses (the worker checks linked chunk files with it). */
   constructor(opts: { blake3?: 'native' | 'wasm' } = {}) {
@@ -75,6 +77,11 @@ export class RootFileWriter {
 
   get available(): boolean {
     return this.#available;
+  }
+
+  /** Batches handed to the worker so far (each costs two flushes: how well writes are grouped shows here). */
+  get batches(): number {
+    return this.#batches;
   }
 
   /** Whether link() is worth a try (the worker runs, and no link was refused as such yet). */
@@ -106,7 +113,7 @@ export class RootFileWriter {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ abs, bytes, meta, expect: opts.expect, resolve, reject });
-      this.#send();
+      this.#schedule();
     });
   }
 
@@ -118,7 +125,7 @@ export class RootFileWriter {
   link(abs: string, src: LinkSource, meta: { mtimeMs: number; mode: number }, expect?: Expected): Promise<DiskStat> {
     return new Promise<DiskStat>((resolve, reject) => {
       this.#queue.push({ abs, bytes: NO_BYTES, link: src, meta, expect, resolve, reject });
-      this.#send();
+      this.#schedule();
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code && NO_LINKS.has(err.code)) this.#linkable = false;
       throw err;
@@ -130,6 +137,19 @@ export class RootFileWriter {
     this.#available = false;
     await this.#worker?.terminate();
     this.#fail(this.#queue.splice(0), new Error('root file writer closed'));
+  }
+
+  /**
+   * Sends a batch once the caller's synchronous run is over: writes asked for in one loop (a CommitBatch's new files,
+   * new-files.ts) then go to the worker together rather than the first alone.
+   */
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      this.#send();
+    });
   }
 
   #send(): void {
@@ -151,6 +171,7 @@ export class RootFileWriter {
       return { tmp: path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`), final: q.abs, offset: offset - q.bytes.length, length: q.bytes.length, ...(q.link ? { link: q.link } : {}), ...(q.expect !== undefined ? { expect: q.expect } : {}), mode: q.meta.mode, mtimeMs: q.meta.mtimeMs };
     });
     this.#inFlight = batch;
+    this.#batches += 1;
     worker.ref();
     worker.postMessage({ items, arena }, [arena]);
   }

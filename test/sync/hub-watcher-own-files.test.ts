@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { HubRoot } from '../../src/sync/hub-root.ts';
 import { HubWatcher } from '../../src/sync/hub-watcher.ts';
+import { RootFileWriter } from '../../src/sync/root-file-writer.ts';
 import { DiskIndex } from '../../src/sync/disk-index.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
 import type { NewFile } from '../../src/sync/new-files.ts';
@@ -22,7 +23,8 @@ test('files pushed with their bytes are not read back by the watcher; a file a u
   await fs.mkdir(root);
   const n = await node('hub', { root });
   const disk = new DiskIndex(n.db);
-  const hubRoot = new HubRoot({ store: n.store, state: n.state, disk, locks: new PathLocks(), root, log: silent });
+  const writer = new RootFileWriter({ blake3: n.store.stats().hasher });
+  const hubRoot = new HubRoot({ store: n.store, state: n.state, disk, locks: new PathLocks(), root, log: silent, smallFiles: writer });
   const watcher = new HubWatcher({ hubRoot, disk, log: silent, debounceMs: 20 });
   // Every read the watcher starts, counted on its way to the real one.
   const read: string[] = [];
@@ -44,6 +46,7 @@ test('files pushed with their bytes are not read back by the watcher; a file a u
     );
     const recs = await hubRoot.commitNew(items);
     assert.equal(recs.filter((r) => r !== undefined).length, 60, 'all went straight into place');
+    assert.equal(writer.batches, 1, 'in one batch of the root file writer (two flushes for all 60)');
 
     // A user drops a file into one of those directories afterwards: its events come after the pushed files' ones.
     await fs.writeFile(path.join(root, 'd0', 'user.txt'), 'dropped in by a user');
@@ -56,6 +59,7 @@ test('files pushed with their bytes are not read back by the watcher; a file a u
     }
   } finally {
     await watcher.close();
+    await writer.close();
     await n.close();
     await top.remove();
   }

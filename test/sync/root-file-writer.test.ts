@@ -49,6 +49,25 @@ test('a burst of small files (more than one batch, new directories, files in sev
   });
 });
 
+test('writes asked for in one synchronous run go to the worker as one batch (each batch costs two flushes)', async () => {
+  await withRoot(async (root, w) => {
+    const meta = { mtimeMs: 1_600_000_000_000, mode: 0o644 };
+    const files = Array.from({ length: 40 }, (_, i) => ({ abs: path.join(root, `g${i}.bin`), bytes: randomBytes(100 + i) }));
+    assert.equal(w.batches, 0);
+    // The first write used to leave alone, while the other 39 queued behind it for a second batch.
+    await Promise.all(files.map((f) => w.write(f.abs, [f.bytes], meta)));
+    assert.equal(w.batches, 1, 'one batch for the 40 files');
+    for (const f of files) assert.ok((await fs.readFile(f.abs)).equals(f.bytes), path.basename(f.abs));
+    // Writes asked for while a batch is in the worker wait and go together in the next one.
+    const first = w.write(path.join(root, 'h0.bin'), [Buffer.from('h0')], meta);
+    await Promise.resolve(); // the first batch is on its way
+    const more = Array.from({ length: 30 }, (_, i) => w.write(path.join(root, `h${i + 1}.bin`), [Buffer.from(`h${i + 1}`)], meta));
+    await Promise.all([first, ...more]);
+    assert.equal(w.batches, 3, 'h0 alone, then the 30 asked for meanwhile together');
+    for (let i = 0; i <= 30; i++) assert.equal(await fs.readFile(path.join(root, `h${i}.bin`), 'utf8'), `h${i}`);
+  });
+});
+
 test('the parts are copied before write() returns (the caller may reuse them at once), except a stable single part, which is still written whole', async () => {
   await withRoot(async (root, w) => {
     // Many files at once, so that most wait in the queue while the worker writes the first batch.
@@ -105,6 +124,7 @@ async function withPath(bin: string, fn: (root: string, w: RootFileWriter) => Pr
   try {
     await withRoot(async (root, w) => {
       const first = w.write(path.join(root, 'first.txt'), [Buffer.from('first')], { mtimeMs: 1_700_000_000_000, mode: 0o644 });
+      await Promise.resolve(); // the writer starts its worker in a microtask queued by write(), before this one
       process.env.PATH = saved; // the worker has started with its copy
       await first.catch(() => {});
       await fn(root, w);
