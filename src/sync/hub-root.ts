@@ -9,7 +9,7 @@
 
 import { resolve } from 'node:path';
 import type { Store, FileRecord, WrittenFile } from '../../store/index.ts';
-import { fileSource, firstOffsets, isStoreError, uniqueSuffix } from '../../store/index.ts';
+import { fileSource, firstOffsets, isStoreError } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { SyncState } from './state.ts';
 import type { PathLocks } from './locks.ts';
@@ -18,8 +18,9 @@ import { matches } from './disk-index.ts';
 import { conflictName, decide } from './conflict.ts';
 import { metaOf } from './wire.ts';
 import { commitNewFiles, type NewFile } from './new-files.ts';
+import { SweepSoon } from './sweep-soon.ts';
 import { GroupFlush } from './group-flush.ts';
-import { absoluteName, DirectWrites, DirSyncs, holds, removeFile, RootChanged, safePath, statFile, TEMP_PREFIX, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
+import { absoluteName, DirectWrites, DirSyncs, holds, removeFile, RootChanged, safePath, statFile, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 import { Staging } from './staging.ts';
 import { RootFileWriter } from './root-file-writer.ts';
 import { SMALL_FILE_BYTES, SmallFiles } from './small-files.ts';
@@ -71,6 +72,8 @@ export class HubRoot {
   private readonly noteGroup: GroupFlush;
   /** Versions that wait for a peer to send bytes lost from the root; the runtime starts it (lost-versions.ts). */
   readonly lost: LostVersions;
+  /** The sweep, soon after a write failed because its path changed: it may have left a temp file (sweep-soon.ts). */
+  readonly strays: SweepSoon;
 
   constructor(opts: HubRootOptions) {
     this.o = opts;
@@ -79,6 +82,7 @@ export class HubRoot {
     this.smallFiles = new SmallFiles({ store: opts.store, writer, located: this.located, dirs: this.dirs, direct: this.direct });
     this.staging = this.located ? new Staging(opts.root, opts.store, this.dirs) : undefined;
     this.lost = new LostVersions(opts);
+    this.strays = new SweepSoon(() => this.sweepStaging(), opts.log);
     this.noteGroup = new GroupFlush(async () => {
       const items = this.written;
       this.written = [];
@@ -280,7 +284,12 @@ export class HubRoot {
       this.placed.add(r.seq);
     };
     const { store, disk, locks, root } = this.o;
-    return commitNewFiles({ store, disk, locks, root, write: (abs, data, meta) => this.smallFiles.writeBytes(abs, [data], meta, null), placed }, items);
+    const write = (abs: string, data: Uint8Array, meta: { mtimeMs: number; mode: number; size: number }) =>
+      this.smallFiles.writeBytes(abs, [data], meta, null).catch((err: unknown) => {
+        if (err instanceof RootChanged || (err as NodeJS.ErrnoException).code === 'ENOENT') this.strays.soon();
+        throw err;
+      });
+    return commitNewFiles({ store, disk, locks, root, write, placed }, items);
   }
 
   /**
@@ -298,6 +307,7 @@ export class HubRoot {
         // ENOENT: the path's folder was removed during the write (deleted or moved on the NAS), its temp file with it.
         // A change of the path like any other: looked at again (found soak-testing: the version was never written).
         if (!(err instanceof RootChanged) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        this.strays.soon();
         if (attempt === MATERIALIZE_TRIES) {
           // Still being written to: the watcher's event for the next change brings the path back here.
           this.o.log.warn({ path }, 'hub root: the file kept changing on disk while the hub wrote it; left as it is');
@@ -345,7 +355,7 @@ export class HubRoot {
       this.o.log.info({ path }, 'hub root: not written yet; waiting for a peer to send its bytes');
       return;
     }
-    const staged = await this.staging?.place(rec, abs, `${TEMP_PREFIX}${uniqueSuffix()}`, st);
+    const staged = await this.staging?.place(rec, abs, st);
     if (staged !== undefined) {
       await disk.set(path, staged.written, rec.version);
       this.noteWritten(path, rec.version, false, staged.stage);

@@ -8,8 +8,7 @@
 
 import { Worker } from 'node:worker_threads';
 import path from 'node:path';
-import { uniqueSuffix } from '../../store/index.ts';
-import { RootChanged, TEMP_PREFIX, type DiskStat, type Expected } from './root-files.ts';
+import { newTempName, RootChanged, tempDone, type DiskStat, type Expected } from './root-files.ts';
 
 /**
  * A batch holds up to this many files and bytes (more wait for the next one). The queue itself is bounded by the root
@@ -67,6 +66,8 @@ export class RootFileWriter {
   #inFlight: Queued[] | undefined;
   /** The buffer of the last batch, back from the worker for the next one. */
   #spare: ArrayBuffer | undefined;
+  /** The temp names of the batch in the worker (live until it answers: root-files.ts newTempName). */
+  #inFlightTemps: string[] = [];
   #scheduled = false;
   #batches = 0;
 
@@ -168,9 +169,10 @@ export class RootFileWriter {
       view.set(q.bytes, offset);
       offset += q.bytes.length;
       const dir = path.dirname(q.abs);
-      return { tmp: path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`), final: q.abs, offset: offset - q.bytes.length, length: q.bytes.length, ...(q.link ? { link: q.link } : {}), ...(q.expect !== undefined ? { expect: q.expect } : {}), mode: q.meta.mode, mtimeMs: q.meta.mtimeMs };
+      return { tmp: path.join(dir, newTempName()), final: q.abs, offset: offset - q.bytes.length, length: q.bytes.length, ...(q.link ? { link: q.link } : {}), ...(q.expect !== undefined ? { expect: q.expect } : {}), mode: q.meta.mode, mtimeMs: q.meta.mtimeMs };
     });
     this.#inFlight = batch;
+    this.#inFlightTemps = items.map((it) => it.tmp);
     this.#batches += 1;
     worker.ref();
     worker.postMessage({ items, arena }, [arena]);
@@ -189,6 +191,7 @@ export class RootFileWriter {
     worker.on('message', (out: { results: Result[]; arena: ArrayBuffer }) => {
       const batch = this.#inFlight ?? [];
       this.#inFlight = undefined;
+      this.#tempsDone();
       this.#spare = out.arena;
       batch.forEach((q, i) => {
         const r = out.results[i]!;
@@ -202,12 +205,17 @@ export class RootFileWriter {
     const died = (err: Error): void => {
       this.#available = false;
       this.#worker = undefined;
+      this.#tempsDone(); // what the worker left is the sweep's
       this.#fail([...(this.#inFlight ?? []), ...this.#queue.splice(0)], err);
       this.#inFlight = undefined;
     };
     worker.on('error', died);
     worker.on('exit', (code) => died(new Error(`root file worker exited (${code})`)));
     return worker;
+  }
+
+  #tempsDone(): void {
+    for (const t of this.#inFlightTemps.splice(0)) tempDone(t);
   }
 
   #fail(items: Queued[], err: Error): void {

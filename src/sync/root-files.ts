@@ -23,6 +23,29 @@ export function isOwnTemp(p: string): boolean {
   return path.basename(p).startsWith(TEMP_PREFIX);
 }
 
+/**
+ * Names of the write temp files this process uses right now (names are unique per process and never reused). One in
+ * the root that is not among them is a leftover: of an earlier run, or of a write whose folder was moved away on the
+ * NAS in the middle (its rename failed, and its cleanup looked under the old name). See stray-temps.ts.
+ */
+const liveTemps = new Set<string>();
+
+/** A new temp file name (no directory), live until tempDone: registered before the file exists. */
+export function newTempName(): string {
+  const name = `${TEMP_PREFIX}${uniqueSuffix()}`;
+  liveTemps.add(name);
+  return name;
+}
+
+/** The temp file `tmp` (a name or a path) is renamed into place, removed, or left to the sweep. */
+export function tempDone(tmp: string): void {
+  liveTemps.delete(path.basename(tmp));
+}
+
+export function isLiveTemp(tmp: string): boolean {
+  return liveTemps.has(path.basename(tmp));
+}
+
 export interface DiskStat {
   size: number;
   mtimeMs: number;
@@ -101,7 +124,19 @@ export async function writeAtomic(
   opts: { dirs?: DirSyncs; direct?: DirectWrites; expect?: Expected } = {},
 ): Promise<DiskStat> {
   const dir = path.dirname(abs);
-  const tmp = path.join(dir, `${TEMP_PREFIX}${uniqueSuffix()}`);
+  const tmp = path.join(dir, newTempName());
+  let written: DiskStat;
+  try {
+    written = await writeTemp(tmp, abs, source, meta, opts);
+  } finally {
+    tempDone(tmp);
+  }
+  await (opts.dirs ? opts.dirs.sync(dir) : syncDir(dir));
+  return written;
+}
+
+/** writeAtomic's temp file, written, flushed and renamed to `abs`; removed if anything fails. */
+async function writeTemp(tmp: string, abs: string, source: Readable | readonly Uint8Array[], meta: { mtimeMs: number; mode: number; size?: number }, opts: { direct?: DirectWrites; expect?: Expected }): Promise<DiskStat> {
   let written: DiskStat;
   const fd = await createInDir(tmp, () => openNew(tmp));
   try {
@@ -128,7 +163,6 @@ export async function writeAtomic(
     await fs.rm(tmp, { force: true });
     throw err;
   }
-  await (opts.dirs ? opts.dirs.sync(dir) : syncDir(dir));
   return written;
 }
 

@@ -168,6 +168,7 @@ export class SyncRuntime {
     await this.starting;
     await this.watcher?.close();
     this.hubRoot?.lost.stop();
+    await this.hubRoot?.strays.stop();
   }
 
   async status(): Promise<SyncStatus> {

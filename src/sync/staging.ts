@@ -14,7 +14,7 @@ import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
 import path from 'node:path';
 import { AlignedArena, O_DIRECT, validateName, writeAll, type FileRecord, type Store } from '../../store/index.ts';
-import { absoluteName, closeFd, diskStatOf, fchmod, fdatasync, ftruncate, futimes, openFd, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
+import { absoluteName, closeFd, diskStatOf, fchmod, fdatasync, ftruncate, futimes, isLiveTemp, newTempName, openFd, tempDone, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
 import { putInPlaceSync, type Expected } from './put-in-place.js';
 import { bytesToHash, type Place, type RemoteFile } from './wire.ts';
 import { localRun, WholeHashes, workerRun } from './whole-hashes.ts';
@@ -25,12 +25,6 @@ export const STAGE_PREFIX = `${TEMP_PREFIX}stage-`;
 export const STAGE_MIN_BYTES = 8 * 1024 * 1024;
 /** A staging file nothing counts on is removed once it has not been written to for this long. */
 const STALE_MS = 60 * 60 * 1000;
-/**
- * A write's temp file that has not changed for this long is abandoned: its folder was moved or removed on the NAS
- * while the file was written, so the rename failed and the writer's cleanup missed it (soak seed 3014). Its status
- * change time counts, not its mtime: the writer sets the version's mtime on it before the rename.
- */
-const STALE_WRITE_MS = 10 * 60 * 1000;
 
 /** The root-relative staging file of one version (whole-file hash) of `filePath`: in the same directory. */
 export function stagingPath(filePath: string, fileHash: string): string {
@@ -61,8 +55,6 @@ export class Staging {
   readonly #root: string;
   readonly #store: Store;
   readonly #dirs: DirSyncs;
-  /** Temp files created before this (the process's start) are leftovers of an earlier run (sweep). */
-  readonly #startedAt: number;
   /** Upload calls writing into each staging file. */
   readonly #claims = new Map<string, number>();
   /**
@@ -79,9 +71,8 @@ export class Staging {
    */
   readonly direct: { allowed: boolean; readonly arena: AlignedArena; readonly open: (abs: string) => Promise<number> };
 
-  constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number>; startedAt?: number } = {}) {
+  constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number> } = {}) {
     this.#root = root;
-    this.#startedAt = opts.startedAt ?? performance.timeOrigin;
     this.#store = store;
     this.#dirs = dirs;
     this.#whole = new WholeHashes(() => {
@@ -156,7 +147,7 @@ export class Staging {
    * the file as usual). The path must still hold `expect` (what the caller saw there) when the file is put in
    * place: RootChanged otherwise, and the staging file stays for the next try.
    */
-  async place(rec: FileRecord, abs: string, tmpName: string, expect: Expected): Promise<{ stage: string; written: DiskStat } | undefined> {
+  async place(rec: FileRecord, abs: string, expect: Expected): Promise<{ stage: string; written: DiskStat } | undefined> {
     const stage = stageOfVersion(rec);
     // Checked and taken before the first await: an upload into it, or another path of the same content and directory
     // being put in place, makes this file copy instead (two root files must never share an inode).
@@ -164,14 +155,14 @@ export class Staging {
     this.#placing.add(stage);
     let written: DiskStat | undefined;
     try {
-      written = await this.#place(rec, abs, tmpName, stage, expect);
+      written = await this.#place(rec, abs, stage, expect);
       return written && { stage, written };
     } finally {
       if (!written) this.#placing.delete(stage);
     }
   }
 
-  async #place(rec: FileRecord, abs: string, tmpName: string, stage: string, expect: Expected): Promise<DiskStat | undefined> {
+  async #place(rec: FileRecord, abs: string, stage: string, expect: Expected): Promise<DiskStat | undefined> {
     const stageAbs = path.join(path.dirname(abs), path.posix.basename(stage));
     let fd: number;
     try {
@@ -200,13 +191,15 @@ export class Staging {
     } finally {
       await closeFd(fd);
     }
-    const tmp = path.join(path.dirname(abs), tmpName);
-    await fs.link(stageAbs, tmp);
+    const tmp = path.join(path.dirname(abs), newTempName());
     try {
+      await fs.link(stageAbs, tmp);
       putInPlaceSync(tmp, abs, expect);
     } catch (err) {
       await fs.rm(tmp, { force: true });
       throw err;
+    } finally {
+      tempDone(tmp);
     }
     await this.#dirs.sync(path.dirname(abs));
     return written;
@@ -233,11 +226,11 @@ export class Staging {
    * hold nothing the store counts on (gc dropped their unreferenced chunks, or a crash came before their first chunks
    * were recorded) once nobody has written into them for STALE_MS. A staging file an upload writes into is claimed,
    * and one it wrote into lately is too young: neither is touched. Run at the hub's start and, after the store's gc,
-   * periodically (HubRoot.maintain). Also removes the root's other temp files (a write into the root in progress,
-   * see root-files.ts) that were created before this process started: a hub killed mid-write left them, and nothing
-   * would ever finish or remove them, so they would stay in the NAS's folder for good. Temp files of this process are
-   * never located, so the creation time tells them apart safely while peers already write. Returns how many files
-   * (staging and others) and locations went.
+   * periodically (HubRoot.maintain), and soon after a write into the root failed because its path changed
+   * (HubRoot.strays). Also removes the root's other temp files (of a write into the root, see root-files.ts) that no
+   * write of this process uses (newTempName): a hub killed mid-write left them, or a write whose folder was moved on
+   * the NAS in the middle, and nothing would ever finish or remove them. Returns how many files (staging and others)
+   * and locations went.
    */
   async sweep(now = Date.now()): Promise<{ files: number; locations: number }> {
     const out = { files: 0, locations: 0 };
@@ -255,7 +248,7 @@ export class Staging {
     for await (const t of walkTemps(this.#root)) {
       if (!isStagingName(path.posix.basename(t.rel))) {
         const st = await fs.stat(t.abs).catch(() => null);
-        if (st && (st.ctimeMs < this.#startedAt || now - st.ctimeMs >= STALE_WRITE_MS)) {
+        if (st && !isLiveTemp(t.rel)) {
           await fs.rm(t.abs, { force: true });
           out.files += 1;
         }

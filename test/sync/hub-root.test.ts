@@ -8,9 +8,9 @@ import path from 'node:path';
 import { HubRoot } from '../../src/sync/hub-root.ts';
 import { DiskIndex } from '../../src/sync/disk-index.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
-import { DirSyncs, safePath, TEMP_PREFIX, walk, writeAtomic } from '../../src/sync/root-files.ts';
-import { Staging } from '../../src/sync/staging.ts';
-import { Readable } from 'node:stream';
+import { DirSyncs, newTempName, RootChanged, safePath, tempDone, TEMP_PREFIX, walk, writeAtomic } from '../../src/sync/root-files.ts';
+import { SweepSoon } from '../../src/sync/sweep-soon.ts';
+import { PassThrough, Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { openStore } from '../../store/index.ts';
 import { readAll } from '../store/temp-store.ts';
@@ -415,37 +415,77 @@ test('a file still being written while the hub reads it is read again as a new v
   });
 });
 
-test("the sweep removes temp files an earlier run left in the root, never this process's own (a write in progress)", async () => {
+test("the sweep removes temp files no write of this process uses (an earlier run's), never one a write uses now", async () => {
   await setup(async (n, hub, root) => {
     assert.ok(hub.staging, 'the store keeps the root in the root');
     await fs.mkdir(path.join(root, 'docs'));
-    const mine = path.join(root, 'docs', `${TEMP_PREFIX}0123456789ab-a`);
+    const live = newTempName(); // as a write of this process names its temp file before creating it
+    const mine = path.join(root, 'docs', live);
     await fs.writeFile(mine, 'a write of this process, not finished yet');
+    const left = path.join(root, 'docs', `${TEMP_PREFIX}0123456789ab-a`); // what a killed hub left, just now
+    await fs.writeFile(left, 'half of a file');
+    await fs.writeFile(path.join(root, 'docs', 'kept.txt'), 'a file of the NAS');
+    try {
+      await hub.sweepStaging();
+      assert.equal(await fs.readFile(mine, 'utf8'), 'a write of this process, not finished yet', 'in use: kept');
+      await assert.rejects(fs.stat(left), { code: 'ENOENT' });
+      assert.equal(await fs.readFile(path.join(root, 'docs', 'kept.txt'), 'utf8'), 'a file of the NAS');
+    } finally {
+      tempDone(live);
+    }
     await hub.sweepStaging();
-    assert.equal(await fs.readFile(mine, 'utf8'), 'a write of this process, not finished yet', 'created after this process started: kept');
-    // The same file seen by a process started after it was created, as a restarted hub sees what a killed one left.
-    const later = new Staging(root, n.store, new DirSyncs(), { startedAt: Date.now() + 1000 });
-    assert.deepEqual(await later.sweep(), { files: 1, locations: 0 });
-    await assert.rejects(fs.stat(mine), { code: 'ENOENT' });
+    await assert.rejects(fs.stat(mine), { code: 'ENOENT' }, 'once its write is over (renamed, removed, or lost track of), it goes too');
   });
 });
 
-test("the sweep removes a temp file of this process that nothing has written to for 10 minutes: its folder was moved on the NAS mid-write, and the writer's cleanup missed it", async () => {
-  // Found by bench/soak-sync.ts (seed 3014): `mv d1 d3` while the root writer wrote a file into d1; the rename failed,
-  // the retry wrote the file again, and d3 kept the first temp file until the hub restarted.
+test("a write whose folder is moved on the NAS in the middle leaves its temp file under the new name; the sweep removes it at once, not the temp of a write still going on", async () => {
+  // Found by bench/soak-sync.ts (seeds 3014, 4139): `mv d1 d3` while the root writer wrote a file into d1; the rename
+  // failed, the writer's cleanup looked under the old name, and d3 kept the temp file for 10 minutes (a sweep by age)
+  // or, between sweeps, hours.
   await setup(async (n, hub, root) => {
-    await fs.mkdir(path.join(root, 'd3'));
-    const orphan = path.join(root, 'd3', `${TEMP_PREFIX}0123456789ab-7`);
-    await fs.writeFile(orphan, 'half of a file');
-    const staging = hub.staging!;
-    assert.deepEqual(await staging.sweep(Date.now() + 9 * 60_000), { files: 0, locations: 0 }, 'written to 9 minutes ago: may still be in progress');
-    assert.deepEqual(await staging.sweep(Date.now() + 10 * 60_000 + 1000), { files: 1, locations: 0 });
-    await assert.rejects(fs.stat(orphan), { code: 'ENOENT' });
-    // A root file of the same age is not a temp file and stays.
-    await fs.writeFile(path.join(root, 'd3', 'kept.txt'), 'a file of the NAS');
-    await staging.sweep(Date.now() + 60 * 60_000);
-    assert.equal(await fs.readFile(path.join(root, 'd3', 'kept.txt'), 'utf8'), 'a file of the NAS');
+    await fs.mkdir(path.join(root, 'd1'));
+    await fs.mkdir(path.join(root, 'd2'));
+    const meta = { mtimeMs: 1_700_000_000_000, mode: 0o644 };
+    const moved = new PassThrough();
+    const going = new PassThrough();
+    const first = writeAtomic(path.join(root, 'd1', 'a.bin'), moved, meta, { expect: null });
+    const second = writeAtomic(path.join(root, 'd2', 'b.bin'), going, meta, { expect: null });
+    moved.write(randomBytes(1000));
+    going.write(randomBytes(1000));
+    const tempsIn = async (dir: string) => (await fs.readdir(path.join(root, dir))).filter((x) => x.startsWith(TEMP_PREFIX));
+    await waitFor('both temp files written to', async () => (await tempsIn('d1')).length === 1 && (await tempsIn('d2')).length === 1);
+    await fs.rename(path.join(root, 'd1'), path.join(root, 'd3'));
+    moved.end(randomBytes(10));
+    await assert.rejects(first, (err: NodeJS.ErrnoException) => err instanceof RootChanged || err.code === 'ENOENT');
+    const [orphan] = await tempsIn('d3');
+    assert.ok(orphan, 'the temp file moved with its folder and stayed');
+    await hub.sweepStaging();
+    assert.deepEqual(await tempsIn('d3'), [], 'the orphan went');
+    assert.equal((await tempsIn('d2')).length, 1, 'the temp of the write still going on stays');
+    const tail = randomBytes(10);
+    going.end(tail);
+    await second;
+    assert.equal((await fs.stat(path.join(root, 'd2', 'b.bin'))).size, 1010, 'and that write lands whole');
   });
+});
+
+test('after a failed write the sweep comes soon, once for many failures, and not after stop()', async () => {
+  let sweeps = 0;
+  let ran: () => void = () => {};
+  const swept = () => new Promise<void>((r) => (ran = r));
+  const soon = new SweepSoon(async () => {
+    sweeps += 1;
+    ran();
+  }, silent);
+  const first = swept();
+  soon.soon();
+  soon.soon();
+  soon.soon();
+  await first;
+  assert.equal(sweeps, 1, 'three failures, one sweep');
+  await soon.stop();
+  soon.soon();
+  assert.equal(sweeps, 1, 'stopped: none scheduled');
 });
 
 test("a file of the hub's own whose disk entry a crash lost, deleted on disk while the hub was down: the store deletes it too", async () => {
