@@ -302,13 +302,18 @@ export class HubRoot {
       try {
         return await this.materializeOnce(path);
       } catch (err) {
-        // A chunk whose bytes are gone: changed on disk (corrupt_chunk), or no longer held anywhere (not_found).
-        if ((isStoreError(err, 'corrupt_chunk') || isStoreError(err, 'not_found')) && (await this.lost.settle(path))) return;
+        // A chunk whose bytes are gone: changed on disk (corrupt_chunk), or no longer held anywhere (not_found). If
+        // settle finds them held elsewhere after all (the read was of a root file being saved over, and a chunk file
+        // or another root file still holds them: it forgot the stale place), the next try reads them from there.
+        // Before, that version was never written (soak seed 4205, three pis).
+        const lostBytes = isStoreError(err, 'corrupt_chunk') || isStoreError(err, 'not_found');
+        if (lostBytes && (await this.lost.settle(path))) return;
         // ENOENT: the path's folder was removed during the write (deleted or moved on the NAS), its temp file with it.
         // A change of the path like any other: looked at again (found soak-testing: the version was never written).
-        if (!(err instanceof RootChanged) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        this.strays.soon();
+        if (!lostBytes && !(err instanceof RootChanged) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        if (!lostBytes) this.strays.soon();
         if (attempt === MATERIALIZE_TRIES) {
+          if (lostBytes) throw err;
           // Still being written to: the watcher's event for the next change brings the path back here.
           this.o.log.warn({ path }, 'hub root: the file kept changing on disk while the hub wrote it; left as it is');
           return;

@@ -81,6 +81,30 @@ test("a pi's edit the hub acknowledged, beaten by a newer edit on the NAS before
   });
 });
 
+test("a version whose bytes the root writer read from a root file being saved over, while another file still holds them: written from there, nothing waits (soak seed 4205)", async () => {
+  await setup(async (n, hub, root) => {
+    await hub.lost.start();
+    // Input: the same bytes in two files of the root; a peer's version of them at b.bin, not written out yet; then
+    // twin.bin, the place the store reads first (the one recorded last), saved over on the NAS (not read by the hub
+    // yet).
+    const A = randomBytes(90_000);
+    await fs.writeFile(path.join(root, 'a.bin'), A);
+    await fs.writeFile(path.join(root, 'twin.bin'), A);
+    await hub.refresh('a.bin');
+    await hub.refresh('twin.bin');
+    const a = (await n.store.record('a.bin'))!;
+    await n.store.commitFile('b.bin', { size: a.size, mtimeMs: a.mtimeMs, mode: a.mode, chunks: a.chunks, hash: a.hash }, { baseVersion: 0 });
+    const saved = randomBytes(A.length);
+    await fs.writeFile(path.join(root, 'twin.bin'), saved);
+    // Before, the write failed for good: the bytes were found held (a.bin), so nothing waited, and nothing wrote.
+    await hub.materialize('b.bin');
+    assert.ok((await fs.readFile(path.join(root, 'b.bin'))).equals(A), 'b.bin written, from a.bin');
+    assert.equal((await n.store.record('b.bin'))?.state, 'local');
+    assert.equal(hub.lost.size, 0, 'nothing waits for a peer');
+    assert.ok((await fs.readFile(path.join(root, 'twin.bin'))).equals(saved), "the NAS's edit is untouched");
+  });
+});
+
 test('the versions waiting for bytes are found again after a restart, completed at once if their bytes came before it, and a change of such a path ends the wait', async () => {
   await setup(async (n, hub, root) => {
     const first = randomBytes(50_000);
