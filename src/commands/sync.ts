@@ -107,7 +107,10 @@ function printStatus(ctx: CommandContext, s: SyncStatus, via: string): void {
     out('hub: not configured (BALUPI_HUB_URL)');
   }
   if (s.root) out(`root ${s.root.path}: ${s.root.scanned ? 'scanned' : 'not scanned yet'}, written up to sequence ${s.root.writtenSequence}`);
-  if (s.root && s.root.awaitingBytes > 0) out(`  ${s.root.awaitingBytes} file version(s) wait for a peer to send bytes that were changed or removed on disk before they were written`);
+  if (s.root && s.root.awaitingBytes > 0) {
+    out(`  ${s.root.awaitingBytes} file version(s) wait for a peer to send bytes that were changed or removed on disk before they were written`);
+    out(`  ${s.root.awaitingPeers.length > 0 ? `peers not asked yet: ${s.root.awaitingPeers.join(', ')} (once every peer has been, versions nobody could send are dropped)` : 'every peer has been asked'}`);
+  }
   for (const p of s.peers) out(`peer ${p.peerId} (${p.role}): last hello ${ago(p.at)}`);
   const q = s.queue;
   out(`upload queue: ${q.pending} pending, ${q.uploading} uploading, ${q.failed} failed, ${q.synced} synced; ${formatBytes(q.bytesPending)} in queued files, ${formatBytes(s.dirtyBytes)} of chunks not yet on the hub`);

@@ -58,6 +58,16 @@ export class LostVersions {
     return this.#paths.size;
   }
 
+  /** The lowest sequence number among the waiting versions' records (undefined: none waits). */
+  async lowestSeq(): Promise<number | undefined> {
+    let min: number | undefined;
+    for (const path of this.#paths) {
+      const rec = await this.#o.store.record(path);
+      if (rec && rec.state === 'remote') min = Math.min(min ?? rec.seq, rec.seq);
+    }
+    return min;
+  }
+
   /**
    * Writing `path`'s current version out failed because some of its bytes are gone from the root. True if that is
    * settled: a version the hub made itself (the conflict copy of a file of its root, say) is dropped if its path holds
@@ -118,5 +128,33 @@ export class LostVersions {
       }
     })();
     return this.#running;
+  }
+
+  /**
+   * Every known peer has acknowledged the feed up to `floor` (peer-acks.ts): each of them has read the records up to
+   * there and sent the bytes it held of the incomplete ones. A version still waiting whose record is at or below it
+   * can never be completed, so it is deleted (the feed then carries a tombstone and the peers drop their listing).
+   * Only where nothing stands on disk at its path: a file there is the NAS's, read as a change of its own. Completes
+   * what it can first: the acknowledging peer's last upload may have brought the bytes. Returns how many went.
+   */
+  async dropUnreachable(floor: number): Promise<number> {
+    if (this.#paths.size === 0 || floor <= 0) return 0;
+    await this.complete();
+    const { store, log } = this.#o;
+    let dropped = 0;
+    for (const path of [...this.#paths]) {
+      const rec = await store.record(path);
+      if (!rec || rec.deleted || rec.state !== 'remote' || rec.seq > floor) continue;
+      if ((await statFile(absoluteName(this.#o.root, path))) !== null) continue;
+      try {
+        await store.delete(path, { baseVersion: rec.version });
+      } catch (err) {
+        if (isStoreError(err, 'conflict')) continue; // changed meanwhile: no longer this version
+        throw err;
+      }
+      dropped += 1;
+      log.warn({ path, version: rec.version }, 'hub: no peer has the bytes of this version any more (every peer has been asked); its record is dropped');
+    }
+    return dropped;
   }
 }

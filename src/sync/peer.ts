@@ -15,7 +15,7 @@ import { fromFileInfo, PROTOCOL_VERSION, sameContent, type RemoteFile } from './
 import { CAPABILITIES, roleToWire } from './service.ts';
 import { Wakeup } from './wakeup.ts';
 import { QueuePusher } from './queue-pusher.ts';
-import { resendLost } from './resend.ts';
+import { acknowledgeFeed, resendLost } from './resend.ts';
 import { errorMessage, isConnectionError, isSyncError } from './errors.ts';
 import { isStoreError } from '../../store/index.ts';
 import { LARGE_FILE_BYTES, laneOf } from './push-lanes.ts';
@@ -84,6 +84,8 @@ export class SyncPeer {
   private st: PeerStatus;
   private tasks: Promise<unknown>[] = [];
   private readonly pusher: QueuePusher;
+  /** The hub takes acknowledgements of its feed ("changes.acknowledge"). */
+  private acknowledges = false;
 
   constructor(model: SyncModel, opts: PeerOptions) {
     this.m = model;
@@ -184,6 +186,7 @@ export class SyncPeer {
     );
     this.m.hubPeer = res.peerId;
     this.pusher.useCapabilities(res.capabilities);
+    this.acknowledges = res.capabilities.includes('changes.acknowledge');
     if ((await state.getHubIndexId()) !== res.indexId) await this.resetHub(res.indexId);
     this.setStatus({
       ...this.st,
@@ -244,6 +247,8 @@ export class SyncPeer {
     let indexId = (await state.getHubIndexId()) ?? '';
     let cursor = await state.getNumber('hubCursor');
     let applied = 0;
+    // Once per session: an acknowledgement the last session could not send (the hub went away right after a page).
+    if (this.acknowledges && indexId && cursor > 0) await acknowledgeFeed(this.m, this.client, indexId, cursor, signal);
     for await (const msg of this.client.changes({ indexId, sinceSequence: BigInt(cursor), follow }, { signal })) {
       if (msg.indexId !== indexId) {
         await this.resetHub(msg.indexId);
@@ -276,6 +281,7 @@ export class SyncPeer {
         await this.m.store.flush();
         cursor = Number(last.sequence);
         await state.setNumber('hubCursor', cursor);
+        if (lost.length > 0 && this.acknowledges) await acknowledgeFeed(this.m, this.client, indexId, cursor, signal);
       }
       this.st.cursor = cursor;
       if (this.st.hub) this.st.hub.maxSequence = Number(msg.maxSequence);

@@ -2,9 +2,11 @@
 // not write out, because the file of its root that held some of its chunks was changed or removed on the NAS first
 // (FileInfo.incomplete). This Pi uploads whichever of those chunks it holds (the hub says which it lacks), wherever
 // they are here: the version may be this Pi's own push, a conflict copy of it, or a file that shares their bytes. The
-// hub then writes the version out and lists it again, complete.
+// hub then writes the version out and lists it again, complete. Then it acknowledges the page (acknowledgeFeed): once
+// every peer has, and a version is still incomplete, nobody has its bytes, and the hub drops it.
 
 import type { ChunkRef } from '../../store/index.ts';
+import type { SyncClient } from './client.ts';
 import type { SyncModel } from './model.ts';
 import type { ChunkClient } from './transfer.ts';
 import { uploadMissing } from './transfer.ts';
@@ -30,5 +32,19 @@ export async function resendLost(m: SyncModel, client: ChunkClient, files: Remot
     if (signal?.aborted || isConnectionError(err)) throw err;
     m.log.warn({ files: files.length, first: files[0]!.path, err: errorMessage(err) }, 'sync could not send the hub the bytes it lost');
     return 0;
+  }
+}
+
+/**
+ * Tells the hub that this Pi has applied its feed of index `indexId` up to `sequence`, and sent what it held of the
+ * incomplete versions up to there (SyncService.Acknowledge; only to a hub that lists "changes.acknowledge"). A lost
+ * connection is thrown; any other failure is logged: the next such page, or the next session, acknowledges again.
+ */
+export async function acknowledgeFeed(m: SyncModel, client: Pick<SyncClient, 'acknowledge'>, indexId: string, sequence: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await client.acknowledge({ peerId: m.state.peerId, indexId, sequence: BigInt(sequence) }, { signal, timeoutMs: 15_000 });
+  } catch (err) {
+    if (signal?.aborted || isConnectionError(err)) throw err;
+    m.log.warn({ sequence, err: errorMessage(err) }, 'sync could not acknowledge the hub\'s feed');
   }
 }

@@ -12,6 +12,7 @@ import { StoreError } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { SyncService } from '../gen/balupi/sync/v1/sync_pb.js';
 import { SyncState, type ConflictRecord } from './state.ts';
+import { PeerAcks } from './peer-acks.ts';
 import { UploadQueue, type QueueCounts, type QueueItem } from './upload-queue.ts';
 import { PathLocks } from './locks.ts';
 import { SendRate } from './rate.ts';
@@ -51,8 +52,12 @@ export interface SyncStatus {
   indexId: string;
   localSequence: number;
   hub: PeerStatus | null;
-  /** The hub's root folder; `awaitingBytes`: versions it cannot write until a peer sends bytes lost there again. */
-  root: { path: string; scanned: boolean; writtenSequence: number; awaitingBytes: number } | null;
+  /**
+   * The hub's root folder; `awaitingBytes`: versions it cannot write until a peer sends bytes lost there again;
+   * `awaitingPeers`: the known peers that have not acknowledged the feed past them yet (once none is left, nobody has
+   * those bytes and the versions are dropped).
+   */
+  root: { path: string; scanned: boolean; writtenSequence: number; awaitingBytes: number; awaitingPeers: string[] } | null;
   peers: PeerSeen[];
   queue: QueueCounts;
   /** The first few failed uploads, with why and when they are tried again (null: not until the file changes). */
@@ -86,6 +91,7 @@ export class SyncRuntime {
   private readonly watcher: HubWatcher | null;
   private readonly disk: DiskIndex;
   private readonly peers = new Map<string, PeerSeen>();
+  private readonly acks: PeerAcks;
   /** A connection of its own for cache misses (pi role), so a client's download never queues behind sync streams. */
   private missClient: SyncClient | null = null;
   private scanned = false;
@@ -96,7 +102,7 @@ export class SyncRuntime {
   private readonly closing = new AbortController();
   private readonly rate: SendRate;
 
-  private constructor(init: { store: Store; state: SyncState; queue: UploadQueue; db: ClassicLevel<string, string>; settings: SyncSettings; log: Logger }) {
+  private constructor(init: { store: Store; state: SyncState; queue: UploadQueue; acks: PeerAcks; db: ClassicLevel<string, string>; settings: SyncSettings; log: Logger }) {
     const { store, state, queue, settings, log } = init;
     this.store = store;
     this.state = state;
@@ -107,6 +113,7 @@ export class SyncRuntime {
     const rate = new SendRate(settings.syncMaxSendRate);
     this.rate = rate;
     this.disk = new DiskIndex(init.db);
+    this.acks = init.acks;
     this.hubRoot =
       settings.role === 'hub' && settings.hubRoot
         ? new HubRoot({ store, state, disk: this.disk, locks, root: settings.hubRoot, log: this.log })
@@ -124,6 +131,7 @@ export class SyncRuntime {
       ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p), commitNew: (items) => hubRoot.commitNew(items) } : {}),
       ...(hubRoot?.staging ? { staging: hubRoot.staging } : {}),
       ...(hubRoot ? { chunksStored: () => hubRoot.lost.complete() } : {}),
+      ...(hubRoot ? { acks: init.acks, acknowledged: () => hubRoot.lost.dropUnreachable(init.acks.floor(store.indexId)).then(() => {}) } : {}),
     });
     const model: SyncModel = { store, state, queue, locks, log: this.log, hotThreshold: settings.syncHotThreshold, rate };
     this.peer =
@@ -135,7 +143,8 @@ export class SyncRuntime {
   static async create(opts: { store: Store; db: ClassicLevel<string, string>; settings: SyncSettings; log: Logger }): Promise<SyncRuntime> {
     const state = await SyncState.open(opts.db);
     const queue = await UploadQueue.open(opts.db, { minMs: opts.settings.syncRetryMinS * 1000, maxMs: opts.settings.syncRetryMaxS * 1000 });
-    return new SyncRuntime({ ...opts, state, queue });
+    const acks = await PeerAcks.open(opts.db);
+    return new SyncRuntime({ ...opts, state, queue, acks });
   }
 
   /** Starts the background work of the role: the peer loop (pi) or the root scan, watcher and writer (hub). */
@@ -180,7 +189,7 @@ export class SyncRuntime {
       indexId: this.store.indexId,
       localSequence: stats.seq,
       hub: this.peer?.status() ?? null,
-      root: this.hubRoot ? { path: this.hubRoot.root, scanned: this.scanned, writtenSequence: await this.state.getNumber('rootCursor'), awaitingBytes: this.hubRoot.lost.size } : null,
+      root: this.hubRoot ? { path: this.hubRoot.root, scanned: this.scanned, writtenSequence: await this.state.getNumber('rootCursor'), awaitingBytes: this.hubRoot.lost.size, awaitingPeers: await this.awaitingPeers(this.hubRoot) } : null,
       peers: [...this.peers.values()],
       queue,
       failedUploads: queue.failed === 0 ? [] : (await this.queue.failedItems(FAILED_SHOWN)).map(({ path, lastError, nextAttemptAt }) => ({ path, lastError, nextAttemptAt })),
@@ -189,6 +198,11 @@ export class SyncRuntime {
       wantedFiles: await this.state.countWanted(),
       running: this.running,
     };
+  }
+
+  private async awaitingPeers(hubRoot: HubRoot): Promise<string[]> {
+    const lowest = await hubRoot.lost.lowestSeq();
+    return lowest === undefined ? [] : this.acks.list(this.store.indexId).flatMap((p) => (p.acknowledged < lowest ? [p.peerId] : []));
   }
 
   /**

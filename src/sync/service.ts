@@ -14,6 +14,7 @@ import {
   type CommitResponse,
   CommitStatus,
   HelloResponseSchema,
+  AcknowledgeResponseSchema,
   MissingChunksResponseSchema,
   Role,
   SyncService,
@@ -31,8 +32,9 @@ import { GroupFlush } from './group-flush.ts';
 import type { Staging } from './staging.ts';
 import { checkInlineShape, inlineChunks, inlineMatches } from './inline-data.ts';
 import type { NewFile } from './new-files.ts';
+import type { PeerAcks } from './peer-acks.ts';
 
-export const CAPABILITIES = ['changes.follow', 'commit.conflict', 'commit.batch', 'commit.inline'] as const;
+export const CAPABILITIES = ['changes.follow', 'commit.conflict', 'commit.batch', 'commit.inline', 'changes.acknowledge'] as const;
 
 /** Entries per CommitBatch call (the proto's limit). */
 export const MAX_BATCH_COMMITS = 1000;
@@ -65,6 +67,10 @@ export interface SyncServiceDeps {
   closing?: AbortSignal;
   /** Told after an upload stored chunks: versions waiting for lost bytes may be complete now (lost-versions.ts). */
   chunksStored?: () => Promise<void>;
+  /** The peers a hub knows and how far each acknowledged its feed (peer-acks.ts). */
+  acks?: PeerAcks;
+  /** Told after a peer acknowledged: versions nobody has the bytes of any more can go (lost-versions.ts). */
+  acknowledged?: () => Promise<void>;
 }
 
 export const roleToWire = (r: 'pi' | 'hub'): Role => (r === 'hub' ? Role.HUB : Role.PI);
@@ -87,6 +93,9 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
     },
     ...(deps.staging ? { vouched: (f: RemoteFile) => deps.staging!.vouches(f) } : {}),
   };
+  /** Versions waiting for lost bytes may be complete now (not waited for: the caller's answer does not depend on it). */
+  const chunksArrived = (): void =>
+    void deps.chunksStored?.().catch((err: unknown) => log.warn({ err }, 'hub: completing versions with lost bytes failed; tried again at the next upload'));
   const commitOne = async (incoming: RemoteFile, baseVersion: number, peerId: string): Promise<CommitOutcome> => {
     await deps.beforeCommit?.(incoming.path);
     return applyCommit(commitCtx, incoming, baseVersion, peerId || 'UNKNOWN', false);
@@ -109,6 +118,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       }
       if (req.peerId) {
         deps.peers?.set(req.peerId, { peerId: req.peerId, role: roleFromWire(req.role), at: Date.now(), indexId: req.indexId, maxSequence: Number(req.maxSequence) });
+        await deps.acks?.seen(req.peerId);
         log.info({ peer: req.peerId, role: roleFromWire(req.role) }, 'sync peer said hello');
       }
       return create(HelloResponseSchema, {
@@ -132,6 +142,16 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       }
     },
 
+    async acknowledge(req) {
+      if (!req.peerId) throw new SyncError('invalid_argument', 'Acknowledge needs the caller\'s peer id');
+      // Another index's sequence says nothing about this one: the caller reads this index from the start.
+      if (deps.acks && req.indexId === store.indexId) {
+        await deps.acks.acknowledge(req.peerId, req.indexId, Number(req.sequence));
+        await deps.acknowledged?.();
+      }
+      return create(AcknowledgeResponseSchema, {});
+    },
+
     async missingChunks(req) {
       const hashes = hashesFrom(req.hashes);
       const have = new Set(await store.hasChunks(hashes));
@@ -146,7 +166,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
         durable: () => group.flush(),
         ...(deps.staging ? { staging: deps.staging } : {}),
       });
-      if (r.stored > 0) void deps.chunksStored?.().catch((err: unknown) => log.warn({ err }, 'hub: completing versions with lost bytes failed; tried again at the next upload'));
+      if (r.stored > 0) chunksArrived();
       return create(UploadChunksResponseSchema, { received: r.received, stored: r.stored, duplicates: r.duplicates, bytes: BigInt(r.bytes) });
     },
 
@@ -200,6 +220,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       });
       const rest = ready.filter((i) => !outcomes[i]);
       if (rest.length > 0) await store.putChunks(rest.flatMap((i) => entries[i]!.chunks!), { clean: true, sync: false });
+      if (ready.length > 0) chunksArrived(); // inline bytes count as arrived chunks too
       // The hub reads each path from its root folder first (a disk edit not read yet then meets the commit as a conflict).
       await mapLimit(entries, BATCH_COMMIT_CONCURRENCY, async ({ incoming }, i) => (outcomes[i] ? undefined : deps.beforeCommit?.(incoming.path).catch((err: unknown) => void fail(i, err))));
       // New versions in one index transaction; deletions and conflicts go through applyCommit one by one.

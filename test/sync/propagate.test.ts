@@ -142,4 +142,8 @@ test('balupi status and sync --once report and run against a running daemon', as
   const r = JSON.parse(once.stdout);
   assert.equal(r.failed, 0);
   assert.equal(r.cursor, s.hub.hub.maxSequence);
+  // The hub: nothing waits for bytes, so no peer is left to ask.
+  const h = JSON.parse((await cli(hub.dataDir, ['status', '--json'])).stdout);
+  assert.equal(h.root.awaitingBytes, 0);
+  assert.deepEqual(h.root.awaitingPeers, []);
 });

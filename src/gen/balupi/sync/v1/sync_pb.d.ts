@@ -766,6 +766,55 @@ export declare type CommitError = Message<"balupi.sync.v1.CommitError"> & {
 export declare const CommitErrorSchema: GenMessage<CommitError>;
 
 /**
+ * AcknowledgeRequest says how far the caller has applied the callee's change feed.
+ *
+ * @generated from message balupi.sync.v1.AcknowledgeRequest
+ */
+export declare type AcknowledgeRequest = Message<"balupi.sync.v1.AcknowledgeRequest"> & {
+  /**
+   * The caller's peer id (as in HelloRequest); required.
+   *
+   * @generated from field: string peer_id = 1;
+   */
+  peerId: string;
+
+  /**
+   * The callee's index id the sequence belongs to (as the caller last saw it). One that is not the callee's current
+   * index id is ignored: the caller reads the new index from the start.
+   *
+   * @generated from field: string index_id = 2;
+   */
+  indexId: string;
+
+  /**
+   * The caller has applied every record up to and including this sequence.
+   *
+   * @generated from field: uint64 sequence = 3;
+   */
+  sequence: bigint;
+};
+
+/**
+ * Describes the message balupi.sync.v1.AcknowledgeRequest.
+ * Use `create(AcknowledgeRequestSchema)` to create a new message.
+ */
+export declare const AcknowledgeRequestSchema: GenMessage<AcknowledgeRequest>;
+
+/**
+ * AcknowledgeResponse is empty: the acknowledgement is recorded (durably) when it is answered.
+ *
+ * @generated from message balupi.sync.v1.AcknowledgeResponse
+ */
+export declare type AcknowledgeResponse = Message<"balupi.sync.v1.AcknowledgeResponse"> & {
+};
+
+/**
+ * Describes the message balupi.sync.v1.AcknowledgeResponse.
+ * Use `create(AcknowledgeResponseSchema)` to create a new message.
+ */
+export declare const AcknowledgeResponseSchema: GenMessage<AcknowledgeResponse>;
+
+/**
  * Role of a peer.
  *
  * @generated from enum balupi.sync.v1.Role
@@ -925,6 +974,22 @@ export declare const SyncService: GenService<{
     methodKind: "unary";
     input: typeof CommitBatchRequestSchema;
     output: typeof CommitBatchResponseSchema;
+  },
+  /**
+   * Acknowledge tells the callee that the caller has applied the callee's records up to a sequence, and has uploaded
+   * whatever it held of the chunks of the incomplete ones among them (FileInfo.incomplete). A pi sends it at the start
+   * of each session and after each page of the change feed that had incomplete records. Once every peer that said
+   * Hello has acknowledged a sequence at or past an incomplete version's record, none of them has its missing chunks
+   * any more: the hub then deletes that version (a tombstone follows in the feed), instead of listing for good a file
+   * that nobody can ever download. A peer that has not come back since keeps it waiting. A callee that serves it
+   * lists the capability "changes.acknowledge" in HelloResponse.
+   *
+   * @generated from rpc balupi.sync.v1.SyncService.Acknowledge
+   */
+  acknowledge: {
+    methodKind: "unary";
+    input: typeof AcknowledgeRequestSchema;
+    output: typeof AcknowledgeResponseSchema;
   },
 }>;
 
