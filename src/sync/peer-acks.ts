@@ -18,6 +18,8 @@ type Db = ClassicLevel<string, string>;
 type Peers = ReturnType<typeof peersOf>;
 
 const peersOf = (db: Db) => db.sublevel<string, PeerAck>('sync-peers', { valueEncoding: 'json' });
+/** Written through to disk before the answer (classic-level's option; abstract-level's types lack it). */
+const DURABLY = { sync: true } as never;
 
 export class PeerAcks {
   readonly #db: Peers;
@@ -40,7 +42,7 @@ export class PeerAcks {
     const cur = this.#peers.get(peerId);
     const next = { indexId: cur?.indexId ?? '', sequence: cur?.sequence ?? 0, at: Date.now() };
     this.#peers.set(peerId, next);
-    if (!cur) await this.#db.put(peerId, next, { sync: true } as never); // classic-level's option; abstract-level's types lack it
+    if (!cur) await this.#db.put(peerId, next, DURABLY);
   }
 
   /** `peerId` has applied the records of index `indexId` up to `sequence` (durable when this resolves). */
@@ -49,7 +51,7 @@ export class PeerAcks {
     if (cur && cur.indexId === indexId && cur.sequence >= sequence) return;
     const next = { indexId, sequence, at: Date.now() };
     this.#peers.set(peerId, next);
-    await this.#db.put(peerId, next, { sync: true } as never); // classic-level's option; abstract-level's types lack it
+    await this.#db.put(peerId, next, DURABLY);
   }
 
   /** The sequence of index `indexId` every known peer has acknowledged (0: some peer has not, or none is known). */

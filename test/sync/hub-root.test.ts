@@ -469,23 +469,35 @@ test("a write whose folder is moved on the NAS in the middle leaves its temp fil
   });
 });
 
-test('after a failed write the sweep comes soon, once for many failures, and not after stop()', async () => {
-  let sweeps = 0;
+test('after a failed write the sweep comes soon, once for many failures; one asked for during the gap after it runs at the gap\'s end; none after stop()', async () => {
+  const runs: number[] = [];
   let ran: () => void = () => {};
-  const swept = () => new Promise<void>((r) => (ran = r));
-  const soon = new SweepSoon(async () => {
-    sweeps += 1;
-    ran();
-  }, silent);
-  const first = swept();
+  const next = () => new Promise<void>((r) => (ran = r));
+  const soon = new SweepSoon(
+    async () => {
+      runs.push(Date.now());
+      ran();
+    },
+    silent,
+    { delayMs: 10, gapMs: 300 },
+  );
+  let swept = next();
   soon.soon();
   soon.soon();
   soon.soon();
-  await first;
-  assert.equal(sweeps, 1, 'three failures, one sweep');
+  await swept;
+  assert.equal(runs.length, 1, 'three failures, one sweep');
+  // Asked again right after it (the folder moved after that sweep): it runs too, once the gap is over.
+  swept = next();
+  soon.soon();
+  soon.soon();
+  await swept;
+  assert.equal(runs.length, 2);
+  // A lower bound the timer sets (not a speed): well after the 10 ms delay, near the 300 ms gap.
+  assert.ok(runs[1]! - runs[0]! >= 250, `not before the gap's end (${runs[1]! - runs[0]!} ms)`);
   await soon.stop();
   soon.soon();
-  assert.equal(sweeps, 1, 'stopped: none scheduled');
+  assert.equal(runs.length, 2, 'stopped: none scheduled');
 });
 
 test("a file of the hub's own whose disk entry a crash lost, deleted on disk while the hub was down: the store deletes it too", async () => {
