@@ -177,7 +177,12 @@ async function soak(seed: number, steps: number, piCount: number): Promise<boole
     const resent = pis.reduce((n, pi) => n + count([...pi.earlierLogs, ...pi.proc.logs], /sent the hub bytes it had lost again/), 0);
     // ...and names a pi dropped because nobody had their bytes any more (queue-pusher.ts).
     const dropped = pis.reduce((n, pi) => n + count([...pi.earlierLogs, ...pi.proc.logs], /neither this Pi nor the hub has the bytes/), 0);
-    const lostNote = (lost + resent > 0 ? `; ${lost} version(s) lost bytes on the hub, ${resent} resend(s)` : '') + (dropped > 0 ? `; ${dropped} name(s) without bytes dropped` : '');
+    // ...and versions the hub dropped once every pi had acknowledged past them without their bytes (peer-acks.ts).
+    const unreachable = count([...earlierHubLogs, ...hub.logs], /no peer has the bytes of this version any more/);
+    const lostNote =
+      (lost + resent > 0 ? `; ${lost} version(s) lost bytes on the hub, ${resent} resend(s)` : '') +
+      (dropped > 0 ? `; ${dropped} name(s) without bytes dropped` : '') +
+      (unreachable > 0 ? `; ${unreachable} version(s) nobody had dropped by the hub` : '');
     console.log(`seed ${seed}: ${settled ? 'settled' : 'DID NOT SETTLE'} (${ops.length} edits: ${mix}; ${(await hubFiles(root)).length} files${lostNote})`);
     if (!settled) {
       const diffs = await differences();
