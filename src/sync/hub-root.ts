@@ -305,7 +305,7 @@ export class HubRoot {
         // A chunk whose bytes are gone: changed on disk (corrupt_chunk), or no longer held anywhere (not_found). If
         // settle finds them held elsewhere after all (the read was of a root file being saved over, and a chunk file
         // or another root file still holds them: it forgot the stale place), the next try reads them from there.
-        // Before, that version was never written (soak seed 4205, three pis).
+        // Before, that version was never written (soak seed 4205, two pis).
         const lostBytes = isStoreError(err, 'corrupt_chunk') || isStoreError(err, 'not_found');
         if (lostBytes && (await this.lost.settle(path))) return;
         // ENOENT: the path's folder was removed during the write (deleted or moved on the NAS), its temp file with it.
