@@ -41,6 +41,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'sync --once: one full exchange with the hub, then exit (for scripts) [--json]',
     run: async (args, ctx) => (await import('./sync.ts')).syncCommand(args, ctx),
   },
+  'forget-peer': {
+    summary: 'on a hub: forget a pi that will not come back, so that versions only it might have sent stop waiting: forget-peer ID [--json]',
+    run: async (args, ctx) => (await import('./sync.ts')).forgetPeer(args, ctx),
+  },
   version: {
     summary: 'print the version (also --version, -V)',
     run: async (_args, ctx) => {

@@ -1,4 +1,4 @@
-// `balupi status | pin | unpin | conflicts | sync --once`: the sync layer's command-line face. Like the store
+// `balupi status | pin | unpin | conflicts | sync --once | forget-peer`: the sync layer's command-line face. Like the store
 // commands they work on the data directory directly, or through the running daemon's local API
 // (src/routes/local-sync.ts) when the daemon holds the LevelDB locks.
 
@@ -22,6 +22,7 @@ interface SyncAccess {
   pin(name: string, pinned: boolean): Promise<PinResult>;
   conflicts(): Promise<ConflictRecord[]>;
   once(): Promise<OnceReport>;
+  forgetPeer(peerId: string): Promise<{ forgotten: boolean; dropped: number }>;
   close(): Promise<void>;
 }
 
@@ -65,6 +66,7 @@ async function openAccess(config: Config): Promise<SyncAccess> {
       pin: (name, pinned) => call(sock, 'POST', `/local/sync/pin${q({ name, pinned })}`),
       conflicts: async () => (await call<{ conflicts: ConflictRecord[] }>(sock, 'GET', '/local/sync/conflicts')).conflicts,
       once: () => call(sock, 'POST', '/local/sync/once'),
+      forgetPeer: (peer) => call(sock, 'POST', `/local/sync/forget-peer${q({ peer })}`),
       close: async () => {},
     };
   }
@@ -80,6 +82,7 @@ async function openAccess(config: Config): Promise<SyncAccess> {
       pin: (name, pinned) => sync.pin(name, pinned),
       conflicts: () => sync.conflicts(),
       once: () => sync.once(),
+      forgetPeer: (peer) => sync.forgetPeer(peer),
       close: async () => {
         await sync.close();
         await store.close();
@@ -190,5 +193,16 @@ export async function syncCommand(args: string[], ctx: CommandContext): Promise<
     if (values.json) ctx.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else ctx.stdout.write(`pulled ${r.pulled} change(s) (hub sequence ${r.cursor}), pushed ${r.pushed}, conflicts ${r.conflicts}, failed ${r.failed}, fetched ${r.fetchedFiles} file(s) (${formatBytes(r.fetchedBytes)})\n`);
     return r.failed > 0 ? 1 : 0;
+  });
+}
+
+export async function forgetPeer(args: string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = options(args);
+  if (positionals.length !== 1) throw new UsageError('usage: balupi forget-peer PEER_ID (on a hub: a pi that will not come back; see balupi status)');
+  return run(ctx, 'forget-peer', async (sync) => {
+    const r = await sync.forgetPeer(positionals[0]!);
+    if (values.json) ctx.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else ctx.stdout.write(r.forgotten ? `forgot peer ${positionals[0]}; ${r.dropped} version(s) nobody else could send dropped\n` : `no peer ${positionals[0]} known here\n`);
+    return r.forgotten ? 0 : 1;
   });
 }

@@ -1,5 +1,5 @@
 // The daemon's local sync API on the unix socket <dataDir>/balupi.sock (next to the store routes): what `balupi
-// status | pin | unpin | conflicts | sync --once` ask a running daemon. Errors use the local API's envelope
+// status | pin | unpin | conflicts | sync --once | forget-peer` ask a running daemon. Errors use the local API's envelope
 // { error: { code, message } }.
 
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
@@ -49,4 +49,10 @@ export const localSyncRoutes: FastifyPluginAsync<LocalSyncRoutesOptions> = async
   );
 
   app.post('/local/sync/once', async () => sync.once());
+
+  app.post<{ Querystring: { peer: string } }>(
+    '/local/sync/forget-peer',
+    { schema: { querystring: { type: 'object', required: ['peer'], properties: { peer: { type: 'string', minLength: 1, maxLength: 64 } } } } },
+    async (req) => sync.forgetPeer(req.query.peer),
+  );
 };

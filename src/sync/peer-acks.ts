@@ -54,6 +54,13 @@ export class PeerAcks {
     await this.#db.put(peerId, next, DURABLY);
   }
 
+  /** Forgets `peerId` (a pi retired for good); false if it was not known. It is known again once it says Hello. */
+  async forget(peerId: string): Promise<boolean> {
+    if (!this.#peers.delete(peerId)) return false;
+    await this.#db.del(peerId, DURABLY);
+    return true;
+  }
+
   /** The sequence of index `indexId` every known peer has acknowledged (0: some peer has not, or none is known). */
   floor(indexId: string): number {
     const acked = this.list(indexId).map((p) => p.acknowledged);

@@ -291,6 +291,18 @@ export class SyncRuntime {
     return remoteReadStream(this.store, this.missClient, rec, range, fetch, signal);
   }
 
+  /**
+   * A hub forgets a peer that will not come back (a pi retired for good): versions that waited only for it to be asked
+   * for their lost bytes are dropped now. Returns whether it was known and how many versions went.
+   */
+  async forgetPeer(peerId: string): Promise<{ forgotten: boolean; dropped: number }> {
+    if (!this.hubRoot) throw new SyncError('invalid_argument', 'forget-peer runs on a hub with a root folder (it keeps the peers)');
+    const forgotten = await this.acks.forget(peerId);
+    const dropped = forgotten ? await this.hubRoot.lost.dropUnreachable(this.acks.floor(this.store.indexId)) : 0;
+    if (forgotten) this.log.info({ peer: peerId, dropped }, 'sync: peer forgotten');
+    return { forgotten, dropped };
+  }
+
   /** One full exchange with the hub (pi role). */
   async once(): Promise<OnceReport> {
     if (!this.peer) throw new SyncError('unavailable', this.settings.role === 'pi' ? 'BALUPI_HUB_URL is not set' : 'sync --once runs on the pi role (the hub waits for its peers)');

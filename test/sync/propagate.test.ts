@@ -147,3 +147,20 @@ test('balupi status and sync --once report and run against a running daemon', as
   assert.equal(h.root.awaitingBytes, 0);
   assert.deepEqual(h.root.awaitingPeers, []);
 });
+
+test('balupi forget-peer: a hub forgets a known pi (known again once it says Hello), says so for an unknown id, and a pi refuses it', async () => {
+  const unknown = await cli(hub.dataDir, ['forget-peer', 'NOPE234']);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stdout, /no peer NOPE234 known here/);
+  const piId = JSON.parse((await cli(pi.dataDir, ['status', '--json'])).stdout).peerId as string;
+  const forgot = await cli(hub.dataDir, ['forget-peer', piId, '--json']);
+  assert.equal(forgot.code, 0, forgot.stderr);
+  assert.deepEqual(JSON.parse(forgot.stdout), { forgotten: true, dropped: 0 });
+  assert.equal((await cli(hub.dataDir, ['forget-peer', piId])).code, 1, 'forgotten: not known any more');
+  assert.equal((await cli(pi.dataDir, ['sync', '--once'])).code, 0); // a session: Hello first
+  assert.equal((await cli(hub.dataDir, ['forget-peer', piId])).code, 0, 'known again after its Hello');
+  const onPi = await cli(pi.dataDir, ['forget-peer', 'ABCDEFG']);
+  assert.equal(onPi.code, 1);
+  assert.match(onPi.stderr, /runs on a hub/);
+  assert.equal((await cli(hub.dataDir, ['forget-peer'])).code, 2, 'usage');
+});
