@@ -5,7 +5,7 @@
 // hub then writes the version out and lists it again, complete. Then it acknowledges the page (acknowledgeFeed): once
 // every peer has, and a version is still incomplete, nobody has its bytes, and the hub drops it.
 
-import type { ChunkRef } from '../../store/index.ts';
+import { isStoreError, type ChunkRef } from '../../store/index.ts';
 import type { SyncClient } from './client.ts';
 import type { SyncModel } from './model.ts';
 import type { ChunkClient } from './transfer.ts';
@@ -14,9 +14,11 @@ import type { RemoteFile } from './wire.ts';
 import { errorMessage, isConnectionError } from './errors.ts';
 
 /**
- * Uploads the chunks of `files` that this Pi holds and the hub lacks; returns how many went. A lost connection is
- * thrown (the feed page is read again next session, and with it these records); any other failure (a chunk evicted
- * here meanwhile) is logged: another peer may have the bytes.
+ * Uploads the chunks of `files` that this Pi holds and the hub lacks; returns how many went. A chunk that went away here
+ * meanwhile (evicted, or rotten) is logged: this Pi does not have it, another peer may. Any other error is thrown,
+ * whether the connection was lost or the hub refused the upload (say, its disk is full): the session ends before the
+ * cursor passes the page, so this Pi does not acknowledge it (the hub would drop a version this Pi can complete), and
+ * the next session sends the bytes again.
  */
 export async function resendLost(m: SyncModel, client: ChunkClient, files: RemoteFile[], signal?: AbortSignal): Promise<number> {
   const refs = new Map<string, ChunkRef>();
@@ -29,8 +31,8 @@ export async function resendLost(m: SyncModel, client: ChunkClient, files: Remot
     if (sent.chunks > 0) m.log.info({ files: files.length, first: files[0]!.path, chunks: sent.chunks, bytes: sent.bytes }, 'sync sent the hub bytes it had lost again');
     return sent.chunks;
   } catch (err) {
-    if (signal?.aborted || isConnectionError(err)) throw err;
-    m.log.warn({ files: files.length, first: files[0]!.path, err: errorMessage(err) }, 'sync could not send the hub the bytes it lost');
+    if (signal?.aborted || !isStoreError(err)) throw err;
+    m.log.warn({ files: files.length, first: files[0]!.path, err: errorMessage(err) }, 'sync could not send the hub the bytes it lost: they are gone here too');
     return 0;
   }
 }

@@ -8,6 +8,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { ClassicLevel } from 'classic-level';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import type { ServiceImpl } from '@connectrpc/connect';
 import { openStore, type Store } from '../../store/index.ts';
 import { SyncService } from '../../src/gen/balupi/sync/v1/sync_pb.js';
 import { syncService } from '../../src/sync/service.ts';
@@ -32,7 +33,8 @@ export interface H2Hub {
   followStore(): void;
 }
 
-export async function withH2Hub(prefix: string, fn: (h: H2Hub) => Promise<void>): Promise<void> {
+/** `override`: methods of the service to serve instead (e.g. an upload refused as by a full disk), given the real one. */
+export async function withH2Hub(prefix: string, fn: (h: H2Hub) => Promise<void>, opts: { override?: (real: ServiceImpl<typeof SyncService>) => Partial<ServiceImpl<typeof SyncService>> } = {}): Promise<void> {
   const dir = await tempDir(prefix);
   const root = path.join(dir.path, 'root');
   await fs.mkdir(root);
@@ -44,7 +46,7 @@ export async function withH2Hub(prefix: string, fn: (h: H2Hub) => Promise<void>)
   const acks = await PeerAcks.open(db);
   const hub = new HubRoot({ store, state, disk: new DiskIndex(db), locks: new PathLocks(), root, log: silent });
   await hub.lost.start();
-  const service = syncService({
+  const real = syncService({
     store,
     state,
     role: 'hub',
@@ -56,6 +58,7 @@ export async function withH2Hub(prefix: string, fn: (h: H2Hub) => Promise<void>)
     acks,
     acknowledged: () => hub.lost.dropUnreachable(acks.floor(store.indexId)).then(() => {}),
   });
+  const service = { ...real, ...opts.override?.(real) };
   const h2 = http2.createServer(connectNodeAdapter({ routes: (r) => r.service(SyncService, service), interceptors: [peerAuthInterceptor(SECRET)], acceptCompression: [] }));
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on('session', (s) => sessions.add(s));

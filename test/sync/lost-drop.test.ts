@@ -17,6 +17,7 @@ import { createSyncClient } from '../../src/sync/client.ts';
 import { Role } from '../../src/gen/balupi/sync/v1/sync_pb.js';
 import { blake, piIngest, piStat, SECRET, startPi, waitFor } from './peers.ts';
 import { withH2Hub } from './h2-hub.ts';
+import { Code, ConnectError } from '@connectrpc/connect';
 
 test('a version whose bytes no peer has any more is dropped once every peer that said Hello acknowledged past it; a peer that is away keeps it waiting', async () => {
   await withH2Hub('balupi-lost-drop-', async ({ root, store, hub, acks, port, followStore }) => {
@@ -72,4 +73,52 @@ test('a version whose bytes no peer has any more is dropped once every peer that
       await pi.stop();
     }
   });
+});
+
+test('a pi whose resend the hub refuses (its disk is full) does not acknowledge that page, so the version is not dropped; it sends the bytes once the hub takes them', async () => {
+  // Input: the hub refuses every upload with RESOURCE_EXHAUSTED, as with a full disk, while a version the pi holds the
+  // bytes of waits on it. Before, the pi logged the refusal, acknowledged the page, and the hub, with every other
+  // peer's acknowledgement in, dropped a version the pi could complete.
+  let refusing = true;
+  let refused = 0;
+  await withH2Hub(
+    'balupi-lost-refused-',
+    async ({ root, store, hub, acks, port, followStore }) => {
+      followStore();
+      const pi = await startPi({ hubGrpcPort: port });
+      try {
+        // The pi holds the bytes (a file above the inline size, so its own push uploads and is refused too).
+        const data = randomBytes(600_000);
+        await piIngest(pi.dataDir, 'mine.bin', data);
+        const chunks = (await piStat(pi.dataDir, 'mine.bin')).chunks as { hash: string; size: number }[];
+        const waiting = await store.commitFile('waiting.bin', { size: data.length, mtimeMs: Date.now() - 60_000, mode: 0o644, chunks, hash: await blake(data) }, { baseVersion: 0, allowRemote: true });
+        assert.equal(waiting.state, 'remote');
+        await waitFor('the pi tried to resend, and was refused', async () => refused >= 2 && pi.logs.some((l) => l.msg === 'sync session ended by an error; will start over'));
+        const mine = acks.list(store.indexId).find((p) => p.peerId !== 'AWAYPI2')!;
+        assert.ok(mine.acknowledged < waiting.seq, `the pi did not acknowledge past it (${mine.acknowledged} < ${waiting.seq})`);
+        // The only other peer acknowledges: still not dropped, the pi has not.
+        const other = createSyncClient({ baseUrl: `http://127.0.0.1:${port}`, peerSecret: SECRET });
+        await other.hello({ peerId: 'AWAYPI2', role: Role.PI, protocolVersion: PROTOCOL_VERSION });
+        await other.acknowledge({ peerId: 'AWAYPI2', indexId: store.indexId, sequence: BigInt(store.seq) });
+        assert.equal((await store.record('waiting.bin'))?.state, 'remote', 'kept waiting');
+        // The hub has room again: the pi's next session sends the bytes, and the version is written.
+        refusing = false;
+        await waitFor('waiting.bin written into the root', async () => (await fs.readFile(path.join(root, 'waiting.bin')).catch(() => null))?.equals(data));
+        assert.equal((await store.record('waiting.bin'))?.state, 'local');
+        assert.equal(hub.lost.size, 0);
+      } finally {
+        await pi.stop();
+      }
+    },
+    {
+      override: (real) => ({
+        uploadChunks: async (requests, ctx) => {
+          if (!refusing) return real.uploadChunks(requests, ctx);
+          refused += 1;
+          for await (const _ of requests); // read the stream as a server does before answering
+          throw new ConnectError('no space left on device', Code.ResourceExhausted);
+        },
+      }),
+    },
+  );
 });
