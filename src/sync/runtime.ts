@@ -20,6 +20,7 @@ import { syncService, type PeerSeen } from './service.ts';
 import { SyncPeer, type OnceReport, type PeerStatus } from './peer.ts';
 import { DiskIndex } from './disk-index.ts';
 import { HubRoot } from './hub-root.ts';
+import { RootFileWriter } from './root-file-writer.ts';
 import { HubWatcher } from './hub-watcher.ts';
 import type { SyncModel } from './model.ts';
 import { SyncError } from './errors.ts';
@@ -88,6 +89,8 @@ export class SyncRuntime {
   private readonly log: Logger;
   private readonly peer: SyncPeer | null;
   private readonly hubRoot: HubRoot | null;
+  /** The hub root's writer thread for small files (root-file-writer.ts). */
+  private readonly rootWriter: RootFileWriter | null;
   private readonly watcher: HubWatcher | null;
   private readonly disk: DiskIndex;
   private readonly peers = new Map<string, PeerSeen>();
@@ -114,9 +117,10 @@ export class SyncRuntime {
     this.rate = rate;
     this.disk = new DiskIndex(init.db);
     this.acks = init.acks;
+    this.rootWriter = settings.role === 'hub' && settings.hubRoot ? new RootFileWriter({ blake3: store.stats().hasher }) : null;
     this.hubRoot =
       settings.role === 'hub' && settings.hubRoot
-        ? new HubRoot({ store, state, disk: this.disk, locks, root: settings.hubRoot, log: this.log })
+        ? new HubRoot({ store, state, disk: this.disk, locks, root: settings.hubRoot, log: this.log, smallFiles: this.rootWriter! })
         : null;
     this.watcher = this.hubRoot ? new HubWatcher({ hubRoot: this.hubRoot, disk: this.disk, log: this.log, debounceMs: settings.hubWatchDebounceMs, rescanMs: settings.hubRescanS * 1000 }) : null;
     const hubRoot = this.hubRoot;
@@ -160,6 +164,7 @@ export class SyncRuntime {
         hubRoot.maintain().catch((err: unknown) => this.log.warn({ err }, 'hub upkeep failed; tried again later'));
       }, HUB_UPKEEP_MS);
       this.maintenance.unref();
+      this.rootWriter?.warm(); // before the first push needs it
       this.starting = mkdir(root, { recursive: true })
         .then(() => hubRoot.lost.start())
         .then(() => hubRoot.sweepStaging())
