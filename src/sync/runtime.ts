@@ -183,6 +183,8 @@ export class SyncRuntime {
     await this.watcher?.close();
     this.hubRoot?.lost.stop();
     await this.hubRoot?.strays.stop();
+    // Started with the hub (warm), its thread would keep the process from exiting.
+    await this.rootWriter?.close();
   }
 
   async status(): Promise<SyncStatus> {
