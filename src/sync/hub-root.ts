@@ -20,7 +20,7 @@ import { metaOf } from './wire.ts';
 import { commitNewFiles, type NewFile } from './new-files.ts';
 import { SweepSoon } from './sweep-soon.ts';
 import { GroupFlush } from './group-flush.ts';
-import { absoluteName, DirectWrites, DirSyncs, holds, removeFile, RootChanged, safePath, statFile, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
+import { absoluteName, DirectWrites, DirSyncs, holds, pathChanged, removeFile, safePath, statFile, writeAtomic, type DiskStat, type ReadDir } from './root-files.ts';
 import { Staging } from './staging.ts';
 import { RootFileWriter } from './root-file-writer.ts';
 import { SMALL_FILE_BYTES, SmallFiles } from './small-files.ts';
@@ -286,7 +286,7 @@ export class HubRoot {
     const { store, disk, locks, root } = this.o;
     const write = (abs: string, data: Uint8Array, meta: { mtimeMs: number; mode: number; size: number }) =>
       this.smallFiles.writeBytes(abs, [data], meta, null).catch((err: unknown) => {
-        if (err instanceof RootChanged || (err as NodeJS.ErrnoException).code === 'ENOENT') this.strays.soon();
+        if (pathChanged(err)) this.strays.soon();
         throw err;
       });
     return commitNewFiles({ store, disk, locks, root, write, placed }, items);
@@ -308,9 +308,8 @@ export class HubRoot {
         // Before, that version was never written (soak seed 4205, two pis).
         const lostBytes = isStoreError(err, 'corrupt_chunk') || isStoreError(err, 'not_found');
         if (lostBytes && (await this.lost.settle(path))) return;
-        // ENOENT: the path's folder was removed during the write (deleted or moved on the NAS), its temp file with it.
-        // A change of the path like any other: looked at again (found soak-testing: the version was never written).
-        if (!lostBytes && !(err instanceof RootChanged) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        // A change of the path: looked at again (found soak-testing: the version was never written).
+        if (!lostBytes && !pathChanged(err)) throw err;
         if (!lostBytes) this.strays.soon();
         if (attempt === MATERIALIZE_TRIES) {
           if (lostBytes) throw err;

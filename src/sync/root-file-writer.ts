@@ -135,7 +135,8 @@ export class RootFileWriter {
 
   /**
    * Starts the worker now rather than at the first write: a push's first batch otherwise also waited for the thread
-   * and its hasher to load (~50 ms on the dev VM). Idle, it keeps no process alive.
+   * and its hasher to load (~50 ms on the dev VM). Its owner closes it (SyncRuntime.close): started this way, the
+   * thread keeps the process from exiting.
    */
   warm(): void {
     this.#start();

@@ -19,6 +19,14 @@ export { holds, RootChanged, type Expected };
 
 export const TEMP_PREFIX = '.balupi-tmp-';
 
+/**
+ * A write failed because its path changed on disk meanwhile: RootChanged, or ENOENT when the path's folder was removed
+ * during the write (deleted or moved on the NAS), its temp file with it (which may then lie in the moved folder).
+ */
+export function pathChanged(err: unknown): boolean {
+  return err instanceof RootChanged || (err as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
 export function isOwnTemp(p: string): boolean {
   return path.basename(p).startsWith(TEMP_PREFIX);
 }
@@ -26,7 +34,7 @@ export function isOwnTemp(p: string): boolean {
 /**
  * Names of the write temp files this process uses right now (names are unique per process and never reused). One in
  * the root that is not among them is a leftover: of an earlier run, or of a write whose folder was moved away on the
- * NAS in the middle (its rename failed, and its cleanup looked under the old name). See stray-temps.ts.
+ * NAS in the middle (its rename failed, and its cleanup looked under the old name). See sweep-soon.ts.
  */
 const liveTemps = new Set<string>();
 

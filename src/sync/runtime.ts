@@ -117,11 +117,9 @@ export class SyncRuntime {
     this.rate = rate;
     this.disk = new DiskIndex(init.db);
     this.acks = init.acks;
-    this.rootWriter = settings.role === 'hub' && settings.hubRoot ? new RootFileWriter({ blake3: store.stats().hasher }) : null;
-    this.hubRoot =
-      settings.role === 'hub' && settings.hubRoot
-        ? new HubRoot({ store, state, disk: this.disk, locks, root: settings.hubRoot, log: this.log, smallFiles: this.rootWriter! })
-        : null;
+    const root = settings.role === 'hub' ? settings.hubRoot : null;
+    this.rootWriter = root ? new RootFileWriter({ blake3: store.stats().hasher }) : null;
+    this.hubRoot = root && this.rootWriter ? new HubRoot({ store, state, disk: this.disk, locks, root, log: this.log, smallFiles: this.rootWriter }) : null;
     this.watcher = this.hubRoot ? new HubWatcher({ hubRoot: this.hubRoot, disk: this.disk, log: this.log, debounceMs: settings.hubWatchDebounceMs, rescanMs: settings.hubRescanS * 1000 }) : null;
     const hubRoot = this.hubRoot;
     this.service = syncService({
@@ -135,7 +133,7 @@ export class SyncRuntime {
       ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p), commitNew: (items) => hubRoot.commitNew(items) } : {}),
       ...(hubRoot?.staging ? { staging: hubRoot.staging } : {}),
       ...(hubRoot ? { chunksStored: () => hubRoot.lost.complete() } : {}),
-      ...(hubRoot ? { acks: init.acks, acknowledged: () => hubRoot.lost.dropUnreachable(init.acks.floor(store.indexId)).then(() => {}) } : {}),
+      ...(hubRoot ? { acks: this.acks, acknowledged: () => this.dropUnreachable(hubRoot).then(() => {}) } : {}),
     });
     const model: SyncModel = { store, state, queue, locks, log: this.log, hotThreshold: settings.syncHotThreshold, rate };
     this.peer =
@@ -305,9 +303,14 @@ export class SyncRuntime {
   async forgetPeer(peerId: string): Promise<{ forgotten: boolean; dropped: number }> {
     if (!this.hubRoot) throw new SyncError('invalid_argument', 'forget-peer runs on a hub with a root folder (it keeps the peers)');
     const forgotten = await this.acks.forget(peerId);
-    const dropped = forgotten ? await this.hubRoot.lost.dropUnreachable(this.acks.floor(this.store.indexId)) : 0;
+    const dropped = forgotten ? await this.dropUnreachable(this.hubRoot) : 0;
     if (forgotten) this.log.info({ peer: peerId, dropped }, 'sync: peer forgotten');
     return { forgotten, dropped };
+  }
+
+  /** Drops the waiting versions every known peer has acknowledged past (LostVersions.dropUnreachable). */
+  private dropUnreachable(hubRoot: HubRoot): Promise<number> {
+    return hubRoot.lost.dropUnreachable(this.acks.floor(this.store.indexId));
   }
 
   /** One full exchange with the hub (pi role). */
