@@ -179,10 +179,13 @@ async function soak(seed: number, steps: number, piCount: number): Promise<boole
     const dropped = pis.reduce((n, pi) => n + count([...pi.earlierLogs, ...pi.proc.logs], /neither this Pi nor the hub has the bytes/), 0);
     // ...and versions the hub dropped once every pi had acknowledged past them without their bytes (peer-acks.ts).
     const unreachable = count([...earlierHubLogs, ...hub.logs], /no peer has the bytes of this version any more/);
+    // ...and versions the root writer had passed that a scan found missing from the root (root-audit.ts).
+    const audited = [...earlierHubLogs, ...hub.logs].filter((l) => /root writer had passed are not in the root/.test(String(l.msg))).reduce((n, l) => n + Number(l.files), 0);
     const lostNote =
       (lost + resent > 0 ? `; ${lost} version(s) lost bytes on the hub, ${resent} resend(s)` : '') +
       (dropped > 0 ? `; ${dropped} name(s) without bytes dropped` : '') +
-      (unreachable > 0 ? `; ${unreachable} version(s) nobody had dropped by the hub` : '');
+      (unreachable > 0 ? `; ${unreachable} version(s) nobody had dropped by the hub` : '') +
+      (audited > 0 ? `; ${audited} version(s) a scan found missing from the root` : '');
     console.log(`seed ${seed}: ${settled ? 'settled' : 'DID NOT SETTLE'} (${ops.length} edits: ${mix}; ${(await hubFiles(root)).length} files${lostNote})`);
     if (!settled) {
       const diffs = await differences();

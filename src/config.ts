@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { createRequire } from 'node:module';
 import { parseDeviceList, type PlugAddress } from './energy/device-list.ts';
+import { DEFAULT_HUB_IGNORE, parseIgnoreList } from './sync/ignore.ts';
 import { parseMac, parseWolAddress } from './nas/wol.ts';
 
 export class ConfigError extends Error {
@@ -71,6 +72,7 @@ const optUrl: Parser<string | null> = (raw) => {
   }
 };
 const deviceList: Parser<PlugAddress[]> = (raw) => parseDeviceList(raw);
+const ignoreList: Parser<string[]> = (raw) => parseIgnoreList(raw);
 /** Runs a parser from another module, keeping only its message (the caller adds the setting's name). */
 const wrapped = <T>(p: (raw: string) => T): Parser<T> => (raw) => {
   try {
@@ -171,6 +173,10 @@ export const SETTINGS = {
   hubRescanS: setting({
     env: 'BALUPI_HUB_RESCAN_S', yaml: 'hub_rescan_s', default: 3600, parse: nonNegative,
     doc: 'Hub role: how often the whole root is read again for changes its watcher missed (0: never). Unchanged files cost one lstat each.',
+  }),
+  hubIgnore: setting({
+    env: 'BALUPI_HUB_IGNORE', yaml: 'hub_ignore', default: [...DEFAULT_HUB_IGNORE] as string[], parse: ignoreList,
+    doc: `Hub role: paths of the root left out of the sync, comma-separated (a YAML list works too). \`*\` and \`?\` match within a name; a pattern without \`/\` matches that name anywhere, one with \`/\` from the root; a folder takes everything below it. Empty: everything syncs. Default: BaluHost's own \`${DEFAULT_HUB_IGNORE.join(',')}\`.`,
   }),
   cacheMaxBytes: setting({
     env: 'BALUPI_CACHE_MAX_BYTES', yaml: 'cache_max_bytes', default: null as number | null, parse: optBytes,

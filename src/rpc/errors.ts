@@ -40,6 +40,8 @@ const CODE_BY_ERROR: Record<string, Code> = {
   // Not ABORTED: peers take that for a broken connection (Node's HTTP/2 client reports resets as ABORTED) and would
   // end their session, only to push the same file again at once.
   path_busy: Code.FailedPrecondition,
+  // INVALID_ARGUMENT: a pi's upload queue then fails the file for good instead of retrying it (queue-pusher.ts).
+  ignored_path: Code.InvalidArgument,
 };
 
 export function toConnectError(err: unknown): ConnectError {

@@ -10,7 +10,8 @@ export type SyncErrorCode =
   | 'unsafe_path' // a root-relative path that would leave the hub's root (symlinked parent, ...)
   | 'unavailable' // the hub cannot be reached (not configured, asleep)
   | 'chunk_gone' // the peer no longer has a chunk it was asked for: its file changed since it was listed
-  | 'path_busy'; // a path kept changing while a commit against it was decided: the peer tries again later
+  | 'path_busy' // a path kept changing while a commit against it was decided: the peer tries again later
+  | 'ignored_path'; // a new version of a path the hub leaves out of the sync (BALUPI_HUB_IGNORE): refused for good
 
 export class SyncError extends Error {
   readonly code: SyncErrorCode;

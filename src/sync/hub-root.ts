@@ -27,8 +27,11 @@ import { SMALL_FILE_BYTES, SmallFiles } from './small-files.ts';
 import { adoptChunkFiles } from './adopt-chunk-files.ts';
 import { followStore } from './follow-store.ts';
 import { scanRoot } from './root-scan.ts';
+import { auditRoot } from './root-audit.ts';
 import { isSyncError } from './errors.ts';
 import { LostVersions } from './lost-versions.ts';
+import { IgnoreRules } from './ignore.ts';
+import { dropIgnoredRecords, forgetIgnoredLocked } from './hub-ignore.ts';
 
 export interface HubRootOptions {
   store: Store;
@@ -41,6 +44,8 @@ export interface HubRootOptions {
   readDir?: ReadDir;
   /** Writes small files in batches (tests pass a closed one: the hub then writes them itself). */
   smallFiles?: RootFileWriter;
+  /** Paths left out of the sync (BALUPI_HUB_IGNORE; none if unset). */
+  ignore?: IgnoreRules;
 }
 
 /** Writes of one file whose path changes on disk under each of them before the root writer gives up for now. */
@@ -74,13 +79,15 @@ export class HubRoot {
   readonly lost: LostVersions;
   /** The sweep, soon after a write failed because its path changed: it may have left a temp file (sweep-soon.ts). */
   readonly strays: SweepSoon;
+  readonly ignore: IgnoreRules;
 
   constructor(opts: HubRootOptions) {
     this.o = opts;
+    this.ignore = opts.ignore ?? new IgnoreRules([]);
     this.located = opts.store.backingDir !== undefined && resolve(opts.store.backingDir) === resolve(opts.root);
     const writer = opts.smallFiles ?? new RootFileWriter({ blake3: opts.store.stats().hasher });
     this.smallFiles = new SmallFiles({ store: opts.store, writer, located: this.located, dirs: this.dirs, direct: this.direct });
-    this.staging = this.located ? new Staging(opts.root, opts.store, this.dirs) : undefined;
+    this.staging = this.located ? new Staging(opts.root, opts.store, this.dirs, { ignores: (p) => this.ignore.ignores(p) }) : undefined;
     this.lost = new LostVersions(opts);
     this.strays = new SweepSoon(() => this.sweepStaging(), opts.log);
     this.noteGroup = new GroupFlush(async () => {
@@ -142,10 +149,25 @@ export class HubRoot {
     await this.notesWritten();
   }
 
-  /** Reads the whole folder (root-scan.ts): at start, and at each rescan. */
-  scan(): Promise<{ files: number; skipped: number }> {
+  /**
+   * Reads the whole folder (root-scan.ts; ignored paths are passed by), then writes again what the root writer passed
+   * and the root lacks (root-audit.ts): at start, and at each rescan.
+   */
+  async scan(): Promise<{ files: number; skipped: number }> {
     const { root, disk, log, readDir } = this.o;
-    return scanRoot({ root, disk, log, refresh: (p) => this.refreshSafely(p), ...(readDir ? { readDir } : {}) });
+    const skip = this.ignore.empty ? undefined : (p: string) => this.ignore.ignores(p);
+    const scanned = await scanRoot({ root, disk, log, refresh: (p) => this.refreshSafely(p), ...(readDir ? { readDir } : {}), ...(skip ? { skip } : {}) });
+    const repair = async (p: string) => {
+      await this.refreshSafely(p);
+      await this.materialize(p);
+    };
+    await auditRoot({ ...this.o, ignores: (p) => this.ignore.ignores(p), repair });
+    return scanned;
+  }
+
+  /** At start, before the scan: records of paths the rules have come to ignore leave the sync (hub-ignore.ts). */
+  dropIgnored(): Promise<number> {
+    return dropIgnoredRecords(this.o, this.ignore);
   }
 
   /** refresh(), logging instead of throwing for names the store cannot take (e.g. a file name with a newline). */
@@ -161,6 +183,8 @@ export class HubRoot {
 
   private async refreshLocked(path: string): Promise<void> {
     const { store, disk, state } = this.o;
+    // A known file moved under an ignored name (into the trash, say) is gone as far as the sync goes; its file stays.
+    if (this.ignore.ignores(path)) return void (await forgetIgnoredLocked(store, disk, path));
     const abs = await safePath(this.o.root, path).catch(async (err: unknown) => {
       // A file the hub knew, below a file now (its folder was replaced by one): gone. Anything else below a file or a
       // symlink is refused, as a peer's write there is.
@@ -177,19 +201,24 @@ export class HubRoot {
         // know (a peer's file may be on its way).
         const held = known?.v ?? (rec && (await this.heldInFile(path, rec)) ? rec.version : undefined);
         if (held === undefined) return;
-        if (known) await disk.del(path);
-        if (!rec || rec.deleted) return;
-        if (held !== rec.version) {
-          // Deleted on disk while a peer changed it: the modification wins (the hub's deletion lost); write it back.
+        if (rec && !rec.deleted && held !== rec.version) {
+          // Deleted on disk while a peer changed it: the modification wins (the hub's deletion lost); write it back
+          // (without the disk entry, which would have the writer wait for the watcher to read the removal).
+          if (known) await disk.del(path);
           await this.recordConflict(path, null, state.peerId, await this.originOf(path), 'modified_vs_deleted');
           return this.materializeLocked(path);
         }
-        try {
-          await store.delete(path, { baseVersion: rec.version });
-        } catch (err) {
-          if (isStoreError(err, 'conflict')) continue;
-          throw err;
+        if (rec && !rec.deleted) {
+          try {
+            await store.delete(path, { baseVersion: rec.version });
+          } catch (err) {
+            if (isStoreError(err, 'conflict')) continue;
+            throw err;
+          }
         }
+        // Only now: a crash between dropping the entry and the deletion left a version that the next start's scan
+        // could not see was gone, on the pis for good (soak seed 5607: hub killed while it read a folder's move).
+        if (known) await disk.del(path);
         return;
       }
       if (matches(st, known)) return; // unchanged since we last read or wrote it
@@ -298,6 +327,7 @@ export class HubRoot {
    * reads their change first, so that both versions survive.
    */
   private async materializeLocked(path: string): Promise<void> {
+    if (this.ignore.ignores(path)) return; // never written nor removed: the sync leaves it alone (hub-ignore.ts)
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.materializeOnce(path);

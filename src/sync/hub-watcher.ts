@@ -11,6 +11,7 @@ import type { Logger } from '../log.ts';
 import type { HubRoot } from './hub-root.ts';
 import { matches, type DiskIndex } from './disk-index.ts';
 import { absoluteName, diskStatOf, isOwnTemp, relativeName, statFile, TEMP_PREFIX, walk, type DiskStat } from './root-files.ts';
+import type { IgnoreRules } from './ignore.ts';
 
 /**
  * chokidar as the hub uses it. chokidar itself is patched (patches/chokidar+5.0.0.patch):
@@ -27,13 +28,17 @@ import { absoluteName, diskStatOf, isOwnTemp, relativeName, statFile, TEMP_PREFI
  *   change, so every file renamed into place with an older mtime (the hub's own writes, any sync's) came as an 'add'
  *   and then a 'change' for the same rename.
  */
-export const ROOT_WATCH_OPTIONS: ChokidarOptions & { ignoredName: (name: string) => boolean } = {
-  ignoreInitial: true,
-  followSymlinks: false,
-  ignored: (p: string) => isOwnTemp(p),
-  ignoredName: (name: string) => name.startsWith(TEMP_PREFIX),
-  alwaysStat: false,
-};
+export function rootWatchOptions(root: string, ignore?: IgnoreRules): ChokidarOptions & { ignoredName: (name: string) => boolean } {
+  const rules = ignore && !ignore.empty ? ignore : undefined;
+  return {
+    ignoreInitial: true,
+    followSymlinks: false,
+    // An ignored folder is not watched at all (BaluHost's .tmp sees every upload's parts come and go).
+    ignored: rules ? (p: string) => isOwnTemp(p) || rules.ignores(relativeName(root, p)) : (p: string) => isOwnTemp(p),
+    ignoredName: rules ? (name: string) => name.startsWith(TEMP_PREFIX) || rules.ignoresName(name) : (name: string) => name.startsWith(TEMP_PREFIX),
+    alwaysStat: false,
+  };
+}
 
 /** The longest a file found gone waits for other changes to be read before it is deleted (holdGone). */
 const GONE_MAX_WAIT_MS = 2000;
@@ -73,7 +78,7 @@ export class HubWatcher {
   async start(): Promise<{ files: number; skipped: number; ms: number }> {
     const root = this.o.hubRoot.root;
     const t0 = performance.now();
-    const watcher = watch(root, ROOT_WATCH_OPTIONS);
+    const watcher = watch(root, rootWatchOptions(root, this.o.hubRoot.ignore));
     this.watcher = watcher;
     const rel = (abs: string): string => relativeName(root, abs);
     watcher.on('add', (p, st) => this.added(rel(p), st));
@@ -83,6 +88,7 @@ export class HubWatcher {
     watcher.on('unlinkDir', (p) => p !== root && this.schedule(rel(p), 'dir'));
     watcher.on('error', (err) => this.o.log.error({ err }, 'hub root watcher error'));
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    await this.o.hubRoot.dropIgnored();
     const { files, skipped } = await this.o.hubRoot.scan();
     const ms = Math.round(performance.now() - t0);
     this.o.log.info({ root, files, skipped, ms }, 'hub root scanned');
@@ -183,7 +189,9 @@ export class HubWatcher {
   /** A directory appeared or vanished (a move, usually): read what is in it now and what we knew to be in it. */
   private async refreshDir(rel: string): Promise<void> {
     const paths = new Set<string>();
-    for await (const { rel: p } of walk(this.o.hubRoot.root, absoluteName(this.o.hubRoot.root, rel))) paths.add(p);
+    const ignore = this.o.hubRoot.ignore;
+    const skip = ignore.empty ? {} : { skip: (p: string) => ignore.ignores(p) };
+    for await (const { rel: p } of walk(this.o.hubRoot.root, absoluteName(this.o.hubRoot.root, rel), skip)) paths.add(p);
     for await (const p of this.o.disk.paths(rel)) paths.add(p);
     for (const p of paths) {
       // As for file events: the hub's own files need no reading (the root writer's first file in a new directory

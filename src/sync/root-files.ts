@@ -350,13 +350,14 @@ const readDirents: ReadDir = (dir) => fs.readdir(dir, { withFileTypes: true });
 
 /**
  * Every regular file under `dir` (root-relative POSIX names), skipping symlinks and our own temp files (with `temps`:
- * only those). A directory that vanished is empty; one that cannot be listed (permissions) throws, unless
- * `onUnreadable` takes it (with its root-relative name), in which case the walk goes on without it.
+ * only those), and files and folders `skip` names. A directory that vanished is empty; one that cannot be listed
+ * (permissions) throws, unless `onUnreadable` takes it (with its root-relative name), in which case the walk goes on
+ * without it.
  */
 export async function* walk(
   root: string,
   dir = root,
-  opts: { onUnreadable?: (rel: string, err: unknown) => void; readDir?: ReadDir; temps?: boolean } = {},
+  opts: { onUnreadable?: (rel: string, err: unknown) => void; readDir?: ReadDir; temps?: boolean; skip?: (rel: string) => boolean } = {},
 ): AsyncGenerator<{ rel: string; abs: string }> {
   const rel = (abs: string) => relativeName(root, abs);
   let entries;
@@ -371,6 +372,7 @@ export async function* walk(
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     const abs = path.join(dir, e.name);
+    if (opts.skip?.(rel(abs))) continue;
     if (e.isDirectory()) yield* walk(root, abs, opts);
     else if (e.isFile() && isOwnTemp(e.name) === (opts.temps ?? false)) yield { rel: rel(abs), abs };
   }

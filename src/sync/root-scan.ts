@@ -18,6 +18,8 @@ export interface RootScanDeps {
   readDir?: ReadDir;
   /** Reads one path (HubRoot.refreshSafely: under its lock, conflicts resolved). */
   refresh: (path: string) => Promise<void>;
+  /** Paths not read (ignored, see ignore.ts); known ones among them are still refreshed, which forgets them. */
+  skip?: (path: string) => boolean;
 }
 
 /**
@@ -55,7 +57,7 @@ export async function scanRoot(deps: RootScanDeps): Promise<{ files: number; ski
     reads.add(p);
     if (reads.size >= SCAN_CONCURRENCY) await Promise.race(reads);
   };
-  for await (const { rel } of walk(root, root, { onUnreadable, ...(deps.readDir ? { readDir: deps.readDir } : {}) })) {
+  for await (const { rel } of walk(root, root, { onUnreadable, ...(deps.readDir ? { readDir: deps.readDir } : {}), ...(deps.skip ? { skip: deps.skip } : {}) })) {
     files += 1;
     seen.add(rel);
     await start(rel);

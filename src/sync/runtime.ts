@@ -29,6 +29,7 @@ import { prepareRemoteRead, remoteReadStream, type RemoteRange } from './remote-
 import { downloadChunksHandler } from './chunk-stream.ts';
 import { uploadChunksHandler } from './chunk-upload.ts';
 import { commitBatchHandler } from './commit-batch-call.ts';
+import { IgnoreRules } from './ignore.ts';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 
 /** Failed uploads listed by status (the count has them all). */
@@ -45,6 +46,8 @@ export interface SyncSettings {
   syncMaxSendRate: number | null;
   hubWatchDebounceMs: number;
   hubRescanS: number;
+  /** Hub role: paths of the root left out of the sync (ignore.ts; unset: none). */
+  hubIgnore?: readonly string[];
 }
 
 export interface SyncStatus {
@@ -56,9 +59,9 @@ export interface SyncStatus {
   /**
    * The hub's root folder; `awaitingBytes`: versions it cannot write until a peer sends bytes lost there again;
    * `awaitingPeers`: the known peers that have not acknowledged the feed past them yet (once none is left, nobody has
-   * those bytes and the versions are dropped).
+   * those bytes and the versions are dropped); `ignore`: the patterns of paths it leaves out (BALUPI_HUB_IGNORE).
    */
-  root: { path: string; scanned: boolean; writtenSequence: number; awaitingBytes: number; awaitingPeers: string[] } | null;
+  root: { path: string; scanned: boolean; writtenSequence: number; awaitingBytes: number; awaitingPeers: string[]; ignore: readonly string[] } | null;
   peers: PeerSeen[];
   queue: QueueCounts;
   /** The first few failed uploads, with why and when they are tried again (null: not until the file changes). */
@@ -119,7 +122,8 @@ export class SyncRuntime {
     this.acks = init.acks;
     const root = settings.role === 'hub' ? settings.hubRoot : null;
     this.rootWriter = root ? new RootFileWriter({ blake3: store.stats().hasher }) : null;
-    this.hubRoot = root && this.rootWriter ? new HubRoot({ store, state, disk: this.disk, locks, root, log: this.log, smallFiles: this.rootWriter }) : null;
+    const ignore = new IgnoreRules(settings.hubIgnore ?? []);
+    this.hubRoot = root && this.rootWriter ? new HubRoot({ store, state, disk: this.disk, locks, root, log: this.log, smallFiles: this.rootWriter, ignore }) : null;
     this.watcher = this.hubRoot ? new HubWatcher({ hubRoot: this.hubRoot, disk: this.disk, log: this.log, debounceMs: settings.hubWatchDebounceMs, rescanMs: settings.hubRescanS * 1000 }) : null;
     const hubRoot = this.hubRoot;
     this.service = syncService({
@@ -133,6 +137,7 @@ export class SyncRuntime {
       ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p), commitNew: (items) => hubRoot.commitNew(items) } : {}),
       ...(hubRoot?.staging ? { staging: hubRoot.staging } : {}),
       ...(hubRoot ? { chunksStored: () => hubRoot.lost.complete() } : {}),
+      ...(hubRoot && !ignore.empty ? { ignores: (p: string) => ignore.ignores(p) } : {}),
       ...(hubRoot ? { acks: this.acks, acknowledged: () => this.dropUnreachable(hubRoot).then(() => {}) } : {}),
     });
     const model: SyncModel = { store, state, queue, locks, log: this.log, hotThreshold: settings.syncHotThreshold, rate };
@@ -194,7 +199,7 @@ export class SyncRuntime {
       indexId: this.store.indexId,
       localSequence: stats.seq,
       hub: this.peer?.status() ?? null,
-      root: this.hubRoot ? { path: this.hubRoot.root, scanned: this.scanned, writtenSequence: await this.state.getNumber('rootCursor'), awaitingBytes: this.hubRoot.lost.size, awaitingPeers: await this.awaitingPeers(this.hubRoot) } : null,
+      root: this.hubRoot ? { path: this.hubRoot.root, scanned: this.scanned, writtenSequence: await this.state.getNumber('rootCursor'), awaitingBytes: this.hubRoot.lost.size, awaitingPeers: await this.awaitingPeers(this.hubRoot), ignore: this.hubRoot.ignore.patterns } : null,
       peers: [...this.peers.values()],
       queue,
       failedUploads: queue.failed === 0 ? [] : (await this.queue.failedItems(FAILED_SHOWN)).map(({ path, lastError, nextAttemptAt }) => ({ path, lastError, nextAttemptAt })),

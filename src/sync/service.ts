@@ -71,6 +71,8 @@ export interface SyncServiceDeps {
   acks?: PeerAcks;
   /** Told after a peer acknowledged: versions nobody has the bytes of any more can go (lost-versions.ts). */
   acknowledged?: () => Promise<void>;
+  /** Paths this hub leaves out of the sync (ignore.ts): a new version of one is refused, a deletion taken. */
+  ignores?: (path: string) => boolean;
 }
 
 export const roleToWire = (r: 'pi' | 'hub'): Role => (r === 'hub' ? Role.HUB : Role.PI);
@@ -96,7 +98,13 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
   /** Versions waiting for lost bytes may be complete now (not waited for: the caller's answer does not depend on it). */
   const chunksArrived = (): void =>
     void deps.chunksStored?.().catch((err: unknown) => log.warn({ err }, 'hub: completing versions with lost bytes failed; tried again at the next upload'));
+  /** Refuses a new version of an ignored path for good (the pi keeps its file); a deletion of one goes through. */
+  const refuseIgnored = (f: RemoteFile): void => {
+    if (f.deleted || !deps.ignores?.(f.path)) return;
+    throw new SyncError('ignored_path', `${f.path}: the hub leaves this path out of the sync (BALUPI_HUB_IGNORE)`, { details: { path: f.path } });
+  };
   const commitOne = async (incoming: RemoteFile, baseVersion: number, peerId: string): Promise<CommitOutcome> => {
+    refuseIgnored(incoming);
     await deps.beforeCommit?.(incoming.path);
     return applyCommit(commitCtx, incoming, baseVersion, peerId || 'UNKNOWN', false);
   };
@@ -206,9 +214,16 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       });
       const outcomes: ({ ok: CommitOutcome; err?: undefined } | { ok?: undefined; err: ConnectError })[] = new Array(entries.length);
       const fail = (i: number, err: unknown) => (outcomes[i] = { err: toConnectError(err) });
+      entries.forEach(({ incoming }, i) => {
+        try {
+          refuseIgnored(incoming);
+        } catch (err) {
+          fail(i, err);
+        }
+      });
       // Entries with their bytes: checked (a wrong one fails alone, storing nothing); new files then go straight into
       // the hub's root, and the others are stored as if uploaded and committed below.
-      const withData = entries.flatMap((e, i) => (e.data ? [i] : []));
+      const withData = entries.flatMap((e, i) => (e.data && !outcomes[i] ? [i] : []));
       const good = await mapLimit(withData, BATCH_COMMIT_CONCURRENCY, (i) => inlineMatches(store, entries[i]!.incoming, entries[i]!.data!, entries[i]!.chunks!));
       withData.forEach((i, k) => good[k] || fail(i, new SyncError('data_loss', `${entries[i]!.incoming.path}: the data sent does not match its hashes`)));
       const ready = withData.filter((i) => !outcomes[i]);

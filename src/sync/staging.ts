@@ -71,8 +71,12 @@ export class Staging {
    */
   readonly direct: { allowed: boolean; readonly arena: AlignedArena; readonly open: (abs: string) => Promise<number> };
 
-  constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number> } = {}) {
+  /** Paths the hub leaves out of the sync: a chunk placed there is stored as usual, its commit is refused anyway. */
+  readonly #ignores: (path: string) => boolean;
+
+  constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number>; ignores?: (path: string) => boolean } = {}) {
     this.#root = root;
+    this.#ignores = opts.ignores ?? (() => false);
     this.#store = store;
     this.#dirs = dirs;
     this.#whole = new WholeHashes(() => {
@@ -95,6 +99,7 @@ export class Staging {
     } catch {
       return undefined;
     }
+    if (this.#ignores(place.path)) return undefined;
     return stagingPath(place.path, bytesToHash(place.fileHash));
   }
 

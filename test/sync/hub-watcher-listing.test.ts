@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
 import { watch } from 'chokidar';
-import { ROOT_WATCH_OPTIONS } from '../../src/sync/hub-watcher.ts';
+import { rootWatchOptions } from '../../src/sync/hub-watcher.ts';
 import { isOwnTemp } from '../../src/sync/root-files.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 
@@ -47,7 +47,7 @@ async function watchedDir(fn: (dir: string, watcher: ReturnType<typeof watch>, l
   }
   try {
     await recordListings(dir, async (listings, stats) => {
-      const watcher = watch(dir, ROOT_WATCH_OPTIONS);
+      const watcher = watch(dir, rootWatchOptions(dir));
       try {
         await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
         await fn(dir, watcher, listings, stats);
@@ -128,7 +128,7 @@ test('the events of temp files are dropped by their name: no path is built and m
   const dir = tmp.path;
   let tempChecks = 0;
   const watcher = watch(dir, {
-    ...ROOT_WATCH_OPTIONS,
+    ...rootWatchOptions(dir),
     ignored: (p: string) => {
       if (isOwnTemp(p)) tempChecks += 1;
       return isOwnTemp(p);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
-import { ROOT_WATCH_OPTIONS } from '../../src/sync/hub-watcher.ts';
+import { rootWatchOptions } from '../../src/sync/hub-watcher.ts';
 import { tempDir } from '../helpers/daemon-process.ts';
 
 /** inotify watches this process holds (one `inotify wd:` line per watch in the fdinfo of each inotify fd). */
@@ -41,7 +41,7 @@ test('one inotify watch per directory, none per file; edits in place, additions,
     await Promise.all(Array.from({ length: 100 }, (_, i) => fs.writeFile(path.join(root, `d${d}`, `f${i}.txt`), 'v1')));
   }
   const before = await inotifyWatches();
-  const watcher = watch(root, ROOT_WATCH_OPTIONS);
+  const watcher = watch(root, rootWatchOptions(root));
   try {
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
     const held = (await inotifyWatches()) - before;
@@ -108,7 +108,7 @@ test('a file renamed into place with an older mtime (a sync\'s atomic write) is 
   const tmp = await tempDir('balupi-watch-once-');
   const root = tmp.path;
   await fs.writeFile(path.join(root, 'known.txt'), 'v1');
-  const watcher = watch(root, ROOT_WATCH_OPTIONS);
+  const watcher = watch(root, rootWatchOptions(root));
   watcher.setMaxListeners(64); // next() listens once per file
   const events: string[] = [];
   watcher.on('all', (ev, p) => events.push(`${ev} ${path.relative(root, p)}`));
