@@ -155,13 +155,9 @@ export class HubRoot {
    */
   async scan(): Promise<{ files: number; skipped: number }> {
     const { root, disk, log, readDir } = this.o;
-    const skip = this.ignore.empty ? undefined : (p: string) => this.ignore.ignores(p);
-    const scanned = await scanRoot({ root, disk, log, refresh: (p) => this.refreshSafely(p), ...(readDir ? { readDir } : {}), ...(skip ? { skip } : {}) });
-    const repair = async (p: string) => {
-      await this.refreshSafely(p);
-      await this.materialize(p);
-    };
-    await auditRoot({ ...this.o, ignores: (p) => this.ignore.ignores(p), repair });
+    const ignores = (p: string) => this.ignore.ignores(p);
+    const scanned = await scanRoot({ root, disk, log, refresh: (p) => this.refreshSafely(p), ...(readDir ? { readDir } : {}), ...(this.ignore.empty ? {} : { skip: ignores }) });
+    await auditRoot({ ...this.o, ignores, repair: (p) => this.refreshSafely(p).then(() => this.materialize(p)) });
     return scanned;
   }
 
