@@ -1,5 +1,6 @@
 // Sync soak, all on loopback: a hub and one or more pis (real processes) while random edits land on all sides at
-// once — files written, removed and moved (files and folders) in the hub's root, written, removed and moved on a pi
+// once — files written, removed and moved (files and folders) in the hub's root (some written as BaluHost stores an
+// upload, in its .tmp folder and then moved into place, some removed into its trash), written, removed and moved on a pi
 // (each pins everything), now and then a file of 9-20 MiB (the large-file paths: staging files, the large fetch lane),
 // a daemon stopped or killed with SIGKILL (the hub then stays down for a few edits, as a sleeping NAS) — then a wait
 // until all agree: the same files, with the same bytes, every one of them on every pi, nothing left in an upload
@@ -17,12 +18,15 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { isStagingName } from '../src/sync/staging.ts';
+import { DEFAULT_HUB_IGNORE, IgnoreRules } from '../src/sync/ignore.ts';
 import { blake, cli, hubFiles, local, piFiles, piIngest, piStat, startHub, startPi, tempDir, waitFor, type DaemonProcess } from '../test/sync/peers.ts';
 
 const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default: '10' }, first: { type: 'string', default: '1' }, steps: { type: 'string', default: '60' }, keep: { type: 'boolean', default: false }, pis: { type: 'string', default: '1' } } });
 const NAMES = ['a.txt', 'b.bin', 'd1/c.txt', 'd1/d.bin', 'd2/e.txt', 'd2/sub/f.bin', 'g.txt'];
 const DIRS = ['d1', 'd2', 'd2/sub', 'd3'];
 const SETTLE_MS = 40_000;
+/** The hub's default BALUPI_HUB_IGNORE: its trash and upload folder are not compared. */
+const leftOut = new IgnoreRules(DEFAULT_HUB_IGNORE);
 
 /** A small deterministic generator, so that a seed repeats its sequence of edits. */
 function generator(seed: number) {
@@ -99,11 +103,28 @@ async function soak(seed: number, steps: number, piCount: number): Promise<boole
       try {
         if (r < 0.25) {
           await fs.mkdir(path.dirname(onHub(name)), { recursive: true });
-          await fs.writeFile(onHub(name), content());
-          ops.push(`hub write ${name}`);
+          if (step % 3 === 0) {
+            // As BaluHost stores an upload: written in its .tmp folder (left out of the sync), then moved into place.
+            const tmp = onHub(`.tmp/upload-${step}`);
+            await fs.mkdir(path.dirname(tmp), { recursive: true });
+            await fs.writeFile(tmp, content());
+            await fs.rename(tmp, onHub(name));
+            ops.push(`hub upload ${name}`);
+          } else {
+            await fs.writeFile(onHub(name), content());
+            ops.push(`hub write ${name}`);
+          }
         } else if (r < 0.33) {
-          await fs.rm(onHub(name));
-          ops.push(`hub rm ${name}`);
+          if (step % 2 === 0) {
+            // Into BaluHost's trash (left out of the sync): gone for the pis, kept on the NAS.
+            const trash = onHub(`.Trash-1000/files/${path.basename(name)}.${step}`);
+            await fs.mkdir(path.dirname(trash), { recursive: true });
+            await fs.rename(onHub(name), trash);
+            ops.push(`hub trash ${name}`);
+          } else {
+            await fs.rm(onHub(name));
+            ops.push(`hub rm ${name}`);
+          }
         } else if (r < 0.36) {
           const [from, to] = [pick(DIRS), pick(DIRS)];
           if (to.startsWith(from)) continue;
@@ -150,7 +171,7 @@ async function soak(seed: number, steps: number, piCount: number): Promise<boole
     const differences = async (): Promise<string[]> => {
       // A staging file of an upload abandoned when its file changed again on the pi stays until the hub's upkeep (a
       // day; README, Sync): not a difference. Any other temp file is.
-      const h = (await hubFiles(root)).filter((f) => !isStagingName(path.basename(f)));
+      const h = (await hubFiles(root)).filter((f) => !isStagingName(path.basename(f)) && !leftOut.ignores(f));
       const out: string[] = [];
       for (const pi of pis) {
         const p = await piFiles(pi.data);
