@@ -156,7 +156,7 @@ export class HubRoot {
   async scan(): Promise<{ files: number; skipped: number }> {
     const { root, disk, log, readDir } = this.o;
     const ignores = (p: string) => this.ignore.ignores(p);
-    const scanned = await scanRoot({ root, disk, log, refresh: (p) => this.refreshSafely(p), ...(readDir ? { readDir } : {}), ...(this.ignore.empty ? {} : { skip: ignores }) });
+    const scanned = await scanRoot({ root, disk, log, refresh: (p) => this.refreshSafely(p), ...(readDir ? { readDir } : {}), skip: ignores });
     await auditRoot({ ...this.o, ignores, repair: (p) => this.refreshSafely(p).then(() => this.materialize(p)) });
     return scanned;
   }

@@ -190,8 +190,7 @@ export class HubWatcher {
   private async refreshDir(rel: string): Promise<void> {
     const paths = new Set<string>();
     const ignore = this.o.hubRoot.ignore;
-    const skip = ignore.empty ? {} : { skip: (p: string) => ignore.ignores(p) };
-    for await (const { rel: p } of walk(this.o.hubRoot.root, absoluteName(this.o.hubRoot.root, rel), skip)) paths.add(p);
+    for await (const { rel: p } of walk(this.o.hubRoot.root, absoluteName(this.o.hubRoot.root, rel), { skip: (p) => ignore.ignores(p) })) paths.add(p);
     for await (const p of this.o.disk.paths(rel)) paths.add(p);
     for (const p of paths) {
       // As for file events: the hub's own files need no reading (the root writer's first file in a new directory

@@ -137,7 +137,7 @@ export class SyncRuntime {
       ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p), commitNew: (items) => hubRoot.commitNew(items) } : {}),
       ...(hubRoot?.staging ? { staging: hubRoot.staging } : {}),
       ...(hubRoot ? { chunksStored: () => hubRoot.lost.complete() } : {}),
-      ...(hubRoot && !ignore.empty ? { ignores: (p: string) => ignore.ignores(p) } : {}),
+      ...(hubRoot ? { ignores: (p: string) => ignore.ignores(p) } : {}),
       ...(hubRoot ? { acks: this.acks, acknowledged: () => this.dropUnreachable(hubRoot).then(() => {}) } : {}),
     });
     const model: SyncModel = { store, state, queue, locks, log: this.log, hotThreshold: settings.syncHotThreshold, rate };

@@ -98,13 +98,12 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
   /** Versions waiting for lost bytes may be complete now (not waited for: the caller's answer does not depend on it). */
   const chunksArrived = (): void =>
     void deps.chunksStored?.().catch((err: unknown) => log.warn({ err }, 'hub: completing versions with lost bytes failed; tried again at the next upload'));
-  /** Refuses a new version of an ignored path for good (the pi keeps its file); a deletion of one goes through. */
-  const refuseIgnored = (f: RemoteFile): void => {
-    if (f.deleted || !deps.ignores?.(f.path)) return;
-    throw new SyncError('ignored_path', `${f.path}: the hub leaves this path out of the sync (BALUPI_HUB_IGNORE)`, { details: { path: f.path } });
-  };
+  /** Why a new version of an ignored path is refused for good (the pi keeps its file); a deletion of one goes through. */
+  const ignored = (f: RemoteFile): SyncError | undefined =>
+    !f.deleted && deps.ignores?.(f.path) ? new SyncError('ignored_path', `${f.path}: the hub leaves this path out of the sync (BALUPI_HUB_IGNORE)`, { details: { path: f.path } }) : undefined;
   const commitOne = async (incoming: RemoteFile, baseVersion: number, peerId: string): Promise<CommitOutcome> => {
-    refuseIgnored(incoming);
+    const refused = ignored(incoming);
+    if (refused) throw refused;
     await deps.beforeCommit?.(incoming.path);
     return applyCommit(commitCtx, incoming, baseVersion, peerId || 'UNKNOWN', false);
   };
@@ -215,11 +214,8 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
       const outcomes: ({ ok: CommitOutcome; err?: undefined } | { ok?: undefined; err: ConnectError })[] = new Array(entries.length);
       const fail = (i: number, err: unknown) => (outcomes[i] = { err: toConnectError(err) });
       entries.forEach(({ incoming }, i) => {
-        try {
-          refuseIgnored(incoming);
-        } catch (err) {
-          fail(i, err);
-        }
+        const refused = ignored(incoming);
+        if (refused) fail(i, refused);
       });
       // Entries with their bytes: checked (a wrong one fails alone, storing nothing); new files then go straight into
       // the hub's root, and the others are stored as if uploaded and committed below.
