@@ -178,6 +178,10 @@ export const SETTINGS = {
     env: 'BALUPI_HUB_IGNORE', yaml: 'hub_ignore', default: [...DEFAULT_HUB_IGNORE] as string[], parse: ignoreList,
     doc: `Hub role: paths of the root left out of the sync, comma-separated (a YAML list works too). \`*\` and \`?\` match within a name; a pattern without \`/\` matches that name anywhere, one with \`/\` from the root; a folder takes everything below it. Empty: everything syncs. Default: BaluHost's own \`${DEFAULT_HUB_IGNORE.join(',')}\`.`,
   }),
+  hubKeepDays: setting({
+    env: 'BALUPI_HUB_KEEP_DAYS', yaml: 'hub_keep_days', default: 30, parse: nonNegative,
+    doc: 'Hub role: a file of the root that a peer\'s change deletes or replaces is kept this many days in `.balupi-versions/` of the root (same path, the time before the extension; never synced). 0: not kept.',
+  }),
   cacheMaxBytes: setting({
     env: 'BALUPI_CACHE_MAX_BYTES', yaml: 'cache_max_bytes', default: null as number | null, parse: optBytes,
     doc: 'Byte budget of the chunk cache (`200G`, `512MiB`, or bytes). Unset: 80 % of the free space at first start. On a hub it bounds only chunks in transit: its root\'s files hold their own bytes.',

@@ -26,15 +26,22 @@ export function decide(current: Contender, incoming: Contender): Verdict {
 
 const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
 
-/** The conflict name of `path`, as Go's filepath.Ext splits it (the extension of the last segment, dot included). */
-export function conflictName(path: string, at: Date, peer: string): string {
+/** `at` as names carry it: YYYYMMDD-HHMMSS, local time (Syncthing's conflict and version names). */
+export const timeStamp = (at: Date): string =>
+  `${at.getFullYear()}${pad(at.getMonth() + 1)}${pad(at.getDate())}-${pad(at.getHours())}${pad(at.getMinutes())}${pad(at.getSeconds())}`;
+
+/** `path` with its last segment rebuilt from its stem and extension, as Go's filepath.Ext splits it (dot included). */
+export function withExtension(path: string, name: (stem: string, ext: string) => string): string {
   const slash = path.lastIndexOf('/');
-  const dir = path.slice(0, slash + 1);
   const base = path.slice(slash + 1);
   const dot = base.lastIndexOf('.');
   const [stem, ext] = dot >= 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ''];
-  const stamp = `${at.getFullYear()}${pad(at.getMonth() + 1)}${pad(at.getDate())}-${pad(at.getHours())}${pad(at.getMinutes())}${pad(at.getSeconds())}`;
-  return `${dir}${stem}.sync-conflict-${stamp}-${peer}${ext}`;
+  return path.slice(0, slash + 1) + name(stem, ext);
+}
+
+/** The conflict name of `path`. */
+export function conflictName(path: string, at: Date, peer: string): string {
+  return withExtension(path, (stem, ext) => `${stem}.sync-conflict-${timeStamp(at)}-${peer}${ext}`);
 }
 
 /** Whether a path is itself a conflict copy (Syncthing does not make conflict copies of conflict copies either). */

@@ -31,6 +31,7 @@ import { auditRoot } from './root-audit.ts';
 import { isSyncError } from './errors.ts';
 import { LostVersions } from './lost-versions.ts';
 import { IgnoreRules } from './ignore.ts';
+import { KeptVersions, VERSIONS_DIR } from './versions.ts';
 import { dropIgnoredRecords, forgetIgnoredLocked } from './hub-ignore.ts';
 
 export interface HubRootOptions {
@@ -44,8 +45,10 @@ export interface HubRootOptions {
   readDir?: ReadDir;
   /** Writes small files in batches (tests pass a closed one: the hub then writes them itself). */
   smallFiles?: RootFileWriter;
-  /** Paths left out of the sync (BALUPI_HUB_IGNORE; none if unset). */
-  ignore?: IgnoreRules;
+  /** Patterns of paths left out of the sync (BALUPI_HUB_IGNORE; none if unset; the kept versions' folder always). */
+  ignore?: readonly string[];
+  /** Days a file a peer's change deletes or replaces is kept in the root's versions folder (0 or unset: not kept). */
+  keepDays?: number;
 }
 
 /** Writes of one file whose path changes on disk under each of them before the root writer gives up for now. */
@@ -80,10 +83,13 @@ export class HubRoot {
   /** The sweep, soon after a write failed because its path changed: it may have left a temp file (sweep-soon.ts). */
   readonly strays: SweepSoon;
   readonly ignore: IgnoreRules;
+  /** Files a peer's change deleted or replaced, kept for a while (versions.ts). */
+  readonly versions: KeptVersions;
 
   constructor(opts: HubRootOptions) {
     this.o = opts;
-    this.ignore = opts.ignore ?? new IgnoreRules([]);
+    this.ignore = new IgnoreRules([...(opts.ignore ?? []), `/${VERSIONS_DIR}`]);
+    this.versions = new KeptVersions(opts.root, opts.keepDays ?? 0);
     this.located = opts.store.backingDir !== undefined && resolve(opts.store.backingDir) === resolve(opts.root);
     const writer = opts.smallFiles ?? new RootFileWriter({ blake3: opts.store.stats().hasher });
     this.smallFiles = new SmallFiles({ store: opts.store, writer, located: this.located, dirs: this.dirs, direct: this.direct });
@@ -118,6 +124,8 @@ export class HubRoot {
     const gc = await this.o.store.gc();
     if (gc.stagedChunks + gc.orphanFiles + gc.tempFiles > 0) this.o.log.info(gc, 'hub store: garbage collected');
     await this.sweepStaging();
+    const expired = await this.versions.expire();
+    if (expired.files > 0) this.o.log.info(expired, 'hub root: removed kept versions past their time');
   }
 
   /**
@@ -370,7 +378,8 @@ export class HubRoot {
       if (st && !matches(st, known)) return; // still changing; its next event brings us back
     }
     if (!rec || rec.deleted) {
-      if (st) await removeFile(this.o.root, abs, st);
+      const present = st;
+      if (present) await this.versions.around(abs, path, true, () => removeFile(this.o.root, abs, present));
       await disk.del(path);
       return;
     }
@@ -389,6 +398,13 @@ export class HubRoot {
       this.o.log.info({ path }, 'hub root: not written yet; waiting for a peer to send its bytes');
       return;
     }
+    const current = rec;
+    await this.versions.around(abs, path, st !== null, () => this.write(path, abs, current, st));
+  }
+
+  /** Writes `rec` at `path` over what `st` says is there (materializeOnce, which decided that it must). */
+  private async write(path: string, abs: string, rec: FileRecord, st: DiskStat | null): Promise<void> {
+    const { store, disk } = this.o;
     const staged = await this.staging?.place(rec, abs, st);
     if (staged !== undefined) {
       await disk.set(path, staged.written, rec.version);

@@ -29,7 +29,6 @@ import { prepareRemoteRead, remoteReadStream, type RemoteRange } from './remote-
 import { downloadChunksHandler } from './chunk-stream.ts';
 import { uploadChunksHandler } from './chunk-upload.ts';
 import { commitBatchHandler } from './commit-batch-call.ts';
-import { IgnoreRules } from './ignore.ts';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 
 /** Failed uploads listed by status (the count has them all). */
@@ -48,6 +47,8 @@ export interface SyncSettings {
   hubRescanS: number;
   /** Hub role: paths of the root left out of the sync (ignore.ts; unset: none). */
   hubIgnore?: readonly string[];
+  /** Hub role: days a file a peer's change deletes or replaces is kept (versions.ts; unset or 0: not kept). */
+  hubKeepDays?: number;
 }
 
 export interface SyncStatus {
@@ -122,8 +123,8 @@ export class SyncRuntime {
     this.acks = init.acks;
     const root = settings.role === 'hub' ? settings.hubRoot : null;
     this.rootWriter = root ? new RootFileWriter({ blake3: store.stats().hasher }) : null;
-    const ignore = new IgnoreRules(settings.hubIgnore ?? []);
-    this.hubRoot = root && this.rootWriter ? new HubRoot({ store, state, disk: this.disk, locks, root, log: this.log, smallFiles: this.rootWriter, ignore }) : null;
+    const hubOpts = { ignore: settings.hubIgnore ?? [], keepDays: settings.hubKeepDays ?? 0 };
+    this.hubRoot = root && this.rootWriter ? new HubRoot({ store, state, disk: this.disk, locks, root, log: this.log, smallFiles: this.rootWriter, ...hubOpts }) : null;
     this.watcher = this.hubRoot ? new HubWatcher({ hubRoot: this.hubRoot, disk: this.disk, log: this.log, debounceMs: settings.hubWatchDebounceMs, rescanMs: settings.hubRescanS * 1000 }) : null;
     const hubRoot = this.hubRoot;
     this.service = syncService({
@@ -137,7 +138,7 @@ export class SyncRuntime {
       ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p), commitNew: (items) => hubRoot.commitNew(items) } : {}),
       ...(hubRoot?.staging ? { staging: hubRoot.staging } : {}),
       ...(hubRoot ? { chunksStored: () => hubRoot.lost.complete() } : {}),
-      ...(hubRoot ? { ignores: (p: string) => ignore.ignores(p) } : {}),
+      ...(hubRoot ? { ignores: (p: string) => hubRoot.ignore.ignores(p) } : {}),
       ...(hubRoot ? { acks: this.acks, acknowledged: () => this.dropUnreachable(hubRoot).then(() => {}) } : {}),
     });
     const model: SyncModel = { store, state, queue, locks, log: this.log, hotThreshold: settings.syncHotThreshold, rate };

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { CLI, startDaemonProcess, tempDir, type DaemonProcess } from '../helpers/daemon-process.ts';
+import { VERSIONS_DIR } from '../../src/sync/versions.ts';
 export { writeRandomFile } from '../helpers/random-file.ts';
 
 export const SECRET = 'pairing-secret-for-tests';
@@ -118,10 +119,12 @@ export async function piStatus(dataDir: string): Promise<any> {
   return (await local(dataDir, 'GET', '/local/sync/status')).json();
 }
 
+/** The files of a hub's root folder, as root-relative paths; not the versions it keeps of replaced files (versions.ts). */
 export async function hubFiles(root: string, dir = root): Promise<string[]> {
   const out: string[] = [];
   for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
     const abs = path.join(dir, e.name);
+    if (dir === root && e.name === VERSIONS_DIR) continue;
     if (e.isDirectory()) out.push(...(await hubFiles(root, abs)));
     else out.push(path.relative(root, abs));
   }
