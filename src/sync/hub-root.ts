@@ -9,14 +9,12 @@
 
 import { resolve } from 'node:path';
 import type { Store, FileRecord, WrittenFile } from '../../store/index.ts';
-import { fileSource, firstOffsets, isStoreError } from '../../store/index.ts';
+import { firstOffsets, isStoreError } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { SyncState } from './state.ts';
 import type { PathLocks } from './locks.ts';
 import type { DiskIndex } from './disk-index.ts';
 import { matches } from './disk-index.ts';
-import { conflictName, decide } from './conflict.ts';
-import { metaOf } from './wire.ts';
 import { commitNewFiles, type NewFile } from './new-files.ts';
 import { SweepSoon } from './sweep-soon.ts';
 import { GroupFlush } from './group-flush.ts';
@@ -30,6 +28,7 @@ import { scanRoot } from './root-scan.ts';
 import { auditRoot } from './root-audit.ts';
 import { isSyncError } from './errors.ts';
 import { LostVersions } from './lost-versions.ts';
+import { originOf, readRootFile, recordRootConflict, resolveDiskConflict, type DiskConflictDeps } from './disk-conflict.ts';
 import { IgnoreRules } from './ignore.ts';
 import { KeptVersions, VERSIONS_DIR } from './versions.ts';
 import { dropIgnoredRecords, forgetIgnoredLocked } from './hub-ignore.ts';
@@ -53,12 +52,6 @@ export interface HubRootOptions {
 
 /** Writes of one file whose path changes on disk under each of them before the root writer gives up for now. */
 const MATERIALIZE_TRIES = 3;
-
-/**
- * A root file as ingest's source, read in pieces sized to the file (up to 1 MiB): a 1 MiB read buffer per small file
- * was new external memory for V8 each time and kept its full mark-compacts running through a scan of many files.
- */
-const readFile = (abs: string, size: number) => fileSource(abs, Math.min(1024 * 1024, Math.max(16 * 1024, 2 ** Math.ceil(Math.log2(size + 1)))));
 
 /** Sequences of commitNew's versions remembered for the root writer (more: it checks them as any other). */
 const MAX_PLACED = 16_384;
@@ -85,6 +78,8 @@ export class HubRoot {
   readonly ignore: IgnoreRules;
   /** Files a peer's change deleted or replaced, kept for a while (versions.ts). */
   readonly versions: KeptVersions;
+  /** What resolving a disk edit against a peer's version needs of this (disk-conflict.ts). */
+  private readonly conflicts: DiskConflictDeps;
 
   constructor(opts: HubRootOptions) {
     this.o = opts;
@@ -95,6 +90,7 @@ export class HubRoot {
     this.smallFiles = new SmallFiles({ store: opts.store, writer, located: this.located, dirs: this.dirs, direct: this.direct });
     this.staging = this.located ? new Staging(opts.root, opts.store, this.dirs, { ignores: (p) => this.ignore.ignores(p) }) : undefined;
     this.lost = new LostVersions(opts);
+    this.conflicts = { ...opts, located: this.located, lost: this.lost, heldInFile: (p, r) => this.heldInFile(p, r), materializeLocked: (p) => this.materializeLocked(p) };
     this.strays = new SweepSoon(() => this.sweepStaging(), opts.log);
     this.noteGroup = new GroupFlush(async () => {
       const items = this.written;
@@ -209,7 +205,7 @@ export class HubRoot {
           // Deleted on disk while a peer changed it: the modification wins (the hub's deletion lost); write it back
           // (without the disk entry, which would have the writer wait for the watcher to read the removal).
           if (known) await disk.del(path);
-          await this.recordConflict(path, null, state.peerId, await this.originOf(path), 'modified_vs_deleted');
+          await recordRootConflict(this.o, path, null, state.peerId, await originOf(state, path), 'modified_vs_deleted');
           return this.materializeLocked(path);
         }
         if (rec && !rec.deleted) {
@@ -235,11 +231,11 @@ export class HubRoot {
       const storeMovedOn = rec !== undefined && rec.version !== base && !(rec.deleted && base === 0);
       try {
         if (storeMovedOn && !rec.deleted) {
-          if (await this.resolveDiskConflict(path, abs, st, rec)) return;
+          if (await resolveDiskConflict(this.conflicts, path, abs, st, rec)) return;
           continue;
         }
-        const result = await store.ingest(path, readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec?.version ?? 0, located: this.located });
-        if (storeMovedOn) await this.recordConflict(path, null, await this.originOf(path), state.peerId, 'modified_vs_deleted'); // a peer's deletion lost
+        const result = await store.ingest(path, readRootFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec?.version ?? 0, located: this.located });
+        if (storeMovedOn) await recordRootConflict(this.o, path, null, await originOf(state, path), state.peerId, 'modified_vs_deleted'); // a peer's deletion lost
         await state.setOrigin(path, state.peerId);
         const after = await statFile(abs);
         // The disk held this version when it was read (with the stat from before the read): recorded even when the
@@ -280,33 +276,6 @@ export class HubRoot {
     for (const p of candidates) if ((await statFile(absoluteName(this.o.root, p))) === null) gone.push(p);
     for (const p of gone) await this.refresh(p);
     return gone.length > 0;
-  }
-
-  /** Disk edit vs a peer's newer version in the store: both survive. Returns false to re-run the refresh. */
-  private async resolveDiskConflict(path: string, abs: string, st: DiskStat, rec: FileRecord): Promise<boolean> {
-    const { store, disk, state } = this.o;
-    const origin = await this.originOf(path);
-    const at = new Date();
-    const verdict = decide({ deleted: false, mtimeMs: rec.mtimeMs, peer: origin }, { deleted: false, mtimeMs: st.mtimeMs, peer: state.peerId });
-    if (verdict === 'incoming') {
-      // The disk is newer: keep the peer's version as a copy (unless it was written into this very file, and the edit
-      // came after), then the disk's content takes the path.
-      const copy = await this.lost.keepCopy(conflictName(path, at, origin), rec, () => this.heldInFile(path, rec));
-      const result = await store.ingest(path, readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: rec.version, located: this.located });
-      await state.setOrigin(path, state.peerId);
-      await disk.set(path, st, result.file.version);
-      if (!copy) return true;
-      await this.recordConflict(path, copy.path, origin, state.peerId, 'both_modified');
-      await this.materializeLocked(copy.path);
-      return true;
-    }
-    // The peer's version is newer: the disk's content goes to a copy, then the path gets the peer's version.
-    const copy = await store.ingest(conflictName(path, at, state.peerId), readFile(abs, st.size), { mtimeMs: st.mtimeMs, mode: st.mode }, { baseVersion: 0 });
-    await disk.set(path, st, -1);
-    await this.recordConflict(path, copy.file.path, state.peerId, origin, 'both_modified');
-    await this.materializeLocked(copy.file.path);
-    await this.materializeLocked(path);
-    return true;
   }
 
   /** New files a peer sent with their bytes, written straight into place (new-files.ts); only with a located store. */
@@ -423,16 +392,6 @@ export class HubRoot {
     }
     await disk.set(path, written, version);
     this.noteWritten(path, version);
-  }
-
-  private async originOf(path: string): Promise<string> {
-    return (await this.o.state.getOrigin(path)) ?? this.o.state.peerId;
-  }
-
-  private async recordConflict(path: string, copy: string | null, loserPeer: string, winnerPeer: string, reason: 'both_modified' | 'modified_vs_deleted'): Promise<void> {
-    const c = { at: Date.now(), path, copy, loserPeer, winnerPeer, reason };
-    this.o.log.warn(c, 'sync conflict resolved in the hub root');
-    await this.o.state.recordConflict(c);
   }
 
   /** Once per data directory, the chunk files of files already in the folder go (adopt-chunk-files.ts). */

@@ -4,7 +4,6 @@
 // then write every store change committed by peers into the folder.
 
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import type { Stats } from 'node:fs';
 import { watch, type ChokidarOptions, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.ts';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { HubRoot } from '../../src/sync/hub-root.ts';
 import { DiskIndex } from '../../src/sync/disk-index.ts';
 import { PathLocks } from '../../src/sync/locks.ts';
-import { DirSyncs, newTempName, RootChanged, safePath, tempDone, TEMP_PREFIX, walk, writeAtomic } from '../../src/sync/root-files.ts';
+import { newTempName, RootChanged, safePath, tempDone, TEMP_PREFIX, walk, writeAtomic } from '../../src/sync/root-files.ts';
 import { SweepSoon } from '../../src/sync/sweep-soon.ts';
 import { PassThrough, Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';

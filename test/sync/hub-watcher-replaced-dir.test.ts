@@ -7,7 +7,6 @@
 // edits in about half the runs of this test: its file listeners survive the folder's removal in ways hard to
 // follow, so it was dropped.)
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { HubRoot } from '../../src/sync/hub-root.ts';
