@@ -28,6 +28,8 @@ const SETTLE_MS = 40_000;
 /** The hub's default BALUPI_HUB_IGNORE: its trash and upload folder are not compared. */
 const leftOut = new IgnoreRules(DEFAULT_HUB_IGNORE);
 
+class RestartFailed extends Error {}
+
 /** A small deterministic generator, so that a seed repeats its sequence of edits. */
 function generator(seed: number) {
   let s = seed;
@@ -159,10 +161,14 @@ async function soak(seed: number, steps: number, piCount: number): Promise<boole
         } else if (r < 0.9) {
           const pi = anyPi();
           await stop(pi.proc, pi.name, pi.earlierLogs, rnd() < 0.5 ? 'SIGTERM' : 'SIGKILL');
-          pi.proc = await startPi({ hubGrpcPort: port, dataDir: pi.data, env: piEnv, waitConnected: false });
+          // Outside the edits' catch: a pi that cannot start again is a finding, not a skipped edit.
+          pi.proc = await startPi({ hubGrpcPort: port, dataDir: pi.data, env: piEnv, waitConnected: false }).catch((err: unknown) => {
+            throw new RestartFailed(`${pi.name} could not start again: ${(err as Error).message}`);
+          });
         }
-      } catch {
+      } catch (err) {
         // a file that is not there (rm, mv), or a path that runs through a file: the next edit
+        if (err instanceof RestartFailed) throw err;
       }
       if (hubDownFor > 0 && --hubDownFor === 0) await startHubAgain();
       await new Promise((res) => setTimeout(res, rnd() * 60));
@@ -209,7 +215,11 @@ async function soak(seed: number, steps: number, piCount: number): Promise<boole
       (audited > 0 ? `; ${audited} version(s) a scan found missing from the root` : '');
     console.log(`seed ${seed}: ${settled ? 'settled' : 'DID NOT SETTLE'} (${ops.length} edits: ${mix}; ${(await hubFiles(root)).length} files${lostNote})`);
     if (!settled) {
-      const diffs = await differences();
+      // A daemon that died meanwhile (its socket refuses): say so, with what it wrote to stderr, and go on reporting.
+      for (const [who, d] of [['hub', hub], ...pis.map((pi) => [pi.name, pi.proc] as const)] as const) {
+        if (d.proc.exitCode !== null || d.proc.signalCode !== null) console.log(`  ${who} EXITED (${d.proc.exitCode ?? d.proc.signalCode}): ${d.stderr().slice(-2000)}`);
+      }
+      const diffs = await differences().catch((err: unknown) => [`could not compare: ${(err as Error).message}`]);
       for (const d of diffs) console.log(`  ${d}`);
       // What the hub logged about those paths (conflicts, failed writes), restarts included.
       const named = diffs.map((d) => d.replace(/^only on [^:]*: /, '').split(':')[0]!);
@@ -241,6 +251,13 @@ async function soak(seed: number, steps: number, piCount: number): Promise<boole
 
 const first = Number(opt.first);
 let failed = 0;
-for (let seed = first; seed < first + Number(opt.seeds); seed++) if (!(await soak(seed, Number(opt.steps), Number(opt.pis)))) failed += 1;
+for (let seed = first; seed < first + Number(opt.seeds); seed++) {
+  const ok = await soak(seed, Number(opt.steps), Number(opt.pis)).catch((err: unknown) => {
+    if (!(err instanceof RestartFailed)) throw err;
+    console.log(`seed ${seed}: FAILED: ${err.message.slice(0, 2000)}`);
+    return false;
+  });
+  if (!ok) failed += 1;
+}
 console.log(`${Number(opt.seeds) - failed} of ${opt.seeds} seeds settled`);
 process.exitCode = failed > 0 ? 1 : 0;
