@@ -182,6 +182,10 @@ export const SETTINGS = {
     env: 'BALUPI_HUB_KEEP_DAYS', yaml: 'hub_keep_days', default: 30, parse: nonNegative,
     doc: 'Hub role: a file of the root that a peer\'s change deletes or replaces is kept this many days in `.balupi-versions/` of the root (same path, the time before the extension; never synced). 0: not kept.',
   }),
+  hubKeepMaxBytes: setting({
+    env: 'BALUPI_HUB_KEEP_MAX_BYTES', yaml: 'hub_keep_max_bytes', default: null as number | null, parse: optBytes,
+    doc: 'Hub role: the most bytes the kept versions hold (`20G`); past it the oldest go first. 0: no bound. Unset: a tenth of the size of the file system the root is on.',
+  }),
   cacheMaxBytes: setting({
     env: 'BALUPI_CACHE_MAX_BYTES', yaml: 'cache_max_bytes', default: null as number | null, parse: optBytes,
     doc: 'Byte budget of the chunk cache (`200G`, `512MiB`, or bytes). Unset: 80 % of the free space at first start. On a hub it bounds only chunks in transit: its root\'s files hold their own bytes.',

@@ -30,7 +30,7 @@ import { isSyncError } from './errors.ts';
 import { LostVersions } from './lost-versions.ts';
 import { originOf, readRootFile, recordRootConflict, resolveDiskConflict, type DiskConflictDeps } from './disk-conflict.ts';
 import { IgnoreRules } from './ignore.ts';
-import { KeptVersions, VERSIONS_DIR } from './versions.ts';
+import { KeptVersions, VERSIONS_DIR, type KeptVersionsOptions } from './versions.ts';
 import { dropIgnoredRecords, forgetIgnoredLocked } from './hub-ignore.ts';
 
 export interface HubRootOptions {
@@ -46,8 +46,8 @@ export interface HubRootOptions {
   smallFiles?: RootFileWriter;
   /** Patterns of paths left out of the sync (BALUPI_HUB_IGNORE; none if unset; the kept versions' folder always). */
   ignore?: readonly string[];
-  /** Days a file a peer's change deletes or replaces is kept in the root's versions folder (0 or unset: not kept). */
-  keepDays?: number;
+  /** How long and how much of what a peer's change deletes or replaces is kept (versions.ts; unset: nothing). */
+  keep?: KeptVersionsOptions;
 }
 
 /** Writes of one file whose path changes on disk under each of them before the root writer gives up for now. */
@@ -84,7 +84,7 @@ export class HubRoot {
   constructor(opts: HubRootOptions) {
     this.o = opts;
     this.ignore = new IgnoreRules([...(opts.ignore ?? []), `/${VERSIONS_DIR}`]);
-    this.versions = new KeptVersions(opts.root, opts.keepDays ?? 0);
+    this.versions = new KeptVersions(opts.root, opts.keep ?? { days: 0 });
     this.located = opts.store.backingDir !== undefined && resolve(opts.store.backingDir) === resolve(opts.root);
     const writer = opts.smallFiles ?? new RootFileWriter({ blake3: opts.store.stats().hasher });
     this.smallFiles = new SmallFiles({ store: opts.store, writer, located: this.located, dirs: this.dirs, direct: this.direct });
@@ -120,8 +120,13 @@ export class HubRoot {
     const gc = await this.o.store.gc();
     if (gc.stagedChunks + gc.orphanFiles + gc.tempFiles > 0) this.o.log.info(gc, 'hub store: garbage collected');
     await this.sweepStaging();
+    await this.expireVersions();
+  }
+
+  /** Kept versions past their days, or past the bound in bytes, go (versions.ts): at start and in the upkeep. */
+  async expireVersions(): Promise<void> {
     const expired = await this.versions.expire();
-    if (expired.files > 0) this.o.log.info(expired, 'hub root: removed kept versions past their time');
+    if (expired.files > 0) this.o.log.info(expired, 'hub root: removed kept versions past their time or the bound');
   }
 
   /**
@@ -348,7 +353,7 @@ export class HubRoot {
     }
     if (!rec || rec.deleted) {
       const present = st;
-      if (present) await this.versions.around(abs, path, true, () => removeFile(this.o.root, abs, present));
+      if (present) await this.versions.around(abs, path, present.size, () => removeFile(this.o.root, abs, present));
       await disk.del(path);
       return;
     }
@@ -368,7 +373,7 @@ export class HubRoot {
       return;
     }
     const current = rec;
-    await this.versions.around(abs, path, st !== null, () => this.write(path, abs, current, st));
+    await this.versions.around(abs, path, st?.size, () => this.write(path, abs, current, st));
   }
 
   /** Writes `rec` at `path` over what `st` says is there (materializeOnce, which decided that it must). */

@@ -47,8 +47,10 @@ export interface SyncSettings {
   hubRescanS: number;
   /** Hub role: paths of the root left out of the sync (ignore.ts; unset: none). */
   hubIgnore?: readonly string[];
-  /** Hub role: days a file a peer's change deletes or replaces is kept (versions.ts; unset or 0: not kept). */
+  /** Hub role: days a file a peer's change deletes or replaces is kept (versions.ts; unset or 0: not kept)... */
   hubKeepDays?: number;
+  /** ...and the most bytes such versions hold (0: no bound; unset or null: a tenth of the root's file system). */
+  hubKeepMaxBytes?: number | null;
 }
 
 export interface SyncStatus {
@@ -123,7 +125,8 @@ export class SyncRuntime {
     this.acks = init.acks;
     const root = settings.role === 'hub' ? settings.hubRoot : null;
     this.rootWriter = root ? new RootFileWriter({ blake3: store.stats().hasher }) : null;
-    const hubOpts = { ignore: settings.hubIgnore ?? [], keepDays: settings.hubKeepDays ?? 0 };
+    const keep = { days: settings.hubKeepDays ?? 0, ...(settings.hubKeepMaxBytes != null ? { maxBytes: settings.hubKeepMaxBytes } : {}) };
+    const hubOpts = { ignore: settings.hubIgnore ?? [], keep };
     this.hubRoot = root && this.rootWriter ? new HubRoot({ store, state, disk: this.disk, locks, root, log: this.log, smallFiles: this.rootWriter, ...hubOpts }) : null;
     this.watcher = this.hubRoot ? new HubWatcher({ hubRoot: this.hubRoot, disk: this.disk, log: this.log, debounceMs: settings.hubWatchDebounceMs, rescanMs: settings.hubRescanS * 1000 }) : null;
     const hubRoot = this.hubRoot;
@@ -172,6 +175,7 @@ export class SyncRuntime {
       this.starting = mkdir(root, { recursive: true })
         .then(() => hubRoot.lost.start())
         .then(() => hubRoot.sweepStaging())
+        .then(() => hubRoot.expireVersions())
         .then(() => this.watcher!.start())
         .then(() => (this.scanned = true))
         .catch((err) => this.log.error({ err, root }, 'hub root could not be read'));
@@ -187,6 +191,7 @@ export class SyncRuntime {
     await this.watcher?.close();
     this.hubRoot?.lost.stop();
     await this.hubRoot?.strays.stop();
+    await this.hubRoot?.versions.idle();
     // Started with the hub (warm), its thread would keep the process from exiting.
     await this.rootWriter?.close();
   }

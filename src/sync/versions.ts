@@ -4,7 +4,9 @@
 // path with the time before the extension (`docs/report~20261125-093000.pdf`), and the hub's upkeep removes them once
 // they are older than that. The folder is never synced (ignore.ts: the hub always leaves it out). A version is a hard
 // link to the replaced file (no copy: the rename or removal that follows leaves the old bytes under that name only),
-// or a copy on a file system without hard links. Changes made on the NAS itself are not kept: only a peer's.
+// or a copy on a file system without hard links. Changes made on the NAS itself are not kept: only a peer's. They are
+// bounded in bytes too (BALUPI_HUB_KEEP_MAX_BYTES): a large file saved over every few minutes from a laptop would
+// otherwise fill the NAS with a month of its versions; past the bound the oldest go first.
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -16,16 +18,35 @@ export const VERSIONS_DIR = '.balupi-versions';
 
 const STAMPED = /~(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:-\d+)?(?:\.[^/]*)?$/;
 
+export interface KeptVersionsOptions {
+  /** Days a version is kept; 0: nothing is kept. */
+  days: number;
+  /** The most bytes kept versions may hold (0: no bound; unset: DEFAULT_SHARE of the root's file system). */
+  maxBytes?: number;
+  now?: () => Date;
+}
+
+/** The bound when none is set: a tenth of the file system the root is on. */
+export const DEFAULT_SHARE = 0.1;
+
+/** Trimmed to this share of the bound, so that a steady stream of new versions does not trim at every one. */
+const TRIM_TO = 0.9;
+
 export class KeptVersions {
   readonly #root: string;
   readonly #days: number;
+  /** Undefined until the first expire() reads the file system's size (the root may not exist before). */
+  #maxBytes: number | undefined;
   readonly #now: () => Date;
+  /** Bytes the kept versions hold, as of the last expire() plus what was kept since (unknown before the first). */
+  #bytes: number | undefined;
+  #trimming: Promise<unknown> | undefined;
 
-  /** `days` 0: nothing is kept. */
-  constructor(root: string, days: number, now: () => Date = () => new Date()) {
+  constructor(root: string, opts: KeptVersionsOptions) {
     this.#root = root;
-    this.#days = days;
-    this.#now = now;
+    this.#days = opts.days;
+    this.#maxBytes = opts.maxBytes;
+    this.#now = opts.now ?? (() => new Date());
   }
 
   get enabled(): boolean {
@@ -36,14 +57,31 @@ export class KeptVersions {
    * Runs `change` (a removal or a replacement of the root file `abs`, root-relative `rel`), keeping the file first
    * when there is one. A change that fails takes its kept version back: the file is still in place.
    */
-  async around<T>(abs: string, rel: string, present: boolean, change: () => Promise<T>): Promise<T> {
-    const kept = present && this.enabled ? await this.#keep(abs, rel) : undefined;
+  async around<T>(abs: string, rel: string, size: number | undefined, change: () => Promise<T>): Promise<T> {
+    const kept = size !== undefined && this.enabled ? await this.#keep(abs, rel) : undefined;
     try {
-      return await change();
+      const done = await change();
+      if (kept) this.#added(size!);
+      return done;
     } catch (err) {
       if (kept) await fs.rm(kept, { force: true });
       throw err;
     }
+  }
+
+  /** Past the bound: the oldest go, one trim at a time, not waited for (the write that kept a version goes on). */
+  #added(size: number): void {
+    if (this.#bytes === undefined || !this.#maxBytes) return;
+    this.#bytes += size;
+    if (this.#bytes <= this.#maxBytes || this.#trimming) return;
+    this.#trimming = this.expire()
+      .catch(() => {})
+      .finally(() => (this.#trimming = undefined));
+  }
+
+  /** Resolves once a trim under way has ended (the hub's shutdown). */
+  async idle(): Promise<void> {
+    await this.#trimming;
   }
 
   async #keep(abs: string, rel: string): Promise<string | undefined> {
@@ -68,35 +106,44 @@ export class KeptVersions {
   }
 
   /**
-   * Removes kept versions older than the setting (the hub's upkeep), and folders they leave empty. With the setting at
-   * 0 nothing goes: versions kept before it was turned off are the user's to remove.
+   * Removes kept versions older than the setting, then the oldest while they hold more bytes than the bound, and the
+   * folders they leave empty (the hub's upkeep, and a trim past the bound). With the setting at 0 nothing goes:
+   * versions kept before it was turned off are the user's to remove.
    */
-  async expire(): Promise<{ files: number }> {
-    if (!this.enabled) return { files: 0 };
+  async expire(): Promise<{ files: number; bytes: number }> {
+    if (!this.enabled) return { files: 0, bytes: 0 };
+    if (this.#maxBytes === undefined) {
+      const fsStat = await fs.statfs(this.#root).catch(() => null);
+      this.#maxBytes = fsStat ? Math.floor(fsStat.blocks * fsStat.bsize * DEFAULT_SHARE) : 0;
+    }
+    const top = path.join(this.#root, VERSIONS_DIR);
     const cutoff = this.#now().getTime() - this.#days * 86_400_000;
+    const all: { abs: string; at: number; size: number }[] = [];
+    for (const rel of (await fs.readdir(top, { recursive: true }).catch(() => [])) as string[]) {
+      const m = STAMPED.exec(rel);
+      const st = m ? await fs.lstat(path.join(top, rel)).catch(() => null) : null;
+      if (m && st?.isFile()) all.push({ abs: path.join(top, rel), at: new Date(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!).getTime(), size: st.size });
+    }
+    all.sort((a, b) => a.at - b.at);
+    let bytes = all.reduce((n, v) => n + v.size, 0);
+    const target = this.#maxBytes > 0 && bytes > this.#maxBytes ? this.#maxBytes * TRIM_TO : Infinity;
     let files = 0;
-    const sweep = async (dir: string): Promise<boolean> => {
-      const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-      let left = entries.length;
-      for (const e of entries) {
-        const abs = path.join(dir, e.name);
-        if (e.isDirectory()) {
-          if (await sweep(abs)) left -= 1;
-          continue;
-        }
-        const m = STAMPED.exec(e.name);
-        const at = m ? new Date(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!).getTime() : undefined;
-        if (at !== undefined && at < cutoff) {
-          await fs.rm(abs, { force: true });
-          files += 1;
-          left -= 1;
-        }
-      }
-      // An empty folder goes (the top one too: made again with the next version).
-      if (left > 0) return false;
-      return fs.rmdir(dir).then(() => true, () => false);
-    };
-    await sweep(path.join(this.#root, VERSIONS_DIR));
-    return { files };
+    for (const v of all) {
+      if (v.at >= cutoff && bytes <= target) break;
+      await fs.rm(v.abs, { force: true });
+      bytes -= v.size;
+      files += 1;
+    }
+    this.#bytes = bytes;
+    if (files > 0) await removeEmptyDirs(top);
+    return { files, bytes };
   }
+}
+
+/** Removes the empty folders under `dir`, and `dir` itself if it ends up empty. Returns whether it went. */
+async function removeEmptyDirs(dir: string): Promise<boolean> {
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  let left = entries.length;
+  for (const e of entries) if (e.isDirectory() && (await removeEmptyDirs(path.join(dir, e.name)))) left -= 1;
+  return left === 0 && fs.rmdir(dir).then(() => true, () => false);
 }

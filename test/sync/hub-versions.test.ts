@@ -59,32 +59,61 @@ test('kept versions go after their days, with the folders they leave empty; a ve
   const dir = await tempDir('balupi-versions-');
   const root = dir.path;
   let now = new Date(2026, 10, 1, 12, 0, 0);
-  const versions = new KeptVersions(root, 30, () => now);
+  const versions = new KeptVersions(root, { days: 30, maxBytes: 0, now: () => now });
   const file = (rel: string, text: string) => fs.mkdir(path.dirname(path.join(root, rel)), { recursive: true }).then(() => fs.writeFile(path.join(root, rel), text));
+  const remove = (rel: string) => versions.around(path.join(root, rel), rel, 1, () => fs.rm(path.join(root, rel)));
   try {
     await file('x/old.txt', 'old');
-    await versions.around(path.join(root, 'x/old.txt'), 'x/old.txt', true, () => fs.rm(path.join(root, 'x/old.txt')));
+    await remove('x/old.txt');
     now = new Date(2026, 10, 20, 12, 0, 0);
     await file('y/new.txt', 'new');
-    await versions.around(path.join(root, 'y/new.txt'), 'y/new.txt', true, () => fs.rm(path.join(root, 'y/new.txt')));
+    await remove('y/new.txt');
     await file('y/new.txt', 'newer');
-    await versions.around(path.join(root, 'y/new.txt'), 'y/new.txt', true, () => fs.rm(path.join(root, 'y/new.txt'))); // the same second: a second name
+    await remove('y/new.txt'); // the same second: a second name
     assert.deepEqual(Object.values(await kept(root)).sort(), ['new', 'newer', 'old']);
     await file('z.txt', 'stays in place');
-    await assert.rejects(versions.around(path.join(root, 'z.txt'), 'z.txt', true, () => Promise.reject(new Error('the write failed'))), /the write failed/);
+    await assert.rejects(versions.around(path.join(root, 'z.txt'), 'z.txt', 14, () => Promise.reject(new Error('the write failed'))), /the write failed/);
     assert.equal(Object.keys(await kept(root)).length, 3, 'the failed change\'s version was taken back');
 
     now = new Date(2026, 11, 5, 12, 0, 0); // 34 days after the first, 15 after the others
-    assert.deepEqual(await versions.expire(), { files: 1 });
+    assert.deepEqual(await versions.expire(), { files: 1, bytes: 8 });
     assert.deepEqual(Object.values(await kept(root)).sort(), ['new', 'newer']);
     await assert.rejects(fs.stat(path.join(root, VERSIONS_DIR, 'x')), { code: 'ENOENT' }, 'its emptied folder went too');
     now = new Date(2027, 0, 1);
-    assert.deepEqual(await versions.expire(), { files: 2 });
+    assert.deepEqual(await versions.expire(), { files: 2, bytes: 0 });
     await assert.rejects(fs.stat(path.join(root, VERSIONS_DIR)), { code: 'ENOENT' });
 
-    const off = new KeptVersions(root, 0, () => now);
-    await off.around(path.join(root, 'z.txt'), 'z.txt', true, () => fs.rm(path.join(root, 'z.txt')));
+    const off = new KeptVersions(root, { days: 0, now: () => now });
+    await off.around(path.join(root, 'z.txt'), 'z.txt', 14, () => fs.rm(path.join(root, 'z.txt')));
     assert.deepEqual(await kept(root), {}, 'BALUPI_HUB_KEEP_DAYS=0 keeps nothing');
+  } finally {
+    await dir.remove();
+  }
+});
+
+test('kept versions past the bound in bytes: the oldest go first, at the upkeep and soon after a version crosses it', async () => {
+  const dir = await tempDir('balupi-versions-');
+  const root = dir.path;
+  let now = new Date(2026, 10, 1, 12, 0, 0);
+  const versions = new KeptVersions(root, { days: 30, maxBytes: 2500, now: () => now });
+  const replace = async (rel: string, bytes: number) => {
+    await fs.writeFile(path.join(root, rel), Buffer.alloc(bytes, rel));
+    await versions.around(path.join(root, rel), rel, bytes, () => fs.rm(path.join(root, rel)));
+    now = new Date(now.getTime() + 60_000);
+  };
+  try {
+    await replace('a.bin', 1000);
+    await replace('b.bin', 1000);
+    // The first upkeep counts what is kept; nothing is past its days nor the bound.
+    assert.deepEqual(await versions.expire(), { files: 0, bytes: 2000 });
+    await replace('c.bin', 1000); // 3000 > 2500: the oldest go until 2250 (90 % of the bound) is left
+    await versions.idle();
+    const left = Object.keys(await kept(root)).map((n) => n.slice(0, 1)).sort();
+    assert.deepEqual(left, ['b', 'c'], 'a.bin, the oldest, went');
+    // A bound set lower between starts: the upkeep trims to it.
+    const lower = new KeptVersions(root, { days: 30, maxBytes: 1500, now: () => now });
+    assert.deepEqual(await lower.expire(), { files: 1, bytes: 1000 });
+    assert.deepEqual(Object.keys(await kept(root)).map((n) => n.slice(0, 1)), ['c']);
   } finally {
     await dir.remove();
   }
