@@ -27,6 +27,10 @@ export class SyncError extends Error {
 
 export const isSyncError = (err: unknown, code: SyncErrorCode): err is SyncError => err instanceof SyncError && err.code === code;
 
+/** A peer's new version, or its bytes, for a path the hub leaves out of the sync (ignore.ts): refused for good. */
+export const ignoredPath = (path: string): SyncError =>
+  new SyncError('ignored_path', `${path}: the hub leaves this path out of the sync (BALUPI_HUB_IGNORE)`, { details: { path } });
+
 /** Errors that mean "the hub is not there right now" rather than "this request is wrong". */
 export function isConnectionError(err: unknown): boolean {
   const code = err instanceof ConnectError ? err.code : undefined;

@@ -25,7 +25,7 @@ import { receiveChunks, sendChunks } from './transfer.ts';
 import { applyCommit, unheldChunks, type CommitContext, type CommitOutcome } from './commit.ts';
 import type { SyncState } from './state.ts';
 import type { SendRate } from './rate.ts';
-import { SyncError } from './errors.ts';
+import { ignoredPath, SyncError } from './errors.ts';
 import { fromFileInfo, hashesFrom, hashToBytes, metaOf, PROTOCOL_VERSION, toFileInfo, type RemoteFile } from './wire.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import { GroupFlush } from './group-flush.ts';
@@ -99,8 +99,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
   const chunksArrived = (): void =>
     void deps.chunksStored?.().catch((err: unknown) => log.warn({ err }, 'hub: completing versions with lost bytes failed; tried again at the next upload'));
   /** Why a new version of an ignored path is refused for good (the pi keeps its file); a deletion of one goes through. */
-  const ignored = (f: RemoteFile): SyncError | undefined =>
-    !f.deleted && deps.ignores?.(f.path) ? new SyncError('ignored_path', `${f.path}: the hub leaves this path out of the sync (BALUPI_HUB_IGNORE)`, { details: { path: f.path } }) : undefined;
+  const ignored = (f: RemoteFile): SyncError | undefined => (!f.deleted && deps.ignores?.(f.path) ? ignoredPath(f.path) : undefined);
   const commitOne = async (incoming: RemoteFile, baseVersion: number, peerId: string): Promise<CommitOutcome> => {
     const refused = ignored(incoming);
     if (refused) throw refused;

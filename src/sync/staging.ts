@@ -19,6 +19,7 @@ import { putInPlaceSync, type Expected } from './put-in-place.js';
 import { bytesToHash, type Place, type RemoteFile } from './wire.ts';
 import { localRun, WholeHashes, workerRun } from './whole-hashes.ts';
 import { DIRECT_ARENA_BYTES, StageWriter } from './stage-writer.ts';
+import { ignoredPath } from './errors.ts';
 
 export const STAGE_PREFIX = `${TEMP_PREFIX}stage-`;
 /** Smaller files are not staged: a staging file costs more than it saves for a file of a few chunks. */
@@ -71,7 +72,10 @@ export class Staging {
    */
   readonly direct: { allowed: boolean; readonly arena: AlignedArena; readonly open: (abs: string) => Promise<number> };
 
-  /** Paths the hub leaves out of the sync: a chunk placed there is stored as usual, its commit is refused anyway. */
+  /**
+   * Paths the hub leaves out of the sync: a chunk placed there ends its upload (INVALID_ARGUMENT), so that a pi does
+   * not send the rest of a large file whose commit would be refused (it fails that file for good).
+   */
   readonly #ignores: (path: string) => boolean;
 
   constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number>; ignores?: (path: string) => boolean } = {}) {
@@ -90,7 +94,10 @@ export class Staging {
     };
   }
 
-  /** The staging file a chunk with this place goes to; undefined when the place cannot be used (stored as usual). */
+  /**
+   * The staging file a chunk with this place goes to; undefined when the place cannot be used (stored as usual).
+   * Throws for a place the hub leaves out of the sync.
+   */
   stageOf(place: Place | undefined, length: number): string | undefined {
     if (!place || place.fileSize < BigInt(STAGE_MIN_BYTES) || place.fileHash.length !== 32) return undefined;
     if (place.offset < 0n || place.offset + BigInt(length) > place.fileSize) return undefined;
@@ -99,7 +106,7 @@ export class Staging {
     } catch {
       return undefined;
     }
-    if (this.#ignores(place.path)) return undefined;
+    if (this.#ignores(place.path)) throw ignoredPath(place.path);
     return stagingPath(place.path, bytesToHash(place.fileHash));
   }
 

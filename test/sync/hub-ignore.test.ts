@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { cli, hubFiles, piFiles, piIngest, piStat, piStatus, startHub, startPi, tempDir, waitFor, type DaemonProcess } from './peers.ts';
+import { cli, hubFiles, local, piFiles, piIngest, piStat, piStatus, startHub, startPi, tempDir, waitFor, type DaemonProcess } from './peers.ts';
 
 const RULES = '.tmp,.Trash-*,*.part,admin/Downloads';
 let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -97,6 +97,8 @@ test('a pi\'s new file at an ignored path is refused for good and stays on the p
   const inRoot = await hubFiles(root);
   assert.ok(!inRoot.includes(path.join('.tmp', 'mine.bin')));
   assert.deepEqual(await fs.readdir(path.join(root, 'admin', 'Downloads')), ['sub', 'x.iso'], 'no staging file was written beside the ignored path');
+  const stored = (await local(hub.dataDir, 'GET', '/local/store/stats')).json().storedBytes;
+  assert.ok(stored < 4 * 1024 * 1024, `the upload of big.iso ended at its first chunk: the hub stores ${stored} bytes in chunk files, not its 9 MiB`);
 });
 
 test('rules changed between starts: newly ignored files leave the pi, files no longer ignored come back; the root keeps all', async () => {
