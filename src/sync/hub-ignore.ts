@@ -11,20 +11,24 @@ import type { SyncState } from './state.ts';
 import type { PathLocks } from './locks.ts';
 import type { IgnoreRules } from './ignore.ts';
 
-/** Deletes the record of the ignored `path` (if live) and its disk entry; the file on disk stays. Under the path's lock. */
+/**
+ * Deletes the record of the ignored `path` (if live), then its disk entry (in that order: a crash between the two
+ * leaves the entry, and the next scan forgets the path again); the file on disk stays. Under the path's lock.
+ */
 export async function forgetIgnoredLocked(store: Store, disk: DiskIndex, path: string): Promise<boolean> {
-  if ((await disk.get(path)) !== undefined) await disk.del(path);
   for (let attempt = 0; attempt < 5; attempt++) {
     const rec = await store.record(path);
-    if (!rec || rec.deleted) return false;
+    const live = rec !== undefined && !rec.deleted;
     try {
-      await store.delete(path, { baseVersion: rec.version });
-      return true;
+      if (live) await store.delete(path, { baseVersion: rec.version });
     } catch (err) {
-      if (!isStoreError(err, 'conflict')) throw err;
+      if (isStoreError(err, 'conflict')) continue;
+      throw err;
     }
+    if ((await disk.get(path)) !== undefined) await disk.del(path);
+    return live;
   }
-  return false;
+  return false; // the record kept changing: the next scan tries again (its disk entry stays for that)
 }
 
 /**
