@@ -84,7 +84,7 @@ export class HubRoot {
   constructor(opts: HubRootOptions) {
     this.o = opts;
     this.ignore = new IgnoreRules([...(opts.ignore ?? []), `/${VERSIONS_DIR}`]);
-    this.versions = new KeptVersions(opts.root, opts.keep ?? { days: 0 });
+    this.versions = new KeptVersions(opts.root, { days: 0, ...opts.keep, log: opts.log });
     this.located = opts.store.backingDir !== undefined && resolve(opts.store.backingDir) === resolve(opts.root);
     const writer = opts.smallFiles ?? new RootFileWriter({ blake3: opts.store.stats().hasher });
     this.smallFiles = new SmallFiles({ store: opts.store, writer, located: this.located, dirs: this.dirs, direct: this.direct });

@@ -12,6 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { timeStamp, withExtension } from './conflict.ts';
 import { absoluteName } from './root-files.ts';
+import type { Logger } from '../log.ts';
 
 /** The folder in the root that holds them (always left out of the sync). */
 export const VERSIONS_DIR = '.balupi-versions';
@@ -24,6 +25,8 @@ export interface KeptVersionsOptions {
   /** The most bytes kept versions may hold (0: no bound; unset: DEFAULT_SHARE of the root's file system). */
   maxBytes?: number;
   now?: () => Date;
+  /** Told when a file could not be kept (the change goes ahead all the same). */
+  log?: Logger;
 }
 
 /** The bound when none is set: a tenth of the file system the root is on. */
@@ -38,6 +41,7 @@ export class KeptVersions {
   /** Undefined until the first expire() reads the file system's size (the root may not exist before). */
   #maxBytes: number | undefined;
   readonly #now: () => Date;
+  readonly #log: Logger | undefined;
   /** Bytes the kept versions hold, as of the last expire() plus what was kept since (unknown before the first). */
   #bytes: number | undefined;
   #trimming: Promise<unknown> | undefined;
@@ -47,6 +51,7 @@ export class KeptVersions {
     this.#days = opts.days;
     this.#maxBytes = opts.maxBytes;
     this.#now = opts.now ?? (() => new Date());
+    this.#log = opts.log;
   }
 
   get enabled(): boolean {
@@ -55,10 +60,14 @@ export class KeptVersions {
 
   /**
    * Runs `change` (a removal or a replacement of the root file `abs`, root-relative `rel`), keeping the file first
-   * when there is one. A change that fails takes its kept version back: the file is still in place.
+   * when there is one (`size`). A change that fails takes its kept version back: the file is still in place. A file
+   * that cannot be kept is logged, and the change goes ahead: keeping must never hold up the sync.
    */
   async around<T>(abs: string, rel: string, size: number | undefined, change: () => Promise<T>): Promise<T> {
-    const kept = size !== undefined && this.enabled ? await this.#keep(abs, rel) : undefined;
+    const kept =
+      size !== undefined && this.enabled
+        ? await this.#keep(abs, rel).catch((err: unknown) => void this.#log?.warn({ path: rel, err }, 'hub root: could not keep the file a peer\'s change replaces; going on without'))
+        : undefined;
     try {
       const done = await change();
       if (kept) this.#added(size!);
@@ -87,15 +96,21 @@ export class KeptVersions {
   async #keep(abs: string, rel: string): Promise<string | undefined> {
     const stamp = timeStamp(this.#now());
     const target = (n: number) => absoluteName(path.join(this.#root, VERSIONS_DIR), withExtension(rel, (stem, ext) => `${stem}~${stamp}${n > 1 ? `-${n}` : ''}${ext}`));
-    await fs.mkdir(path.dirname(target(1)), { recursive: true });
-    for (let n = 1; n < 100; n++) {
+    for (let n = 1, tries = 0; n < 100 && tries < 100; tries++) {
       try {
         await fs.link(abs, target(n));
         return target(n);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST') continue; // kept twice in one second
-        if (code === 'ENOENT') return undefined; // gone meanwhile: the change itself will say so
+        if (code === 'EEXIST') {
+          n += 1; // kept twice in one second
+          continue;
+        }
+        if (code === 'ENOENT') {
+          if (!(await fs.lstat(abs).catch(() => null))) return undefined; // gone meanwhile: the change itself will say so
+          await fs.mkdir(path.dirname(target(n)), { recursive: true }); // the first in its folder (or a trim took the folder)
+          continue;
+        }
         // A file system without hard links (or their limit reached): a copy, made without replacing anything.
         if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EMLINK' && code !== 'EXDEV') throw err;
         await fs.copyFile(abs, target(n), fs.constants.COPYFILE_EXCL);

@@ -118,3 +118,20 @@ test('kept versions past the bound in bytes: the oldest go first, at the upkeep 
     await dir.remove();
   }
 });
+
+test('a file that cannot be kept does not hold up the change: it goes ahead, and the hub says so', async () => {
+  const dir = await tempDir('balupi-versions-');
+  const root = dir.path;
+  const warned: string[] = [];
+  const log = { warn: (_o: unknown, msg: string) => void warned.push(msg) } as unknown as ConstructorParameters<typeof KeptVersions>[1]['log'];
+  try {
+    await fs.writeFile(path.join(root, VERSIONS_DIR), 'a file where the versions folder goes');
+    await fs.writeFile(path.join(root, 'a.txt'), 'removed by a peer');
+    const versions = new KeptVersions(root, { days: 30, log });
+    await versions.around(path.join(root, 'a.txt'), 'a.txt', 17, () => fs.rm(path.join(root, 'a.txt')));
+    await assert.rejects(fs.stat(path.join(root, 'a.txt')), { code: 'ENOENT' }, 'the removal went ahead');
+    assert.deepEqual(warned, ["hub root: could not keep the file a peer's change replaces; going on without"]);
+  } finally {
+    await dir.remove();
+  }
+});
