@@ -3,7 +3,6 @@
 // the root untouched, since the root writer never writes or removes an ignored path. Apart from hub-root.ts because
 // it is its own small concern: the one pass at a start with new rules, and the same step for one path.
 
-import { createHash } from 'node:crypto';
 import { isStoreError, type Store } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { DiskIndex } from './disk-index.ts';
@@ -38,7 +37,7 @@ export async function forgetIgnoredLocked(store: Store, disk: DiskIndex, path: s
  */
 export async function dropIgnoredRecords(deps: { store: Store; disk: DiskIndex; state: SyncState; locks: PathLocks; log: Logger }, rules: IgnoreRules): Promise<number> {
   const { store, disk, state, locks, log } = deps;
-  const fingerprint = rulesFingerprint(rules);
+  const fingerprint = rules.fingerprint;
   if ((await state.getNumber('hubIgnoreRules')) === fingerprint) return 0;
   const paths: string[] = [];
   if (!rules.empty) for await (const r of store.filesUnder('')) if (rules.ignores(r.path)) paths.push(r.path);
@@ -47,10 +46,4 @@ export async function dropIgnoredRecords(deps: { store: Store; disk: DiskIndex; 
   if (dropped > 0) log.info({ files: dropped, ignore: rules.patterns }, 'hub root: files the ignore rules now leave out are no longer synced (their files stay in the root)');
   await state.setNumber('hubIgnoreRules', fingerprint);
   return dropped;
-}
-
-/** A number naming the rules (the state keeps numbers); 0 is never one, so a data directory from before counts as changed. */
-function rulesFingerprint(rules: IgnoreRules): number {
-  const digest = createHash('sha256').update(JSON.stringify(rules.patterns)).digest();
-  return digest.readUIntBE(0, 6) + 1;
 }

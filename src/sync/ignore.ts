@@ -9,6 +9,8 @@
 // (`.Trash-*`, `*.part`); one with a `/` matches from the root (`admin/Downloads`, `/scratch`). A folder that matches
 // takes everything below it along.
 
+import { createHash } from 'node:crypto';
+
 export const DEFAULT_HUB_IGNORE = ['.system', '.tmp', 'lost+found', '.Trash-*'] as const;
 
 export class IgnoreRules {
@@ -37,6 +39,11 @@ export class IgnoreRules {
 
   get empty(): boolean {
     return this.patterns.length === 0;
+  }
+
+  /** A number naming these patterns, to notice a change across starts (state keeps numbers); never 0. */
+  get fingerprint(): number {
+    return createHash('sha256').update(JSON.stringify(this.patterns)).digest().readUIntBE(0, 6) + 1;
   }
 
   /** Whether the entry called `name` is ignored wherever it lies (the patterns without a `/`). */

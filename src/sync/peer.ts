@@ -19,6 +19,7 @@ import { acknowledgeFeed, resendLost } from './resend.ts';
 import { errorMessage, isConnectionError, isSyncError } from './errors.ts';
 import { isStoreError } from '../../store/index.ts';
 import { LARGE_FILE_BYTES, laneOf } from './push-lanes.ts';
+import { IgnoreRules } from './ignore.ts';
 
 export interface PeerOptions {
   hubUrl: string;
@@ -187,6 +188,7 @@ export class SyncPeer {
     this.m.hubPeer = res.peerId;
     this.pusher.useCapabilities(res.capabilities);
     this.acknowledges = res.capabilities.includes('changes.acknowledge');
+    await this.useHubIgnores(res.ignorePatterns);
     if ((await state.getHubIndexId()) !== res.indexId) await this.resetHub(res.indexId);
     this.setStatus({
       ...this.st,
@@ -198,6 +200,27 @@ export class SyncPeer {
       cursor: await state.getNumber('hubCursor'),
     });
     this.m.log.info({ hub: this.opts.hubUrl, hubPeer: res.peerId, hubIndex: res.indexId, hubSequence: Number(res.maxSequence), cursor: this.st.cursor }, 'sync connected to the hub');
+  }
+
+  /**
+   * The paths the hub leaves out (HelloResponse.ignore_patterns): not pushed. When they changed since the last
+   * session, uploads the hub refused for good (an ignored path among them) are tried again where the new patterns
+   * allow: removing a pattern on the hub is enough for the pis' files under it to arrive.
+   */
+  private async useHubIgnores(patterns: readonly string[]): Promise<void> {
+    const { state, queue, log } = this.m;
+    let rules: IgnoreRules;
+    try {
+      rules = new IgnoreRules(patterns);
+    } catch (err) {
+      log.warn({ patterns, err: errorMessage(err) }, 'sync: the hub named ignore patterns this Pi cannot use; pushing everything (the hub refuses what it leaves out)');
+      rules = new IgnoreRules([]);
+    }
+    this.pusher.useHubIgnores(rules);
+    if ((await state.getNumber('hubIgnoreSeen')) === rules.fingerprint) return;
+    const retried = await queue.retryPermanent((p) => !rules.ignores(p));
+    await state.setNumber('hubIgnoreSeen', rules.fingerprint);
+    if (retried > 0) log.info({ retried, patterns }, 'sync: the hub leaves out other paths now; uploads it refused for good are tried again');
   }
 
   /** A new hub index (first pairing, or the hub's store was recreated): start over and re-examine every local file. */

@@ -9,7 +9,8 @@ import type { SyncClient } from './client.ts';
 import { pushBatch, pushPath, type PushResult } from './push.ts';
 import { INLINE_BATCH_BYTES } from './inline-data.ts';
 import { pushInLanes, type LaneSource } from './push-lanes.ts';
-import { errorMessage, isConnectionError } from './errors.ts';
+import { errorMessage, ignoredPath, isConnectionError } from './errors.ts';
+import { IgnoreRules } from './ignore.ts';
 import { isStoreError } from '../../store/index.ts';
 import { sameContent } from './wire.ts';
 import { applyDeferred } from './pull.ts';
@@ -24,6 +25,8 @@ export class QueuePusher {
   #batch = false;
   /** Whether it takes small files' bytes inside the commit (`commit.inline`). */
   #inline = false;
+  /** What the hub leaves out of the sync (Hello's ignore_patterns): new versions of those paths are not sent. */
+  #hubIgnores = new IgnoreRules([]);
 
   constructor(model: SyncModel, client: SyncClient) {
     this.#m = model;
@@ -36,16 +39,46 @@ export class QueuePusher {
     this.#inline = capabilities.includes('commit.inline');
   }
 
+  /** The paths the hub said it leaves out (checked by the caller: IgnoreRules throws for a pattern it cannot use). */
+  useHubIgnores(rules: IgnoreRules): void {
+    this.#hubIgnores = rules;
+  }
+
   /** Pushes what `source` has due, large files and batches of small ones side by side; the first connection error ends it. */
   async pushAll(source: LaneSource, signal: AbortSignal): Promise<Map<string, PushOutcome>> {
     const results = new Map<string, PushOutcome>();
-    const push = async (group: string[]): Promise<void> => {
+    const push = async (due: string[]): Promise<void> => {
+      const group = await this.#leaveOut(due, results);
+      if (group.length === 0) return;
       const r = group.length === 1 ? new Map([[group[0]!, await this.#pushOne(group[0]!, signal)]]) : await this.#pushGroup(group, signal);
       r.forEach((v, k) => results.set(k, v));
     };
     // Inline, a batch is cut where its small files' bytes fill one CommitBatch: beyond that they would upload first.
     await pushInLanes(source, push, { batch: this.#batch, ...(this.#inline ? { batchBytes: INLINE_BATCH_BYTES } : {}) });
     return results;
+  }
+
+  /**
+   * New versions of paths the hub leaves out fail here for good, with the hub's own reason, without a round trip (or
+   * a large file's first chunk); deletions still go (the hub takes them). Returns the paths to push.
+   */
+  async #leaveOut(paths: string[], results: Map<string, PushOutcome>): Promise<string[]> {
+    if (this.#hubIgnores.empty) return paths;
+    const { store, queue, log } = this.#m;
+    const rest: string[] = [];
+    for (const path of paths) {
+      const rec = this.#hubIgnores.ignores(path) ? await store.record(path) : undefined;
+      if (!rec || rec.deleted) {
+        rest.push(path);
+        continue;
+      }
+      const gen = await queue.take(path);
+      if (gen === undefined) continue;
+      await queue.failed(path, gen, errorMessage(ignoredPath(path)), true);
+      log.info({ path }, 'sync: not pushed, the hub leaves this path out of the sync');
+      results.set(path, 'failed');
+    }
+    return rest;
   }
 
   async #pushOne(path: string, signal: AbortSignal): Promise<PushOutcome> {

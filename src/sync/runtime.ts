@@ -141,7 +141,7 @@ export class SyncRuntime {
       ...(hubRoot ? { beforeCommit: (p: string) => hubRoot.refresh(p), commitNew: (items) => hubRoot.commitNew(items) } : {}),
       ...(hubRoot?.staging ? { staging: hubRoot.staging } : {}),
       ...(hubRoot ? { chunksStored: () => hubRoot.lost.complete() } : {}),
-      ...(hubRoot ? { ignores: (p: string) => hubRoot.ignore.ignores(p) } : {}),
+      ...(hubRoot ? { ignore: hubRoot.ignore } : {}),
       ...(hubRoot ? { acks: this.acks, acknowledged: () => this.dropUnreachable(hubRoot).then(() => {}) } : {}),
     });
     const model: SyncModel = { store, state, queue, locks, log: this.log, hotThreshold: settings.syncHotThreshold, rate };

@@ -26,6 +26,7 @@ import { applyCommit, unheldChunks, type CommitContext, type CommitOutcome } fro
 import type { SyncState } from './state.ts';
 import type { SendRate } from './rate.ts';
 import { ignoredPath, SyncError } from './errors.ts';
+import type { IgnoreRules } from './ignore.ts';
 import { fromFileInfo, hashesFrom, hashToBytes, metaOf, PROTOCOL_VERSION, toFileInfo, type RemoteFile } from './wire.ts';
 import { toConnectError } from '../rpc/errors.ts';
 import { GroupFlush } from './group-flush.ts';
@@ -71,8 +72,8 @@ export interface SyncServiceDeps {
   acks?: PeerAcks;
   /** Told after a peer acknowledged: versions nobody has the bytes of any more can go (lost-versions.ts). */
   acknowledged?: () => Promise<void>;
-  /** Paths this hub leaves out of the sync (ignore.ts): a new version of one is refused, a deletion taken. */
-  ignores?: (path: string) => boolean;
+  /** Paths this hub leaves out of the sync (ignore.ts): a new version of one is refused, a deletion taken; Hello names them. */
+  ignore?: IgnoreRules;
 }
 
 export const roleToWire = (r: 'pi' | 'hub'): Role => (r === 'hub' ? Role.HUB : Role.PI);
@@ -99,7 +100,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
   const chunksArrived = (): void =>
     void deps.chunksStored?.().catch((err: unknown) => log.warn({ err }, 'hub: completing versions with lost bytes failed; tried again at the next upload'));
   /** Why a new version of an ignored path is refused for good (the pi keeps its file); a deletion of one goes through. */
-  const ignored = (f: RemoteFile): SyncError | undefined => (!f.deleted && deps.ignores?.(f.path) ? ignoredPath(f.path) : undefined);
+  const ignored = (f: RemoteFile): SyncError | undefined => (!f.deleted && deps.ignore?.ignores(f.path) ? ignoredPath(f.path) : undefined);
   const commitOne = async (incoming: RemoteFile, baseVersion: number, peerId: string): Promise<CommitOutcome> => {
     const refused = ignored(incoming);
     if (refused) throw refused;
@@ -134,6 +135,7 @@ export function syncService(deps: SyncServiceDeps): ServiceImpl<typeof SyncServi
         capabilities: [...CAPABILITIES],
         indexId: store.indexId,
         maxSequence: BigInt(store.seq),
+        ignorePatterns: [...(deps.ignore?.patterns ?? [])],
       });
     },
 

@@ -49,7 +49,7 @@ function newPeerId(): string {
 }
 
 /** Numbers kept in the sync state; `rootChunkFilesAdopted`: 1 once the hub has dropped the chunk files of files already in its root (HubRoot.adoptChunkFiles). */
-type NumberKey = 'hubCursor' | 'localCursor' | 'rootCursor' | 'rootChunkFilesAdopted' | 'hubIgnoreRules';
+type NumberKey = 'hubCursor' | 'localCursor' | 'rootCursor' | 'rootChunkFilesAdopted' | 'hubIgnoreRules' | 'hubIgnoreSeen';
 
 /** How a base is stored (a tombstone keeps no hash). */
 function baseEntry(e: { version: number; hash: string; deleted: boolean }): BaseEntry {

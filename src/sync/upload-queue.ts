@@ -290,6 +290,22 @@ export class UploadQueue {
     });
   }
 
+  /**
+   * Makes the rows that failed permanently due now where `retry` says so (the hub's ignore rules changed: what it
+   * refused may be taken now). Returns how many rows were made due.
+   */
+  async retryPermanent(retry: (path: string) => boolean): Promise<number> {
+    return this.lock.run(async () => {
+      const now = this.now();
+      const ops = [];
+      for await (const [path, item] of this.rows.iterator()) {
+        if (item.state === 'failed' && item.nextAttemptAt === null && retry(path)) ops.push({ type: 'put' as const, key: path, value: { ...item, nextAttemptAt: now } });
+      }
+      if (ops.length) await this.rows.batch(ops);
+      return ops.length;
+    });
+  }
+
   /** A failed row that is no longer wanted (its path is back in step with the hub). */
   async drop(path: string): Promise<void> {
     await this.change(() => {

@@ -78,7 +78,8 @@ test('a file moved into the trash leaves the pis; its file stays in the trash on
   assert.ok(!(await piFiles(pi.dataDir)).some((p) => p.startsWith('.Trash-')));
 });
 
-test('a pi\'s new file at an ignored path is refused for good and stays on the pi; the rest of its push lands', async () => {
+test('a pi\'s new file at an ignored path fails for good, unsent, and stays on the pi; the rest of its push lands', async () => {
+  const hubLogsBefore = hub.logs.length;
   const big = randomBytes(9 * 1024 * 1024); // its own upload with places, and a Commit of its own
   await piIngest(pi.dataDir, '.tmp/mine.bin', Buffer.from('small, inline in a CommitBatch'));
   await piIngest(pi.dataDir, 'admin/Downloads/big.iso', big);
@@ -90,7 +91,7 @@ test('a pi\'s new file at an ignored path is refused for good and stays on the p
   });
   const failed = Object.fromEntries(status.failedUploads.map((f: any) => [f.path, f]));
   for (const p of ['.tmp/mine.bin', 'admin/Downloads/big.iso']) {
-    assert.match(failed[p]?.lastError ?? '', /InvalidArgument: .*leaves this path out of the sync/, `${p} refused with the reason`);
+    assert.match(failed[p]?.lastError ?? '', /leaves this path out of the sync/, `${p} failed with the reason`);
     assert.equal(failed[p].nextAttemptAt, null, `${p} is not retried`);
     assert.equal((await piStat(pi.dataDir, p))?.state, 'local', `${p} stays on the pi with its bytes`);
   }
@@ -98,7 +99,11 @@ test('a pi\'s new file at an ignored path is refused for good and stays on the p
   assert.ok(!inRoot.includes(path.join('.tmp', 'mine.bin')));
   assert.deepEqual(await fs.readdir(path.join(root, 'admin', 'Downloads')), ['sub', 'x.iso'], 'no staging file was written beside the ignored path');
   const stored = (await local(hub.dataDir, 'GET', '/local/store/stats')).json().storedBytes;
-  assert.ok(stored < 4 * 1024 * 1024, `the upload of big.iso ended at its first chunk: the hub stores ${stored} bytes in chunk files, not its 9 MiB`);
+  assert.ok(stored < 4 * 1024 * 1024, `big.iso was not uploaded: the hub stores ${stored} bytes in chunk files, not its 9 MiB`);
+  // Unsent: the pi knew the hub's patterns from Hello (no chunk of big.iso, each at least 256 KiB, reached the hub).
+  const notPushed = pi.logs.filter((l) => l.msg === 'sync: not pushed, the hub leaves this path out of the sync').map((l) => l.path);
+  assert.deepEqual(notPushed.sort(), ['.tmp/mine.bin', 'admin/Downloads/big.iso']);
+  assert.ok(!hub.logs.slice(hubLogsBefore).some((l) => l.msg === 'chunks received' && Number(l.bytes) >= 256 * 1024), 'no chunk of big.iso was sent');
 });
 
 test('rules changed between starts: newly ignored files leave the pi, files no longer ignored come back; the root keeps all', async () => {
@@ -116,5 +121,9 @@ test('rules changed between starts: newly ignored files leave the pi, files no l
     return files.includes('admin/Downloads/x.iso') && files.includes('Shared/movie.mkv.part') ? files : null;
   });
   assert.ok(back.includes('admin/Downloads/sub/y.iso'));
+  // The pi's big.iso, refused for good while admin/Downloads was left out, is tried again and arrives.
+  await waitFor('big.iso from the pi in the root', async () => (await fs.stat(path.join(root, 'admin', 'Downloads', 'big.iso')).catch(() => null))?.size === 9 * 1024 * 1024);
+  const failed = (await piStatus(pi.dataDir)).failedUploads.map((f: any) => f.path);
+  assert.deepEqual(failed, ['.tmp/mine.bin'], 'what is still left out stays failed');
   assert.ok(!back.some((p) => p.startsWith('.tmp/') && p !== '.tmp/mine.bin'), 'the pi\'s own .tmp/mine.bin is all there is of .tmp');
 });

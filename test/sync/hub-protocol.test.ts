@@ -106,6 +106,31 @@ test('paths from peers are validated like user input: .., absolute, NUL, backsla
   await waitFor('the committed file in the root', async () => (await fs.readFile(path.join(root, 'from-peer', 'ok.txt'), 'utf8').catch(() => '')) === 'payload');
 });
 
+test('a peer that ignores Hello\'s ignore_patterns: the hub refuses a new version of such a path (Commit, a CommitBatch entry, a placed chunk), takes the rest and a deletion', async () => {
+  const data = Buffer.from('into BaluHost\'s upload folder');
+  const h = await blake(data);
+  const info = (p: string) => ({ path: p, size: BigInt(data.length), mtimeMs: 1_700_000_000_000n, mode: 0o644, hash: hashToBytes(h), chunks: [{ hash: hashToBytes(h), size: data.length }], version: 0n, sequence: 0n, deleted: false });
+  const ignored = (err: ConnectError) => err.code === Code.InvalidArgument && /leaves this path out of the sync/.test(err.rawMessage);
+  await assert.rejects(client().commit({ peerId: 'TESTPER', file: info('.tmp/upload/part-0'), baseVersion: 0n }), ignored);
+  const batch = await client().commitBatch({ peerId: 'TESTPER', entries: [{ file: info('Shared/.Trash-1000/x.txt'), baseVersion: 0n, data }, { file: info('Shared/kept.txt'), baseVersion: 0n, data }] });
+  assert.equal(batch.results[0]!.outcome.case, 'error');
+  assert.equal(batch.results[0]!.outcome.case === 'error' && batch.results[0]!.outcome.value.code, Code.InvalidArgument);
+  assert.equal(batch.results[1]!.outcome.case, 'committed', 'the other entry of the batch is taken');
+  await waitFor('Shared/kept.txt in the root', async () => (await fs.readFile(path.join(root, 'Shared', 'kept.txt'), 'utf8').catch(() => '')) === data.toString());
+  const del = { ...info('.tmp/never-here.txt'), size: 0n, hash: new Uint8Array(0), chunks: [], deleted: true };
+  await client().commit({ peerId: 'TESTPER', file: del, baseVersion: 0n }); // a deletion goes through
+  // A large file's chunk placed at an ignored path ends its upload before anything of it is stored.
+  const big = randomBytes(300 * 1024);
+  const bh = await blake(big);
+  async function* placed() {
+    yield { hash: hashToBytes(bh), data: big, place: { path: '.tmp/big.iso', fileSize: BigInt(16 * 1024 * 1024), fileHash: hashToBytes(bh), offset: 0n } };
+  }
+  await assert.rejects(client().uploadChunks(placed()), ignored);
+  const missing = await client().missingChunks({ hashes: [hashToBytes(bh)] });
+  assert.equal(missing.missing.length, 1, 'the placed chunk was not stored');
+  assert.ok(!(await hubFiles(root)).some((f) => f.startsWith('.tmp')), 'nothing written under .tmp');
+});
+
 test('an @grpc/grpc-js client built from the .proto files says Hello, reads the change feed, downloads a chunk and commits a file', async () => {
   const def = protoLoader.loadSync('balupi/sync/v1/sync.proto', { includeDirs: [new URL('../../proto', import.meta.url).pathname], keepCase: true, longs: String, enums: String, bytes: Buffer });
   const pkg = grpc.loadPackageDefinition(def) as any;
@@ -120,6 +145,7 @@ test('an @grpc/grpc-js client built from the .proto files says Hello, reads the 
     assert.equal(res.protocol_version, 1);
     assert.match(res.index_id, /^[0-9a-f]{16}$/);
     assert.ok(Number(res.max_sequence) >= 1);
+    assert.deepEqual(res.ignore_patterns, ['.system', '.tmp', 'lost+found', '.Trash-*', '/.balupi-versions'], 'the hub names what it leaves out (the defaults)');
 
     const call = c.Changes({ index_id: res.index_id, since_sequence: 0, follow: false }, md);
     const files: any[] = [];

@@ -123,6 +123,17 @@ export declare type HelloResponse = Message<"balupi.sync.v1.HelloResponse"> & {
    * @generated from field: uint64 max_sequence = 6;
    */
   maxSequence: bigint;
+
+  /**
+   * Patterns of the paths the callee leaves out of the sync (a hub: BALUPI_HUB_IGNORE and its versions folder; empty
+   * for a peer that leaves nothing out). `*` and `?` match within a path segment; a pattern without `/` matches a
+   * segment of that name at any depth, one with `/` (a leading one allowed) the path from the root; a match takes
+   * everything below it. The callee refuses a new version of such a path (INVALID_ARGUMENT) and never lists one in
+   * its feed; a caller need not send one, and may try again what was refused once the patterns change.
+   *
+   * @generated from field: repeated string ignore_patterns = 7;
+   */
+  ignorePatterns: string[];
 };
 
 /**
