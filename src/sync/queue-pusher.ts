@@ -66,6 +66,7 @@ export class QueuePusher {
     if (this.#hubIgnores.empty) return paths;
     const { store, queue, log } = this.#m;
     const rest: string[] = [];
+    const left: string[] = [];
     for (const path of paths) {
       const rec = this.#hubIgnores.ignores(path) ? await store.record(path) : undefined;
       if (!rec || rec.deleted) {
@@ -75,9 +76,10 @@ export class QueuePusher {
       const gen = await queue.take(path);
       if (gen === undefined) continue;
       await queue.failed(path, gen, errorMessage(ignoredPath(path)), true);
-      log.info({ path }, 'sync: not pushed, the hub leaves this path out of the sync');
       results.set(path, 'failed');
+      left.push(path);
     }
+    if (left.length > 0) log.info({ files: left.length, paths: left.slice(0, 10) }, 'sync: not pushed, the hub leaves these paths out of the sync');
     return rest;
   }
 

@@ -277,29 +277,27 @@ export class UploadQueue {
    * Makes every failed row that waits for its backoff due now (the hub is back, so the wait is pointless). Rows that
    * failed permanently stay as they are. Returns how many rows were made due.
    */
-  async retryFailedNow(): Promise<number> {
-    // Under the lock (no state changes, so no counting): a row made pending meanwhile is not overwritten as failed.
-    return this.lock.run(async () => {
-      const now = this.now();
-      const ops = [];
-      for await (const [path, item] of this.rows.iterator()) {
-        if (item.state === 'failed' && item.nextAttemptAt !== null && item.nextAttemptAt > now) ops.push({ type: 'put' as const, key: path, value: { ...item, nextAttemptAt: now } });
-      }
-      if (ops.length) await this.rows.batch(ops);
-      return ops.length;
-    });
+  retryFailedNow(): Promise<number> {
+    const now = this.now();
+    return this.#makeDue((item) => item.nextAttemptAt !== null && item.nextAttemptAt > now);
   }
 
   /**
    * Makes the rows that failed permanently due now where `retry` says so (the hub's ignore rules changed: what it
    * refused may be taken now). Returns how many rows were made due.
    */
-  async retryPermanent(retry: (path: string) => boolean): Promise<number> {
+  retryPermanent(retry: (path: string) => boolean): Promise<number> {
+    return this.#makeDue((item, path) => item.nextAttemptAt === null && retry(path));
+  }
+
+  /** The failed rows `pick` names, due now. */
+  #makeDue(pick: (item: QueueItem, path: string) => boolean): Promise<number> {
+    // Under the lock (no state changes, so no counting): a row made pending meanwhile is not overwritten as failed.
     return this.lock.run(async () => {
       const now = this.now();
       const ops = [];
       for await (const [path, item] of this.rows.iterator()) {
-        if (item.state === 'failed' && item.nextAttemptAt === null && retry(path)) ops.push({ type: 'put' as const, key: path, value: { ...item, nextAttemptAt: now } });
+        if (item.state === 'failed' && pick(item, path)) ops.push({ type: 'put' as const, key: path, value: { ...item, nextAttemptAt: now } });
       }
       if (ops.length) await this.rows.batch(ops);
       return ops.length;

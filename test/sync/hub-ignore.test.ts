@@ -101,7 +101,7 @@ test('a pi\'s new file at an ignored path fails for good, unsent, and stays on t
   const stored = (await local(hub.dataDir, 'GET', '/local/store/stats')).json().storedBytes;
   assert.ok(stored < 4 * 1024 * 1024, `big.iso was not uploaded: the hub stores ${stored} bytes in chunk files, not its 9 MiB`);
   // Unsent: the pi knew the hub's patterns from Hello (no chunk of big.iso, each at least 256 KiB, reached the hub).
-  const notPushed = pi.logs.filter((l) => l.msg === 'sync: not pushed, the hub leaves this path out of the sync').map((l) => l.path);
+  const notPushed = pi.logs.filter((l) => l.msg === 'sync: not pushed, the hub leaves these paths out of the sync').flatMap((l) => l.paths as string[]);
   assert.deepEqual(notPushed.sort(), ['.tmp/mine.bin', 'admin/Downloads/big.iso']);
   assert.ok(!hub.logs.slice(hubLogsBefore).some((l) => l.msg === 'chunks received' && Number(l.bytes) >= 256 * 1024), 'no chunk of big.iso was sent');
 });
