@@ -110,6 +110,10 @@ function printStatus(ctx: CommandContext, s: SyncStatus, via: string): void {
     out('hub: not configured (BALUPI_HUB_URL)');
   }
   if (s.root) out(`root ${s.root.path}: ${s.root.scanned ? 'scanned' : 'not scanned yet'}, written up to sequence ${s.root.writtenSequence}; ${s.root.ignore.length > 0 ? `left out: ${s.root.ignore.join(', ')}` : 'nothing left out'}`);
+  if (s.root) {
+    const k = s.root.kept;
+    out(`  kept versions of replaced files: ${k.days > 0 ? `${k.bytes === null ? 'not counted yet' : formatBytes(k.bytes)} for ${k.days} days${k.maxBytes ? `, at most ${formatBytes(k.maxBytes)}` : ''}` : 'none (BALUPI_HUB_KEEP_DAYS=0)'}`);
+  }
   if (s.root && s.root.awaitingBytes > 0) {
     out(`  ${s.root.awaitingBytes} file version(s) wait for a peer to send bytes that were changed or removed on disk before they were written`);
     out(`  ${s.root.awaitingPeers.length > 0 ? `peers not asked yet: ${s.root.awaitingPeers.join(', ')} (once every peer has been, versions nobody could send are dropped)` : 'every peer has been asked'}`);

@@ -62,9 +62,18 @@ export interface SyncStatus {
   /**
    * The hub's root folder; `awaitingBytes`: versions it cannot write until a peer sends bytes lost there again;
    * `awaitingPeers`: the known peers that have not acknowledged the feed past them yet (once none is left, nobody has
-   * those bytes and the versions are dropped); `ignore`: the patterns of paths it leaves out (BALUPI_HUB_IGNORE).
+   * those bytes and the versions are dropped); `ignore`: the patterns of paths it leaves out (BALUPI_HUB_IGNORE);
+   * `kept`: the versions of replaced files it keeps (BALUPI_HUB_KEEP_DAYS, versions.ts).
    */
-  root: { path: string; scanned: boolean; writtenSequence: number; awaitingBytes: number; awaitingPeers: string[]; ignore: readonly string[] } | null;
+  root: {
+    path: string;
+    scanned: boolean;
+    writtenSequence: number;
+    awaitingBytes: number;
+    awaitingPeers: string[];
+    ignore: readonly string[];
+    kept: { days: number; maxBytes: number | null; bytes: number | null };
+  } | null;
   peers: PeerSeen[];
   queue: QueueCounts;
   /** The first few failed uploads, with why and when they are tried again (null: not until the file changes). */
@@ -205,7 +214,7 @@ export class SyncRuntime {
       indexId: this.store.indexId,
       localSequence: stats.seq,
       hub: this.peer?.status() ?? null,
-      root: this.hubRoot ? { path: this.hubRoot.root, scanned: this.scanned, writtenSequence: await this.state.getNumber('rootCursor'), awaitingBytes: this.hubRoot.lost.size, awaitingPeers: await this.awaitingPeers(this.hubRoot), ignore: this.hubRoot.ignore.patterns } : null,
+      root: this.hubRoot ? { path: this.hubRoot.root, scanned: this.scanned, writtenSequence: await this.state.getNumber('rootCursor'), awaitingBytes: this.hubRoot.lost.size, awaitingPeers: await this.awaitingPeers(this.hubRoot), ignore: this.hubRoot.ignore.patterns, kept: this.hubRoot.versions.summary } : null,
       peers: [...this.peers.values()],
       queue,
       failedUploads: queue.failed === 0 ? [] : (await this.queue.failedItems(FAILED_SHOWN)).map(({ path, lastError, nextAttemptAt }) => ({ path, lastError, nextAttemptAt })),

@@ -88,6 +88,11 @@ export class KeptVersions {
       .finally(() => (this.#trimming = undefined));
   }
 
+  /** What is kept and for how long (status): bytes as of the last expire() and since (null before the first). */
+  get summary(): { days: number; maxBytes: number | null; bytes: number | null } {
+    return { days: this.#days, maxBytes: this.#maxBytes ?? null, bytes: this.enabled ? (this.#bytes ?? null) : null };
+  }
+
   /** Resolves once a trim under way has ended (the hub's shutdown). */
   async idle(): Promise<void> {
     await this.#trimming;

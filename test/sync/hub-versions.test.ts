@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { KeptVersions, VERSIONS_DIR } from '../../src/sync/versions.ts';
-import { hubFiles, local, piFiles, piIngest, piStat, startHub, startPi, tempDir, waitFor } from './peers.ts';
+import { cli, hubFiles, local, piFiles, piIngest, piStat, startHub, startPi, tempDir, waitFor } from './peers.ts';
 
 /** Every file under the root's versions folder, root-relative, with its content. */
 async function kept(root: string): Promise<Record<string, string>> {
@@ -42,6 +42,11 @@ test('a pi deleting or replacing a file of the root: the hub keeps the old one i
     assert.match(names[1]!, /^docs\/b~\d{8}-\d{6}\.txt$/);
     assert.equal(versions[names[0]!], 'a, on the NAS first');
     assert.equal(versions[names[1]!], 'b, first version');
+    const summary = JSON.parse((await cli(hub.dataDir, ['status', '--json'])).stdout).root.kept;
+    assert.equal(summary.days, 30);
+    assert.equal(summary.bytes, 'a, on the NAS first'.length + 'b, first version'.length, 'status counts what is kept');
+    assert.ok(summary.maxBytes > 0, 'bounded by default (a tenth of the file system)');
+    assert.match((await cli(hub.dataDir, ['status'])).stdout, /kept versions of replaced files: 35 B for 30 days, at most /);
 
     await fs.rm(path.join(root, 'c.txt'));
     await waitFor('c.txt gone from the pi', async () => !(await piFiles(pi.dataDir)).includes('c.txt'));
