@@ -88,7 +88,7 @@ export class HubRoot {
     this.located = opts.store.backingDir !== undefined && resolve(opts.store.backingDir) === resolve(opts.root);
     const writer = opts.smallFiles ?? new RootFileWriter({ blake3: opts.store.stats().hasher });
     this.smallFiles = new SmallFiles({ store: opts.store, writer, located: this.located, dirs: this.dirs, direct: this.direct });
-    this.staging = this.located ? new Staging(opts.root, opts.store, this.dirs, { ignores: (p) => this.ignore.ignores(p) }) : undefined;
+    this.staging = this.located ? new Staging(opts.root, opts.store, this.dirs, { ignores: (p) => this.ignore.ignores(p), ...(opts.readDir ? { readDir: opts.readDir } : {}) }) : undefined;
     this.lost = new LostVersions(opts);
     this.conflicts = { ...opts, located: this.located, lost: this.lost, heldInFile: (p, r) => this.heldInFile(p, r), materializeLocked: (p) => this.materializeLocked(p) };
     this.strays = new SweepSoon(() => this.sweepStaging(), opts.log);

@@ -378,7 +378,11 @@ export async function* walk(
   }
 }
 
-/** Our own temp files under the root (what walk skips), e.g. staging files. */
-export function walkTemps(root: string): AsyncGenerator<{ rel: string; abs: string }> {
-  return walk(root, root, { temps: true });
+/**
+ * Our own temp files under the root (what walk skips), e.g. staging files; not under folders `skip` names (left out of
+ * the sync: no write of ours goes there) nor under one that cannot be listed (BaluHost's root-only `lost+found` on a
+ * disk of its own: before, that ended every sweep).
+ */
+export function walkTemps(root: string, opts: { skip?: (rel: string) => boolean; readDir?: ReadDir } = {}): AsyncGenerator<{ rel: string; abs: string }> {
+  return walk(root, root, { temps: true, onUnreadable: () => {}, ...opts });
 }

@@ -14,7 +14,7 @@ import fs from 'node:fs/promises';
 import fsCb from 'node:fs';
 import path from 'node:path';
 import { AlignedArena, O_DIRECT, validateName, writeAll, type FileRecord, type Store } from '../../store/index.ts';
-import { absoluteName, closeFd, diskStatOf, fchmod, fdatasync, ftruncate, futimes, isLiveTemp, newTempName, openFd, tempDone, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat } from './root-files.ts';
+import { absoluteName, closeFd, diskStatOf, fchmod, fdatasync, ftruncate, futimes, isLiveTemp, newTempName, openFd, tempDone, TEMP_PREFIX, walkTemps, type DirSyncs, type DiskStat, type ReadDir } from './root-files.ts';
 import { putInPlaceSync, type Expected } from './put-in-place.js';
 import { bytesToHash, type Place, type RemoteFile } from './wire.ts';
 import { localRun, WholeHashes, workerRun } from './whole-hashes.ts';
@@ -78,9 +78,13 @@ export class Staging {
    */
   readonly #ignores: (path: string) => boolean;
 
-  constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number>; ignores?: (path: string) => boolean } = {}) {
+  /** Lists a directory of the root (tests make one unreadable with it). */
+  readonly #readDir: ReadDir | undefined;
+
+  constructor(root: string, store: Store, dirs: DirSyncs, opts: { openDirect?: (abs: string) => Promise<number>; ignores?: (path: string) => boolean; readDir?: ReadDir } = {}) {
     this.#root = root;
     this.#ignores = opts.ignores ?? (() => false);
+    this.#readDir = opts.readDir;
     this.#store = store;
     this.#dirs = dirs;
     this.#whole = new WholeHashes(() => {
@@ -257,7 +261,7 @@ export class Staging {
       await this.#store.forgetLocations(stage, hashes);
       out.locations += hashes.length;
     }
-    for await (const t of walkTemps(this.#root)) {
+    for await (const t of walkTemps(this.#root, { skip: this.#ignores, ...(this.#readDir ? { readDir: this.#readDir } : {}) })) {
       if (!isStagingName(path.posix.basename(t.rel))) {
         const st = await fs.stat(t.abs).catch(() => null);
         if (st && !isLiveTemp(t.rel)) {
