@@ -4,6 +4,7 @@
 // facade and the sync protocol see the same tree the hub writes under its root folder.
 import type { User } from '../auth/tokens.ts';
 import { CodedError } from '../errors.ts';
+import { BALUHOST_SYSTEM_NAMES, IgnoreRules } from '../sync/ignore.ts';
 
 export type PathErrorCode = 'invalid_path' | 'access_denied';
 
@@ -37,9 +38,12 @@ export function normalizePath(raw: string): string {
   return path;
 }
 
+/** The same list a hub leaves out of the sync by default (one list, so that the two cannot drift apart). */
+const systemNames = new IgnoreRules(BALUHOST_SYSTEM_NAMES);
+
 /** Names BaluHost hides from non-admins at any depth. */
 export function isSystemName(name: string): boolean {
-  return name === '.system' || name === 'lost+found' || name === '.tmp' || name.startsWith('.Trash-');
+  return systemNames.ignoresName(name);
 }
 
 /** The top-level folders a user may enter: everything for admins, `Shared` and the home folder for the rest. */

@@ -4,11 +4,10 @@
 // under the path's lock, because deciding and keeping both versions is its own concern.
 
 import type { FileRecord, Store } from '../../store/index.ts';
-import { fileSource } from '../../store/index.ts';
 import type { Logger } from '../log.ts';
 import type { SyncState } from './state.ts';
 import type { DiskIndex } from './disk-index.ts';
-import type { DiskStat } from './root-files.ts';
+import { readRootFile, type DiskStat } from './root-files.ts';
 import type { LostVersions } from './lost-versions.ts';
 import { conflictName, decide } from './conflict.ts';
 
@@ -25,12 +24,6 @@ export interface DiskConflictDeps {
   /** Writes the store's version of `path` into the root; the caller holds the path's lock (HubRoot). */
   materializeLocked: (path: string) => Promise<void>;
 }
-
-/**
- * A root file as ingest's source, read in pieces sized to the file (up to 1 MiB): a 1 MiB read buffer per small file
- * was new external memory for V8 each time and kept its full mark-compacts running through a scan of many files.
- */
-export const readRootFile = (abs: string, size: number) => fileSource(abs, Math.min(1024 * 1024, Math.max(16 * 1024, 2 ** Math.ceil(Math.log2(size + 1)))));
 
 /** The peer that last changed `path` here (this hub if none is known). */
 export async function originOf(state: SyncState, path: string): Promise<string> {

@@ -33,8 +33,8 @@ export function rootWatchOptions(root: string, ignore?: IgnoreRules): ChokidarOp
     ignoreInitial: true,
     followSymlinks: false,
     // An ignored folder is not watched at all (BaluHost's .tmp sees every upload's parts come and go).
-    ignored: rules ? (p: string) => isOwnTemp(p) || rules.ignores(relativeName(root, p)) : (p: string) => isOwnTemp(p),
-    ignoredName: rules ? (name: string) => name.startsWith(TEMP_PREFIX) || rules.ignoresName(name) : (name: string) => name.startsWith(TEMP_PREFIX),
+    ignored: (p: string) => isOwnTemp(p) || rules?.ignores(relativeName(root, p)) === true,
+    ignoredName: (name: string) => name.startsWith(TEMP_PREFIX) || rules?.ignoresName(name) === true,
     alwaysStat: false,
   };
 }

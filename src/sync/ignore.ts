@@ -1,6 +1,6 @@
 // Which paths of its root a hub leaves out of the sync (BALUPI_HUB_IGNORE): BaluHost's own folders by default (its
 // upload temp files in `.tmp`, its trash, `lost+found`, `.system`), which BaluHost hides from its users as well
-// (src/files/paths.ts isSystemName). An ignored path is neither read from the root nor written into it, and a pi's
+// (src/files/paths.ts isSystemName, built from the same list). An ignored path is neither read from the root nor written into it, and a pi's
 // new version of one is refused: syncing BaluHost's half-finished uploads and its trash to every Pi would cost their
 // cards and links for files nobody opens there.
 //
@@ -11,7 +11,10 @@
 
 import { createHash } from 'node:crypto';
 
-export const DEFAULT_HUB_IGNORE = ['.system', '.tmp', 'lost+found', '.Trash-*'] as const;
+/** The names BaluHost hides from non-admins at any depth (its `.system`, upload `.tmp`, `lost+found`, trash). */
+export const BALUHOST_SYSTEM_NAMES = ['.system', '.tmp', 'lost+found', '.Trash-*'] as const;
+
+export const DEFAULT_HUB_IGNORE = BALUHOST_SYSTEM_NAMES;
 
 export class IgnoreRules {
   /** The patterns as given (for status and logs). */
